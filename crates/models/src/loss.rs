@@ -1,0 +1,28 @@
+use candle_core::{DType, Device, Result, Tensor, D};
+
+/// One-hot targets `(n, classes)`: the cross-entropy below needs them instead of `gather`, whose
+/// backward is not differentiable again.
+pub fn one_hot(labels: &[u32], classes: usize, dtype: DType, device: &Device) -> Result<Tensor> {
+    let mut v = vec![0f32; labels.len() * classes];
+    for (i, &l) in labels.iter().enumerate() {
+        v[i * classes + l as usize] = 1.0;
+    }
+    Tensor::from_vec(v, (labels.len(), classes), device)?.to_dtype(dtype)
+}
+
+/// Mean cross-entropy of `logits (n, classes)` against one-hot `targets`, from differentiable ops
+/// (stable log-softmax: the max is subtracted as a constant, which leaves the gradient unchanged).
+pub fn cross_entropy(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
+    let n = logits.dim(0)? as f64;
+    let max = logits.max_keepdim(D::Minus1)?.detach();
+    let shifted = logits.broadcast_sub(&max)?;
+    let log_sum_exp = shifted.exp()?.sum_keepdim(D::Minus1)?.log()?;
+    let log_probs = shifted.broadcast_sub(&log_sum_exp)?;
+    (log_probs * targets)?.sum_all()?.affine(-1.0 / n, 0.0)
+}
+
+/// Number of rows whose arg-max equals the label.
+pub fn accuracy_count(logits: &Tensor, labels: &Tensor) -> Result<usize> {
+    let predicted = logits.argmax(D::Minus1)?;
+    Ok(predicted.eq(&labels.to_dtype(predicted.dtype())?)?.to_dtype(DType::U32)?.sum_all()?.to_scalar::<u32>()? as usize)
+}

@@ -1,0 +1,56 @@
+use candle_core::{DType, Device, Result, Shape, Tensor, Var};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// A named trainable tensor of a network.
+#[derive(Clone, Debug)]
+pub struct Param {
+    pub name: String,
+    pub var: Var,
+}
+
+/// Creates parameters in forward order with PyTorch's default initialisation.
+pub struct ParamInit {
+    rng: ChaCha8Rng,
+    dtype: DType,
+    device: Device,
+    params: Vec<Param>,
+}
+
+impl ParamInit {
+    pub fn new(seed: u64, dtype: DType, device: &Device) -> Self {
+        ParamInit { rng: ChaCha8Rng::seed_from_u64(seed), dtype, device: device.clone(), params: Vec::new() }
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    fn add(&mut self, name: String, values: Vec<f64>, shape: Shape) -> Result<Var> {
+        let t = Tensor::from_vec(values, shape, &self.device)?.to_dtype(self.dtype)?;
+        let var = Var::from_tensor(&t)?;
+        self.params.push(Param { name, var: var.clone() });
+        Ok(var)
+    }
+
+    /// Uniform(-bound, bound): PyTorch's kaiming-uniform(a = sqrt 5) for weights and its bias
+    /// initialisation both reduce to bound = 1 / sqrt(fan_in).
+    pub fn uniform(&mut self, name: String, shape: impl Into<Shape>, bound: f64) -> Result<Var> {
+        let shape = shape.into();
+        let values = (0..shape.elem_count()).map(|_| self.rng.random_range(-bound..bound)).collect();
+        self.add(name, values, shape)
+    }
+
+    pub fn constant(&mut self, name: String, shape: impl Into<Shape>, value: f64) -> Result<Var> {
+        let shape = shape.into();
+        self.add(name, vec![value; shape.elem_count()], shape)
+    }
+
+    pub fn finish(self) -> Vec<Param> {
+        self.params
+    }
+}

@@ -1,0 +1,100 @@
+//! Finite-difference checks shared by the gradient tests (f64, central differences).
+#![allow(dead_code)]
+
+use candle_core::{DType, Device, Result, Tensor, Var};
+use gradmatch_models::{cross_entropy, one_hot, Mode, ModelSpec, Network};
+use rand::{Rng, SeedableRng};
+
+pub const EPS: f64 = 1e-5;
+
+pub fn rng(seed: u64) -> rand::rngs::StdRng {
+    rand::rngs::StdRng::seed_from_u64(seed)
+}
+
+pub fn random_tensor(shape: &[usize], seed: u64) -> Result<Tensor> {
+    let mut r = rng(seed);
+    let n: usize = shape.iter().product();
+    let v: Vec<f64> = (0..n).map(|_| r.random_range(-1.0..1.0)).collect();
+    Tensor::from_vec(v, shape, &Device::Cpu)
+}
+
+pub struct Problem {
+    pub net: Network,
+    pub x: Var,
+    pub targets: Tensor,
+    pub mode: Mode,
+}
+
+impl Problem {
+    pub fn new(spec: &ModelSpec, input: (usize, usize, usize), batch: usize, mode: Mode) -> Result<Problem> {
+        gradmatch_core::second_order::enable()?;
+        let net = Network::new(spec, input, 3, 7, DType::F64, &Device::Cpu)?;
+        let x = Var::from_tensor(&random_tensor(&[batch, input.0, input.1, input.2], 11)?)?;
+        let labels: Vec<u32> = (0..batch as u32).map(|i| i % 3).collect();
+        let targets = one_hot(&labels, 3, DType::F64, &Device::Cpu)?;
+        Ok(Problem { net, x, targets, mode })
+    }
+
+    pub fn loss(&self) -> Result<Tensor> {
+        cross_entropy(&self.net.forward(self.x.as_tensor(), self.mode)?, &self.targets)
+    }
+
+    /// Parameter gradients, differentiable w.r.t. x.
+    pub fn param_grads(&self) -> Result<Vec<Tensor>> {
+        let grads = self.loss()?.backward()?;
+        self.net
+            .params()
+            .iter()
+            .map(|p| match grads.get(p.var.as_tensor()) {
+                Some(g) => Ok(g.clone()),
+                None => p.var.zeros_like(),
+            })
+            .collect()
+    }
+
+    /// phi(x) = sum_p <g_p(x), r_p>: a fixed linear functional of the parameter gradient.
+    pub fn phi(&self, directions: &[Tensor]) -> Result<Tensor> {
+        let mut total = Tensor::zeros((), DType::F64, &Device::Cpu)?;
+        for (g, r) in self.param_grads()?.iter().zip(directions) {
+            total = (total + (g * r)?.sum_all()?)?;
+        }
+        Ok(total)
+    }
+
+    pub fn directions(&self) -> Result<Vec<Tensor>> {
+        self.net.params().iter().enumerate().map(|(i, p)| random_tensor(p.var.dims(), 100 + i as u64)).collect()
+    }
+}
+
+/// Central difference of `f` along coordinate `index` of `var`.
+pub fn central_difference(var: &Var, index: usize, f: &dyn Fn() -> Result<f64>) -> Result<f64> {
+    let original = var.as_tensor().flatten_all()?.to_vec1::<f64>()?;
+    let shape = var.dims().to_vec();
+    let at = |delta: f64| -> Result<f64> {
+        let mut v = original.clone();
+        v[index] += delta;
+        var.set(&Tensor::from_vec(v, shape.as_slice(), &Device::Cpu)?)?;
+        f()
+    };
+    let plus = at(EPS)?;
+    let minus = at(-EPS)?;
+    var.set(&Tensor::from_vec(original.clone(), shape.as_slice(), &Device::Cpu)?)?;
+    Ok((plus - minus) / (2.0 * EPS))
+}
+
+/// Largest relative error between `analytic` and finite differences at `samples` random coordinates.
+pub fn max_relative_error(var: &Var, analytic: &Tensor, samples: usize, seed: u64, f: &dyn Fn() -> Result<f64>) -> Result<f64> {
+    let analytic = analytic.flatten_all()?.to_vec1::<f64>()?;
+    // Floor: a gradient that is exactly zero analytically (a conv bias before instance norm) leaves
+    // only finite-difference noise (~1e-11), which must not count as an error.
+    let scale = analytic.iter().fold(0f64, |m, v| m.max(v.abs())).max(1e-4);
+    let mut r = rng(seed);
+    let mut worst = 0f64;
+    for _ in 0..samples {
+        let i = r.random_range(0..analytic.len());
+        let numeric = central_difference(var, i, f)?;
+        // Relative to the gradient's scale: coordinates near zero would make a pointwise ratio meaningless.
+        worst = worst.max((numeric - analytic[i]).abs() / scale);
+    }
+    Ok(worst)
+}
