@@ -1,1 +1,21 @@
+//! The engine of gradmatch: the condensation loop of DC / Jiang et al. composed from the plug-in
+//! traits of `gradmatch-core`, the evaluation protocol, SGD with PyTorch's semantics, the MNIST
+//! augmentation, and the synthetic-set files.
 
+mod augment;
+mod condense;
+mod device;
+mod evaluate;
+mod grads;
+mod optim;
+mod seed;
+mod synset;
+
+pub use augment::augment_batch;
+pub use condense::{condense, CondenseConfig, CondenseOutcome, Init, IterationLog, Method, RunContext};
+pub use device::{select_device, DeviceData};
+pub use evaluate::{evaluate, EvalConfig, EvalOutcome};
+pub use grads::param_grads;
+pub use optim::Sgd;
+pub use seed::derive_seed;
+pub use synset::{SyntheticSet, VERSION};

@@ -1,0 +1,112 @@
+use candle_core::{DType, Device, Result, Tensor};
+use safetensors::tensor::{Dtype as StDtype, TensorView};
+use std::collections::HashMap;
+use std::path::Path;
+
+/// Crate version and git commit, recorded in every file this crate writes.
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "+", env!("GRADMATCH_COMMIT"));
+
+const FORMAT: &str = "gradmatch-synthetic-set/1";
+
+/// A synthetic (or any) labelled image set with its provenance, stored as safetensors:
+/// `images` (N, C, H, W) float32 in normalised space, `labels` (N,) int64, and string metadata
+/// (`dataset`, `mean`, `std`, `ipc`, `config`, `iterations`, `seed`, `version`, ...). PyTorch users
+/// read it with `safetensors.torch.load_file` and `safe_open(...).metadata()`, no code of ours.
+#[derive(Debug, Clone)]
+pub struct SyntheticSet {
+    pub images: Tensor,
+    pub labels: Vec<u32>,
+    pub metadata: HashMap<String, String>,
+    /// Image-optimiser momentum, present in checkpoints only (stored as `momentum`).
+    pub momentum: Option<Tensor>,
+}
+
+fn io_error(path: &Path, e: impl std::fmt::Display) -> candle_core::Error {
+    candle_core::Error::Msg(format!("{}: {e}", path.display()))
+}
+
+fn f32_bytes(t: &Tensor) -> Result<Vec<u8>> {
+    let v = t.to_dtype(DType::F32)?.to_device(&Device::Cpu)?.flatten_all()?.to_vec1::<f32>()?;
+    Ok(v.iter().flat_map(|x| x.to_le_bytes()).collect())
+}
+
+fn f32_values(bytes: &[u8]) -> Vec<f32> {
+    bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+}
+
+impl SyntheticSet {
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let images = self.images.to_dtype(DType::F32)?.to_device(&Device::Cpu)?;
+        let bytes = f32_bytes(&images)?;
+        let label_bytes: Vec<u8> = self.labels.iter().flat_map(|&l| (l as i64).to_le_bytes()).collect();
+        let momentum = match &self.momentum {
+            Some(m) => Some((m.dims().to_vec(), f32_bytes(m)?)),
+            None => None,
+        };
+        let mut views = vec![
+            ("images", TensorView::new(StDtype::F32, images.dims().to_vec(), &bytes).map_err(|e| io_error(path, e))?),
+            ("labels", TensorView::new(StDtype::I64, vec![self.labels.len()], &label_bytes).map_err(|e| io_error(path, e))?),
+        ];
+        if let Some((dims, data)) = &momentum {
+            views.push(("momentum", TensorView::new(StDtype::F32, dims.clone(), data).map_err(|e| io_error(path, e))?));
+        }
+        let mut metadata = self.metadata.clone();
+        metadata.insert("format".into(), FORMAT.into());
+        metadata.entry("version".into()).or_insert_with(|| VERSION.into());
+        // Write then rename: a crash never leaves a half-written checkpoint under the final name.
+        let tmp = path.with_extension("safetensors.tmp");
+        safetensors::serialize_to_file(views, Some(metadata), &tmp).map_err(|e| io_error(path, e))?;
+        std::fs::rename(&tmp, path).map_err(|e| io_error(path, e))
+    }
+
+    pub fn load(path: &Path, device: &Device) -> Result<SyntheticSet> {
+        let data = std::fs::read(path).map_err(|e| io_error(path, e))?;
+        let (_, meta) = safetensors::SafeTensors::read_metadata(&data).map_err(|e| io_error(path, e))?;
+        let st = safetensors::SafeTensors::deserialize(&data).map_err(|e| io_error(path, e))?;
+        let images = st.tensor("images").map_err(|e| io_error(path, format!("{e} (expected a tensor `images`)")))?;
+        let labels = st.tensor("labels").map_err(|e| io_error(path, format!("{e} (expected a tensor `labels`)")))?;
+        if images.dtype() != StDtype::F32 || labels.dtype() != StDtype::I64 || images.shape().len() != 4 {
+            return Err(io_error(path, "expected `images` float32 (N, C, H, W) and `labels` int64 (N,)"));
+        }
+        let momentum = match st.tensor("momentum") {
+            Ok(m) => Some(Tensor::from_vec(f32_values(m.data()), m.shape(), device)?),
+            Err(_) => None,
+        };
+        let values = f32_values(images.data());
+        let labels: Vec<u32> =
+            labels.data().chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes")) as u32).collect();
+        let images = Tensor::from_vec(values, images.shape(), device)?;
+        if images.dim(0)? != labels.len() {
+            return Err(io_error(path, format!("{} images but {} labels", images.dim(0)?, labels.len())));
+        }
+        Ok(SyntheticSet { images, labels, metadata: meta.metadata().clone().unwrap_or_default(), momentum })
+    }
+
+    /// A PNG grid: one row per class, `ipc` columns, de-normalised with `mean`/`std` and clipped to
+    /// [0, 1]; each image is drawn at `zoom` x its size with a 2-pixel white gap.
+    pub fn save_grid(&self, path: &Path, mean: &[f32], std: &[f32], classes: usize, zoom: usize) -> Result<()> {
+        let (n, c, h, w) = self.images.dims4()?;
+        let values = self.images.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+        let per_class = n.div_ceil(classes.max(1));
+        let gap = 2;
+        let (cell_h, cell_w) = (h * zoom + gap, w * zoom + gap);
+        let mut img = image::RgbImage::from_pixel((per_class * cell_w + gap) as u32, (classes * cell_h + gap) as u32, image::Rgb([255, 255, 255]));
+        let mut column = vec![0usize; classes];
+        for (i, &label) in self.labels.iter().enumerate().take(n) {
+            let (row, col) = (label as usize, column[label as usize]);
+            column[row] += 1;
+            for y in 0..h * zoom {
+                for x in 0..w * zoom {
+                    let mut rgb = [0u8; 3];
+                    for (k, px) in rgb.iter_mut().enumerate() {
+                        let ch = k.min(c - 1);
+                        let v = values[((i * c + ch) * h + y / zoom) * w + x / zoom] * std[ch] + mean[ch];
+                        *px = (v.clamp(0.0, 1.0) * 255.0).round() as u8;
+                    }
+                    img.put_pixel((gap + col * cell_w + x) as u32, (gap + row * cell_h + y) as u32, image::Rgb(rgb));
+                }
+            }
+        }
+        img.save(path).map_err(|e| io_error(path, e))
+    }
+}

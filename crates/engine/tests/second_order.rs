@@ -1,0 +1,135 @@
+//! The matching gradient w.r.t. the synthetic images against finite differences (f64), for every
+//! distance and every gradient level, on real MNIST images and a small ConvNet.
+
+use candle_core::{DType, Device, Result, Tensor, Var};
+use gradmatch_core::{Distance, GradientLevel, MatchContext};
+use gradmatch_engine::param_grads;
+use gradmatch_models::{one_hot, Mode, ModelSpec, Network};
+
+const CLASSES: usize = 3;
+const IPC: usize = 2;
+
+/// A deterministic context: fixed real batches per class, synthetic images as Vars.
+struct Fixed {
+    net: Network,
+    real: Vec<Tensor>,
+    syn: Vec<Var>,
+    iteration: usize,
+    mode: Mode,
+}
+
+impl Fixed {
+    fn grads(&self, x: &Tensor, labels: &[u32]) -> Result<Vec<Tensor>> {
+        param_grads(&self.net, x, &one_hot(labels, CLASSES, DType::F64, &Device::Cpu)?, self.mode)
+    }
+}
+
+impl MatchContext for Fixed {
+    fn num_classes(&self) -> usize {
+        CLASSES
+    }
+    fn iteration(&self) -> usize {
+        self.iteration
+    }
+    fn real_class_grads(&mut self, c: usize) -> Result<Vec<Tensor>> {
+        let n = self.real[c].dim(0)?;
+        Ok(self.grads(&self.real[c], &vec![c as u32; n])?.into_iter().map(|g| g.detach()).collect())
+    }
+    fn syn_class_grads(&mut self, c: usize) -> Result<Vec<Tensor>> {
+        self.grads(self.syn[c].as_tensor(), &[c as u32; IPC])
+    }
+    fn real_mixed_grads(&mut self, _n: usize) -> Result<Vec<Tensor>> {
+        let x = Tensor::cat(&self.real, 0)?;
+        let labels: Vec<u32> = (0..CLASSES).flat_map(|c| vec![c as u32; self.real[c].dim(0).unwrap()]).collect();
+        Ok(self.grads(&x, &labels)?.into_iter().map(|g| g.detach()).collect())
+    }
+    fn syn_mixed_grads(&mut self, _max: usize) -> Result<Vec<Tensor>> {
+        // A fixed "shuffle" (reversed order) keeps the function deterministic for finite differences.
+        let x = Tensor::cat(&self.syn.iter().rev().map(|v| v.as_tensor().clone()).collect::<Vec<_>>(), 0)?;
+        let labels: Vec<u32> = (0..CLASSES).rev().flat_map(|c| [c as u32; IPC]).collect();
+        self.grads(&x, &labels)
+    }
+}
+
+fn mnist_context(spec: &ModelSpec) -> Fixed {
+    gradmatch_core::second_order::enable().unwrap();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data");
+    let ds = gradmatch_data::load(gradmatch_data::DatasetName::Mnist, &dir).unwrap();
+    let image = |indices: &[usize]| Tensor::from_vec(ds.train.gather(indices), (indices.len(), 1, 28, 28), &Device::Cpu).unwrap().to_dtype(DType::F64).unwrap();
+    let real = (0..CLASSES).map(|c| image(&ds.train.class_indices(c)[..8])).collect();
+    let syn = (0..CLASSES).map(|c| Var::from_tensor(&image(&ds.train.class_indices(c)[100..100 + IPC])).unwrap()).collect();
+    let net = Network::new(spec, (1, 28, 28), CLASSES, 3, DType::F64, &Device::Cpu).unwrap();
+    Fixed { net, real, syn, iteration: 0, mode: Mode::Train }
+}
+
+fn relative_error(ctx: &mut Fixed, level: &dyn GradientLevel, distance: &dyn Distance) -> f64 {
+    let loss = level.matching_loss(ctx, distance).unwrap();
+    let grads = loss.backward().unwrap();
+    let eps = 1e-6;
+    let mut worst = 0f64;
+    for c in 0..CLASSES {
+        let analytic = grads.get(ctx.syn[c].as_tensor()).expect("loss depends on every class").flatten_all().unwrap().to_vec1::<f64>().unwrap();
+        let scale = analytic.iter().fold(0f64, |m, v| m.max(v.abs())).max(1e-4);
+        let original = ctx.syn[c].as_tensor().flatten_all().unwrap().to_vec1::<f64>().unwrap();
+        // Pixels where the analytic gradient is largest, plus a spread of others.
+        let mut picks: Vec<usize> = (0..original.len()).step_by(97).collect();
+        picks.push((0..analytic.len()).max_by(|&a, &b| analytic[a].abs().total_cmp(&analytic[b].abs())).unwrap());
+        for i in picks {
+            let mut at = |delta: f64| {
+                let mut v = original.clone();
+                v[i] += delta;
+                ctx.syn[c].set(&Tensor::from_vec(v, (IPC, 1, 28, 28), &Device::Cpu).unwrap()).unwrap();
+                level.matching_loss(ctx, distance).unwrap().to_scalar::<f64>().unwrap()
+            };
+            let numeric = (at(eps) - at(-eps)) / (2.0 * eps);
+            ctx.syn[c].set(&Tensor::from_vec(original.clone(), (IPC, 1, 28, 28), &Device::Cpu).unwrap()).unwrap();
+            worst = worst.max((numeric - analytic[i]).abs() / scale);
+        }
+    }
+    worst
+}
+
+fn distances() -> Vec<(&'static str, Box<dyn Distance>)> {
+    vec![
+        ("angle", Box::new(gradmatch_distance_angle::Angle)),
+        ("magnitude", Box::new(gradmatch_distance_magnitude::Magnitude)),
+        ("combined", Box::new(gradmatch_distance_combined::Combined)),
+        ("mse", Box::new(gradmatch_distance_mse::Mse)),
+        ("flat-cosine", Box::new(gradmatch_distance_flat_cosine::FlatCosine)),
+    ]
+}
+
+fn levels() -> Vec<(&'static str, Box<dyn GradientLevel>)> {
+    vec![
+        ("intra", Box::new(gradmatch_levels::IntraClass)),
+        ("inter", Box::new(gradmatch_levels::InterClass::default())),
+        ("interleaved", Box::new(gradmatch_levels::Interleaved::default())),
+        ("multi-level", Box::new(gradmatch_levels::MultiLevel::default())),
+    ]
+}
+
+#[test]
+fn every_distance_and_level_matches_finite_differences() {
+    let spec = ModelSpec { width: 4, depth: 3, ..ModelSpec::CONVNET };
+    let mut ctx = mnist_context(&spec);
+    for (dname, distance) in distances() {
+        for (lname, level) in levels() {
+            for iteration in [0, 1] {
+                ctx.iteration = iteration;
+                let err = relative_error(&mut ctx, level.as_ref(), distance.as_ref());
+                assert!(err < 1e-5, "{lname} x {dname} (iteration {iteration}): relative error {err:e}");
+            }
+        }
+    }
+}
+
+#[test]
+fn batch_norm_with_frozen_statistics_matches_finite_differences() {
+    let spec = ModelSpec { width: 4, depth: 2, norm: gradmatch_models::NormKind::Batch, ..ModelSpec::CONVNET };
+    let mut ctx = mnist_context(&spec);
+    // As the engine does: statistics from real images in train mode, then frozen for matching.
+    ctx.net.forward(&Tensor::cat(&ctx.real, 0).unwrap(), Mode::Train).unwrap();
+    ctx.mode = Mode::Eval;
+    let err = relative_error(&mut ctx, &gradmatch_levels::MultiLevel::default(), &gradmatch_distance_combined::Combined);
+    assert!(err < 1e-5, "batch-norm network: relative error {err:e}");
+}

