@@ -1,1 +1,14 @@
+//! What to match: gradient levels. Each turns the gradients a `MatchContext` offers into one loss.
 
+mod inter;
+mod interleaved;
+mod intra;
+mod multi;
+
+pub use inter::InterClass;
+pub use interleaved::Interleaved;
+pub use intra::IntraClass;
+pub use multi::MultiLevel;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,18 @@
+use crate::{InterClass, IntraClass};
+use gradmatch_core::{Distance, GradientLevel, MatchContext, Result, Tensor};
+
+/// Intra-class on even outer iterations, inter-class on odd ones.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Interleaved {
+    pub inter: InterClass,
+}
+
+impl GradientLevel for Interleaved {
+    fn matching_loss(&self, ctx: &mut dyn MatchContext, distance: &dyn Distance) -> Result<Tensor> {
+        if ctx.iteration() % 2 == 0 {
+            IntraClass.matching_loss(ctx, distance)
+        } else {
+            self.inter.matching_loss(ctx, distance)
+        }
+    }
+}

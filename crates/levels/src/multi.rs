@@ -1,0 +1,45 @@
+use gradmatch_core::{Distance, GradientLevel, MatchContext, Result, Tensor};
+
+/// The paper's "M": L = sum_c D(g_real_c, g_syn_c) + w * D(mean_c g_real_c, mean_c g_syn_c).
+/// Each class's gradients are computed once and serve both terms. `inter_weight` defaults to the
+/// number of classes.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct MultiLevel {
+    pub inter_weight: Option<f64>,
+}
+
+/// Element-wise mean over classes of per-class gradient lists.
+fn mean_over_classes(per_class: &[Vec<Tensor>]) -> Result<Vec<Tensor>> {
+    let n = per_class.len() as f64;
+    (0..per_class[0].len())
+        .map(|p| {
+            let stacked = Tensor::stack(&per_class.iter().map(|g| &g[p]).collect::<Vec<_>>(), 0)?;
+            stacked.sum(0)? / n
+        })
+        .collect()
+}
+
+impl GradientLevel for MultiLevel {
+    fn matching_loss(&self, ctx: &mut dyn MatchContext, distance: &dyn Distance) -> Result<Tensor> {
+        let classes = ctx.num_classes();
+        if classes == 0 {
+            candle_core::bail!("multi-level matching needs at least one class")
+        }
+        let mut real = Vec::with_capacity(classes);
+        let mut syn = Vec::with_capacity(classes);
+        let mut intra: Option<Tensor> = None;
+        for c in 0..classes {
+            let (r, s) = (ctx.real_class_grads(c)?, ctx.syn_class_grads(c)?);
+            let d = distance.distance(&r, &s)?;
+            intra = Some(match intra {
+                Some(t) => (t + d)?,
+                None => d,
+            });
+            real.push(r);
+            syn.push(s);
+        }
+        let weight = self.inter_weight.unwrap_or(classes as f64);
+        let inter = distance.distance(&mean_over_classes(&real)?, &mean_over_classes(&syn)?)?;
+        intra.expect("at least one class") + (inter * weight)?
+    }
+}
