@@ -72,7 +72,7 @@ fn relative_error(ctx: &mut Fixed, level: &dyn GradientLevel, distance: &dyn Dis
         let scale = analytic.iter().fold(0f64, |m, v| m.max(v.abs())).max(1e-4);
         let original = ctx.syn[c].as_tensor().flatten_all().unwrap().to_vec1::<f64>().unwrap();
         // Pixels where the analytic gradient is largest, plus a spread of others.
-        let mut picks: Vec<usize> = (0..original.len()).step_by(97).collect();
+        let mut picks: Vec<usize> = (0..original.len()).step_by(397).collect();
         picks.push((0..analytic.len()).max_by(|&a, &b| analytic[a].abs().total_cmp(&analytic[b].abs())).unwrap());
         for i in picks {
             let mut at = |delta: f64| {
@@ -114,7 +114,9 @@ fn every_distance_and_level_matches_finite_differences() {
     let mut ctx = mnist_context(&spec);
     for (dname, distance) in distances() {
         for (lname, level) in levels() {
-            for iteration in [0, 1] {
+            // Only the interleaved level depends on the iteration's parity.
+            let iterations: &[usize] = if lname == "interleaved" { &[0, 1] } else { &[0] };
+            for &iteration in iterations {
                 ctx.iteration = iteration;
                 let err = relative_error(&mut ctx, level.as_ref(), distance.as_ref());
                 assert!(err < 1e-5, "{lname} x {dname} (iteration {iteration}): relative error {err:e}");

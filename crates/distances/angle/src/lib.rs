@@ -24,3 +24,6 @@ impl Distance for Angle {
         sum_over_tensors(real, syn, |a, b| row_cosine(a, b)?.affine(-1.0, 1.0)?.sum_all())
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -15,3 +15,24 @@ impl Distance for Combined {
         Angle.distance(real, syn)? + Magnitude.distance(real, syn)?
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+    use proptest::prelude::*;
+
+    fn g(v: &[f64]) -> Vec<Tensor> {
+        vec![Tensor::from_slice(&v[..16], (2, 2, 2, 2), &Device::Cpu).unwrap(), Tensor::from_slice(&v[16..], 2, &Device::Cpu).unwrap()]
+    }
+
+    proptest! {
+        #[test]
+        fn is_angle_plus_magnitude_and_zero_on_identical(a in prop::collection::vec(-5f64..5.0, 18), b in prop::collection::vec(-5f64..5.0, 18)) {
+            let value = |d: &dyn Distance, x: &[Tensor], y: &[Tensor]| d.distance(x, y).unwrap().to_scalar::<f64>().unwrap();
+            let sum = value(&Angle, &g(&a), &g(&b)) + value(&Magnitude, &g(&a), &g(&b));
+            prop_assert!((value(&Combined, &g(&a), &g(&b)) - sum).abs() < 1e-12);
+            prop_assert!(value(&Combined, &g(&a), &g(&a)).abs() < 1e-9);
+        }
+    }
+}

@@ -25,3 +25,6 @@ impl Distance for Magnitude {
         sum_over_tensors(real, syn, |a, b| row_norm(&(a - b)?)?.sum_all())
     }
 }
+
+#[cfg(test)]
+mod tests;
