@@ -22,6 +22,14 @@ baseline dataset="mnist" ipc="10" num_eval="5":
 condense config="experiments/quick.toml" *args="":
     cargo run --release -- condense --config {{config}} {{args}}
 
+# Run an ablation grid (default: the quick CPU grid of DC/M/MD/MDA) and print its table: just ablate [grid.toml] [flags]
+ablate grid="ablations/quick.toml" *args="":
+    cargo run --release -- ablate {{grid}} {{args}}
+
+# Regenerate the report of an ablation store: just report runs/ablations/quick
+report store="runs/ablations/quick" *args="":
+    cargo run --release -- report {{store}} {{args}}
+
 # List the registered distances, gradient levels and step strategies
 plugins:
     cargo run --release -- plugins

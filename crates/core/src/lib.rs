@@ -16,7 +16,7 @@ mod step;
 pub use distance::{as_rows, sum_over_tensors, Distance};
 pub use level::{GradientLevel, MatchContext};
 pub use loops::Loops;
-pub use registry::{number_option, Params, PluginError, Registry};
+pub use registry::{did_you_mean, number_option, Params, PluginError, Registry};
 pub use step::{InnerTrainer, StepContext, StepStrategy};
 
 /// Re-exported so that plug-in crates need no direct candle dependency to name tensors.

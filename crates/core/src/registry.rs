@@ -29,7 +29,8 @@ pub struct Registry<T: ?Sized> {
     entries: BTreeMap<&'static str, Entry<T>>,
 }
 
-fn did_you_mean<'a>(wanted: &str, candidates: impl Iterator<Item = &'a str>) -> String {
+/// ` (did you mean `x`?)` for the closest candidate, or nothing when none is close.
+pub fn did_you_mean<'a>(wanted: &str, candidates: impl Iterator<Item = &'a str>) -> String {
     candidates
         .map(|c| (strsim::jaro_winkler(wanted, c), c))
         .filter(|(score, _)| *score > 0.7)

@@ -96,6 +96,7 @@ fn distances() -> Vec<(&'static str, Box<dyn Distance>)> {
         ("combined", Box::new(gradmatch_distance_combined::Combined)),
         ("mse", Box::new(gradmatch_distance_mse::Mse)),
         ("flat-cosine", Box::new(gradmatch_distance_flat_cosine::FlatCosine)),
+        ("manhattan", Box::new(gradmatch_distance_manhattan::Manhattan)),
     ]
 }
 

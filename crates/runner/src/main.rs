@@ -1,5 +1,6 @@
 //! `gradmatch`: dataset condensation by gradient matching from the command line.
 
+mod ablate;
 mod commands;
 mod experiment;
 mod registry;
@@ -35,6 +36,10 @@ enum Command {
     Condense(commands::condense::Args),
     /// Evaluate a saved synthetic set (safetensors) with the protocol.
     Evaluate(commands::evaluate::Args),
+    /// Run an ablation grid (default: the quick grid); resumes what a previous run left.
+    Ablate(commands::ablate::Args),
+    /// Regenerate the report (tables, plots, index) of an ablation store from its records alone.
+    Report(commands::report::Args),
     /// List the registered distances, gradient levels and step strategies.
     Plugins,
 }
@@ -49,6 +54,8 @@ fn main() -> Result<()> {
         Command::RandomBaseline(args) => commands::baseline::run(&global, args),
         Command::Condense(args) => commands::condense::run(&global, args),
         Command::Evaluate(args) => commands::evaluate::run(&global, args),
+        Command::Ablate(args) => commands::ablate::run(&global, args),
+        Command::Report(args) => commands::report::run(args),
         Command::Plugins => {
             let p = registry::Plugins::builtin();
             for (kind, list) in [

@@ -29,17 +29,8 @@ impl Layer for Pool2d {
         let k = self.kernel;
         let (n, c, h, w) = x.dims4()?;
         let (ho, wo) = (h / k, w / k);
-        let cropped = if ho * k != h || wo * k != w {
-            // Crop by selection matrices rather than `narrow`: the second-order backward of
-            // `narrow` + `contiguous` inside residual blocks disagreed with finite differences.
-            let select = |from: usize, to: usize| {
-                let eye: Vec<f32> = (0..to * from).map(|i| if i / from == i % from { 1.0 } else { 0.0 }).collect();
-                Tensor::from_vec(eye, (to, from), x.device())?.to_dtype(x.dtype())
-            };
-            select(h, ho * k)?.broadcast_matmul(&x.broadcast_matmul(&select(w, wo * k)?.t()?)?)?
-        } else {
-            x.clone()
-        };
+        // Floor mode: drop a trailing odd row/column before the reshape.
+        let cropped = x.narrow(2, 0, ho * k)?.narrow(3, 0, wo * k)?.contiguous()?;
         let windows = cropped.reshape((n, c, ho, k, wo, k))?;
         match self.kind {
             PoolKind::Max => windows.max(5)?.max(3),

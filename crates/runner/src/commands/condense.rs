@@ -5,12 +5,14 @@ use crate::registry::Plugins;
 use anyhow::{Context, Result};
 use candle_core::DType;
 use gradmatch_data::DatasetName;
-use gradmatch_engine::{condense, DeviceData, Init, IterationLog, Method, RunContext};
+use candle_core::Device;
+use gradmatch_data::Dataset;
+use gradmatch_engine::{condense, CondenseOutcome, DeviceData, Init, IterationLog, Method, RunContext};
 use gradmatch_models::ModelSpec;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -101,19 +103,8 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
         let stem = args.config.as_ref().and_then(|p| p.file_stem()).map(|s| s.to_string_lossy().to_string());
         PathBuf::from("runs").join(stem.unwrap_or_else(|| exp.slug()))
     });
-    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let device = global.device()?;
     let ds = global.load(exp.dataset)?;
-    let level = plugins.levels.build(&exp.level.name, &exp.level.options)?;
-    let distance = plugins.distances.build(&exp.distance.name, &exp.distance.options)?;
-    let steps = plugins.steps.build(&exp.steps.name, &exp.steps.options)?;
-    let method = Method { level: level.as_ref(), distance: distance.as_ref(), steps: steps.as_ref() };
-
-    let mut metadata = HashMap::new();
-    metadata.insert("method".to_string(), serde_json::to_string(&(&exp.level, &exp.distance, &exp.steps))?);
-    let checkpoint = out.join("checkpoint.safetensors");
-    let run = RunContext { dataset: &ds, model: &exp.model, device: &device, dtype: DType::F32, checkpoint: Some(&checkpoint), metadata };
-
     println!(
         "condensing {} ipc {} with {} / {} / {} on {} ({}), {} iterations -> {}",
         exp.dataset,
@@ -126,34 +117,21 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
         exp.condense.iterations,
         out.display()
     );
-    let log_path = out.join("log.jsonl");
-    let mut log_file = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).with_context(|| format!("opening {}", log_path.display()))?;
     let bar = global.progress(exp.condense.iterations as u64, "condense");
-    let mut write_error = None;
-    let mut on_iteration = |entry: &IterationLog| {
+    let condensed = condense_into(&out, &exp, &ds, &device, &plugins, &mut |entry| {
         bar.set_position(entry.iteration as u64 + 1);
         bar.set_message(format!("loss {:.4}", entry.loss));
         if global.quiet && (entry.iteration % 10 == 0 || entry.iteration + 1 == exp.condense.iterations) {
             eprintln!("iteration {}: loss {:.4}, inner epochs {:?}, {:.2} s", entry.iteration, entry.loss, entry.inner_epochs, entry.seconds);
         }
-        if let Err(e) = writeln!(log_file, "{}", serde_json::to_string(entry).expect("log entry serialises")) {
-            write_error.get_or_insert(e);
-        }
-    };
-    let outcome = condense(&run, method, &exp.condense, &mut on_iteration)?;
+    })?;
     bar.finish_and_clear();
-    if let Some(e) = write_error {
-        return Err(e).with_context(|| format!("writing {}", log_path.display()));
-    }
+    let outcome = &condensed.outcome;
     if outcome.resumed_from > 0 {
         println!("resumed from the checkpoint at iteration {}", outcome.resumed_from);
     }
     println!("{:.3} s per outer iteration", outcome.seconds_per_iteration);
-
-    let set_path = out.join("synthetic.safetensors");
-    outcome.set.save(&set_path)?;
-    outcome.set.save_grid(&out.join("synthetic.png"), ds.mean(), ds.std(), ds.num_classes(), 4)?;
-    println!("saved {} and synthetic.png", set_path.display());
+    println!("saved {} and synthetic.png", condensed.set_path.display());
 
     let test = DeviceData::new(&ds.test, ds.shape(), DType::F32, &device)?;
     let evaluations = evaluate_set(
@@ -173,10 +151,10 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
         device: device_name(&device),
         seconds_per_iteration: outcome.seconds_per_iteration,
         resumed_from: outcome.resumed_from,
-        initial_loss: outcome.log.first().map(|l| l.loss),
-        final_loss: outcome.log.last().map(|l| l.loss),
+        initial_loss: condensed.log.first().map(|l| l.loss),
+        final_loss: condensed.log.last().map(|l| l.loss),
         evaluations: &evaluations,
-        synthetic_set: set_path,
+        synthetic_set: condensed.set_path.clone(),
         seconds: started.elapsed().as_secs_f64(),
         version: gradmatch_engine::VERSION,
     };
@@ -185,4 +163,68 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
         write_json(path, &summary)?;
     }
     Ok(())
+}
+
+/// A finished condensation in its folder.
+pub struct Condensed {
+    pub outcome: CondenseOutcome,
+    /// Every iteration's log entry from the start, across resumes (from `log.jsonl`).
+    pub log: Vec<IterationLog>,
+    pub set_path: PathBuf,
+}
+
+/// Condenses `exp` into `out`: resumes from `out/checkpoint.safetensors` when present, appends each
+/// iteration to `out/log.jsonl`, and saves `synthetic.safetensors` and `synthetic.png` there.
+pub fn condense_into(
+    out: &Path,
+    exp: &Experiment,
+    ds: &Dataset,
+    device: &Device,
+    plugins: &Plugins,
+    on_iteration: &mut dyn FnMut(&IterationLog),
+) -> Result<Condensed> {
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let level = plugins.levels.build(&exp.level.name, &exp.level.options)?;
+    let distance = plugins.distances.build(&exp.distance.name, &exp.distance.options)?;
+    let steps = plugins.steps.build(&exp.steps.name, &exp.steps.options)?;
+    let method = Method { level: level.as_ref(), distance: distance.as_ref(), steps: steps.as_ref() };
+    let mut metadata = HashMap::new();
+    metadata.insert("method".to_string(), serde_json::to_string(&(&exp.level, &exp.distance, &exp.steps))?);
+    let checkpoint = out.join("checkpoint.safetensors");
+    let run = RunContext { dataset: ds, model: &exp.model, device, dtype: DType::F32, checkpoint: Some(&checkpoint), metadata };
+
+    let log_path = out.join("log.jsonl");
+    let mut log_file = crate::ablate::store::open_for_append(&log_path)?;
+    let mut write_error = None;
+    let mut record = |entry: &IterationLog| {
+        on_iteration(entry);
+        if let Err(e) = writeln!(log_file, "{}", serde_json::to_string(entry).expect("log entry serialises")) {
+            write_error.get_or_insert(e);
+        }
+    };
+    let outcome = condense(&run, method, &exp.condense, &mut record)?;
+    if let Some(e) = write_error {
+        return Err(e).with_context(|| format!("writing {}", log_path.display()));
+    }
+    let set_path = out.join("synthetic.safetensors");
+    outcome.set.save(&set_path)?;
+    outcome.set.save_grid(&out.join("synthetic.png"), ds.mean(), ds.std(), ds.num_classes(), 4)?;
+    let log = read_log(&log_path, exp.condense.iterations)?;
+    Ok(Condensed { outcome, log, set_path })
+}
+
+/// The log of a (possibly resumed) run: a kill after a checkpoint repeats some iterations, so the
+/// last entry of each iteration wins (resumed runs recompute them identically).
+fn read_log(path: &Path, iterations: usize) -> Result<Vec<IterationLog>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut by_iteration: Vec<Option<IterationLog>> = vec![None; iterations];
+    // A partial last line is what a kill leaves; any complete line must parse.
+    let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
+    for (n, line) in complete.lines().enumerate() {
+        let entry: IterationLog = serde_json::from_str(line).with_context(|| format!("{} line {}: corrupt log entry", path.display(), n + 1))?;
+        if let Some(slot) = by_iteration.get_mut(entry.iteration) {
+            *slot = Some(entry);
+        }
+    }
+    Ok(by_iteration.into_iter().flatten().collect())
 }

@@ -1,7 +1,9 @@
+pub mod ablate;
 pub mod baseline;
 pub mod condense;
 pub mod data;
 pub mod evaluate;
+pub mod report;
 
 use anyhow::{Context, Result};
 use candle_core::{DType, Device, Tensor};
@@ -55,6 +57,12 @@ pub struct ModelAccuracy {
     pub seconds_per_evaluation: f64,
 }
 
+/// Seed of evaluation network `index` of an image set made with `set_seed` (shared by every command,
+/// so that the same set gets the same evaluation networks everywhere).
+pub fn eval_seed(set_seed: u64, index: usize) -> u64 {
+    gradmatch_engine::derive_seed(set_seed, 100, index as u64)
+}
+
 /// Runs the protocol `num_eval` times for each model on `(images, labels)`.
 pub fn evaluate_set(
     global: &Global,
@@ -73,7 +81,7 @@ pub fn evaluate_set(
         let mut accuracies = Vec::new();
         let started = std::time::Instant::now();
         for e in 0..cfg.num_eval {
-            let outcome = evaluate(spec, images, labels, test, dataset.num_classes(), cfg, gradmatch_engine::derive_seed(seed, 100, e as u64))
+            let outcome = evaluate(spec, images, labels, test, dataset.num_classes(), cfg, eval_seed(seed, e))
                 .with_context(|| format!("evaluating {spec}, network {e}"))?;
             accuracies.push(outcome.accuracy);
             if global.quiet {

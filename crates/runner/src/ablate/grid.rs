@@ -1,0 +1,394 @@
+//! Ablation grids: a base experiment, axes of variants, and the table layout. A grid expands to
+//! cells (one resolved [`Experiment`] each), validated as a whole before any work starts.
+
+use crate::experiment::Experiment;
+use crate::registry::Plugins;
+use anyhow::{bail, Context, Result};
+use gradmatch_core::did_you_mean;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// The pseudo-axis of the evaluation model pool (cross-architecture tables).
+pub const EVAL_MODEL_AXIS: &str = "eval_model";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Grid {
+    /// Name of the grid (its store folder); the file stem when left out.
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// Condensation runs per cell (seeds `base.condense.seed + k`); each is evaluated `num_eval` times.
+    #[serde(default = "one")]
+    pub experiments: usize,
+    /// An experiment, exactly as in `experiments/*.toml`.
+    pub base: toml::Table,
+    #[serde(default, rename = "axis")]
+    pub axes: Vec<Axis>,
+    #[serde(default)]
+    pub table: TableLayout,
+}
+
+fn one() -> usize {
+    1
+}
+
+/// One dimension of the grid: `values` of one `field`, or named `variants` setting several fields.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Axis {
+    pub name: String,
+    /// Dotted path into the experiment (`condense.ipc`), with `values`.
+    #[serde(default)]
+    pub field: Option<String>,
+    #[serde(default)]
+    pub values: Vec<toml::Value>,
+    #[serde(default)]
+    pub variants: Vec<Variant>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Variant {
+    pub label: String,
+    /// Fields merged into the base experiment: `{ level.name = "multi-level", distance.name = "combined" }`.
+    #[serde(default)]
+    pub set: toml::Table,
+}
+
+/// Which axes label the rows and which one the columns (`eval_model` for cross-architecture tables).
+/// Axes named in neither are appended to the rows.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableLayout {
+    #[serde(default)]
+    pub rows: Vec<String>,
+    #[serde(default)]
+    pub columns: Option<String>,
+}
+
+/// One point of the grid.
+#[derive(Debug, Clone)]
+pub struct Cell {
+    /// `(axis, label)` in axis order.
+    pub labels: Vec<(String, String)>,
+    pub experiment: Experiment,
+    /// Hash of the resolved config: a changed config is a new cell, never mixed with old records.
+    pub id: String,
+}
+
+impl Cell {
+    pub fn label(&self) -> String {
+        if self.labels.is_empty() {
+            return "base".into();
+        }
+        self.labels.iter().map(|(a, l)| format!("{a}={l}")).collect::<Vec<_>>().join(" ")
+    }
+
+    /// A folder name: readable labels plus the config hash.
+    pub fn folder(&self) -> String {
+        let readable: String = self
+            .labels
+            .iter()
+            .map(|(_, l)| l.as_str())
+            .collect::<Vec<_>>()
+            .join("_")
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' })
+            .collect();
+        if readable.is_empty() {
+            self.id.clone()
+        } else {
+            format!("{readable}-{}", &self.id[..8])
+        }
+    }
+
+    pub fn label_of(&self, axis: &str) -> Option<&str> {
+        self.labels.iter().find(|(a, _)| a == axis).map(|(_, l)| l.as_str())
+    }
+}
+
+/// A condensation run of one cell: the unit that `--jobs` and `--shard` distribute.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub cell: usize,
+    /// Experiment index k (seed `base seed + k`).
+    pub experiment: usize,
+}
+
+impl Grid {
+    pub fn from_file(path: &Path) -> Result<Grid> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading ablation grid {}", path.display()))?;
+        Grid::parse(&text, path)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<Grid> {
+        let mut grid: Grid = toml::from_str(text).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), with_suggestion(&e.to_string())))?;
+        if grid.name.is_empty() {
+            grid.name = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "grid".into());
+        }
+        grid.check_shape().map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        // Expanding builds and validates every cell; errors point at the axis, variant and line.
+        grid.cells(&Plugins::builtin()).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), locate(text, &format!("{e:#}"))))?;
+        Ok(grid)
+    }
+
+    fn check_shape(&self) -> Result<()> {
+        anyhow::ensure!(self.experiments >= 1, "`experiments` must be at least 1, found {}", self.experiments);
+        let mut names: Vec<&str> = Vec::new();
+        for axis in &self.axes {
+            anyhow::ensure!(axis.name != EVAL_MODEL_AXIS, "axis name `{EVAL_MODEL_AXIS}` is reserved for the evaluation model pool");
+            anyhow::ensure!(!names.contains(&axis.name.as_str()), "axis `{}` is defined twice", axis.name);
+            names.push(&axis.name);
+            match (&axis.field, axis.values.is_empty(), axis.variants.is_empty()) {
+                (Some(_), false, true) | (None, true, false) => {}
+                _ => bail!("axis `{}`: give either `field` with `values`, or `variants` (each with `label` and `set`)", axis.name),
+            }
+            let labels = axis_variants(axis)?;
+            for (i, v) in labels.iter().enumerate() {
+                anyhow::ensure!(!labels[..i].iter().any(|w| w.label == v.label), "axis `{}`: label `{}` appears twice", axis.name, v.label);
+            }
+        }
+        let known: Vec<&str> = names.iter().copied().chain([EVAL_MODEL_AXIS]).collect();
+        for used in self.table.rows.iter().chain(&self.table.columns) {
+            if !known.contains(&used.as_str()) {
+                bail!(
+                    "[table] names axis `{used}`{}, but the axes are: {}",
+                    did_you_mean(used, known.iter().copied()),
+                    known.join(", ")
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Every combination of the axes' variants, in file order (the last axis varies fastest).
+    pub fn cells(&self, plugins: &Plugins) -> Result<Vec<Cell>> {
+        let axes: Vec<(&str, Vec<Variant>)> = self.axes.iter().map(|a| Ok((a.name.as_str(), axis_variants(a)?))).collect::<Result<_>>()?;
+        let mut combos: Vec<Vec<(&str, &Variant)>> = vec![Vec::new()];
+        for (name, variants) in &axes {
+            combos = combos.into_iter().flat_map(|c| variants.iter().map(move |v| [c.clone(), vec![(*name, v)]].concat())).collect();
+        }
+        let mut cells = Vec::new();
+        for combo in combos {
+            let mut table = self.base.clone();
+            for (_, variant) in &combo {
+                merge(&mut table, &variant.set);
+            }
+            let where_ = combo.iter().map(|(a, v)| format!("axis `{a}` variant `{}`", v.label)).collect::<Vec<_>>().join(", ");
+            let where_ = if where_.is_empty() { "[base]".to_string() } else { where_ };
+            let experiment: Experiment = toml::Value::Table(table)
+                .try_into()
+                .map_err(|e: toml::de::Error| anyhow::anyhow!("{where_}: {}", with_suggestion(e.message())))?;
+            experiment.validate(plugins).with_context(|| where_.clone())?;
+            let json = serde_json::to_string(&experiment)?;
+            let digest = <md5::Md5 as md5::Digest>::digest(json.as_bytes());
+            let id: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+            let labels = combo.iter().map(|(a, v)| (a.to_string(), v.label.clone())).collect();
+            cells.push(Cell { labels, experiment, id: id[..16].to_string() });
+        }
+        for (i, c) in cells.iter().enumerate() {
+            if let Some(same) = cells[..i].iter().find(|d| d.id == c.id) {
+                bail!("cells `{}` and `{}` resolve to the same experiment: an axis changes nothing", same.label(), c.label());
+            }
+        }
+        Ok(cells)
+    }
+
+    /// All condensation runs, in a fixed order.
+    pub fn jobs(&self, cells: &[Cell]) -> Vec<Job> {
+        (0..cells.len()).flat_map(|cell| (0..self.experiments).map(move |experiment| Job { cell, experiment })).collect()
+    }
+}
+
+/// `--shard i/n`: which jobs a shard runs (round-robin over the fixed job order, so shards are balanced
+/// across axes and every job belongs to exactly one shard).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Shard {
+    pub index: usize,
+    pub count: usize,
+}
+
+impl Shard {
+    pub fn owns(&self, job_index: usize) -> bool {
+        job_index % self.count == self.index
+    }
+
+    /// The store file this shard appends to (shards never share a file, so they never interleave writes).
+    pub fn records_file(&self) -> String {
+        if self.count == 1 {
+            "records.jsonl".into()
+        } else {
+            format!("records-shard{}of{}.jsonl", self.index, self.count)
+        }
+    }
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Shard, String> {
+        let bad = || format!("--shard expects i/n with 0 <= i < n (e.g. 0/4), found `{s}`");
+        let (i, n) = s.split_once('/').ok_or_else(bad)?;
+        let (index, count): (usize, usize) = (i.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
+        if count == 0 || index >= count {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+fn axis_variants(axis: &Axis) -> Result<Vec<Variant>> {
+    let Some(field) = &axis.field else {
+        return Ok(axis.variants.clone());
+    };
+    axis.values
+        .iter()
+        .map(|value| {
+            let mut set = toml::Table::new();
+            let mut path: Vec<&str> = field.split('.').collect();
+            let last = path.pop().filter(|s| !s.is_empty()).with_context(|| format!("axis `{}`: empty field path", axis.name))?;
+            let mut leaf = toml::Table::new();
+            leaf.insert(last.to_string(), value.clone());
+            for key in path.iter().rev() {
+                let mut outer = toml::Table::new();
+                outer.insert(key.to_string(), toml::Value::Table(leaf));
+                leaf = outer;
+            }
+            set.extend(leaf);
+            let label = match value {
+                toml::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            Ok(Variant { label, set })
+        })
+        .collect()
+}
+
+/// Deep merge: tables merge key by key, anything else replaces.
+fn merge(into: &mut toml::Table, from: &toml::Table) {
+    for (key, value) in from {
+        match (into.get_mut(key), value) {
+            (Some(toml::Value::Table(a)), toml::Value::Table(b)) => merge(a, b),
+            _ => {
+                into.insert(key.clone(), value.clone());
+            }
+        }
+    }
+}
+
+/// serde lists the expected keys of an unknown field; add the closest one.
+fn with_suggestion(message: &str) -> String {
+    let Some(rest) = message.split("unknown field `").nth(1) else { return message.to_string() };
+    let Some((wanted, expected)) = rest.split_once('`') else { return message.to_string() };
+    let candidates: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+    let hint = did_you_mean(wanted, candidates.into_iter());
+    if hint.is_empty() {
+        message.to_string()
+    } else {
+        format!("{}{hint}", message.trim_end())
+    }
+}
+
+/// Adds the line of the first backquoted name of an error (variant label or field) in the grid text.
+fn locate(text: &str, message: &str) -> String {
+    let names: Vec<&str> = message.split('`').skip(1).step_by(2).collect();
+    for name in names.iter().rev() {
+        if let Some(line) = text.lines().position(|l| l.contains(name)) {
+            return format!("line {}: {message}", line + 1);
+        }
+    }
+    message.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GRID: &str = r#"
+experiments = 2
+[base]
+dataset = "mnist"
+model = "ConvNetW16"
+[base.condense]
+iterations = 5
+
+[[axis]]
+name = "method"
+variants = [
+  { label = "DC", set = {} },
+  { label = "M", set = { level.name = "multi-level" } },
+]
+[[axis]]
+name = "ipc"
+field = "condense.ipc"
+values = [1, 10]
+
+[table]
+rows = ["method"]
+columns = "ipc"
+"#;
+
+    fn parse(text: &str) -> Result<Grid> {
+        Grid::parse(text, Path::new("ablations/test.toml"))
+    }
+
+    #[test]
+    fn expands_to_every_combination_with_resolved_configs() {
+        let grid = parse(GRID).unwrap();
+        let cells = grid.cells(&Plugins::builtin()).unwrap();
+        let labels: Vec<String> = cells.iter().map(Cell::label).collect();
+        assert_eq!(labels, ["method=DC ipc=1", "method=DC ipc=10", "method=M ipc=1", "method=M ipc=10"]);
+        assert_eq!(cells[3].experiment.level.name, "multi-level");
+        assert_eq!(cells[3].experiment.condense.ipc, 10);
+        assert_eq!(cells[3].experiment.condense.iterations, 5, "base fields survive the merge");
+        assert_eq!(cells[0].experiment.level.name, "intra");
+        assert_eq!(grid.jobs(&cells).len(), 8);
+        assert_eq!(grid.name, "test");
+    }
+
+    #[test]
+    fn shipped_grids_validate() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../ablations");
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let grid = Grid::from_file(&path).unwrap_or_else(|e| panic!("{e:#}"));
+                assert!(grid.cells(&Plugins::builtin()).unwrap().len() >= 2, "{}", path.display());
+                names.push(grid.name);
+            }
+        }
+        names.sort();
+        assert_eq!(names, ["init-vs-condensed", "overfitting-aware", "quick", "table1-levels", "table2-distances", "table3-methods", "table4-cross-architecture"]);
+    }
+
+    #[test]
+    fn shards_partition_the_jobs() {
+        let n = 3;
+        let shards: Vec<Shard> = (0..n).map(|i| format!("{i}/{n}").parse().unwrap()).collect();
+        for job in 0..20 {
+            assert_eq!(shards.iter().filter(|s| s.owns(job)).count(), 1);
+        }
+        assert!("3/3".parse::<Shard>().is_err() && "1-2".parse::<Shard>().is_err() && "0/0".parse::<Shard>().is_err());
+    }
+
+    #[test]
+    fn errors_name_file_line_field_and_fix() {
+        let err = |text: &str| format!("{:#}", parse(text).unwrap_err());
+        let e = err(&GRID.replace("experiments = 2", "experimnts = 2"));
+        assert!(e.contains("ablations/test.toml") && e.contains("line 2") && e.contains("did you mean `experiments`"), "{e}");
+        let e = err(&GRID.replace("level.name = \"multi-level\"", "level.name = \"multilevel\""));
+        assert!(e.contains("variant `M`") && e.contains("did you mean `multi-level`") && e.contains("interleaved") && e.contains("line 13"), "{e}");
+        let e = err(&GRID.replace("field = \"condense.ipc\"", "field = \"condense.ipcs\""));
+        assert!(e.contains("ipcs") && e.contains("did you mean `ipc`"), "{e}");
+        let e = err(&GRID.replace("values = [1, 10]", "values = [0, 10]"));
+        assert!(e.contains("ipc must be at least 1") && e.contains("variant `0`"), "{e}");
+        let e = err(&GRID.replace("columns = \"ipc\"", "columns = \"ipcc\""));
+        assert!(e.contains("did you mean `ipc`"), "{e}");
+        let e = err(&GRID.replace("{ label = \"M\", set = { level.name = \"multi-level\" } }", "{ label = \"DC\", set = {} }"));
+        assert!(e.contains("label `DC` appears twice"), "{e}");
+        let e = err(&GRID.replace("level.name = \"multi-level\"", "level.name = \"intra\""));
+        assert!(e.contains("resolve to the same experiment"), "{e}");
+    }
+}

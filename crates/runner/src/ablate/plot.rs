@@ -1,0 +1,55 @@
+//! Per-cell plot (SVG, so that it needs no system fonts): matching loss against outer iteration for
+//! each experiment, and the final test accuracy of every evaluation network at the last iteration.
+
+use anyhow::{anyhow, Result};
+use plotters::prelude::*;
+use std::path::Path;
+
+pub fn cell_plot(path: &Path, title: &str, losses: &[(String, Vec<f64>)], accuracies: &[(String, Vec<f64>)], iterations: usize) -> Result<()> {
+    let root = SVGBackend::new(path, (960, 400)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
+    let root = root.titled(title, ("sans-serif", 18)).map_err(|e| anyhow!("{e}"))?;
+    let (left, right) = root.split_horizontally(560);
+    let x_max = iterations.max(1) as f64;
+
+    let finite = || losses.iter().flat_map(|(_, l)| l.iter().copied()).filter(|v| v.is_finite());
+    let (lo, hi) = finite().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+    let (lo, hi) = if lo.is_finite() { (lo, if hi > lo { hi } else { lo + 1.0 }) } else { (0.0, 1.0) };
+    let mut chart = ChartBuilder::on(&left)
+        .caption("matching loss", ("sans-serif", 14))
+        .margin(10)
+        .x_label_area_size(30)
+        .y_label_area_size(50)
+        .build_cartesian_2d(0.0..x_max, lo..hi)
+        .map_err(|e| anyhow!("{e}"))?;
+    chart.configure_mesh().x_desc("outer iteration").draw().map_err(|e| anyhow!("{e}"))?;
+    for (i, (name, series)) in losses.iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        chart
+            .draw_series(LineSeries::new(series.iter().enumerate().map(|(x, &y)| (x as f64, y)), color.stroke_width(2)))
+            .map_err(|e| anyhow!("{e}"))?
+            .label(name.as_str())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color));
+    }
+    chart.configure_series_labels().border_style(BLACK).background_style(WHITE.mix(0.8)).draw().map_err(|e| anyhow!("{e}"))?;
+
+    let mut chart = ChartBuilder::on(&right)
+        .caption("test accuracy (%) at the last iteration", ("sans-serif", 14))
+        .margin(10)
+        .x_label_area_size(30)
+        .y_label_area_size(40)
+        .build_cartesian_2d(0.0..x_max * 1.1, 0.0..100.0)
+        .map_err(|e| anyhow!("{e}"))?;
+    chart.configure_mesh().x_desc("outer iteration").draw().map_err(|e| anyhow!("{e}"))?;
+    for (i, (model, values)) in accuracies.iter().enumerate() {
+        let color = Palette99::pick(i + 5).to_rgba();
+        chart
+            .draw_series(values.iter().map(|&a| Circle::new((x_max, a), 4, color.filled())))
+            .map_err(|e| anyhow!("{e}"))?
+            .label(model.as_str())
+            .legend(move |(x, y)| Circle::new((x + 8, y), 4, color.filled()));
+    }
+    chart.configure_series_labels().border_style(BLACK).background_style(WHITE.mix(0.8)).draw().map_err(|e| anyhow!("{e}"))?;
+    root.present().map_err(|e| anyhow!("{e}"))?;
+    Ok(())
+}

@@ -1,0 +1,238 @@
+//! The results store: append-only JSON Lines, one record per finished unit of work, fsynced.
+//!
+//! Why JSONL and not SQLite: a record is written by one `write` of one line to a file opened for
+//! appending, then `fsync`ed, so a `kill -9` can at worst leave one partial last line (work in flight),
+//! which reading ignores and the next writer cuts off. Shards write their own files in the same
+//! folder, so merging is reading every `records*.jsonl`; the files are greppable, diffable and need
+//! no C library. Keys make records idempotent: a unit already recorded is never run or counted twice.
+
+use crate::experiment::Experiment;
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Record {
+    /// Unique per unit of work: `<cell id>/e<k>/condense` or `<cell id>/e<k>/<model>/<n>`.
+    pub key: String,
+    pub cell: String,
+    pub labels: Vec<(String, String)>,
+    pub experiment: usize,
+    /// Condensation seed of this experiment.
+    pub seed: u64,
+    pub config: Experiment,
+    pub device: String,
+    pub version: String,
+    /// Wall seconds of this unit.
+    pub seconds: f64,
+    pub finished_unix: u64,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Outcome {
+    Condensed {
+        seconds_per_iteration: f64,
+        /// Matching loss per outer iteration (index = iteration).
+        losses: Vec<f64>,
+        /// Inner epochs run per outer iteration (summed over its outer-loop steps).
+        inner_epochs: Vec<usize>,
+        /// The synthetic set, relative to the store folder.
+        set: PathBuf,
+        grid_image: PathBuf,
+    },
+    Evaluated {
+        model: String,
+        index: usize,
+        eval_seed: u64,
+        accuracy: f64,
+        final_train_loss: f64,
+    },
+    /// A unit that failed; it is retried on the next run and reported until it succeeds.
+    Failed { stage: String, error: String },
+}
+
+impl Record {
+    pub fn is_failure(&self) -> bool {
+        matches!(self.outcome, Outcome::Failed { .. })
+    }
+}
+
+pub fn condense_key(cell: &str, experiment: usize) -> String {
+    format!("{cell}/e{experiment}/condense")
+}
+
+pub fn evaluation_key(cell: &str, experiment: usize, model: &str, index: usize) -> String {
+    format!("{cell}/e{experiment}/{model}/{index}")
+}
+
+/// All records of a store folder (every shard's file), successes deduplicated by key.
+pub struct Records {
+    pub done: HashMap<String, Record>,
+    pub failures: Vec<Record>,
+}
+
+impl Records {
+    /// Reads every `records*.jsonl` of the given store folders (several folders merge).
+    pub fn read(dirs: &[&Path]) -> Result<Records> {
+        let mut files: Vec<PathBuf> = Vec::new();
+        for dir in dirs {
+            match std::fs::read_dir(dir) {
+                Ok(entries) => {
+                    let mut found: Vec<PathBuf> = entries
+                        .filter_map(|e| e.ok().map(|e| e.path()))
+                        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("records") && n.ends_with(".jsonl")))
+                        .collect();
+                    found.sort();
+                    files.extend(found);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e).with_context(|| format!("reading store folder {}", dir.display())),
+            }
+        }
+        let mut records = Records { done: HashMap::new(), failures: Vec::new() };
+        for file in files {
+            for record in read_file(&file)? {
+                if record.is_failure() {
+                    records.failures.push(record);
+                } else {
+                    records.done.entry(record.key.clone()).or_insert(record);
+                }
+            }
+        }
+        // A failure is history once its unit has succeeded.
+        records.failures.retain(|f| !records.done.contains_key(&f.key));
+        Ok(records)
+    }
+}
+
+/// Complete lines of one store file; a partial last line (a write cut by a kill) is ignored.
+fn read_file(path: &Path) -> Result<Vec<Record>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading store file {}", path.display()))?;
+    let complete = match text.rfind('\n') {
+        Some(end) => &text[..=end],
+        None => "",
+    };
+    complete
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, line)| {
+            serde_json::from_str(line).with_context(|| {
+                format!("{} line {}: not a gradmatch record (the file is corrupt; remove that line to go on)", path.display(), i + 1)
+            })
+        })
+        .collect()
+}
+
+/// The file this process appends to.
+pub struct Appender {
+    path: PathBuf,
+    file: Mutex<File>,
+}
+
+impl Appender {
+    /// Opens (creating) `dir/file_name` for appending records.
+    pub fn open(dir: &Path, file_name: &str) -> Result<Appender> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating store folder {}", dir.display()))?;
+        let path = dir.join(file_name);
+        let file = open_for_append(&path)?;
+        Ok(Appender { path, file: Mutex::new(file) })
+    }
+
+    pub fn append(&self, record: &Record) -> Result<()> {
+        let mut line = serde_json::to_string(record)?;
+        if line.contains('\n') {
+            bail!("a record serialised over several lines");
+        }
+        line.push('\n');
+        let mut file = self.file.lock().expect("store lock poisoned");
+        file.write_all(line.as_bytes()).with_context(|| format!("appending to {}", self.path.display()))?;
+        file.sync_data().with_context(|| format!("syncing {}", self.path.display()))
+    }
+}
+
+/// Opens (creating) a line-oriented file for appending, first cutting off a partial last line left by
+/// a killed writer, so that the next line never glues onto it.
+pub fn open_for_append(path: &Path) -> Result<File> {
+    let mut file = OpenOptions::new().create(true).read(true).append(true).open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut text = Vec::new();
+    file.read_to_end(&mut text).with_context(|| format!("reading {}", path.display()))?;
+    let keep = text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    if keep < text.len() {
+        file.set_len(keep as u64).with_context(|| format!("cutting the partial last line of {}", path.display()))?;
+        file.sync_all()?;
+    }
+    file.seek(SeekFrom::End(0))?;
+    Ok(file)
+}
+
+pub fn now_unix() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gradmatch_data::DatasetName;
+
+    fn record(key: &str, outcome: Outcome) -> Record {
+        Record {
+            key: key.into(),
+            cell: "c".into(),
+            labels: vec![("method".into(), "DC".into())],
+            experiment: 0,
+            seed: 0,
+            config: Experiment::dc(DatasetName::Mnist),
+            device: "cpu".into(),
+            version: "test".into(),
+            seconds: 1.0,
+            finished_unix: 0,
+            outcome,
+        }
+    }
+
+    fn evaluated(accuracy: f64) -> Outcome {
+        Outcome::Evaluated { model: "ConvNet".into(), index: 0, eval_seed: 1, accuracy, final_train_loss: 0.1 }
+    }
+
+    #[test]
+    fn partial_last_line_is_ignored_then_cut_and_duplicates_count_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Appender::open(dir.path(), "records.jsonl").unwrap();
+        store.append(&record("a", evaluated(0.5))).unwrap();
+        store.append(&record("a", evaluated(0.9))).unwrap();
+        store.append(&record("b", Outcome::Failed { stage: "condense".into(), error: "NaN".into() })).unwrap();
+        drop(store);
+        // A write cut by kill -9.
+        let path = dir.path().join("records.jsonl");
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"{\"key\":\"c\",\"ce").unwrap();
+        let records = Records::read(&[dir.path()]).unwrap();
+        assert_eq!(records.done.len(), 1);
+        assert_eq!(records.done["a"].outcome, evaluated(0.5), "the first record of a key wins");
+        assert_eq!(records.failures.len(), 1);
+
+        let store = Appender::open(dir.path(), "records.jsonl").unwrap();
+        store.append(&record("b", evaluated(0.7))).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.lines().all(|l| serde_json::from_str::<Record>(l).is_ok()), "the partial line was cut: {text}");
+        let records = Records::read(&[dir.path()]).unwrap();
+        assert_eq!(records.done.len(), 2);
+        assert!(records.failures.is_empty(), "a failure that later succeeded is not reported");
+    }
+
+    #[test]
+    fn corrupt_line_names_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("records-shard0of2.jsonl"), "{\"not\": \"a record\"}\n").unwrap();
+        let err = format!("{:#}", Records::read(&[dir.path()]).err().unwrap());
+        assert!(err.contains("records-shard0of2.jsonl line 1") && err.contains("corrupt"), "{err}");
+    }
+}

@@ -1,0 +1,61 @@
+use super::Global;
+use crate::ablate::grid::{Grid, Shard};
+use crate::ablate::{self, report, Options};
+use anyhow::Result;
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Ablation grid (see ablations/); the default is the quick CPU grid of the paper's four methods.
+    #[arg(default_value = "ablations/quick.toml")]
+    grid: PathBuf,
+    /// Store folder (records, checkpoints, sets, report); default runs/ablations/<grid name>.
+    #[arg(long)]
+    store: Option<PathBuf>,
+    /// Condensation runs in parallel on this machine.
+    #[arg(long, default_value_t = 1)]
+    jobs: usize,
+    /// Devices for the parallel runs, e.g. cuda:0,cuda:1 (default: --device).
+    #[arg(long, value_delimiter = ',')]
+    devices: Vec<String>,
+    /// Run only part i of n of the grid (0-based), e.g. one task of a Slurm job array.
+    #[arg(long, default_value = "0/1")]
+    shard: Shard,
+    /// Only expand and validate the grid, then list its cells.
+    #[arg(long)]
+    check: bool,
+}
+
+pub fn run(global: &Global, args: Args) -> Result<()> {
+    let started = std::time::Instant::now();
+    let grid = Grid::from_file(&args.grid)?;
+    if args.check {
+        let cells = grid.cells(&crate::registry::Plugins::builtin())?;
+        println!("{}: {} cells x {} experiments, valid", args.grid.display(), cells.len(), grid.experiments);
+        for cell in &cells {
+            let e = &cell.experiment;
+            println!("  {:<40} {} ipc {} {} {}/{}/{}", cell.label(), e.dataset, e.condense.ipc, e.model, e.level.name, e.distance.name, e.steps.name);
+        }
+        return Ok(());
+    }
+    let store = args.store.unwrap_or_else(|| ablate::default_store(&grid));
+    let opts = Options { store: store.clone(), jobs: args.jobs, devices: args.devices, shard: args.shard };
+    let summary = ablate::run(global, &grid, &opts)?;
+    let table = report::write(&store, &[])?;
+    println!("\n{}", table.markdown());
+    println!(
+        "ran {} units, skipped {} already in the store, {} failed; {:.0} s; report: {}",
+        summary.ran,
+        summary.skipped,
+        summary.failed.len(),
+        started.elapsed().as_secs_f64(),
+        store.join("report.md").display()
+    );
+    if !summary.failed.is_empty() {
+        for f in &summary.failed {
+            eprintln!("failed: {f}");
+        }
+        anyhow::bail!("{} units failed (recorded in the store; run the grid again to retry them)", summary.failed.len());
+    }
+    Ok(())
+}

@@ -1,0 +1,20 @@
+use crate::ablate::report;
+use anyhow::Result;
+use std::path::{Path, PathBuf};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Store folder of a grid (runs/ablations/<name>); the report is written there.
+    store: PathBuf,
+    /// Other folders holding records of the same grid (shards run elsewhere), merged in.
+    #[arg(long)]
+    merge: Vec<PathBuf>,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let more: Vec<&Path> = args.merge.iter().map(PathBuf::as_path).collect();
+    let table = report::write(&args.store, &more)?;
+    println!("{}", table.markdown());
+    println!("report: {}", args.store.join("report.md").display());
+    Ok(())
+}

@@ -1,0 +1,180 @@
+//! The ablation runner as a user runs it (the real binary on real MNIST): a run killed with SIGKILL
+//! at several moments and resumed ends with exactly the records and table of an uninterrupted run;
+//! shards split the grid and their stores merge into the same table.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Two methods x two experiments of a tiny condensation, two evaluation networks each: 4 jobs,
+/// 12 units. Checkpoints every iteration so that kills land mid-condensation too.
+const GRID: &str = r#"
+name = "tiny"
+experiments = 2
+[base]
+dataset = "mnist"
+model = "ConvNetW4"
+[base.condense]
+ipc = 1
+iterations = 6
+batch_real = 8
+checkpoint_every = 1
+[base.evaluation]
+epochs = 8
+num_eval = 2
+test_limit = 300
+[[axis]]
+name = "method"
+variants = [
+  { label = "DC", set = {} },
+  { label = "MD", set = { level.name = "multi-level", distance.name = "combined" } },
+]
+[table]
+rows = ["method"]
+"#;
+const UNITS: usize = 12;
+
+fn data_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data")
+}
+
+fn gradmatch(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gradmatch"));
+    cmd.arg("--quiet").arg("--device").arg("cpu").arg("--data-dir").arg(data_dir()).args(args);
+    cmd.stdout(Stdio::null()).stderr(Stdio::piped());
+    cmd
+}
+
+fn ablate(grid: &Path, store: &Path, extra: &[&str]) {
+    let out = gradmatch(&[&["ablate", grid.to_str().unwrap(), "--store", store.to_str().unwrap()], extra].concat()).output().unwrap();
+    assert!(out.status.success(), "ablate failed: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn records(store: &Path) -> Vec<serde_json::Value> {
+    let mut all = Vec::new();
+    for entry in std::fs::read_dir(store).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if name.starts_with("records") && name.ends_with(".jsonl") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            all.extend(text.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap_or_else(|e| panic!("{name}: {e}: {l}"))));
+        }
+    }
+    all
+}
+
+fn record_lines(store: &Path) -> usize {
+    std::fs::read_to_string(store.join("records.jsonl")).map_or(0, |t| t.matches('\n').count())
+}
+
+/// Results that must not depend on interruptions: key -> (losses or accuracy).
+fn results(store: &Path) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = records(store)
+        .iter()
+        .map(|r| {
+            let key = r["key"].as_str().unwrap().to_string();
+            let value = match r["kind"].as_str().unwrap() {
+                "condensed" => r["losses"].to_string(),
+                "evaluated" => r["accuracy"].to_string(),
+                other => panic!("unexpected {other} record: {r}"),
+            };
+            (key, value)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn table(store: &Path) -> String {
+    std::fs::read_to_string(store.join("table.md")).unwrap()
+}
+
+/// Starts the grid and SIGKILLs it as soon as `moment` holds; returns whether it was killed.
+fn kill_when(grid: &Path, store: &Path, moment: &dyn Fn() -> bool) -> bool {
+    let mut child = gradmatch(&["ablate", grid.to_str().unwrap(), "--store", store.to_str().unwrap()]).stderr(Stdio::null()).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return false;
+        }
+        if moment() {
+            child.kill().unwrap(); // SIGKILL on Unix
+            child.wait().unwrap();
+            return true;
+        }
+        assert!(Instant::now() < deadline, "the grid did not reach the kill moment");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn killed_and_resumed_equals_uninterrupted_and_shards_merge() {
+    let dir = tempfile::tempdir().unwrap();
+    let grid = dir.path().join("tiny.toml");
+    std::fs::write(&grid, GRID).unwrap();
+
+    let reference = dir.path().join("uninterrupted");
+    ablate(&grid, &reference, &[]);
+    let expected = results(&reference);
+    assert_eq!(expected.len(), UNITS, "one record per unit");
+    let reference_table = table(&reference);
+    assert!(reference_table.contains("| DC |") && reference_table.contains("(n=4)"), "{reference_table}");
+
+    // Kill: mid-condensation of the first job (a checkpoint but no record), after the first record,
+    // mid-condensation of a later job, and after most records. Then finish.
+    let killed = dir.path().join("killed");
+    let mid_condense = |job: &str| {
+        let killed = killed.clone();
+        let job = job.to_string();
+        move || {
+            std::fs::read_dir(killed.join("cells")).into_iter().flatten().flatten().any(|cell| {
+                let e = cell.path().join(&job);
+                e.join("checkpoint.safetensors").exists() && !e.join("synthetic.safetensors").exists()
+            })
+        }
+    };
+    let mut kills = 0;
+    kills += kill_when(&grid, &killed, &mid_condense("e0")) as usize;
+    kills += kill_when(&grid, &killed, &|| record_lines(&killed) >= 1) as usize;
+    kills += kill_when(&grid, &killed, &mid_condense("e1")) as usize;
+    kills += kill_when(&grid, &killed, &|| record_lines(&killed) >= UNITS - 2) as usize;
+    assert!(kills >= 3, "the test must really interrupt the grid ({kills} kills)");
+    ablate(&grid, &killed, &[]);
+    assert_eq!(results(&killed), expected, "no lost, duplicated or different record after kill -9 and resume");
+    assert_eq!(table(&killed), reference_table);
+
+    // Re-running a finished grid runs nothing and keeps the table.
+    ablate(&grid, &killed, &[]);
+    assert_eq!(records(&killed).len(), UNITS);
+
+    // Two shards into one folder, and two shards in separate folders merged by `report`.
+    let shared = dir.path().join("shards");
+    ablate(&grid, &shared, &["--shard", "0/2"]);
+    let first_half = records(&shared).len();
+    assert!(first_half > 0 && first_half < UNITS, "a shard runs part of the grid ({first_half} of {UNITS})");
+    ablate(&grid, &shared, &["--shard", "1/2"]);
+    assert_eq!(results(&shared), expected);
+    assert_eq!(table(&shared), reference_table);
+
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    ablate(&grid, &a, &["--shard", "0/2", "--jobs", "2"]);
+    ablate(&grid, &b, &["--shard", "1/2"]);
+    let out = gradmatch(&["report", a.to_str().unwrap(), "--merge", b.to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(table(&a), reference_table);
+    let report = std::fs::read_to_string(a.join("report.md")).unwrap();
+    assert!(report.contains("plots/") && report.contains("synthetic.png"), "{report}");
+}
+
+#[test]
+fn invalid_grid_is_refused_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let grid = dir.path().join("bad.toml");
+    std::fs::write(&grid, GRID.replace("distance.name = \"combined\"", "distance.name = \"cosine\"")).unwrap();
+    let store = dir.path().join("store");
+    let out = gradmatch(&["ablate", grid.to_str().unwrap(), "--store", store.to_str().unwrap()]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("bad.toml") && err.contains("unknown distance `cosine`") && err.contains("flat-cosine"), "{err}");
+    assert!(!store.exists(), "nothing was created");
+}
