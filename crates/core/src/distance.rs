@@ -22,17 +22,9 @@ pub fn as_rows(t: &Tensor) -> Result<Option<Tensor>> {
 
 /// Sums `per_tensor(real_rows, syn_rows)` over every parameter tensor that has a row view.
 /// The building block of every per-row distance.
-pub fn sum_over_tensors(
-    real: &[Tensor],
-    syn: &[Tensor],
-    per_tensor: impl Fn(&Tensor, &Tensor) -> Result<Tensor>,
-) -> Result<Tensor> {
+pub fn sum_over_tensors(real: &[Tensor], syn: &[Tensor], per_tensor: impl Fn(&Tensor, &Tensor) -> Result<Tensor>) -> Result<Tensor> {
     if real.len() != syn.len() {
-        candle_core::bail!(
-            "distance: {} real gradient tensors but {} synthetic ones",
-            real.len(),
-            syn.len()
-        )
+        candle_core::bail!("distance: {} real gradient tensors but {} synthetic ones", real.len(), syn.len())
     }
     let first = syn.first().ok_or_else(|| candle_core::Error::Msg("distance: no gradient tensors".into()))?;
     let mut total = Tensor::zeros((), first.dtype(), first.device())?;

@@ -57,6 +57,11 @@ impl<T: ?Sized> Registry<T> {
         assert!(previous.is_none(), "{} `{name}` registered twice", self.kind);
     }
 
+    /// Adds a plug-in that takes no options.
+    pub fn register_plain(&mut self, name: &'static str, summary: &'static str, make: impl Fn() -> Box<T> + Send + Sync + 'static) {
+        self.register(name, summary, &[], move |_| Ok(make()));
+    }
+
     pub fn kind(&self) -> &'static str {
         self.kind
     }

@@ -5,13 +5,7 @@ use crate::{read_file, DataError, Result};
 use std::path::{Path, PathBuf};
 
 pub const IMAGE_BYTES: usize = 3 * 32 * 32;
-pub const CIFAR10_TRAIN: [&str; 5] = [
-    "data_batch_1.bin",
-    "data_batch_2.bin",
-    "data_batch_3.bin",
-    "data_batch_4.bin",
-    "data_batch_5.bin",
-];
+pub const CIFAR10_TRAIN: [&str; 5] = ["data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin", "data_batch_5.bin"];
 pub const CIFAR10_TEST: &str = "test_batch.bin";
 pub const CIFAR10_SUBDIR: &str = "cifar-10-batches-bin";
 pub const CIFAR100_TRAIN: &str = "train.bin";
@@ -29,17 +23,11 @@ pub fn read_batch(
     labels: &mut Vec<u32>,
 ) -> Result<()> {
     let record = label_bytes + IMAGE_BYTES;
-    let bytes = read_file(
-        path,
-        &format!("a CIFAR binary batch of {record}-byte records"),
-        hint,
-    )?;
+    let bytes = read_file(path, &format!("a CIFAR binary batch of {record}-byte records"), hint)?;
     if bytes.is_empty() || bytes.len() % record != 0 {
         return Err(DataError::Length {
             path: path.to_path_buf(),
-            expected: format!(
-                "a positive multiple of {record} bytes ({label_bytes} label byte(s) + {IMAGE_BYTES} pixels per record)"
-            ),
+            expected: format!("a positive multiple of {record} bytes ({label_bytes} label byte(s) + {IMAGE_BYTES} pixels per record)"),
             found: bytes.len() as u64,
             hint: hint.to_string(),
         });
@@ -59,11 +47,7 @@ pub fn read_batch(
         labels.push(label as u32);
         pixels.extend_from_slice(&rec[label_bytes..]);
     }
-    debug_assert_eq!(
-        pixels.len(),
-        labels.len() * IMAGE_BYTES,
-        "from record {first}"
-    );
+    debug_assert_eq!(pixels.len(), labels.len() * IMAGE_BYTES, "from record {first}");
     Ok(())
 }
 
@@ -78,34 +62,13 @@ fn base_dir(dir: &Path, subdir: &str, probe: &str) -> PathBuf {
 
 type RawSplit = (Vec<u8>, Vec<u32>);
 
-fn load_files(
-    base: &Path,
-    train: &[&str],
-    test: &str,
-    label_bytes: usize,
-    classes: usize,
-    hint: &str,
-) -> Result<(RawSplit, RawSplit)> {
+fn load_files(base: &Path, train: &[&str], test: &str, label_bytes: usize, classes: usize, hint: &str) -> Result<(RawSplit, RawSplit)> {
     let mut tr = (Vec::new(), Vec::new());
     for f in train {
-        read_batch(
-            &base.join(f),
-            label_bytes,
-            classes,
-            hint,
-            &mut tr.0,
-            &mut tr.1,
-        )?;
+        read_batch(&base.join(f), label_bytes, classes, hint, &mut tr.0, &mut tr.1)?;
     }
     let mut te = (Vec::new(), Vec::new());
-    read_batch(
-        &base.join(test),
-        label_bytes,
-        classes,
-        hint,
-        &mut te.0,
-        &mut te.1,
-    )?;
+    read_batch(&base.join(test), label_bytes, classes, hint, &mut te.0, &mut te.1)?;
     Ok((tr, te))
 }
 

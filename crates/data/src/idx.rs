@@ -43,9 +43,7 @@ fn read_maybe_gz(path: &Path, expected: &str, hint: &str) -> Result<Vec<u8>> {
     let raw = read_file(path, expected, hint)?;
     if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
-        GzDecoder::new(&raw[..])
-            .read_to_end(&mut out)
-            .map_err(|e| DataError::io(path, e, hint))?;
+        GzDecoder::new(&raw[..]).read_to_end(&mut out).map_err(|e| DataError::io(path, e, hint))?;
         Ok(out)
     } else {
         Ok(raw)
@@ -79,12 +77,7 @@ fn check_magic(path: &Path, bytes: &[u8], expected: u32, header: usize, hint: &s
     }
     let found = be_u32(bytes, 0);
     if found != expected {
-        return Err(DataError::BadMagic {
-            path: path.to_path_buf(),
-            expected,
-            found,
-            hint: hint.to_string(),
-        });
+        return Err(DataError::BadMagic { path: path.to_path_buf(), expected, found, hint: hint.to_string() });
     }
     Ok(())
 }
@@ -93,21 +86,12 @@ fn check_magic(path: &Path, bytes: &[u8], expected: u32, header: usize, hint: &s
 pub fn read_images(path: &Path, hint: &str) -> Result<IdxImages> {
     let bytes = read_maybe_gz(path, "an IDX image file (magic 0x00000803)", hint)?;
     check_magic(path, &bytes, IMAGES_MAGIC, 16, hint)?;
-    let (count, rows, cols) = (
-        be_u32(&bytes, 4) as usize,
-        be_u32(&bytes, 8) as usize,
-        be_u32(&bytes, 12) as usize,
-    );
+    let (count, rows, cols) = (be_u32(&bytes, 4) as usize, be_u32(&bytes, 8) as usize, be_u32(&bytes, 12) as usize);
     let what = format!("16-byte header + {count} images of {rows}x{cols}");
     check_len(path, &bytes, 16 + count * rows * cols, &what, hint)?;
     let mut pixels = bytes;
     pixels.drain(..16);
-    Ok(IdxImages {
-        count,
-        rows,
-        cols,
-        pixels,
-    })
+    Ok(IdxImages { count, rows, cols, pixels })
 }
 
 /// Reads an IDX1 label file (magic 0x00000801, big-endian count N).
@@ -115,24 +99,13 @@ pub fn read_labels(path: &Path, hint: &str) -> Result<Vec<u8>> {
     let bytes = read_maybe_gz(path, "an IDX label file (magic 0x00000801)", hint)?;
     check_magic(path, &bytes, LABELS_MAGIC, 8, hint)?;
     let count = be_u32(&bytes, 4) as usize;
-    check_len(
-        path,
-        &bytes,
-        8 + count,
-        &format!("8-byte header + {count} labels"),
-        hint,
-    )?;
+    check_len(path, &bytes, 8 + count, &format!("8-byte header + {count} labels"), hint)?;
     Ok(bytes[8..].to_vec())
 }
 
 /// Reads one image/label file pair, checking the image size, the counts and the label range.
 /// Returns raw pixels (CHW with C = 1) and labels.
-pub fn load_pair(
-    images_path: &Path,
-    labels_path: &Path,
-    name: DatasetName,
-    hint: &str,
-) -> Result<(Vec<u8>, Vec<u32>)> {
+pub fn load_pair(images_path: &Path, labels_path: &Path, name: DatasetName, hint: &str) -> Result<(Vec<u8>, Vec<u32>)> {
     let images = read_images(images_path, hint)?;
     let (_, h, w) = name.shape();
     if (images.rows, images.cols) != (h, w) {

@@ -30,11 +30,7 @@ pub use split::Split;
 pub enum DatasetName {
     #[serde(rename = "mnist")]
     Mnist,
-    #[serde(
-        rename = "fashion-mnist",
-        alias = "fashionmnist",
-        alias = "fashion_mnist"
-    )]
+    #[serde(rename = "fashion-mnist", alias = "fashionmnist", alias = "fashion_mnist")]
     FashionMnist,
     #[serde(rename = "svhn")]
     Svhn,
@@ -164,10 +160,7 @@ impl FromStr for DatasetName {
             "svhn" => Ok(DatasetName::Svhn),
             "cifar10" => Ok(DatasetName::Cifar10),
             "cifar100" => Ok(DatasetName::Cifar100),
-            _ => Err(DataError::UnknownDataset {
-                found: s.to_string(),
-                expected: DatasetName::all().map(|d| d.as_str()).join(", "),
-            }),
+            _ => Err(DataError::UnknownDataset { found: s.to_string(), expected: DatasetName::all().map(|d| d.as_str()).join(", ") }),
         }
     }
 }
@@ -221,22 +214,14 @@ pub fn load(name: DatasetName, data_dir: &Path) -> Result<Dataset> {
         DatasetName::Cifar10 => cifar::load_cifar10(&dir, &hint)?,
         DatasetName::Cifar100 => cifar::load_cifar100(&dir, &hint)?,
     };
-    Ok(Dataset {
-        name,
-        train: Split::from_pixels(name, &train_px, train_labels),
-        test: Split::from_pixels(name, &test_px, test_labels),
-    })
+    Ok(Dataset { name, train: Split::from_pixels(name, &train_px, train_labels), test: Split::from_pixels(name, &test_px, test_labels) })
 }
 
 /// Reads a whole file, mapping errors to [`DataError`] (missing vs. unreadable).
 pub(crate) fn read_file(path: &Path, expected: &str, hint: &str) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
-            DataError::Missing {
-                path: path.to_path_buf(),
-                expected: expected.to_string(),
-                hint: hint.to_string(),
-            }
+            DataError::Missing { path: path.to_path_buf(), expected: expected.to_string(), hint: hint.to_string() }
         } else {
             DataError::io(path, e, hint)
         }
@@ -251,24 +236,15 @@ mod tests {
     fn names_round_trip() {
         for d in DatasetName::all() {
             assert_eq!(d.to_string().parse::<DatasetName>().unwrap(), d);
-            assert_eq!(
-                d.to_string().to_uppercase().parse::<DatasetName>().unwrap(),
-                d
-            );
+            assert_eq!(d.to_string().to_uppercase().parse::<DatasetName>().unwrap(), d);
             assert_eq!(d.mean().len(), d.shape().0);
             assert_eq!(d.std().len(), d.shape().0);
         }
         for alias in ["FashionMNIST", "fashion_mnist", "Fashion-Mnist"] {
-            assert_eq!(
-                alias.parse::<DatasetName>().unwrap(),
-                DatasetName::FashionMnist
-            );
+            assert_eq!(alias.parse::<DatasetName>().unwrap(), DatasetName::FashionMnist);
         }
         let err = "imagenet".parse::<DatasetName>().unwrap_err().to_string();
-        assert!(
-            err.contains("imagenet") && err.contains("cifar100") && err.contains("fashion-mnist"),
-            "{err}"
-        );
+        assert!(err.contains("imagenet") && err.contains("cifar100") && err.contains("fashion-mnist"), "{err}");
     }
 
     #[test]
@@ -278,10 +254,7 @@ mod tests {
             assert_eq!(json, format!("\"{d}\""));
             assert_eq!(serde_json::from_str::<DatasetName>(&json).unwrap(), d);
         }
-        assert_eq!(
-            serde_json::from_str::<DatasetName>("\"fashionmnist\"").unwrap(),
-            DatasetName::FashionMnist
-        );
+        assert_eq!(serde_json::from_str::<DatasetName>("\"fashionmnist\"").unwrap(), DatasetName::FashionMnist);
     }
 
     #[test]

@@ -31,18 +31,10 @@ impl Split {
         );
         let mut by_class = vec![Vec::new(); num_classes];
         for (i, &l) in labels.iter().enumerate() {
-            assert!(
-                (l as usize) < num_classes,
-                "label {l} of image {i} is not below {num_classes}"
-            );
+            assert!((l as usize) < num_classes, "label {l} of image {i} is not below {num_classes}");
             by_class[l as usize].push(i);
         }
-        Split {
-            images,
-            labels,
-            by_class,
-            image_len,
-        }
+        Split { images, labels, by_class, image_len }
     }
 
     /// Builds a split from raw CHW `u8` pixels, normalising with `name`'s mean and std.
@@ -56,11 +48,7 @@ impl Split {
                 std::array::from_fn(|v| (v as f32 / 255.0 - m) / s)
             })
             .collect();
-        let images = pixels
-            .iter()
-            .enumerate()
-            .map(|(i, &p)| luts[(i / plane) % c][p as usize])
-            .collect();
+        let images = pixels.iter().enumerate().map(|(i, &p)| luts[(i / plane) % c][p as usize]).collect();
         Split::new(images, labels, c * plane, name.num_classes())
     }
 
@@ -90,17 +78,9 @@ impl Split {
     ///
     /// If the class has fewer than `n` images, all of them are returned in random order,
     /// so the result may be shorter than `n`.
-    pub fn sample_class<R: rand::Rng + ?Sized>(
-        &self,
-        class: usize,
-        n: usize,
-        rng: &mut R,
-    ) -> Vec<usize> {
+    pub fn sample_class<R: rand::Rng + ?Sized>(&self, class: usize, n: usize, rng: &mut R) -> Vec<usize> {
         let pool = self.class_indices(class);
-        index::sample(rng, pool.len(), n.min(pool.len()))
-            .into_iter()
-            .map(|i| pool[i])
-            .collect()
+        index::sample(rng, pool.len(), n.min(pool.len())).into_iter().map(|i| pool[i]).collect()
     }
 
     /// `n` distinct random indices from the whole split (all of them, shuffled, if `n > len()`).
@@ -129,12 +109,7 @@ impl Split {
 
     /// A new split holding the images at `indices`, in that order (e.g. a small test subset).
     pub fn subset(&self, indices: &[usize]) -> Split {
-        Split::new(
-            self.gather(indices),
-            self.gather_labels(indices),
-            self.image_len,
-            self.num_classes(),
-        )
+        Split::new(self.gather(indices), self.gather_labels(indices), self.image_len, self.num_classes())
     }
 }
 

@@ -9,12 +9,7 @@ pub const TRAIN: &str = "train_32x32.mat";
 pub const TEST: &str = "test_32x32.mat";
 
 fn format_err(path: &Path, expected: &str, found: String, hint: &str) -> DataError {
-    DataError::Format {
-        path: path.to_path_buf(),
-        expected: expected.to_string(),
-        found,
-        hint: hint.to_string(),
-    }
+    DataError::Format { path: path.to_path_buf(), expected: expected.to_string(), found, hint: hint.to_string() }
 }
 
 fn class_name(data: &NumericData) -> &'static str {
@@ -53,23 +48,19 @@ pub fn read_mat(path: &Path, hint: &str) -> Result<(Vec<u8>, Vec<u32>)> {
     const EXPECTED: &str = "a MATLAB v5 .mat file with uint8 X [32,32,3,N] and y [N,1]";
     let bytes = read_file(path, EXPECTED, hint)?;
     let mat = MatFile::parse(&bytes[..]).map_err(|e| {
-        format_err(path, EXPECTED, format!("a file matfile cannot parse ({e}; MATLAB v7.3/HDF5 files are not supported, re-save with -v7)"), hint)
+        format_err(
+            path,
+            EXPECTED,
+            format!("a file matfile cannot parse ({e}; MATLAB v7.3/HDF5 files are not supported, re-save with -v7)"),
+            hint,
+        )
     })?;
-    let x = mat
-        .find_by_name("X")
-        .ok_or_else(|| format_err(path, EXPECTED, "no numeric variable X".into(), hint))?;
-    let y = mat
-        .find_by_name("y")
-        .ok_or_else(|| format_err(path, EXPECTED, "no numeric variable y".into(), hint))?;
+    let x = mat.find_by_name("X").ok_or_else(|| format_err(path, EXPECTED, "no numeric variable X".into(), hint))?;
+    let y = mat.find_by_name("y").ok_or_else(|| format_err(path, EXPECTED, "no numeric variable y".into(), hint))?;
 
     let dims = x.size();
     if dims.len() != 4 || dims[..3] != [32, 32, 3] {
-        return Err(format_err(
-            path,
-            "X of shape [32,32,3,N]",
-            format!("X of shape {dims:?}"),
-            hint,
-        ));
+        return Err(format_err(path, "X of shape [32,32,3,N]", format!("X of shape {dims:?}"), hint));
     }
     let n = dims[3];
     let src = match x.data() {
@@ -131,8 +122,5 @@ pub fn read_mat(path: &Path, hint: &str) -> Result<(Vec<u8>, Vec<u32>)> {
 type RawSplit = (Vec<u8>, Vec<u32>);
 
 pub fn load_dir(dir: &Path, hint: &str) -> Result<(RawSplit, RawSplit)> {
-    Ok((
-        read_mat(&dir.join(TRAIN), hint)?,
-        read_mat(&dir.join(TEST), hint)?,
-    ))
+    Ok((read_mat(&dir.join(TRAIN), hint)?, read_mat(&dir.join(TEST), hint)?))
 }

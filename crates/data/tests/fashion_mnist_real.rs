@@ -5,10 +5,8 @@ use gradmatch_data::{load, DatasetName};
 #[test]
 fn real_fashion_mnist_loads() {
     let available = std::path::Path::new("/usr/share/datasets/fashion-mnist").is_dir()
-        || std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
-        });
+        || std::fs::read_to_string("/proc/self/status")
+            .is_ok_and(|s| s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0")));
     if !available {
         eprintln!("skipping: dataset-fashion-mnist not installed and not root");
         return;

@@ -48,26 +48,10 @@ fn write(path: &Path, bytes: &[u8], gz: bool) {
 fn write_dir(dir: &Path, gz: bool) {
     std::fs::create_dir_all(dir).unwrap();
     let ext = if gz { ".gz" } else { "" };
-    write(
-        &dir.join(format!("{}{ext}", idx::TRAIN_IMAGES)),
-        &images_bytes(N, 0x803),
-        gz,
-    );
-    write(
-        &dir.join(format!("{}{ext}", idx::TRAIN_LABELS)),
-        &labels_bytes(&default_labels(N)),
-        gz,
-    );
-    write(
-        &dir.join(format!("{}{ext}", idx::TEST_IMAGES)),
-        &images_bytes(N / 2, 0x803),
-        gz,
-    );
-    write(
-        &dir.join(format!("{}{ext}", idx::TEST_LABELS)),
-        &labels_bytes(&default_labels(N / 2)),
-        gz,
-    );
+    write(&dir.join(format!("{}{ext}", idx::TRAIN_IMAGES)), &images_bytes(N, 0x803), gz);
+    write(&dir.join(format!("{}{ext}", idx::TRAIN_LABELS)), &labels_bytes(&default_labels(N)), gz);
+    write(&dir.join(format!("{}{ext}", idx::TEST_IMAGES)), &images_bytes(N / 2, 0x803), gz);
+    write(&dir.join(format!("{}{ext}", idx::TEST_LABELS)), &labels_bytes(&default_labels(N / 2)), gz);
 }
 
 fn check_loaded(name: DatasetName, data_dir: &Path) {
@@ -75,21 +59,12 @@ fn check_loaded(name: DatasetName, data_dir: &Path) {
     assert_eq!(ds.train.len(), N);
     assert_eq!(ds.test.len(), N / 2);
     assert_eq!(ds.train.image_len(), 784);
-    assert_eq!(
-        ds.train.labels,
-        default_labels(N)
-            .iter()
-            .map(|&l| l as u32)
-            .collect::<Vec<_>>()
-    );
+    assert_eq!(ds.train.labels, default_labels(N).iter().map(|&l| l as u32).collect::<Vec<_>>());
     let (m, s) = (name.mean()[0], name.std()[0]);
     for i in [0, 7, N - 1] {
         for k in [0, 100, 783] {
             let want = (pixel(i, k) as f32 / 255.0 - m) / s;
-            assert!(
-                (ds.train.images[i * 784 + k] - want).abs() < 1e-6,
-                "image {i} pixel {k}"
-            );
+            assert!((ds.train.images[i * 784 + k] - want).abs() < 1e-6, "image {i} pixel {k}");
         }
     }
     assert_eq!(ds.train.class_indices(3), &[3, 13]);
@@ -117,24 +92,15 @@ fn error_after(spoil: impl FnOnce(&Path)) -> (DataError, String) {
     spoil(&dir);
     let err = load(DatasetName::Mnist, tmp.path()).unwrap_err();
     let msg = err.to_string();
-    assert!(
-        msg.contains("gradmatch data --dataset mnist"),
-        "no fetch hint in: {msg}"
-    );
+    assert!(msg.contains("gradmatch data --dataset mnist"), "no fetch hint in: {msg}");
     (err, msg)
 }
 
 #[test]
 fn bad_magic_is_reported() {
-    let (err, msg) =
-        error_after(|d| write(&d.join(idx::TRAIN_IMAGES), &images_bytes(N, 0x804), false));
+    let (err, msg) = error_after(|d| write(&d.join(idx::TRAIN_IMAGES), &images_bytes(N, 0x804), false));
     assert!(matches!(err, DataError::BadMagic { .. }), "{err:?}");
-    assert!(
-        msg.contains("train-images-idx3-ubyte")
-            && msg.contains("0x00000803")
-            && msg.contains("0x00000804"),
-        "{msg}"
-    );
+    assert!(msg.contains("train-images-idx3-ubyte") && msg.contains("0x00000803") && msg.contains("0x00000804"), "{msg}");
 }
 
 #[test]
@@ -146,10 +112,7 @@ fn truncated_file_is_reported() {
     assert!(matches!(err, DataError::Length { .. }), "{err:?}");
     let expected = 16 + N / 2 * 784;
     assert!(msg.contains("t10k-images-idx3-ubyte"), "{msg}");
-    assert!(
-        msg.contains(&expected.to_string()) && msg.contains(&(expected - 10).to_string()),
-        "{msg}"
-    );
+    assert!(msg.contains(&expected.to_string()) && msg.contains(&(expected - 10).to_string()), "{msg}");
 }
 
 #[test]
@@ -160,13 +123,8 @@ fn truncated_gzip_is_reported() {
     let path = dir.join(format!("{}.gz", idx::TRAIN_IMAGES));
     let b = std::fs::read(&path).unwrap();
     std::fs::write(&path, &b[..b.len() / 2]).unwrap();
-    let msg = load(DatasetName::FashionMnist, tmp.path())
-        .unwrap_err()
-        .to_string();
-    assert!(
-        msg.contains("train-images-idx3-ubyte.gz") && msg.contains("fashion-mnist"),
-        "{msg}"
-    );
+    let msg = load(DatasetName::FashionMnist, tmp.path()).unwrap_err().to_string();
+    assert!(msg.contains("train-images-idx3-ubyte.gz") && msg.contains("fashion-mnist"), "{msg}");
 }
 
 #[test]
@@ -176,40 +134,15 @@ fn label_out_of_range_is_reported() {
         l[5] = 12;
         write(&d.join(idx::TRAIN_LABELS), &labels_bytes(&l), false);
     });
-    assert!(
-        matches!(err, DataError::LabelOutOfRange { index: 5, .. }),
-        "{err:?}"
-    );
-    assert!(
-        msg.contains("train-labels-idx1-ubyte") && msg.contains("12") && msg.contains("0..=9"),
-        "{msg}"
-    );
+    assert!(matches!(err, DataError::LabelOutOfRange { index: 5, .. }), "{err:?}");
+    assert!(msg.contains("train-labels-idx1-ubyte") && msg.contains("12") && msg.contains("0..=9"), "{msg}");
 }
 
 #[test]
 fn count_mismatch_is_reported() {
-    let (err, msg) = error_after(|d| {
-        write(
-            &d.join(idx::TRAIN_LABELS),
-            &labels_bytes(&default_labels(N - 1)),
-            false,
-        )
-    });
-    assert!(
-        matches!(
-            err,
-            DataError::CountMismatch {
-                images: 20,
-                labels: 19,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
-    assert!(
-        msg.contains("train-images-idx3-ubyte") && msg.contains("train-labels-idx1-ubyte"),
-        "{msg}"
-    );
+    let (err, msg) = error_after(|d| write(&d.join(idx::TRAIN_LABELS), &labels_bytes(&default_labels(N - 1)), false));
+    assert!(matches!(err, DataError::CountMismatch { images: 20, labels: 19, .. }), "{err:?}");
+    assert!(msg.contains("train-images-idx3-ubyte") && msg.contains("train-labels-idx1-ubyte"), "{msg}");
     assert!(msg.contains("20") && msg.contains("19"), "{msg}");
 }
 
@@ -232,9 +165,5 @@ fn missing_file_is_reported_without_fetching() {
     let err = idx::load_dir(tmp.path(), DatasetName::Mnist, &hint).unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, DataError::Missing { .. }), "{err:?}");
-    assert!(
-        msg.contains("train-images-idx3-ubyte.gz")
-            && msg.contains("gradmatch data --dataset mnist"),
-        "{msg}"
-    );
+    assert!(msg.contains("train-images-idx3-ubyte.gz") && msg.contains("gradmatch data --dataset mnist"), "{msg}");
 }

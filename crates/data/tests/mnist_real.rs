@@ -19,11 +19,7 @@ fn real_mnist_loads_and_samples() {
 
     for class in 0..10 {
         let idx = ds.train.class_indices(class);
-        assert!(
-            (5000..=7000).contains(&idx.len()),
-            "class {class}: {} images",
-            idx.len()
-        );
+        assert!((5000..=7000).contains(&idx.len()), "class {class}: {} images", idx.len());
         assert!(idx.iter().all(|&i| ds.train.labels[i] as usize == class));
         assert!(idx.windows(2).all(|w| w[0] < w[1]));
         assert!(ds.test.class_indices(class).len() > 800);
@@ -33,13 +29,7 @@ fn real_mnist_loads_and_samples() {
 
     let n = ds.train.images.len() as f64;
     let mean = ds.train.images.iter().map(|&v| v as f64).sum::<f64>() / n;
-    let var = ds
-        .train
-        .images
-        .iter()
-        .map(|&v| (v as f64 - mean).powi(2))
-        .sum::<f64>()
-        / n;
+    let var = ds.train.images.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
     assert!(mean.abs() < 0.02, "mean {mean}");
     assert!((var.sqrt() - 1.0).abs() < 0.02, "std {}", var.sqrt());
 
@@ -61,15 +51,9 @@ fn real_mnist_loads_and_samples() {
     assert_eq!(&gathered[..784], ds.train.image(a[0]));
     assert_eq!(&gathered[784..], ds.train.image(a[1]));
 
-    let sub = ds.test.subset(
-        &ds.test
-            .sample_any(500, &mut rand_chacha::ChaCha8Rng::seed_from_u64(1)),
-    );
+    let sub = ds.test.subset(&ds.test.sample_any(500, &mut rand_chacha::ChaCha8Rng::seed_from_u64(1)));
     assert_eq!(sub.len(), 500);
-    assert_eq!(
-        (0..10).map(|c| sub.class_indices(c).len()).sum::<usize>(),
-        500
-    );
+    assert_eq!((0..10).map(|c| sub.class_indices(c).len()).sum::<usize>(), 500);
 }
 
 /// Two concurrent fetches into a fresh folder both succeed and leave one valid copy.
@@ -77,9 +61,7 @@ fn real_mnist_loads_and_samples() {
 fn concurrent_fetches_agree() {
     let tmp = tempfile::tempdir().unwrap();
     let dirs: Vec<PathBuf> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..2)
-            .map(|_| s.spawn(|| fetch(DatasetName::Mnist, tmp.path()).unwrap()))
-            .collect();
+        let handles: Vec<_> = (0..2).map(|_| s.spawn(|| fetch(DatasetName::Mnist, tmp.path()).unwrap())).collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     let dir = tmp.path().join("mnist");
@@ -87,13 +69,6 @@ fn concurrent_fetches_agree() {
     for f in idx::FILES {
         assert!(dir.join(f).is_file(), "{f} missing");
     }
-    let leftovers: Vec<_> = std::fs::read_dir(tmp.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    assert_eq!(
-        leftovers,
-        vec![std::ffi::OsString::from("mnist")],
-        "staging folders left behind"
-    );
+    let leftovers: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(leftovers, vec![std::ffi::OsString::from("mnist")], "staging folders left behind");
 }

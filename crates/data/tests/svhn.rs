@@ -42,15 +42,9 @@ fn name_element(name: &str) -> Vec<u8> {
 /// An uncompressed miMATRIX element: array flags, dimensions, name, real part.
 fn matrix(name: &str, class: u32, dims: &[u32], real_type: u32, real: &[u8]) -> Vec<u8> {
     let mut body = Vec::new();
-    let flags: Vec<u8> = [class, 0]
-        .iter()
-        .flat_map(|v: &u32| v.to_le_bytes())
-        .collect();
+    let flags: Vec<u8> = [class, 0].iter().flat_map(|v: &u32| v.to_le_bytes()).collect();
     body.extend(element(MI_UINT32, &flags));
-    let dims: Vec<u8> = dims
-        .iter()
-        .flat_map(|d| (*d as i32).to_le_bytes())
-        .collect();
+    let dims: Vec<u8> = dims.iter().flat_map(|d| (*d as i32).to_le_bytes()).collect();
     body.extend(element(MI_INT32, &dims));
     body.extend(name_element(name));
     body.extend(element(real_type, real));
@@ -58,8 +52,7 @@ fn matrix(name: &str, class: u32, dims: &[u32], real_type: u32, real: &[u8]) -> 
 }
 
 fn header() -> Vec<u8> {
-    let mut text =
-        b"MATLAB 5.0 MAT-file, Platform: GLNXA64, Created on: Thu Jan  1 00:00:00 2015".to_vec();
+    let mut text = b"MATLAB 5.0 MAT-file, Platform: GLNXA64, Created on: Thu Jan  1 00:00:00 2015".to_vec();
     text.resize(116, b' ');
     text.extend_from_slice(&[0; 8]); // subsystem data offset: none
     text.extend_from_slice(&0x0100u16.to_le_bytes());
@@ -90,23 +83,11 @@ fn write_mat(path: &Path, n: usize, labels: Labels) {
         }
     }
     let mut file = header();
-    file.extend(matrix(
-        "X",
-        MX_UINT8_CLASS,
-        &[32, 32, 3, n as u32],
-        MI_UINT8,
-        &x,
-    ));
+    file.extend(matrix("X", MX_UINT8_CLASS, &[32, 32, 3, n as u32], MI_UINT8, &x));
     file.extend(match labels {
         Labels::Double(y) => {
             let bytes: Vec<u8> = y.iter().flat_map(|v| v.to_le_bytes()).collect();
-            matrix(
-                "y",
-                MX_DOUBLE_CLASS,
-                &[y.len() as u32, 1],
-                MI_DOUBLE,
-                &bytes,
-            )
+            matrix("y", MX_DOUBLE_CLASS, &[y.len() as u32, 1], MI_DOUBLE, &bytes)
         }
         // MATLAB stores integer-valued doubles compactly; the class stays double.
         Labels::UInt8(y) => matrix("y", MX_DOUBLE_CLASS, &[y.len() as u32, 1], MI_UINT8, y),
@@ -116,20 +97,10 @@ fn write_mat(path: &Path, n: usize, labels: Labels) {
 
 fn check_pixels(images: &[f32], n: usize) {
     let (m, s) = (DatasetName::Svhn.mean(), DatasetName::Svhn.std());
-    for (h, w, c) in [
-        (0, 0, 0),
-        (1, 0, 0),
-        (0, 1, 0),
-        (31, 2, 1),
-        (4, 30, 2),
-        (31, 31, 2),
-    ] {
+    for (h, w, c) in [(0, 0, 0), (1, 0, 0), (0, 1, 0), (31, 2, 1), (4, 30, 2), (31, 31, 2)] {
         let got = images[n * 3072 + c * 1024 + h * 32 + w];
         let want = (pixel(n, h, w, c) as f32 / 255.0 - m[c]) / s[c];
-        assert!(
-            (got - want).abs() < 1e-6,
-            "image {n} (h{h},w{w},c{c}): {got} vs {want}"
-        );
+        assert!((got - want).abs() < 1e-6, "image {n} (h{h},w{w},c{c}): {got} vs {want}");
     }
 }
 
@@ -138,11 +109,7 @@ fn svhn_mat_loads_with_label_10_as_0() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("svhn");
     std::fs::create_dir_all(&dir).unwrap();
-    write_mat(
-        &dir.join("train_32x32.mat"),
-        3,
-        Labels::Double(&[10.0, 1.0, 5.0]),
-    );
+    write_mat(&dir.join("train_32x32.mat"), 3, Labels::Double(&[10.0, 1.0, 5.0]));
     write_mat(&dir.join("test_32x32.mat"), 2, Labels::UInt8(&[3, 10]));
     let ds = load(DatasetName::Svhn, tmp.path()).unwrap();
     assert_eq!(ds.train.labels, vec![0, 1, 5]);
@@ -160,22 +127,12 @@ fn svhn_bad_label_is_reported() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("svhn");
     std::fs::create_dir_all(&dir).unwrap();
-    write_mat(
-        &dir.join("train_32x32.mat"),
-        2,
-        Labels::Double(&[3.0, 11.0]),
-    );
+    write_mat(&dir.join("train_32x32.mat"), 2, Labels::Double(&[3.0, 11.0]));
     write_mat(&dir.join("test_32x32.mat"), 1, Labels::Double(&[1.0]));
     let err = load(DatasetName::Svhn, tmp.path()).unwrap_err();
-    assert!(
-        matches!(err, DataError::LabelOutOfRange { index: 1, .. }),
-        "{err:?}"
-    );
+    assert!(matches!(err, DataError::LabelOutOfRange { index: 1, .. }), "{err:?}");
     let msg = err.to_string();
-    assert!(
-        msg.contains("train_32x32.mat") && msg.contains("11") && msg.contains("1..=10"),
-        "{msg}"
-    );
+    assert!(msg.contains("train_32x32.mat") && msg.contains("11") && msg.contains("1..=10"), "{msg}");
 }
 
 #[test]
@@ -183,32 +140,15 @@ fn svhn_count_mismatch_and_garbage_are_reported() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("svhn");
     std::fs::create_dir_all(&dir).unwrap();
-    write_mat(
-        &dir.join("train_32x32.mat"),
-        2,
-        Labels::Double(&[3.0, 1.0, 2.0]),
-    );
+    write_mat(&dir.join("train_32x32.mat"), 2, Labels::Double(&[3.0, 1.0, 2.0]));
     std::fs::write(dir.join("test_32x32.mat"), b"not a mat file").unwrap();
     let err = load(DatasetName::Svhn, tmp.path()).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            DataError::CountMismatch {
-                images: 2,
-                labels: 3,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert!(matches!(err, DataError::CountMismatch { images: 2, labels: 3, .. }), "{err:?}");
 
     write_mat(&dir.join("train_32x32.mat"), 1, Labels::Double(&[3.0]));
     let err = load(DatasetName::Svhn, tmp.path()).unwrap_err();
     assert!(matches!(err, DataError::Format { .. }), "{err:?}");
     let msg = err.to_string();
-    assert!(
-        msg.contains("test_32x32.mat") && msg.contains("MATLAB v5"),
-        "{msg}"
-    );
+    assert!(msg.contains("test_32x32.mat") && msg.contains("MATLAB v5"), "{msg}");
     assert!(msg.contains("housenumbers"), "{msg}");
 }

@@ -22,12 +22,12 @@ pub fn augment_batch<R: Rng + ?Sized>(images: &mut [f32], (c, h, w): (usize, usi
         let (dy, dx) = (rng.random_range(0..8) as isize - 4, rng.random_range(0..8) as isize - 4);
         let factor = rng.random_range(0.8f32..1.2);
         let angle = (rng.random_range(-45i32..45) as f32).to_radians();
-        for ch in 0..c {
+        for (ch, &mean) in means.iter().enumerate() {
             let start = (i * c + ch) * plane;
             let src = images[start..start + plane].to_vec();
             let dst = &mut images[start..start + plane];
             match choice {
-                0 => shift(&src, dst, (h, w), (dy, dx), means[ch]),
+                0 => shift(&src, dst, (h, w), (dy, dx), mean),
                 1 => scale(&src, dst, (h, w), factor),
                 _ => rotate(&src, dst, (h, w), angle, fill),
             }
@@ -39,11 +39,8 @@ fn shift(src: &[f32], dst: &mut [f32], (h, w): (usize, usize), (dy, dx): (isize,
     for y in 0..h {
         for x in 0..w {
             let (sy, sx) = (y as isize + dy, x as isize + dx);
-            dst[y * w + x] = if (0..h as isize).contains(&sy) && (0..w as isize).contains(&sx) {
-                src[sy as usize * w + sx as usize]
-            } else {
-                fill
-            };
+            dst[y * w + x] =
+                if (0..h as isize).contains(&sy) && (0..w as isize).contains(&sx) { src[sy as usize * w + sx as usize] } else { fill };
         }
     }
 }
@@ -69,7 +66,13 @@ fn scale(src: &[f32], dst: &mut [f32], (h, w): (usize, usize), factor: f32) {
 fn rotate(src: &[f32], dst: &mut [f32], (h, w): (usize, usize), angle: f32, fill: f32) {
     let (cy, cx) = ((h as f32 - 1.0) / 2.0, (w as f32 - 1.0) / 2.0);
     let (sin, cos) = angle.sin_cos();
-    let at = |y: isize, x: isize| if (0..h as isize).contains(&y) && (0..w as isize).contains(&x) { src[y as usize * w + x as usize] } else { fill };
+    let at = |y: isize, x: isize| {
+        if (0..h as isize).contains(&y) && (0..w as isize).contains(&x) {
+            src[y as usize * w + x as usize]
+        } else {
+            fill
+        }
+    };
     for y in 0..h {
         for x in 0..w {
             // Inverse mapping: where does the output pixel come from in the source?

@@ -255,13 +255,7 @@ fn initial_images(real: &DeviceData, cfg: &CondenseConfig, classes: usize, dtype
         .collect()
 }
 
-fn resume(
-    path: &Path,
-    fingerprint: &str,
-    cfg: &CondenseConfig,
-    classes: usize,
-    run: &RunContext,
-) -> Result<(Vec<Var>, Sgd, usize)> {
+fn resume(path: &Path, fingerprint: &str, cfg: &CondenseConfig, classes: usize, run: &RunContext) -> Result<(Vec<Var>, Sgd, usize)> {
     let set = SyntheticSet::load(path, run.device)?;
     if set.metadata.get("fingerprint").map(String::as_str) != Some(fingerprint) {
         candle_core::bail!(
@@ -270,11 +264,10 @@ fn resume(
         )
     }
     let done: usize = set.metadata.get("iterations").and_then(|v| v.parse().ok()).unwrap_or(0);
-    let momentum = set.momentum.clone().ok_or_else(|| candle_core::Error::Msg(format!("{}: not a checkpoint (no momentum)", path.display())))?;
+    let momentum =
+        set.momentum.clone().ok_or_else(|| candle_core::Error::Msg(format!("{}: not a checkpoint (no momentum)", path.display())))?;
     let images = set.images.to_dtype(run.dtype)?;
-    let syn = (0..classes)
-        .map(|c| Var::from_tensor(&images.narrow(0, c * cfg.ipc, cfg.ipc)?.contiguous()?))
-        .collect::<Result<Vec<_>>>()?;
+    let syn = (0..classes).map(|c| Var::from_tensor(&images.narrow(0, c * cfg.ipc, cfg.ipc)?.contiguous()?)).collect::<Result<Vec<_>>>()?;
     let mut opt = Sgd::new(syn.clone(), cfg.lr_img, cfg.momentum_img, 0.0);
     let momentum = momentum.to_dtype(run.dtype)?;
     opt.set_buffers((0..classes).map(|c| momentum.narrow(0, c * cfg.ipc, cfg.ipc)?.contiguous()).collect::<Result<Vec<_>>>()?);

@@ -96,7 +96,10 @@ pub fn evaluate(
         if epoch % 25 == 0 || epoch + 1 == cfg.epochs {
             let l = last_loss.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?;
             if !l.is_finite() {
-                candle_core::bail!("evaluation of {spec}: training loss is {l} at epoch {epoch} (lr {}); the set or the learning rate diverges", opt.lr)
+                candle_core::bail!(
+                    "evaluation of {spec}: training loss is {l} at epoch {epoch} (lr {}); the set or the learning rate diverges",
+                    opt.lr
+                )
             }
         }
     }

@@ -73,8 +73,7 @@ impl SyntheticSet {
             Err(_) => None,
         };
         let values = f32_values(images.data());
-        let labels: Vec<u32> =
-            labels.data().chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes")) as u32).collect();
+        let labels: Vec<u32> = labels.data().chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes")) as u32).collect();
         let images = Tensor::from_vec(values, images.shape(), device)?;
         if images.dim(0)? != labels.len() {
             return Err(io_error(path, format!("{} images but {} labels", images.dim(0)?, labels.len())));
@@ -90,7 +89,8 @@ impl SyntheticSet {
         let per_class = n.div_ceil(classes.max(1));
         let gap = 2;
         let (cell_h, cell_w) = (h * zoom + gap, w * zoom + gap);
-        let mut img = image::RgbImage::from_pixel((per_class * cell_w + gap) as u32, (classes * cell_h + gap) as u32, image::Rgb([255, 255, 255]));
+        let mut img =
+            image::RgbImage::from_pixel((per_class * cell_w + gap) as u32, (classes * cell_h + gap) as u32, image::Rgb([255, 255, 255]));
         let mut column = vec![0usize; classes];
         for (i, &label) in self.labels.iter().enumerate().take(n) {
             let (row, col) = (label as usize, column[label as usize]);

@@ -3,7 +3,9 @@
 
 use candle_core::{DType, Device, Tensor};
 use gradmatch_data::{Dataset, DatasetName};
-use gradmatch_engine::{condense, evaluate, CondenseConfig, CondenseOutcome, DeviceData, EvalConfig, Init, Method, RunContext, SyntheticSet};
+use gradmatch_engine::{
+    condense, evaluate, CondenseConfig, CondenseOutcome, DeviceData, EvalConfig, Init, Method, RunContext, SyntheticSet,
+};
 use gradmatch_models::ModelSpec;
 use std::collections::HashMap;
 use std::path::Path;
@@ -63,7 +65,14 @@ fn same_seed_same_set_and_an_interrupted_run_resumes_exactly() {
     let ckpt = dir.path().join("checkpoint.safetensors");
     // A crash in the second iteration, after the checkpoint of the first.
     let crashed = std::panic::catch_unwind(|| {
-        let run_ctx = RunContext { dataset: mnist(), model: &SMALL, device: &Device::Cpu, dtype: DType::F32, checkpoint: Some(&ckpt), metadata: HashMap::new() };
+        let run_ctx = RunContext {
+            dataset: mnist(),
+            model: &SMALL,
+            device: &Device::Cpu,
+            dtype: DType::F32,
+            checkpoint: Some(&ckpt),
+            metadata: HashMap::new(),
+        };
         let (level, distance, steps) = (gradmatch_levels::IntraClass, gradmatch_distance_angle::Angle, gradmatch_steps::Fixed);
         let method = Method { level: &level, distance: &distance, steps: &steps };
         condense(&run_ctx, method, &cfg, &mut |log| assert!(log.iteration < 1, "simulated crash")).unwrap()
@@ -77,9 +86,17 @@ fn same_seed_same_set_and_an_interrupted_run_resumes_exactly() {
     // A different configuration refuses the checkpoint instead of silently mixing runs.
     gradmatch_core::second_order::enable().unwrap();
     let other = CondenseConfig { lr_img: 0.2, ..cfg.clone() };
-    let run_ctx = RunContext { dataset: mnist(), model: &SMALL, device: &Device::Cpu, dtype: DType::F32, checkpoint: Some(&ckpt), metadata: HashMap::new() };
+    let run_ctx = RunContext {
+        dataset: mnist(),
+        model: &SMALL,
+        device: &Device::Cpu,
+        dtype: DType::F32,
+        checkpoint: Some(&ckpt),
+        metadata: HashMap::new(),
+    };
     let (level, distance, steps) = (gradmatch_levels::IntraClass, gradmatch_distance_angle::Angle, gradmatch_steps::Fixed);
-    let err = condense(&run_ctx, Method { level: &level, distance: &distance, steps: &steps }, &other, &mut |_| {}).err().unwrap().to_string();
+    let err =
+        condense(&run_ctx, Method { level: &level, distance: &distance, steps: &steps }, &other, &mut |_| {}).err().unwrap().to_string();
     assert!(err.contains("different configuration"), "{err}");
 }
 

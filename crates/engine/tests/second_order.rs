@@ -55,7 +55,9 @@ fn mnist_context(spec: &ModelSpec) -> Fixed {
     gradmatch_core::second_order::enable().unwrap();
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data");
     let ds = gradmatch_data::load(gradmatch_data::DatasetName::Mnist, &dir).unwrap();
-    let image = |indices: &[usize]| Tensor::from_vec(ds.train.gather(indices), (indices.len(), 1, 28, 28), &Device::Cpu).unwrap().to_dtype(DType::F64).unwrap();
+    let image = |indices: &[usize]| {
+        Tensor::from_vec(ds.train.gather(indices), (indices.len(), 1, 28, 28), &Device::Cpu).unwrap().to_dtype(DType::F64).unwrap()
+    };
     let real = (0..CLASSES).map(|c| image(&ds.train.class_indices(c)[..8])).collect();
     let syn = (0..CLASSES).map(|c| Var::from_tensor(&image(&ds.train.class_indices(c)[100..100 + IPC])).unwrap()).collect();
     let net = Network::new(spec, (1, 28, 28), CLASSES, 3, DType::F64, &Device::Cpu).unwrap();
@@ -68,7 +70,8 @@ fn relative_error(ctx: &mut Fixed, level: &dyn GradientLevel, distance: &dyn Dis
     let eps = 1e-6;
     let mut worst = 0f64;
     for c in 0..CLASSES {
-        let analytic = grads.get(ctx.syn[c].as_tensor()).expect("loss depends on every class").flatten_all().unwrap().to_vec1::<f64>().unwrap();
+        let analytic =
+            grads.get(ctx.syn[c].as_tensor()).expect("loss depends on every class").flatten_all().unwrap().to_vec1::<f64>().unwrap();
         let scale = analytic.iter().fold(0f64, |m, v| m.max(v.abs())).max(1e-4);
         let original = ctx.syn[c].as_tensor().flatten_all().unwrap().to_vec1::<f64>().unwrap();
         // Pixels where the analytic gradient is largest, plus a spread of others.

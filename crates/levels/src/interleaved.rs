@@ -9,7 +9,7 @@ pub struct Interleaved {
 
 impl GradientLevel for Interleaved {
     fn matching_loss(&self, ctx: &mut dyn MatchContext, distance: &dyn Distance) -> Result<Tensor> {
-        if ctx.iteration() % 2 == 0 {
+        if ctx.iteration().is_multiple_of(2) {
             IntraClass.matching_loss(ctx, distance)
         } else {
             self.inter.matching_loss(ctx, distance)

@@ -58,14 +58,8 @@ pub struct ModelSpec {
 
 impl ModelSpec {
     /// The reference ConvNet: width 128, depth 3, relu, instance norm, average pooling.
-    pub const CONVNET: ModelSpec = ModelSpec {
-        arch: Arch::ConvNet,
-        width: 128,
-        depth: 3,
-        act: Act::Relu,
-        norm: NormKind::Instance,
-        pool: PoolKind::Avg,
-    };
+    pub const CONVNET: ModelSpec =
+        ModelSpec { arch: Arch::ConvNet, width: 128, depth: 3, act: Act::Relu, norm: NormKind::Instance, pool: PoolKind::Avg };
 
     pub fn with_arch(arch: Arch, norm: NormKind) -> ModelSpec {
         ModelSpec { arch, norm, ..ModelSpec::CONVNET }

@@ -40,9 +40,27 @@ fn pytorch_default_initialisation_bounds_and_seeding() {
 #[test]
 fn every_architecture_maps_images_to_logits() {
     let names = [
-        "ConvNet", "ConvNetW32", "ConvNetD1", "ConvNetD4", "ConvNetAS", "ConvNetAL", "ConvNetNN", "ConvNetBN", "ConvNetLN",
-        "ConvNetGN", "ConvNetNP", "ConvNetMP", "MLP", "LeNet", "AlexNet", "AlexNetBN", "VGG11", "VGG11BN", "ResNet18",
-        "ResNet18BN", "ResNet18BN_AP",
+        "ConvNet",
+        "ConvNetW32",
+        "ConvNetD1",
+        "ConvNetD4",
+        "ConvNetAS",
+        "ConvNetAL",
+        "ConvNetNN",
+        "ConvNetBN",
+        "ConvNetLN",
+        "ConvNetGN",
+        "ConvNetNP",
+        "ConvNetMP",
+        "MLP",
+        "LeNet",
+        "AlexNet",
+        "AlexNetBN",
+        "VGG11",
+        "VGG11BN",
+        "ResNet18",
+        "ResNet18BN",
+        "ResNet18BN_AP",
     ];
     for name in names {
         for (input, classes) in [((1, 28, 28), 10), ((3, 32, 32), 100)] {

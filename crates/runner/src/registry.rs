@@ -18,16 +18,22 @@ fn count_option(params: &Params, key: &str, default: usize) -> Result<usize, Str
 
 impl Plugins {
     pub fn builtin() -> Plugins {
+        use gradmatch_distance_angle as angle;
+        use gradmatch_distance_combined as combined;
+        use gradmatch_distance_flat_cosine as flat_cosine;
+        use gradmatch_distance_magnitude as magnitude;
+        use gradmatch_distance_manhattan as manhattan;
+        use gradmatch_distance_mse as mse;
         use gradmatch_levels as lv;
         use gradmatch_steps as st;
 
         let mut distances: Registry<dyn Distance> = Registry::new("distance");
-        distances.register(gradmatch_distance_angle::NAME, gradmatch_distance_angle::SUMMARY, &[], |_| Ok(Box::new(gradmatch_distance_angle::Angle)));
-        distances.register(gradmatch_distance_magnitude::NAME, gradmatch_distance_magnitude::SUMMARY, &[], |_| Ok(Box::new(gradmatch_distance_magnitude::Magnitude)));
-        distances.register(gradmatch_distance_combined::NAME, gradmatch_distance_combined::SUMMARY, &[], |_| Ok(Box::new(gradmatch_distance_combined::Combined)));
-        distances.register(gradmatch_distance_mse::NAME, gradmatch_distance_mse::SUMMARY, &[], |_| Ok(Box::new(gradmatch_distance_mse::Mse)));
-        distances.register(gradmatch_distance_flat_cosine::NAME, gradmatch_distance_flat_cosine::SUMMARY, &[], |_| Ok(Box::new(gradmatch_distance_flat_cosine::FlatCosine)));
-        distances.register(gradmatch_distance_manhattan::NAME, gradmatch_distance_manhattan::SUMMARY, &[], |_| Ok(Box::new(gradmatch_distance_manhattan::Manhattan)));
+        distances.register_plain(angle::NAME, angle::SUMMARY, || Box::new(angle::Angle));
+        distances.register_plain(magnitude::NAME, magnitude::SUMMARY, || Box::new(magnitude::Magnitude));
+        distances.register_plain(combined::NAME, combined::SUMMARY, || Box::new(combined::Combined));
+        distances.register_plain(mse::NAME, mse::SUMMARY, || Box::new(mse::Mse));
+        distances.register_plain(flat_cosine::NAME, flat_cosine::SUMMARY, || Box::new(flat_cosine::FlatCosine));
+        distances.register_plain(manhattan::NAME, manhattan::SUMMARY, || Box::new(manhattan::Manhattan));
 
         let mut levels: Registry<dyn GradientLevel> = Registry::new("gradient level");
         levels.register("intra", "per class: sum_c D(g_syn_c, g_real_c) (DC)", &[], |_| Ok(Box::new(lv::IntraClass)));
@@ -39,14 +45,21 @@ impl Plugins {
             }))
         });
         levels.register("interleaved", "intra on even iterations, inter on odd ones", &[], |_| Ok(Box::new(lv::Interleaved::default())));
-        levels.register("multi-level", "intra + inter_weight * D(mean_c g_syn_c, mean_c g_real_c) (the paper's M)", &["inter_weight"], |p| {
-            let inter_weight = p.contains_key("inter_weight").then(|| number_option(p, "inter_weight", 0.0)).transpose()?;
-            Ok(Box::new(lv::MultiLevel { inter_weight }))
-        });
+        levels.register(
+            "multi-level",
+            "intra + inter_weight * D(mean_c g_syn_c, mean_c g_real_c) (the paper's M)",
+            &["inter_weight"],
+            |p| {
+                let inter_weight = p.contains_key("inter_weight").then(|| number_option(p, "inter_weight", 0.0)).transpose()?;
+                Ok(Box::new(lv::MultiLevel { inter_weight }))
+            },
+        );
 
         let mut steps: Registry<dyn StepStrategy> = Registry::new("step strategy");
         steps.register("fixed", "inner epochs from the loops table (DC)", &[], |_| Ok(Box::new(st::Fixed)));
-        steps.register("adaptive", "50, 40, 30, 20 epochs, then 10 until step 10, then 5 (the paper's A)", &[], |_| Ok(Box::new(st::Adaptive)));
+        steps.register("adaptive", "50, 40, 30, 20 epochs, then 10 until step 10, then 5 (the paper's A)", &[], |_| {
+            Ok(Box::new(st::Adaptive))
+        });
         steps.register("overfitting-aware", "train until the loss on a real batch rises, at most max_epochs", &["max_epochs"], |p| {
             Ok(Box::new(st::OverfittingAware { max_epochs: count_option(p, "max_epochs", st::OverfittingAware::default().max_epochs)? }))
         });

@@ -91,7 +91,8 @@ fn table(store: &Path) -> String {
 
 /// Starts the grid and SIGKILLs it as soon as `moment` holds; returns whether it was killed.
 fn kill_when(grid: &Path, store: &Path, moment: &dyn Fn() -> bool) -> bool {
-    let mut child = gradmatch(&["ablate", grid.to_str().unwrap(), "--store", store.to_str().unwrap()]).stderr(Stdio::null()).spawn().unwrap();
+    let mut child =
+        gradmatch(&["ablate", grid.to_str().unwrap(), "--store", store.to_str().unwrap()]).stderr(Stdio::null()).spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
         if child.try_wait().unwrap().is_some() {

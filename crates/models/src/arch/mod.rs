@@ -34,12 +34,7 @@ pub(crate) fn push_norm(
     Ok(())
 }
 
-pub(crate) fn norm_layer(
-    init: &mut ParamInit,
-    name: &str,
-    kind: NormKind,
-    shape: (usize, usize, usize),
-) -> Result<Option<Box<dyn Layer>>> {
+pub(crate) fn norm_layer(init: &mut ParamInit, name: &str, kind: NormKind, shape: (usize, usize, usize)) -> Result<Option<Box<dyn Layer>>> {
     let c = shape.0;
     Ok(match kind {
         NormKind::None => None,

@@ -31,9 +31,12 @@ impl GroupNorm {
 
 impl Layer for GroupNorm {
     fn forward(&self, x: &Tensor, _mode: Mode) -> Result<Tensor> {
-        standardise(x, self.groups)?
-            .broadcast_mul(&self.weight.reshape((1, (), 1, 1))?)?
-            .broadcast_add(&self.bias.reshape((1, (), 1, 1))?)
+        standardise(x, self.groups)?.broadcast_mul(&self.weight.reshape((1, (), 1, 1))?)?.broadcast_add(&self.bias.reshape((
+            1,
+            (),
+            1,
+            1,
+        ))?)
     }
 }
 

@@ -124,7 +124,8 @@ impl Grid {
     }
 
     pub fn parse(text: &str, path: &Path) -> Result<Grid> {
-        let mut grid: Grid = toml::from_str(text).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), with_suggestion(&e.to_string())))?;
+        let mut grid: Grid =
+            toml::from_str(text).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), with_suggestion(&e.to_string())))?;
         if grid.name.is_empty() {
             grid.name = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "grid".into());
         }
@@ -153,11 +154,7 @@ impl Grid {
         let known: Vec<&str> = names.iter().copied().chain([EVAL_MODEL_AXIS]).collect();
         for used in self.table.rows.iter().chain(&self.table.columns) {
             if !known.contains(&used.as_str()) {
-                bail!(
-                    "[table] names axis `{used}`{}, but the axes are: {}",
-                    did_you_mean(used, known.iter().copied()),
-                    known.join(", ")
-                );
+                bail!("[table] names axis `{used}`{}, but the axes are: {}", did_you_mean(used, known.iter().copied()), known.join(", "));
             }
         }
         Ok(())
@@ -360,7 +357,18 @@ columns = "ipc"
             }
         }
         names.sort();
-        assert_eq!(names, ["init-vs-condensed", "overfitting-aware", "quick", "table1-levels", "table2-distances", "table3-methods", "table4-cross-architecture"]);
+        assert_eq!(
+            names,
+            [
+                "init-vs-condensed",
+                "overfitting-aware",
+                "quick",
+                "table1-levels",
+                "table2-distances",
+                "table3-methods",
+                "table4-cross-architecture"
+            ]
+        );
     }
 
     #[test]
@@ -379,7 +387,10 @@ columns = "ipc"
         let e = err(&GRID.replace("experiments = 2", "experimnts = 2"));
         assert!(e.contains("ablations/test.toml") && e.contains("line 2") && e.contains("did you mean `experiments`"), "{e}");
         let e = err(&GRID.replace("level.name = \"multi-level\"", "level.name = \"multilevel\""));
-        assert!(e.contains("variant `M`") && e.contains("did you mean `multi-level`") && e.contains("interleaved") && e.contains("line 13"), "{e}");
+        assert!(
+            e.contains("variant `M`") && e.contains("did you mean `multi-level`") && e.contains("interleaved") && e.contains("line 13"),
+            "{e}"
+        );
         let e = err(&GRID.replace("field = \"condense.ipc\"", "field = \"condense.ipcs\""));
         assert!(e.contains("ipcs") && e.contains("did you mean `ipc`"), "{e}");
         let e = err(&GRID.replace("values = [1, 10]", "values = [0, 10]"));

@@ -79,7 +79,8 @@ pub fn run(global: &Global, grid: &Grid, opts: &Options) -> Result<Summary> {
 
     let jobs: Vec<(usize, Job)> = grid.jobs(&cells).into_iter().enumerate().filter(|(i, _)| opts.shard.owns(*i)).collect();
     let units: usize = jobs.iter().map(|(_, j)| 1 + units_of_evaluation(&cells[j.cell])).sum();
-    let progress = if global.quiet { MultiProgress::with_draw_target(indicatif::ProgressDrawTarget::hidden()) } else { MultiProgress::new() };
+    let progress =
+        if global.quiet { MultiProgress::with_draw_target(indicatif::ProgressDrawTarget::hidden()) } else { MultiProgress::new() };
     let bar = progress.add(global.progress(units as u64, "units"));
     println!(
         "ablation `{}`: {} cells x {} experiments, {} jobs in shard {}/{}, {} units of work -> {}",
@@ -118,6 +119,14 @@ pub fn run(global: &Global, grid: &Grid, opts: &Options) -> Result<Summary> {
     Ok(total)
 }
 
+/// Where a record comes from: one experiment of one cell, on one device.
+struct Unit<'c> {
+    cell: &'c Cell,
+    experiment: usize,
+    seed: u64,
+    device: usize,
+}
+
 fn units_of_evaluation(cell: &Cell) -> usize {
     cell.experiment.eval_models().len() * cell.experiment.evaluation.num_eval
 }
@@ -131,17 +140,17 @@ fn write_grid_copy(grid: &Grid, store: &Path) -> Result<()> {
 }
 
 impl Shared<'_> {
-    fn record(&self, cell: &Cell, experiment: usize, seed: u64, key: String, device: usize, seconds: f64, outcome: Outcome) -> Result<()> {
-        let mut config = cell.experiment.clone();
-        config.condense.seed = seed;
+    fn record(&self, unit: &Unit, key: String, seconds: f64, outcome: Outcome) -> Result<()> {
+        let mut config = unit.cell.experiment.clone();
+        config.condense.seed = unit.seed;
         self.appender.append(&Record {
             key,
-            cell: cell.id.clone(),
-            labels: cell.labels.clone(),
-            experiment,
-            seed,
+            cell: unit.cell.id.clone(),
+            labels: unit.cell.labels.clone(),
+            experiment: unit.experiment,
+            seed: unit.seed,
             config,
-            device: self.device_names[device].clone(),
+            device: self.device_names[unit.device].clone(),
             version: VERSION.to_string(),
             seconds,
             finished_unix: now_unix(),
@@ -165,12 +174,13 @@ impl Shared<'_> {
         let exp = &cell.experiment;
         let seed = exp.condense.seed + job.experiment as u64;
         let device = rayon::current_thread_index().unwrap_or(0) % self.devices.len();
+        let unit = Unit { cell, experiment: job.experiment, seed, device };
         let name = format!("[{}/{}] {} e{}", index + 1, self.total_jobs, cell.label(), job.experiment);
         let fail = |summary: &mut Summary, stage: &str, key: String, error: anyhow::Error| {
             let error = format!("{error:#}");
             self.note(format!("{name}: {stage} FAILED: {error}"));
             summary.failed.push(format!("{name} {stage}: {error}"));
-            if let Err(e) = self.record(cell, job.experiment, seed, key, device, 0.0, Outcome::Failed { stage: stage.into(), error }) {
+            if let Err(e) = self.record(&unit, key, 0.0, Outcome::Failed { stage: stage.into(), error }) {
                 summary.failed.push(format!("{name}: could not record the failure: {e:#}"));
             }
         };
@@ -188,7 +198,7 @@ impl Shared<'_> {
                         Outcome::Condensed { set, .. } => self.store.join(set),
                         _ => unreachable!("condense returns a Condensed outcome"),
                     };
-                    if let Err(e) = self.record(cell, job.experiment, seed, key.clone(), device, seconds, outcome) {
+                    if let Err(e) = self.record(&unit, key.clone(), seconds, outcome) {
                         fail(&mut summary, "record", key, e);
                         return summary;
                     }
@@ -217,8 +227,9 @@ impl Shared<'_> {
                 let result = (|| -> Result<Outcome> {
                     if loaded.is_none() {
                         let ds = &self.datasets[&exp.dataset];
-                        let set = SyntheticSet::load(&set_path, &self.devices[device])
-                            .with_context(|| format!("loading the synthetic set {} (delete its condense record to redo it)", set_path.display()))?;
+                        let set = SyntheticSet::load(&set_path, &self.devices[device]).with_context(|| {
+                            format!("loading the synthetic set {} (delete its condense record to redo it)", set_path.display())
+                        })?;
                         let test = DeviceData::new(&ds.test, ds.shape(), DType::F32, &self.devices[device])?;
                         loaded = Some((set, test));
                     }
@@ -227,14 +238,20 @@ impl Shared<'_> {
                     let eval_seed = eval_seed(seed, n);
                     let o = evaluate(&model, &set.images, &set.labels, test, classes, &exp.evaluation, eval_seed)?;
                     anyhow::ensure!(o.accuracy.is_finite(), "accuracy is {}", o.accuracy);
-                    Ok(Outcome::Evaluated { model: model.to_string(), index: n, eval_seed, accuracy: o.accuracy, final_train_loss: o.final_train_loss })
+                    Ok(Outcome::Evaluated {
+                        model: model.to_string(),
+                        index: n,
+                        eval_seed,
+                        accuracy: o.accuracy,
+                        final_train_loss: o.final_train_loss,
+                    })
                 })();
                 match result.and_then(|outcome| {
                     let accuracy = match &outcome {
                         Outcome::Evaluated { accuracy, .. } => *accuracy,
                         _ => f64::NAN,
                     };
-                    self.record(cell, job.experiment, seed, key.clone(), device, started.elapsed().as_secs_f64(), outcome)?;
+                    self.record(&unit, key.clone(), started.elapsed().as_secs_f64(), outcome)?;
                     Ok(accuracy)
                 }) {
                     Ok(accuracy) => {
@@ -255,9 +272,16 @@ impl Shared<'_> {
         let folder = PathBuf::from("cells").join(cell.folder()).join(format!("e{}", job.experiment));
         let bar = self.progress.add(self.global.progress(exp.condense.iterations as u64, "condense"));
         bar.set_message(name.to_string());
-        let condensed = condense_into(&self.store.join(&folder), &exp, &self.datasets[&exp.dataset], &self.devices[device], &self.plugins, &mut |entry| {
-            bar.set_position(entry.iteration as u64 + 1);
-        });
+        let condensed = condense_into(
+            &self.store.join(&folder),
+            &exp,
+            &self.datasets[&exp.dataset],
+            &self.devices[device],
+            &self.plugins,
+            &mut |entry| {
+                bar.set_position(entry.iteration as u64 + 1);
+            },
+        );
         bar.finish_and_clear();
         self.progress.remove(&bar);
         let condensed = condensed?;

@@ -5,7 +5,13 @@ use anyhow::{anyhow, Result};
 use plotters::prelude::*;
 use std::path::Path;
 
-pub fn cell_plot(path: &Path, title: &str, losses: &[(String, Vec<f64>)], accuracies: &[(String, Vec<f64>)], iterations: usize) -> Result<()> {
+pub fn cell_plot(
+    path: &Path,
+    title: &str,
+    losses: &[(String, Vec<f64>)],
+    accuracies: &[(String, Vec<f64>)],
+    iterations: usize,
+) -> Result<()> {
     let root = SVGBackend::new(path, (960, 400)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
     let root = root.titled(title, ("sans-serif", 18)).map_err(|e| anyhow!("{e}"))?;

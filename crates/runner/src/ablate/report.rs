@@ -64,7 +64,8 @@ pub fn table(grid: &Grid, cells: &[Cell], records: &Records) -> Table {
         let row_key = row_axes.iter().map(|a| cell.label_of(a).unwrap_or("-")).collect::<Vec<_>>().join(" / ");
         let row = index_of(&mut row_order, row_key);
         for model in cell.experiment.eval_models() {
-            let column_key = if column_axis == EVAL_MODEL_AXIS { model.to_string() } else { cell.label_of(&column_axis).unwrap_or("-").to_string() };
+            let column_key =
+                if column_axis == EVAL_MODEL_AXIS { model.to_string() } else { cell.label_of(&column_axis).unwrap_or("-").to_string() };
             let column = index_of(&mut column_order, column_key);
             let accuracies = values.entry((row, column)).or_default();
             for k in 0..grid.experiments {
@@ -102,19 +103,22 @@ impl Table {
 /// records of `store` and of any `more` stores (other shards' folders), and returns the table.
 pub fn write(store: &Path, more: &[&Path]) -> Result<Table> {
     let grid_path = store.join("grid.toml");
-    let grid = Grid::from_file(&grid_path).with_context(|| format!("{} is not a gradmatch ablation store (no valid grid.toml)", store.display()))?;
+    let grid = Grid::from_file(&grid_path)
+        .with_context(|| format!("{} is not a gradmatch ablation store (no valid grid.toml)", store.display()))?;
     let cells = grid.cells(&crate::registry::Plugins::builtin())?;
     let records = Records::read(&[&[store], more].concat())?;
     let table = table(&grid, &cells, &records);
 
-    let mut page = format!("# Ablation `{}`\n\n{}\n\n## Test accuracy (%), mean ± std over experiments × evaluations\n\n", grid.name, grid.description);
+    let mut page = format!(
+        "# Ablation `{}`\n\n{}\n\n## Test accuracy (%), mean ± std over experiments × evaluations\n\n",
+        grid.name, grid.description
+    );
     page += &table.markdown();
     page += "\n## Cells\n\n| cell | experiments condensed | s / iteration | loss (first → last) | plot | synthetic sets |\n|---|---|---|---|---|---|\n";
     std::fs::create_dir_all(store.join("plots"))?;
     for cell in &cells {
-        let runs: Vec<_> = (0..grid.experiments)
-            .filter_map(|k| records.done.get(&super::store::condense_key(&cell.id, k)).map(|r| (k, r)))
-            .collect();
+        let runs: Vec<_> =
+            (0..grid.experiments).filter_map(|k| records.done.get(&super::store::condense_key(&cell.id, k)).map(|r| (k, r))).collect();
         let mut curves = Vec::new();
         let mut images = Vec::new();
         let mut speed = Vec::new();

@@ -55,7 +55,10 @@ pub enum Outcome {
         final_train_loss: f64,
     },
     /// A unit that failed; it is retried on the next run and reported until it succeeds.
-    Failed { stage: String, error: String },
+    Failed {
+        stage: String,
+        error: String,
+    },
 }
 
 impl Record {
@@ -87,7 +90,9 @@ impl Records {
                 Ok(entries) => {
                     let mut found: Vec<PathBuf> = entries
                         .filter_map(|e| e.ok().map(|e| e.path()))
-                        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("records") && n.ends_with(".jsonl")))
+                        .filter(|p| {
+                            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("records") && n.ends_with(".jsonl"))
+                        })
                         .collect();
                     found.sort();
                     files.extend(found);
@@ -161,7 +166,8 @@ impl Appender {
 /// Opens (creating) a line-oriented file for appending, first cutting off a partial last line left by
 /// a killed writer, so that the next line never glues onto it.
 pub fn open_for_append(path: &Path) -> Result<File> {
-    let mut file = OpenOptions::new().create(true).read(true).append(true).open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut file =
+        OpenOptions::new().create(true).read(true).append(true).open(path).with_context(|| format!("opening {}", path.display()))?;
     let mut text = Vec::new();
     file.read_to_end(&mut text).with_context(|| format!("reading {}", path.display()))?;
     let keep = text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);

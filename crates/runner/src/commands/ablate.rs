@@ -34,7 +34,16 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
         println!("{}: {} cells x {} experiments, valid", args.grid.display(), cells.len(), grid.experiments);
         for cell in &cells {
             let e = &cell.experiment;
-            println!("  {:<40} {} ipc {} {} {}/{}/{}", cell.label(), e.dataset, e.condense.ipc, e.model, e.level.name, e.distance.name, e.steps.name);
+            println!(
+                "  {:<40} {} ipc {} {} {}/{}/{}",
+                cell.label(),
+                e.dataset,
+                e.condense.ipc,
+                e.model,
+                e.level.name,
+                e.distance.name,
+                e.steps.name
+            );
         }
         return Ok(());
     }

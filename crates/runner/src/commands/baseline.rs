@@ -68,13 +68,19 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
         let idx: Vec<usize> = (0..ds.num_classes()).flat_map(|c| ds.train.sample_class(c, args.ipc, &mut rng)).collect();
         let images: Tensor = train.select(&idx)?;
         let labels = ds.train.gather_labels(&idx);
-        let r = evaluate_set(global, &ds, &test, &images, &labels, &[args.model], &cfg, derive_seed(args.seed, 201, e as u64))?;
+        let r = evaluate_set(global, &ds, &test, (&images, &labels), &[args.model], &cfg, derive_seed(args.seed, 201, e as u64))?;
         accuracies.extend(&r[0].accuracies);
         last = r.into_iter().next();
     }
     let (mean, std) = crate::stats::mean_std(&accuracies);
     let last = last.expect("num_eval >= 1");
-    let result = ModelAccuracy { accuracies: accuracies.clone(), mean, std, seconds_per_evaluation: started.elapsed().as_secs_f64() / args.num_eval.max(1) as f64, ..last };
+    let result = ModelAccuracy {
+        accuracies: accuracies.clone(),
+        mean,
+        std,
+        seconds_per_evaluation: started.elapsed().as_secs_f64() / args.num_eval.max(1) as f64,
+        ..last
+    };
     println!("random baseline: {} ipc {} on {}", args.dataset, args.ipc, device_name(&device));
     print_accuracies(std::slice::from_ref(&result));
     let seconds = started.elapsed().as_secs_f64();

@@ -4,9 +4,9 @@ use crate::experiment::{Experiment, PluginSpec};
 use crate::registry::Plugins;
 use anyhow::{Context, Result};
 use candle_core::DType;
-use gradmatch_data::DatasetName;
 use candle_core::Device;
 use gradmatch_data::Dataset;
+use gradmatch_data::DatasetName;
 use gradmatch_engine::{condense, CondenseOutcome, DeviceData, Init, IterationLog, Method, RunContext};
 use gradmatch_models::ModelSpec;
 use serde::Serialize;
@@ -122,7 +122,10 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
         bar.set_position(entry.iteration as u64 + 1);
         bar.set_message(format!("loss {:.4}", entry.loss));
         if global.quiet && (entry.iteration % 10 == 0 || entry.iteration + 1 == exp.condense.iterations) {
-            eprintln!("iteration {}: loss {:.4}, inner epochs {:?}, {:.2} s", entry.iteration, entry.loss, entry.inner_epochs, entry.seconds);
+            eprintln!(
+                "iteration {}: loss {:.4}, inner epochs {:?}, {:.2} s",
+                entry.iteration, entry.loss, entry.inner_epochs, entry.seconds
+            );
         }
     })?;
     bar.finish_and_clear();
@@ -138,8 +141,7 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
         global,
         &ds,
         &test,
-        &outcome.set.images,
-        &outcome.set.labels,
+        (&outcome.set.images, &outcome.set.labels),
         &exp.eval_models(),
         &exp.evaluation,
         exp.condense.seed,
@@ -221,7 +223,8 @@ fn read_log(path: &Path, iterations: usize) -> Result<Vec<IterationLog>> {
     // A partial last line is what a kill leaves; any complete line must parse.
     let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
     for (n, line) in complete.lines().enumerate() {
-        let entry: IterationLog = serde_json::from_str(line).with_context(|| format!("{} line {}: corrupt log entry", path.display(), n + 1))?;
+        let entry: IterationLog =
+            serde_json::from_str(line).with_context(|| format!("{} line {}: corrupt log entry", path.display(), n + 1))?;
         if let Some(slot) = by_iteration.get_mut(entry.iteration) {
             *slot = Some(entry);
         }

@@ -37,7 +37,7 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
     let ds = global.load(name)?;
     let test = DeviceData::new(&ds.test, ds.shape(), DType::F32, &device)?;
     let cfg = EvalConfig { epochs: args.epochs, augment: args.augment, num_eval: args.num_eval, ..EvalConfig::default() };
-    let results = evaluate_set(global, &ds, &test, &set.images, &set.labels, &args.models, &cfg, args.seed)?;
+    let results = evaluate_set(global, &ds, &test, (&set.images, &set.labels), &args.models, &cfg, args.seed)?;
     print_accuracies(&results);
     if let Some(path) = &args.json {
         write_json(path, &results)?;

@@ -68,8 +68,7 @@ pub fn evaluate_set(
     global: &Global,
     dataset: &Dataset,
     test: &DeviceData,
-    images: &Tensor,
-    labels: &[u32],
+    (images, labels): (&Tensor, &[u32]),
     models: &[ModelSpec],
     cfg: &EvalConfig,
     seed: u64,
@@ -85,13 +84,18 @@ pub fn evaluate_set(
                 .with_context(|| format!("evaluating {spec}, network {e}"))?;
             accuracies.push(outcome.accuracy);
             if global.quiet {
-                eprintln!("evaluate {spec} #{e}: accuracy {:.2}% ({:.1} s)", 100.0 * outcome.accuracy, outcome.train_seconds + outcome.test_seconds);
+                eprintln!(
+                    "evaluate {spec} #{e}: accuracy {:.2}% ({:.1} s)",
+                    100.0 * outcome.accuracy,
+                    outcome.train_seconds + outcome.test_seconds
+                );
             }
             bar.inc(1);
         }
         bar.finish_and_clear();
         let (mean, std) = mean_std(&accuracies);
-        let parameters = gradmatch_models::Network::new(spec, dataset.shape(), dataset.num_classes(), 0, DType::F32, &Device::Cpu)?.num_params();
+        let parameters =
+            gradmatch_models::Network::new(spec, dataset.shape(), dataset.num_classes(), 0, DType::F32, &Device::Cpu)?.num_params();
         out.push(ModelAccuracy {
             model: spec.to_string(),
             parameters,
