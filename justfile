@@ -30,6 +30,14 @@ ablate grid="ablations/quick.toml" *args="":
 report store="runs/ablations/quick" *args="":
     cargo run --release -- report {{store}} {{args}}
 
+# Build the CUDA binary here and pack it with the data for the GPU machine (see scripts/gpu/)
+gpu-pack:
+    bash scripts/gpu/build.sh
+
+# Compare --device with the CPU (matching gradients of every distance, a short condensation)
+device-check device="cuda" *args="":
+    cargo run --release -- --device {{device}} device-check {{args}}
+
 # List the registered distances, gradient levels and step strategies
 plugins:
     cargo run --release -- plugins

@@ -179,14 +179,8 @@ pub fn condense(
         let mut loss_sum = 0.0;
         let mut inner = Vec::new();
         for ol in 0..loops.outer {
-            let mode = if net.has_batch_norm() {
-                set_batch_norm_statistics(&net, &real, cfg.bn_images_per_class, classes, &mut rng)?;
-                Mode::Eval
-            } else {
-                Mode::Train
-            };
-            let mut ctx = Matcher { net: &net, mode, real: &real, syn: &syn, cfg, classes, iteration: it, rng: &mut rng };
-            let loss = method.level.matching_loss(&mut ctx, method.distance)?;
+            let matcher = Matcher::new(&net, &real, &syn, cfg, classes, it, &mut rng);
+            let loss = matcher.loss(&method)?;
             let value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
             if !value.is_finite() {
                 candle_core::bail!("matching loss is {value} at iteration {it}, matching step {ol}: lower lr_img or check the distance")
@@ -236,6 +230,38 @@ pub fn condense(
         resumed_from: start,
         seconds_per_iteration: if ran > 0 { seconds / ran as f64 } else { 0.0 },
     })
+}
+
+/// The first matching step of outer iteration `iteration` of [`condense`] (its network, its real
+/// batches) at the synthetic `images` given (classes x ipc images, class-major): the matching loss and
+/// its gradient with respect to the images. Made for comparing devices and for profiling a step.
+pub fn matching_gradient(
+    run: &RunContext,
+    method: Method,
+    cfg: &CondenseConfig,
+    images: &Tensor,
+    iteration: usize,
+) -> Result<(f64, Tensor)> {
+    gradmatch_core::second_order::check()?;
+    let ds = run.dataset;
+    let (classes, shape) = (ds.num_classes(), ds.shape());
+    let real = DeviceData::new(&ds.train, shape, run.dtype, run.device)?;
+    let images = images.to_device(run.device)?.to_dtype(run.dtype)?;
+    let syn = (0..classes).map(|c| Var::from_tensor(&images.narrow(0, c * cfg.ipc, cfg.ipc)?.contiguous()?)).collect::<Result<Vec<_>>>()?;
+    let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(cfg.seed, stream::ITERATION, iteration as u64));
+    let net = Network::new(run.model, shape, classes, derive_seed(cfg.seed, stream::NETWORK, iteration as u64), run.dtype, run.device)?;
+    let loss = Matcher::new(&net, &real, &syn, cfg, classes, iteration, &mut rng).loss(&method)?;
+    let grads = loss.backward()?;
+    let per_class = syn.iter().map(|v| grads.get(v.as_tensor()).cloned().map_or_else(|| v.zeros_like(), Ok)).collect::<Result<Vec<_>>>()?;
+    Ok((loss.to_dtype(DType::F64)?.to_scalar::<f64>()?, Tensor::cat(&per_class, 0)?))
+}
+
+/// The initial synthetic images of `cfg` (noise or real), classes x ipc, class-major.
+pub fn initial_set(run: &RunContext, cfg: &CondenseConfig) -> Result<Tensor> {
+    let ds = run.dataset;
+    let real = DeviceData::new(&ds.train, ds.shape(), run.dtype, run.device)?;
+    let syn = initial_images(&real, cfg, ds.num_classes(), run.dtype, run.device)?;
+    Tensor::cat(&syn.iter().map(|v| v.as_tensor().clone()).collect::<Vec<_>>(), 0)
 }
 
 fn initial_images(real: &DeviceData, cfg: &CondenseConfig, classes: usize, dtype: DType, device: &Device) -> Result<Vec<Var>> {
@@ -294,7 +320,29 @@ struct Matcher<'a> {
     rng: &'a mut ChaCha8Rng,
 }
 
-impl Matcher<'_> {
+impl<'a> Matcher<'a> {
+    fn new(
+        net: &'a Network,
+        real: &'a DeviceData<'a>,
+        syn: &'a [Var],
+        cfg: &'a CondenseConfig,
+        classes: usize,
+        iteration: usize,
+        rng: &'a mut ChaCha8Rng,
+    ) -> Self {
+        Matcher { net, mode: Mode::Train, real, syn, cfg, classes, iteration, rng }
+    }
+
+    /// The matching loss of one step. Batch-norm networks first take their statistics from real
+    /// images (train mode), then match with them frozen.
+    fn loss(mut self, method: &Method) -> Result<Tensor> {
+        if self.net.has_batch_norm() {
+            set_batch_norm_statistics(self.net, self.real, self.cfg.bn_images_per_class, self.classes, self.rng)?;
+            self.mode = Mode::Eval;
+        }
+        method.level.matching_loss(&mut self, method.distance)
+    }
+
     fn real_grads(&mut self, idx: &[usize]) -> Result<Vec<Tensor>> {
         let x = self.real.select(idx)?;
         let labels = self.real.split.gather_labels(idx);

@@ -12,7 +12,7 @@ mod seed;
 mod synset;
 
 pub use augment::augment_batch;
-pub use condense::{condense, CondenseConfig, CondenseOutcome, Init, IterationLog, Method, RunContext};
+pub use condense::{condense, initial_set, matching_gradient, CondenseConfig, CondenseOutcome, Init, IterationLog, Method, RunContext};
 pub use device::{select_device, DeviceData};
 pub use evaluate::{evaluate, EvalConfig, EvalOutcome};
 pub use grads::param_grads;

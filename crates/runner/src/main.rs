@@ -38,6 +38,8 @@ enum Command {
     Evaluate(commands::evaluate::Args),
     /// Run an ablation grid (default: the quick grid); resumes what a previous run left.
     Ablate(commands::ablate::Args),
+    /// Check that --device computes the matching gradient and a short condensation as the CPU does.
+    DeviceCheck(commands::device_check::Args),
     /// Regenerate the report (tables, plots, index) of an ablation store from its records alone.
     Report(commands::report::Args),
     /// List the registered distances, gradient levels and step strategies.
@@ -55,6 +57,7 @@ fn main() -> Result<()> {
         Command::Condense(args) => commands::condense::run(&global, args),
         Command::Evaluate(args) => commands::evaluate::run(&global, args),
         Command::Ablate(args) => commands::ablate::run(&global, args),
+        Command::DeviceCheck(args) => commands::device_check::run(&global, args),
         Command::Report(args) => commands::report::run(args),
         Command::Plugins => {
             let p = registry::Plugins::builtin();

@@ -2,8 +2,11 @@
 //! at several moments and resumed ends with exactly the records and table of an uninterrupted run;
 //! shards split the grid and their stores merge into the same table.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+mod common;
+
+use common::gradmatch;
+use std::path::Path;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 /// Two methods x two experiments of a tiny condensation, two evaluation networks each: 4 jobs,
@@ -33,17 +36,6 @@ variants = [
 rows = ["method"]
 "#;
 const UNITS: usize = 12;
-
-fn data_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data")
-}
-
-fn gradmatch(args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gradmatch"));
-    cmd.arg("--quiet").arg("--device").arg("cpu").arg("--data-dir").arg(data_dir()).args(args);
-    cmd.stdout(Stdio::null()).stderr(Stdio::piped());
-    cmd
-}
 
 fn ablate(grid: &Path, store: &Path, extra: &[&str]) {
     let out = gradmatch(&[&["ablate", grid.to_str().unwrap(), "--store", store.to_str().unwrap()], extra].concat()).output().unwrap();

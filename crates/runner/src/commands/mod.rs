@@ -2,6 +2,7 @@ pub mod ablate;
 pub mod baseline;
 pub mod condense;
 pub mod data;
+pub mod device_check;
 pub mod evaluate;
 pub mod report;
 

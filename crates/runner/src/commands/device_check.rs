@@ -1,0 +1,163 @@
+//! `gradmatch device-check`: does the selected device (a GPU) compute what the CPU computes? The
+//! second-order matching gradient for every distance under intra-class and multi-level matching, on the
+//! same network, real batches and synthetic images, and the loss curve of a short condensation.
+
+use super::baseline::device_name;
+use super::{write_json, Global};
+use crate::registry::Plugins;
+use anyhow::{Context, Result};
+use candle_core::{DType, Device, Tensor};
+use gradmatch_data::DatasetName;
+use gradmatch_engine::{condense, initial_set, matching_gradient, CondenseConfig, Method, RunContext};
+use gradmatch_models::ModelSpec;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[arg(long, default_value = "mnist")]
+    dataset: DatasetName,
+    #[arg(long, default_value = "ConvNet")]
+    model: ModelSpec,
+    #[arg(long, default_value_t = 1)]
+    ipc: usize,
+    /// Real images per class per match.
+    #[arg(long, default_value_t = 256)]
+    batch_real: usize,
+    /// Outer iterations of the condensation whose loss curves are compared.
+    #[arg(long, default_value_t = 10)]
+    iterations: usize,
+    /// Largest relative error accepted (f32 on both sides).
+    #[arg(long, default_value_t = 1e-3)]
+    tolerance: f64,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+#[derive(Serialize)]
+struct GradientRow {
+    level: String,
+    distance: String,
+    loss_cpu: f64,
+    loss_device: f64,
+    relative_error: f64,
+    seconds_cpu: f64,
+    seconds_device: f64,
+}
+
+#[derive(Serialize)]
+struct Report {
+    device: String,
+    model: String,
+    ipc: usize,
+    batch_real: usize,
+    gradients: Vec<GradientRow>,
+    losses_cpu: Vec<f64>,
+    losses_device: Vec<f64>,
+    loss_curve_relative_error: f64,
+    tolerance: f64,
+}
+
+/// ||a - b|| / ||b||, on the host in f64.
+fn relative_error(a: &Tensor, b: &Tensor) -> Result<f64> {
+    let a = a.to_device(&Device::Cpu)?.to_dtype(DType::F64)?;
+    let b = b.to_device(&Device::Cpu)?.to_dtype(DType::F64)?;
+    let diff = (&a - &b)?.sqr()?.sum_all()?.to_scalar::<f64>()?.sqrt();
+    let norm = b.sqr()?.sum_all()?.to_scalar::<f64>()?.sqrt();
+    Ok(diff / norm.max(f64::MIN_POSITIVE))
+}
+
+pub fn run(global: &Global, args: Args) -> Result<()> {
+    let device = global.device()?;
+    let ds = global.load(args.dataset)?;
+    let plugins = Plugins::builtin();
+    let cfg =
+        CondenseConfig { ipc: args.ipc, batch_real: args.batch_real, iterations: args.iterations, seed: args.seed, ..Default::default() };
+    let cpu = Device::Cpu;
+    let context =
+        |device| RunContext { dataset: &ds, model: &args.model, device, dtype: DType::F32, checkpoint: None, metadata: HashMap::new() };
+    let (cpu_run, device_run) = (context(&cpu), context(&device));
+    let images = initial_set(&cpu_run, &cfg)?;
+    println!(
+        "{} vs cpu: {} on {}, ipc {}, {} real images per class, f32",
+        device_name(&device),
+        args.model,
+        args.dataset,
+        args.ipc,
+        args.batch_real
+    );
+    println!(
+        "{:<12} {:<12} {:>14} {:>14} {:>10} {:>8} {:>8}",
+        "level", "distance", "loss cpu", "loss device", "rel. err", "s cpu", "s dev"
+    );
+
+    let steps = plugins.steps.build("fixed", &Default::default())?;
+    let mut rows = Vec::new();
+    for level_name in ["intra", "multi-level"] {
+        let level = plugins.levels.build(level_name, &Default::default())?;
+        for (distance_name, _) in plugins.distances.list() {
+            let distance = plugins.distances.build(distance_name, &Default::default())?;
+            let method = || Method { level: level.as_ref(), distance: distance.as_ref(), steps: steps.as_ref() };
+            let timed = |run: &RunContext| -> Result<(f64, Tensor, f64)> {
+                let started = Instant::now();
+                let (loss, grad) = matching_gradient(run, method(), &cfg, &images, 0)?;
+                let grad = grad.to_device(&Device::Cpu)?; // waits for the device
+                Ok((loss, grad, started.elapsed().as_secs_f64()))
+            };
+            let (loss_cpu, grad_cpu, seconds_cpu) = timed(&cpu_run).with_context(|| format!("{level_name}/{distance_name} on cpu"))?;
+            let (loss_device, grad_device, seconds_device) =
+                timed(&device_run).with_context(|| format!("{level_name}/{distance_name} on device"))?;
+            let row = GradientRow {
+                level: level_name.into(),
+                distance: distance_name.into(),
+                loss_cpu,
+                loss_device,
+                relative_error: relative_error(&grad_device, &grad_cpu)?,
+                seconds_cpu,
+                seconds_device,
+            };
+            println!(
+                "{:<12} {:<12} {:>14.6} {:>14.6} {:>10.2e} {:>8.2} {:>8.2}",
+                row.level, row.distance, row.loss_cpu, row.loss_device, row.relative_error, row.seconds_cpu, row.seconds_device
+            );
+            rows.push(row);
+        }
+    }
+
+    let level = plugins.levels.build("intra", &Default::default())?;
+    let distance = plugins.distances.build("angle", &Default::default())?;
+    let method = || Method { level: level.as_ref(), distance: distance.as_ref(), steps: steps.as_ref() };
+    let losses =
+        |run: &RunContext| -> Result<Vec<f64>> { Ok(condense(run, method(), &cfg, &mut |_| {})?.log.iter().map(|l| l.loss).collect()) };
+    let (losses_cpu, losses_device) = (losses(&cpu_run)?, losses(&device_run)?);
+    let curve_error = losses_cpu.iter().zip(&losses_device).map(|(c, d)| (c - d).abs() / c.abs().max(1e-12)).fold(0.0, f64::max);
+    println!("condensation (DC, {} iterations): losses cpu {losses_cpu:.5?}", args.iterations);
+    println!("                                   device {losses_device:.5?}; largest relative difference {curve_error:.2e}");
+
+    let worst = rows.iter().map(|r| r.relative_error).fold(curve_error, f64::max);
+    let report = Report {
+        device: device_name(&device),
+        model: args.model.to_string(),
+        ipc: args.ipc,
+        batch_real: args.batch_real,
+        gradients: rows,
+        losses_cpu,
+        losses_device,
+        loss_curve_relative_error: curve_error,
+        tolerance: args.tolerance,
+    };
+    if let Some(path) = &args.json {
+        write_json(path, &report)?;
+    }
+    anyhow::ensure!(
+        worst <= args.tolerance,
+        "the device disagrees with the CPU: relative error {worst:.2e} > tolerance {:.0e}",
+        args.tolerance
+    );
+    println!("agree within {:.0e} (largest relative error {worst:.2e})", args.tolerance);
+    Ok(())
+}
