@@ -171,3 +171,27 @@ fn invalid_grid_is_refused_before_any_work() {
     assert!(err.contains("bad.toml") && err.contains("unknown distance `cosine`") && err.contains("flat-cosine"), "{err}");
     assert!(!store.exists(), "nothing was created");
 }
+
+#[test]
+fn a_failing_cell_is_recorded_and_the_grid_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let grid = dir.path().join("nan.toml");
+    // An absurd image learning rate makes the matching loss non-finite after the first step.
+    let text = GRID.replace("experiments = 2", "experiments = 1").replace(
+        "{ label = \"MD\", set = { level.name = \"multi-level\", distance.name = \"combined\" } }",
+        "{ label = \"diverges\", set = { condense.lr_img = 1e30 } }",
+    );
+    std::fs::write(&grid, text).unwrap();
+    let store = dir.path().join("store");
+    let out = gradmatch(&["ablate", grid.to_str().unwrap(), "--store", store.to_str().unwrap()]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "failures make the exit status non-zero");
+    assert!(err.contains("1 units failed") && err.contains("method=diverges"), "{err}");
+    let all = records(&store);
+    let failed: Vec<_> = all.iter().filter(|r| r["kind"] == "failed").collect();
+    assert_eq!(failed.len(), 1, "{all:?}");
+    assert!(failed[0]["error"].as_str().unwrap().contains("matching loss is"), "{}", failed[0]);
+    assert_eq!(all.iter().filter(|r| r["kind"] == "evaluated").count(), 2, "the other cell ran to the end");
+    let report = std::fs::read_to_string(store.join("report.md")).unwrap();
+    assert!(report.contains("## Failures") && report.contains("matching loss is"), "{report}");
+}
