@@ -14,5 +14,7 @@ rm -rf gpu-pack && mkdir -p gpu-pack/data
 strip -o gpu-pack/gradmatch target-cuda/release/gradmatch
 xz -9 -T2 gpu-pack/gradmatch
 cp ../shared/cuda/gpu-run.sh scripts/gpu/check.sh gpu-pack/
-cp -r data/mnist data/fashion-mnist gpu-pack/data/
+cp -r data/fashion-mnist gpu-pack/data/
+mkdir -p gpu-pack/data/mnist # gzipped: the carry limit is 64 MiB and the loader reads .gz
+for f in data/mnist/*-ubyte; do gzip -9 -c "$f" > "gpu-pack/data/mnist/$(basename "$f").gz"; done
 du -sh gpu-pack
