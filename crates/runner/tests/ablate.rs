@@ -157,6 +157,11 @@ fn killed_and_resumed_equals_uninterrupted_and_shards_merge() {
     assert_eq!(table(&a), reference_table);
     let report = std::fs::read_to_string(a.join("report.md")).unwrap();
     assert!(report.contains("plots/") && report.contains("synthetic.png"), "{report}");
+    let plots: Vec<_> = std::fs::read_dir(a.join("plots")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(plots.len(), 2, "one plot per cell: {plots:?}");
+    for plot in plots {
+        assert!(std::fs::read(&plot).unwrap().starts_with(b"\x89PNG"), "{} is a PNG", plot.display());
+    }
 }
 
 #[test]

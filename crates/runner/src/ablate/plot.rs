@@ -1,9 +1,20 @@
-//! Per-cell plot (SVG, so that it needs no system fonts): matching loss against outer iteration for
-//! each experiment, and the final test accuracy of every evaluation network at the last iteration.
+//! Per-cell PNG plot: matching loss against outer iteration for each experiment, and the final test
+//! accuracy of every evaluation network at the last iteration. The font is bundled (DejaVu Sans), so
+//! plots render the same on machines without system fonts.
 
 use anyhow::{anyhow, Result};
 use plotters::prelude::*;
 use std::path::Path;
+use std::sync::Once;
+
+static FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
+
+fn register_font() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        plotters::style::register_font("sans-serif", FontStyle::Normal, FONT).unwrap_or_else(|_| panic!("the bundled font is valid"));
+    });
+}
 
 pub fn cell_plot(
     path: &Path,
@@ -12,7 +23,8 @@ pub fn cell_plot(
     accuracies: &[(String, Vec<f64>)],
     iterations: usize,
 ) -> Result<()> {
-    let root = SVGBackend::new(path, (960, 400)).into_drawing_area();
+    register_font();
+    let root = BitMapBackend::new(path, (960, 400)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
     let root = root.titled(title, ("sans-serif", 18)).map_err(|e| anyhow!("{e}"))?;
     let (left, right) = root.split_horizontally(560);

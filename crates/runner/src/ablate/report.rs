@@ -99,7 +99,7 @@ impl Table {
     }
 }
 
-/// Writes `report.md` (table, cells, failures), `table.md` and `plots/<cell>.svg` into `store`, from the
+/// Writes `report.md` (table, cells, failures), `table.md` and `plots/<cell>.png` into `store`, from the
 /// records of `store` and of any `more` stores (other shards' folders), and returns the table.
 pub fn write(store: &Path, more: &[&Path]) -> Result<Table> {
     let grid_path = store.join("grid.toml");
@@ -146,7 +146,7 @@ pub fn write(store: &Path, more: &[&Path]) -> Result<Table> {
                 (m.to_string(), acc)
             })
             .collect();
-        let plot_name = format!("plots/{}.svg", cell.folder());
+        let plot_name = format!("plots/{}.png", cell.folder());
         let plotted = !curves.is_empty();
         if plotted {
             plot::cell_plot(&store.join(&plot_name), &cell.label(), &curves, &accuracies, cell.experiment.condense.iterations)?;
