@@ -25,13 +25,20 @@ fn config(init: Init, iterations: usize, seed: u64) -> CondenseConfig {
     CondenseConfig { ipc: 1, iterations, init, batch_real: 64, seed, ..CondenseConfig::default() }
 }
 
-fn run(cfg: &CondenseConfig, checkpoint: Option<&Path>) -> CondenseOutcome {
+/// DC (intra, angle, fixed) with the small ConvNet on MNIST, on the CPU.
+fn try_run(
+    cfg: &CondenseConfig,
+    checkpoint: Option<&Path>,
+    on_iteration: &mut dyn FnMut(&gradmatch_engine::IterationLog),
+) -> candle_core::Result<CondenseOutcome> {
     gradmatch_core::second_order::enable().unwrap();
     let run = RunContext { dataset: mnist(), model: &SMALL, device: &Device::Cpu, dtype: DType::F32, checkpoint, metadata: HashMap::new() };
-    let level = gradmatch_levels::IntraClass;
-    let distance = gradmatch_distance_angle::Angle;
-    let steps = gradmatch_steps::Fixed;
-    condense(&run, Method { level: &level, distance: &distance, steps: &steps }, cfg, &mut |_| {}).unwrap()
+    let (level, distance, steps) = (gradmatch_levels::IntraClass, gradmatch_distance_angle::Angle, gradmatch_steps::Fixed);
+    condense(&run, Method { level: &level, distance: &distance, steps: &steps }, cfg, on_iteration)
+}
+
+fn run(cfg: &CondenseConfig, checkpoint: Option<&Path>) -> CondenseOutcome {
+    try_run(cfg, checkpoint, &mut |_| {}).unwrap()
 }
 
 fn accuracy(set: &SyntheticSet, seeds: &[u64]) -> f64 {
@@ -64,19 +71,8 @@ fn same_seed_same_set_and_an_interrupted_run_resumes_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let ckpt = dir.path().join("checkpoint.safetensors");
     // A crash in the second iteration, after the checkpoint of the first.
-    let crashed = std::panic::catch_unwind(|| {
-        let run_ctx = RunContext {
-            dataset: mnist(),
-            model: &SMALL,
-            device: &Device::Cpu,
-            dtype: DType::F32,
-            checkpoint: Some(&ckpt),
-            metadata: HashMap::new(),
-        };
-        let (level, distance, steps) = (gradmatch_levels::IntraClass, gradmatch_distance_angle::Angle, gradmatch_steps::Fixed);
-        let method = Method { level: &level, distance: &distance, steps: &steps };
-        condense(&run_ctx, method, &cfg, &mut |log| assert!(log.iteration < 1, "simulated crash")).unwrap()
-    });
+    let crashed =
+        std::panic::catch_unwind(|| try_run(&cfg, Some(&ckpt), &mut |log| assert!(log.iteration < 1, "simulated crash")).unwrap());
     assert!(crashed.is_err());
     let resumed = run(&cfg, Some(&ckpt));
     assert_eq!(resumed.resumed_from, 1, "resumes after the last checkpoint");
@@ -84,19 +80,8 @@ fn same_seed_same_set_and_an_interrupted_run_resumes_exactly() {
     assert_eq!(diff(&resumed.set.images, &straight.set.images), 0.0, "a resumed run ends exactly as an uninterrupted one");
 
     // A different configuration refuses the checkpoint instead of silently mixing runs.
-    gradmatch_core::second_order::enable().unwrap();
     let other = CondenseConfig { lr_img: 0.2, ..cfg.clone() };
-    let run_ctx = RunContext {
-        dataset: mnist(),
-        model: &SMALL,
-        device: &Device::Cpu,
-        dtype: DType::F32,
-        checkpoint: Some(&ckpt),
-        metadata: HashMap::new(),
-    };
-    let (level, distance, steps) = (gradmatch_levels::IntraClass, gradmatch_distance_angle::Angle, gradmatch_steps::Fixed);
-    let err =
-        condense(&run_ctx, Method { level: &level, distance: &distance, steps: &steps }, &other, &mut |_| {}).err().unwrap().to_string();
+    let err = try_run(&other, Some(&ckpt), &mut |_| {}).err().unwrap().to_string();
     assert!(err.contains("different configuration"), "{err}");
 }
 
