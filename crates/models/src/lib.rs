@@ -1,5 +1,6 @@
-//! Networks for condensing and evaluating, written with differentiable candle ops only, so that the
-//! gradient of a loss with respect to the parameters can itself be differentiated (second order).
+//! Networks for condensing and evaluating. Every layer has an explicit backward written in candle
+//! operations (see [`layers`]), so the parameter gradient of a loss is an ordinary tensor expression
+//! that candle's first-order autodiff differentiates with respect to the images.
 //!
 //! Every network exposes its parameters as named [`Var`](candle_core::Var)s in a stable order
 //! (creation = forward order), shapes output-first as in PyTorch, initialised like PyTorch's defaults
@@ -10,10 +11,12 @@ pub mod layers;
 mod loss;
 mod network;
 mod params;
+#[cfg(feature = "reference")]
+pub mod reference;
 mod spec;
 
 pub use layers::Mode;
-pub use loss::{accuracy_count, cross_entropy, one_hot};
+pub use loss::{accuracy_count, cross_entropy, cross_entropy_grad, one_hot};
 pub use network::Network;
-pub use params::Param;
+pub use params::{Param, ParamRef};
 pub use spec::{Act, Arch, ModelSpec, NormKind, PoolKind};

@@ -21,6 +21,15 @@ pub fn cross_entropy(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
     (log_probs * targets)?.sum_all()?.affine(-1.0 / n, 0.0)
 }
 
+/// Gradient of the mean cross-entropy over each group of `group_size` rows with respect to the
+/// logits: `(softmax(logits) - targets) / group_size`, differentiable again.
+pub fn cross_entropy_grad(logits: &Tensor, targets: &Tensor, group_size: usize) -> Result<Tensor> {
+    let max = logits.max_keepdim(D::Minus1)?.detach();
+    let exp = logits.broadcast_sub(&max)?.exp()?;
+    let softmax = exp.broadcast_div(&exp.sum_keepdim(D::Minus1)?)?;
+    (softmax - targets)? / group_size as f64
+}
+
 /// Number of rows whose arg-max equals the label.
 pub fn accuracy_count(logits: &Tensor, labels: &Tensor) -> Result<usize> {
     let predicted = logits.argmax(D::Minus1)?;

@@ -1,5 +1,6 @@
 use crate::arch;
-use crate::layers::{Layer, Mode};
+use crate::layers::{Backward, Forward, Layer, Mode};
+use crate::loss::{cross_entropy, cross_entropy_grad};
 use crate::params::{Param, ParamInit};
 use crate::spec::{Arch, ModelSpec, NormKind};
 use candle_core::{DType, Device, Result, Tensor, Var};
@@ -40,9 +41,41 @@ impl Network {
         &self.spec
     }
 
-    /// Logits `(n, classes)` for images `(n, C, H, W)`.
+    /// Logits `(n, classes)` for images `(n, C, H, W)`: inference (and batch-norm statistics in
+    /// `Train` mode), with no graph through the parameters.
     pub fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
-        self.body.forward(x, mode)
+        self.body.forward(&channels_last(x)?, &mut Forward::new(mode))
+    }
+
+    /// Logits with candle's autodiff reaching the parameters: the reference that the explicit
+    /// backward is tested against (with `CANDLE_GRAD_DO_NOT_DETACH`, to second order).
+    pub fn forward_autodiff(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        self.body.forward(&channels_last(x)?, &mut Forward::autodiff(mode))
+    }
+
+    /// The mean cross-entropy on `(images, one-hot targets)` and its gradient with respect to every
+    /// parameter, by the layers' explicit backward. The batch is `groups` equal, contiguous groups
+    /// (one per class): each gradient is `(groups, *shape)`, the gradient of the mean loss of that
+    /// group, and the loss is the mean over all images. The gradients are an ordinary tensor
+    /// expression: differentiable (first order, by candle) with respect to tracked images, and
+    /// graph-free for plain ones.
+    pub fn loss_and_grads(&self, images: &Tensor, targets: &Tensor, mode: Mode, groups: usize) -> Result<(Tensor, Vec<Tensor>)> {
+        let n = images.dim(0)?;
+        if groups == 0 || n % groups != 0 {
+            candle_core::bail!("loss_and_grads: {n} images do not split into {groups} equal groups")
+        }
+        let mut forward = Forward::recording(mode);
+        let logits = self.body.forward(&channels_last(images)?, &mut forward)?;
+        let loss = cross_entropy(&logits.detach(), targets)?;
+        let tape = forward.tape.take().expect("recording forward has a tape");
+        let mut backward = Backward::new(tape, groups, mode, self.params.len());
+        self.body.backward(&cross_entropy_grad(&logits, targets, n / groups)?, &mut backward, false)?;
+        Ok((loss, backward.finish(&self.params)?))
+    }
+
+    /// Gradients of the mean cross-entropy of the whole batch, shapes as the parameters.
+    pub fn param_grads(&self, images: &Tensor, targets: &Tensor, mode: Mode) -> Result<Vec<Tensor>> {
+        self.loss_and_grads(images, targets, mode, 1)?.1.into_iter().map(|g| g.squeeze(0)).collect()
     }
 
     /// Parameters in forward order, shapes output-first.
@@ -62,4 +95,9 @@ impl Network {
     pub fn has_batch_norm(&self) -> bool {
         self.spec.norm == NormKind::Batch && self.spec.arch != Arch::Mlp && self.spec.arch != Arch::LeNet
     }
+}
+
+/// `(n, C, H, W)` -> `(n, H, W, C)`, the layout of every layer.
+fn channels_last(x: &Tensor) -> Result<Tensor> {
+    x.permute((0, 2, 3, 1))?.contiguous()
 }

@@ -9,6 +9,13 @@ pub struct Param {
     pub var: Var,
 }
 
+/// A layer's handle on one of its parameters: the variable and its position in the network's list.
+#[derive(Clone, Debug)]
+pub struct ParamRef {
+    pub index: usize,
+    pub var: Var,
+}
+
 /// Creates parameters in forward order with PyTorch's default initialisation.
 pub struct ParamInit {
     rng: ChaCha8Rng,
@@ -30,22 +37,22 @@ impl ParamInit {
         &self.device
     }
 
-    fn add(&mut self, name: String, values: Vec<f64>, shape: Shape) -> Result<Var> {
+    fn add(&mut self, name: String, values: Vec<f64>, shape: Shape) -> Result<ParamRef> {
         let t = Tensor::from_vec(values, shape, &self.device)?.to_dtype(self.dtype)?;
         let var = Var::from_tensor(&t)?;
         self.params.push(Param { name, var: var.clone() });
-        Ok(var)
+        Ok(ParamRef { index: self.params.len() - 1, var })
     }
 
     /// Uniform(-bound, bound): PyTorch's kaiming-uniform(a = sqrt 5) for weights and its bias
     /// initialisation both reduce to bound = 1 / sqrt(fan_in).
-    pub fn uniform(&mut self, name: String, shape: impl Into<Shape>, bound: f64) -> Result<Var> {
+    pub fn uniform(&mut self, name: String, shape: impl Into<Shape>, bound: f64) -> Result<ParamRef> {
         let shape = shape.into();
         let values = (0..shape.elem_count()).map(|_| self.rng.random_range(-bound..bound)).collect();
         self.add(name, values, shape)
     }
 
-    pub fn constant(&mut self, name: String, shape: impl Into<Shape>, value: f64) -> Result<Var> {
+    pub fn constant(&mut self, name: String, shape: impl Into<Shape>, value: f64) -> Result<ParamRef> {
         let shape = shape.into();
         self.add(name, vec![value; shape.elem_count()], shape)
     }

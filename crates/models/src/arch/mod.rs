@@ -15,7 +15,7 @@ pub use mlp::mlp;
 pub use resnet::resnet18;
 pub use vgg::vgg11;
 
-use crate::layers::{BatchNorm2d, GroupNorm, Layer, LayerNorm, Sequential};
+use crate::layers::{BatchNorm2d, ChannelAffine, ElementAffine, Layer, Sequential, Standardise};
 use crate::params::ParamInit;
 use crate::spec::NormKind;
 use candle_core::Result;
@@ -36,11 +36,14 @@ pub(crate) fn push_norm(
 
 pub(crate) fn norm_layer(init: &mut ParamInit, name: &str, kind: NormKind, shape: (usize, usize, usize)) -> Result<Option<Box<dyn Layer>>> {
     let c = shape.0;
+    let standardised = |groups: usize, affine: Box<dyn Layer>| -> Box<dyn Layer> {
+        Box::new(Sequential(vec![Box::new(Standardise { groups }), affine]))
+    };
     Ok(match kind {
         NormKind::None => None,
-        NormKind::Instance => Some(Box::new(GroupNorm::new(init, name, c, c)?)),
-        NormKind::Group => Some(Box::new(GroupNorm::new(init, name, 4, c)?)),
-        NormKind::Layer => Some(Box::new(LayerNorm::new(init, name, shape)?)),
+        NormKind::Instance => Some(standardised(c, Box::new(ChannelAffine::new(init, name, c)?))),
+        NormKind::Group => Some(standardised(4, Box::new(ChannelAffine::new(init, name, c)?))),
+        NormKind::Layer => Some(standardised(1, Box::new(ElementAffine::new(init, name, shape)?))),
         NormKind::Batch => Some(Box::new(BatchNorm2d::new(init, name, c)?)),
     })
 }

@@ -1,17 +1,34 @@
-use super::{Layer, Mode};
+use super::{Backward, Forward, Layer};
 use crate::spec::Act as Kind;
 use candle_core::{Result, Tensor};
 
-/// Activation layer. Sigmoid and leaky ReLU are composed from basic ops so that their backward is
-/// differentiable again (candle's fused sigmoid is not).
+/// Activation layer. Sigmoid is composed from basic ops so that its backward is differentiable again
+/// (candle's fused sigmoid is not).
 pub struct Act(pub Kind);
 
+const LEAK: f64 = 0.01;
+
 impl Layer for Act {
-    fn forward(&self, x: &Tensor, _mode: Mode) -> Result<Tensor> {
-        match self.0 {
-            Kind::Relu => x.relu(),
-            Kind::Sigmoid => (x.neg()?.exp()? + 1.0)?.recip(),
-            Kind::LeakyRelu => x.relu()? - (x.neg()?.relu()? * 0.01)?,
-        }
+    fn forward(&self, x: &Tensor, ctx: &mut Forward) -> Result<Tensor> {
+        let y = match self.0 {
+            Kind::Relu => x.relu()?,
+            Kind::Sigmoid => (x.neg()?.exp()? + 1.0)?.recip()?,
+            Kind::LeakyRelu => (x.relu()? - (x.neg()?.relu()? * LEAK)?)?,
+        };
+        ctx.save(vec![y.clone()], vec![]);
+        Ok(y)
+    }
+
+    fn backward(&self, grad: &Tensor, ctx: &mut Backward, _need_input: bool) -> Result<Option<Tensor>> {
+        let y = ctx.pop()?.values.remove(0);
+        // The ReLU slopes are piecewise constant: a mask taken from the detached output, as the
+        // derivative of ReLU's backward is zero almost everywhere.
+        let positive = || -> Result<Tensor> { y.detach().gt(0.0)?.to_dtype(y.dtype()) };
+        let dx = match self.0 {
+            Kind::Relu => (grad * positive()?)?,
+            Kind::Sigmoid => (grad * (&y * y.affine(-1.0, 1.0)?)?)?,
+            Kind::LeakyRelu => (grad * positive()?.affine(1.0 - LEAK, LEAK)?)?,
+        };
+        Ok(Some(dx))
     }
 }

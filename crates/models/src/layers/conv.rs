@@ -1,11 +1,80 @@
-use super::{Layer, Mode};
-use crate::params::ParamInit;
-use candle_core::{Result, Tensor, Var};
+use super::{group_row_sums, Backward, Forward, Layer};
+use crate::params::{ParamInit, ParamRef};
+use candle_core::{Result, Tensor};
 
-/// 2-D convolution, square kernel, weight `(out, in, k, k)`.
+/// Output side of a convolution.
+fn out_side(side: usize, k: usize, stride: usize, padding: usize) -> usize {
+    (side + 2 * padding - k) / stride + 1
+}
+
+/// The patches of `x (n, h, w, c)` under a k x k kernel: `(n * ho * wo, k * k * c)`, columns ordered
+/// (kernel row, kernel column, channel). A linear map of `x`, so candle's autodiff of it is its
+/// adjoint (col2im) and the convolution's derivatives are again GEMMs.
+pub fn im2col(x: &Tensor, k: usize, stride: usize, padding: usize) -> Result<Tensor> {
+    let (n, h, w, c) = x.dims4()?;
+    let (ho, wo) = (out_side(h, k, stride, padding), out_side(w, k, stride, padding));
+    // Pad enough that every strided window of `stride * out` rows/columns fits.
+    let extra_h = (k - 1 + stride * ho).saturating_sub(h + 2 * padding);
+    let extra_w = (k - 1 + stride * wo).saturating_sub(w + 2 * padding);
+    let xp = x.pad_with_zeros(1, padding, padding + extra_h)?.pad_with_zeros(2, padding, padding + extra_w)?;
+    let mut patches = Vec::with_capacity(k * k);
+    for i in 0..k {
+        for j in 0..k {
+            let mut p = xp.narrow(1, i, stride * ho)?.narrow(2, j, stride * wo)?;
+            if stride > 1 {
+                p = p.contiguous()?.reshape((n, ho, stride, wo, stride, c))?.narrow(4, 0, 1)?.narrow(2, 0, 1)?;
+            }
+            patches.push(p.reshape((n, ho, wo, c))?);
+        }
+    }
+    Tensor::stack(&patches, 3)?.reshape((n * ho * wo, k * k * c))
+}
+
+/// The adjoint of [`im2col`]: patch gradients `(n * ho * wo, k * k * c)` added back at their places,
+/// `(n, h, w, c)`. Each kernel row's patches are summed in a row band, then the bands are placed.
+pub fn col2im(cols: &Tensor, input: (usize, usize, usize, usize), k: usize, stride: usize, padding: usize) -> Result<Tensor> {
+    let (n, h, w, c) = input;
+    let (ho, wo) = (out_side(h, k, stride, padding), out_side(w, k, stride, padding));
+    let cols = cols.reshape((n, ho, wo, k * k, c))?;
+    let hp = (k - 1 + stride * ho).max(padding + h);
+    let wp = (k - 1 + stride * wo).max(padding + w);
+    let spread = |t: Tensor, dim: usize| -> Result<Tensor> {
+        if stride == 1 {
+            return Ok(t);
+        }
+        // Put stride - 1 zeros after every entry along `dim`.
+        let mut dims = t.dims().to_vec();
+        let len = dims[dim];
+        let t = t.unsqueeze(dim + 1)?.pad_with_zeros(dim + 1, 0, stride - 1)?;
+        dims[dim] = len * stride;
+        t.reshape(dims)
+    };
+    let mut total: Option<Tensor> = None;
+    for i in 0..k {
+        let mut band: Option<Tensor> = None;
+        for j in 0..k {
+            let p = spread(cols.narrow(3, i * k + j, 1)?.squeeze(3)?, 2)?;
+            let placed = p.pad_with_zeros(2, j, wp - j - wo * stride)?;
+            band = Some(match band {
+                Some(b) => (b + placed)?,
+                None => placed,
+            });
+        }
+        let band = spread(band.expect("k >= 1"), 1)?;
+        let placed = band.pad_with_zeros(1, i, hp - i - ho * stride)?;
+        total = Some(match total {
+            Some(t) => (t + placed)?,
+            None => placed,
+        });
+    }
+    total.expect("k >= 1").narrow(1, padding, h)?.narrow(2, padding, w)
+}
+
+/// 2-D convolution, square kernel, weight `(out, in, k, k)` as PyTorch; input and output channels-last.
 pub struct Conv2d {
-    weight: Var,
-    bias: Option<Var>,
+    weight: ParamRef,
+    bias: Option<ParamRef>,
+    kernel: usize,
     padding: usize,
     stride: usize,
 }
@@ -38,16 +107,56 @@ impl Conv2d {
         let bound = 1.0 / ((c_in * kernel * kernel) as f64).sqrt();
         let weight = init.uniform(format!("{name}.weight"), (c_out, c_in, kernel, kernel), bound)?;
         let bias = if bias { Some(init.uniform(format!("{name}.bias"), c_out, bound)?) } else { None };
-        Ok(Conv2d { weight, bias, padding, stride })
+        Ok(Conv2d { weight, bias, kernel, padding, stride })
+    }
+
+    /// The weight as a `(out, k * k * in)` matrix whose columns match [`im2col`]'s.
+    fn weight_matrix(&self, weight: &Tensor) -> Result<Tensor> {
+        let out = weight.dim(0)?;
+        weight.permute((0, 2, 3, 1))?.contiguous()?.reshape((out, ()))
     }
 }
 
 impl Layer for Conv2d {
-    fn forward(&self, x: &Tensor, _mode: Mode) -> Result<Tensor> {
-        let y = x.conv2d(&self.weight, self.padding, self.stride, 1, 1)?;
-        match &self.bias {
-            Some(b) => y.broadcast_add(&b.reshape((1, (), 1, 1))?),
-            None => Ok(y),
+    fn forward(&self, x: &Tensor, ctx: &mut Forward) -> Result<Tensor> {
+        let (n, h, w, _) = x.dims4()?;
+        let (k, s, p) = (self.kernel, self.stride, self.padding);
+        let (ho, wo) = (out_side(h, k, s, p), out_side(w, k, s, p));
+        let weight = self.weight_matrix(&ctx.param(&self.weight))?;
+        let cols = im2col(x, k, s, p)?;
+        let mut y = cols.matmul(&weight.t()?)?;
+        if let Some(b) = &self.bias {
+            y = y.broadcast_add(&ctx.param(b))?;
         }
+        // The input, not the patches, is kept: k*k times smaller; the patches are rebuilt in backward.
+        ctx.save(vec![x.clone()], vec![]);
+        y.reshape((n, ho, wo, ()))
+    }
+
+    fn backward(&self, grad: &Tensor, ctx: &mut Backward, need_input: bool) -> Result<Option<Tensor>> {
+        let x = ctx.pop()?.values.remove(0);
+        let (k, s, p) = (self.kernel, self.stride, self.padding);
+        let (out, c_in) = (self.weight.var.dim(0)?, self.weight.var.dim(1)?);
+        let g = grad.reshape(((), out))?;
+        let cols = im2col(&x, k, s, p)?;
+        let groups = ctx.groups;
+        let per_group = |t: &Tensor| -> Result<Tensor> {
+            let d = t.dim(1)?;
+            t.reshape((groups, (), d))
+        };
+        // dW_g = g_gᵀ cols_g, in (kernel row, kernel column, channel) order, back to PyTorch's layout.
+        let dw = per_group(&g)?.transpose(1, 2)?.matmul(&per_group(&cols)?)?;
+        let dw = dw.reshape((groups, out, k, k, c_in))?.permute((0, 1, 4, 2, 3))?.contiguous()?;
+        ctx.accumulate(&self.weight, dw)?;
+        if let Some(b) = &self.bias {
+            ctx.accumulate(b, group_row_sums(&g, groups)?)?;
+        }
+        if !need_input {
+            return Ok(None);
+        }
+        let weight = self.weight_matrix(&ctx.param(&self.weight))?;
+        let dcols = g.matmul(&weight)?;
+        Ok(Some(col2im(&dcols, x.dims4()?, k, s, p)?))
     }
 }
+

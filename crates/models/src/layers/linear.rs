@@ -1,11 +1,11 @@
-use super::{Layer, Mode};
-use crate::params::ParamInit;
-use candle_core::{Result, Tensor, Var};
+use super::{group_row_sums, Backward, Forward, Layer};
+use crate::params::{ParamInit, ParamRef};
+use candle_core::{Result, Tensor};
 
 /// Fully connected layer, weight `(out, in)`.
 pub struct Linear {
-    weight: Var,
-    bias: Var,
+    weight: ParamRef,
+    bias: ParamRef,
 }
 
 impl Linear {
@@ -18,7 +18,21 @@ impl Linear {
 }
 
 impl Layer for Linear {
-    fn forward(&self, x: &Tensor, _mode: Mode) -> Result<Tensor> {
-        x.matmul(&self.weight.t()?)?.broadcast_add(&self.bias)
+    fn forward(&self, x: &Tensor, ctx: &mut Forward) -> Result<Tensor> {
+        ctx.save(vec![x.clone()], vec![]);
+        x.matmul(&ctx.param(&self.weight).t()?)?.broadcast_add(&ctx.param(&self.bias))
+    }
+
+    fn backward(&self, grad: &Tensor, ctx: &mut Backward, need_input: bool) -> Result<Option<Tensor>> {
+        let x = ctx.pop()?.values.remove(0);
+        let groups = ctx.groups;
+        let (d_out, d_in) = (grad.dim(1)?, x.dim(1)?);
+        let dw = grad.reshape((groups, (), d_out))?.transpose(1, 2)?.matmul(&x.reshape((groups, (), d_in))?)?;
+        ctx.accumulate(&self.weight, dw)?;
+        ctx.accumulate(&self.bias, group_row_sums(grad, groups)?)?;
+        if !need_input {
+            return Ok(None);
+        }
+        Ok(Some(grad.matmul(&ctx.param(&self.weight))?))
     }
 }

@@ -1,4 +1,11 @@
-//! One layer per file. Every layer is built from candle ops whose backward is itself differentiable.
+//! One layer per file. Activations flow channels-last, `(n, h, w, c)`, so that every convolution is
+//! one large GEMM over all pixels (im2col); parameters keep PyTorch's shapes.
+//!
+//! Each layer has a forward pass and an explicit backward pass, both written with candle tensor
+//! operations: the backward computes the parameter and input gradients from values its forward saved
+//! on a [`Tape`]. Because the backward is an ordinary tensor expression, gradients computed from
+//! tracked inputs (synthetic images) stay differentiable by candle's normal first-order `backward()`,
+//! and gradients computed from plain tensors (real images, training) build no graph at all.
 
 mod act;
 mod conv;
@@ -8,12 +15,13 @@ mod pool;
 mod sequential;
 
 pub use act::Act;
-pub use conv::Conv2d;
+pub use conv::{col2im, im2col, Conv2d};
 pub use linear::Linear;
-pub use norm::{BatchNorm2d, GroupNorm, LayerNorm};
+pub use norm::{BatchNorm2d, ChannelAffine, ElementAffine, Standardise};
 pub use pool::Pool2d;
 pub use sequential::{Flatten, Sequential};
 
+use crate::params::ParamRef;
 use candle_core::{Result, Tensor};
 
 /// Whether batch-norm layers use and update batch statistics (`Train`) or use their running
@@ -24,6 +32,130 @@ pub enum Mode {
     Eval,
 }
 
+/// What a forward pass needs besides its input.
+pub struct Forward {
+    pub mode: Mode,
+    /// Parameters as candle variables (autodiff reaches them: the reference path of the tests) or as
+    /// detached constants (the explicit backward: no graph through the parameters).
+    pub autodiff: bool,
+    /// Where layers save what their backward needs; `None` for inference.
+    pub tape: Option<Tape>,
+}
+
+impl Forward {
+    pub fn new(mode: Mode) -> Forward {
+        Forward { mode, autodiff: false, tape: None }
+    }
+
+    pub fn recording(mode: Mode) -> Forward {
+        Forward { mode, autodiff: false, tape: Some(Tape::default()) }
+    }
+
+    pub fn autodiff(mode: Mode) -> Forward {
+        Forward { mode, autodiff: true, tape: None }
+    }
+
+    /// The value of a parameter for this pass.
+    pub fn param(&self, p: &ParamRef) -> Tensor {
+        if self.autodiff {
+            p.var.as_tensor().clone()
+        } else {
+            p.var.as_tensor().detach()
+        }
+    }
+
+    /// Saves `values` for the backward pass (nothing when not recording).
+    pub fn save(&mut self, values: Vec<Tensor>, dims: Vec<usize>) {
+        if let Some(tape) = &mut self.tape {
+            tape.0.push(Saved { values, dims });
+        }
+    }
+}
+
+/// What one layer saved in its forward pass.
+pub struct Saved {
+    pub values: Vec<Tensor>,
+    pub dims: Vec<usize>,
+}
+
+/// Saved values, last layer on top: the backward pops them in reverse order.
+#[derive(Default)]
+pub struct Tape(Vec<Saved>);
+
+/// What a backward pass needs besides the output gradient, and where it puts parameter gradients.
+pub struct Backward {
+    tape: Tape,
+    /// The batch is `groups` equal, contiguous groups (one per class); every parameter gradient gets
+    /// a leading dimension of this size, one gradient per group.
+    pub groups: usize,
+    pub mode: Mode,
+    grads: Vec<Option<Tensor>>,
+}
+
+impl Backward {
+    pub fn new(tape: Tape, groups: usize, mode: Mode, num_params: usize) -> Backward {
+        Backward { tape, groups, mode, grads: vec![None; num_params] }
+    }
+
+    pub fn pop(&mut self) -> Result<Saved> {
+        self.tape.0.pop().ok_or_else(|| candle_core::Error::Msg("backward: the tape is empty (forward did not record)".into()))
+    }
+
+    pub fn param(&self, p: &ParamRef) -> Tensor {
+        p.var.as_tensor().detach()
+    }
+
+    /// Adds `grad` (shape `(groups, *param shape)`) to the gradient of `p`.
+    pub fn accumulate(&mut self, p: &ParamRef, grad: Tensor) -> Result<()> {
+        let slot = &mut self.grads[p.index];
+        *slot = Some(match slot.take() {
+            Some(g) => (g + grad)?,
+            None => grad,
+        });
+        Ok(())
+    }
+
+    /// Gradients in parameter order, each `(groups, *shape)`.
+    pub fn finish(self, params: &[crate::Param]) -> Result<Vec<Tensor>> {
+        if !self.tape.0.is_empty() {
+            candle_core::bail!("backward: {} saved entries left on the tape", self.tape.0.len())
+        }
+        self.grads
+            .into_iter()
+            .zip(params)
+            .map(|(g, p)| match g {
+                Some(g) => Ok(g),
+                None => {
+                    let mut dims = vec![self.groups];
+                    dims.extend_from_slice(p.var.dims());
+                    Tensor::zeros(dims, p.var.dtype(), p.var.device())
+                }
+            })
+            .collect()
+    }
+}
+
 pub trait Layer: Send + Sync {
-    fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor>;
+    fn forward(&self, x: &Tensor, ctx: &mut Forward) -> Result<Tensor>;
+    /// Given the gradient of the loss with respect to this layer's output, accumulates the parameter
+    /// gradients into `ctx` and returns the gradient with respect to the input (`None` when
+    /// `need_input` is false and the layer can skip it).
+    fn backward(&self, grad: &Tensor, ctx: &mut Backward, need_input: bool) -> Result<Option<Tensor>>;
+}
+
+/// `t (groups * m, d)` summed over the rows of each group: `(groups, d)`. A product with a ones
+/// vector: one GEMM instead of a strided reduction.
+pub fn group_row_sums(t: &Tensor, groups: usize) -> Result<Tensor> {
+    let d = t.dim(candle_core::D::Minus1)?;
+    let t = t.reshape((groups, (), d))?;
+    let m = t.dim(1)?;
+    let ones = Tensor::ones((1, 1, m), t.dtype(), t.device())?.broadcast_as((groups, 1, m))?;
+    ones.matmul(&t)?.reshape((groups, d))
+}
+
+/// Per-sample sums over the middle axis of `t (n, m, c)`: `(n, 1, c)`.
+pub(crate) fn sample_sums(t: &Tensor) -> Result<Tensor> {
+    let (n, m, _c) = t.dims3()?;
+    let ones = Tensor::ones((1, 1, m), t.dtype(), t.device())?.broadcast_as((n, 1, m))?;
+    ones.matmul(t)
 }

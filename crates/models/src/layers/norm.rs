@@ -1,110 +1,193 @@
-use super::{Layer, Mode};
-use crate::params::ParamInit;
-use candle_core::{Result, Tensor, Var};
+use super::{group_row_sums, sample_sums, Backward, Forward, Layer, Mode};
+use crate::params::{ParamInit, ParamRef};
+use candle_core::{Result, Tensor};
 use std::sync::Mutex;
 
 const EPS: f64 = 1e-5;
 
-/// Normalises over the last dimension of `x` viewed as `(n, groups, rest)`.
-fn standardise(x: &Tensor, groups: usize) -> Result<Tensor> {
-    let dims = x.dims().to_vec();
-    let x = x.reshape((dims[0], groups, ()))?;
-    let centred = x.broadcast_sub(&x.mean_keepdim(2)?)?;
-    let var = centred.sqr()?.mean_keepdim(2)?;
-    centred.broadcast_div(&(var + EPS)?.sqrt()?)?.reshape(dims)
+/// Per-sample standardisation of `x (n, h, w, c)` over the pixels and the channels of each of
+/// `groups` channel groups (no parameters): instance norm is `groups == c`, layer norm `groups == 1`.
+pub struct Standardise {
+    pub groups: usize,
 }
 
-/// GroupNorm with a per-channel affine; `groups == channels` is the reference's "instancenorm".
-pub struct GroupNorm {
-    groups: usize,
-    weight: Var,
-    bias: Var,
+impl Standardise {
+    /// Per-sample sums `(n, 1, c)` of `t (n, m, c)` turned into the mean of each channel's group.
+    fn group_mean(&self, sums: &Tensor, m: usize) -> Result<Tensor> {
+        let (n, _, c) = sums.dims3()?;
+        if self.groups == c {
+            return sums / m as f64;
+        }
+        let per_group = c / self.groups;
+        let grouped = sums.reshape((n, self.groups, per_group))?.sum_keepdim(2)?;
+        grouped.broadcast_as((n, self.groups, per_group))?.reshape((n, 1, c))? / (m * per_group) as f64
+    }
 }
 
-impl GroupNorm {
-    pub fn new(init: &mut ParamInit, name: &str, groups: usize, channels: usize) -> Result<Self> {
+impl Layer for Standardise {
+    fn forward(&self, x: &Tensor, ctx: &mut Forward) -> Result<Tensor> {
+        let (n, h, w, c) = x.dims4()?;
+        let x3 = x.reshape((n, h * w, c))?;
+        let centred = x3.broadcast_sub(&self.group_mean(&sample_sums(&x3)?, h * w)?)?;
+        let var = self.group_mean(&sample_sums(&centred.sqr()?)?, h * w)?;
+        let rstd = (var + EPS)?.sqrt()?.recip()?;
+        let xhat = centred.broadcast_mul(&rstd)?;
+        ctx.save(vec![xhat.clone(), rstd], vec![]);
+        xhat.reshape((n, h, w, c))
+    }
+
+    fn backward(&self, grad: &Tensor, ctx: &mut Backward, _need_input: bool) -> Result<Option<Tensor>> {
+        let mut saved = ctx.pop()?.values;
+        let (rstd, xhat) = (saved.remove(1), saved.remove(0));
+        let (n, m, c) = xhat.dims3()?;
+        let g = grad.reshape((n, m, c))?;
+        let mean_g = self.group_mean(&sample_sums(&g)?, m)?;
+        let mean_gx = self.group_mean(&sample_sums(&(&g * &xhat)?)?, m)?;
+        let dx = g.broadcast_sub(&mean_g)?.sub(&xhat.broadcast_mul(&mean_gx)?)?.broadcast_mul(&rstd)?;
+        Ok(Some(dx.reshape(grad.shape())?))
+    }
+}
+
+/// `x * weight + bias` with one weight and bias per channel (the last axis).
+pub struct ChannelAffine {
+    weight: ParamRef,
+    bias: ParamRef,
+}
+
+impl ChannelAffine {
+    pub fn new(init: &mut ParamInit, name: &str, channels: usize) -> Result<Self> {
         let weight = init.constant(format!("{name}.weight"), channels, 1.0)?;
         let bias = init.constant(format!("{name}.bias"), channels, 0.0)?;
-        Ok(GroupNorm { groups, weight, bias })
+        Ok(ChannelAffine { weight, bias })
     }
 }
 
-impl Layer for GroupNorm {
-    fn forward(&self, x: &Tensor, _mode: Mode) -> Result<Tensor> {
-        standardise(x, self.groups)?.broadcast_mul(&self.weight.reshape((1, (), 1, 1))?)?.broadcast_add(&self.bias.reshape((
-            1,
-            (),
-            1,
-            1,
-        ))?)
+impl Layer for ChannelAffine {
+    fn forward(&self, x: &Tensor, ctx: &mut Forward) -> Result<Tensor> {
+        ctx.save(vec![x.clone()], vec![]);
+        x.broadcast_mul(&ctx.param(&self.weight))?.broadcast_add(&ctx.param(&self.bias))
+    }
+
+    fn backward(&self, grad: &Tensor, ctx: &mut Backward, _need_input: bool) -> Result<Option<Tensor>> {
+        let x = ctx.pop()?.values.remove(0);
+        let c = self.weight.var.dim(0)?;
+        let rows = |t: &Tensor| t.reshape(((), c));
+        ctx.accumulate(&self.weight, group_row_sums(&rows(&(grad * &x)?)?, ctx.groups)?)?;
+        ctx.accumulate(&self.bias, group_row_sums(&rows(grad)?, ctx.groups)?)?;
+        Ok(Some(grad.broadcast_mul(&ctx.param(&self.weight))?))
     }
 }
 
-/// LayerNorm over (C, H, W) with an element-wise affine of shape (C, H, W), as the reference.
-pub struct LayerNorm {
-    weight: Var,
-    bias: Var,
+/// `x * weight + bias` element-wise, weight and bias `(C, H, W)` as PyTorch's LayerNorm.
+pub struct ElementAffine {
+    weight: ParamRef,
+    bias: ParamRef,
 }
 
-impl LayerNorm {
+impl ElementAffine {
     pub fn new(init: &mut ParamInit, name: &str, shape: (usize, usize, usize)) -> Result<Self> {
         let weight = init.constant(format!("{name}.weight"), shape, 1.0)?;
         let bias = init.constant(format!("{name}.bias"), shape, 0.0)?;
-        Ok(LayerNorm { weight, bias })
+        Ok(ElementAffine { weight, bias })
+    }
+
+    /// The `(C, H, W)` parameter in channels-last order.
+    fn channels_last(t: &Tensor) -> Result<Tensor> {
+        t.permute((1, 2, 0))
     }
 }
 
-impl Layer for LayerNorm {
-    fn forward(&self, x: &Tensor, _mode: Mode) -> Result<Tensor> {
-        standardise(x, 1)?.broadcast_mul(&self.weight)?.broadcast_add(&self.bias)
+impl Layer for ElementAffine {
+    fn forward(&self, x: &Tensor, ctx: &mut Forward) -> Result<Tensor> {
+        ctx.save(vec![x.clone()], vec![]);
+        let w = Self::channels_last(&ctx.param(&self.weight))?;
+        let b = Self::channels_last(&ctx.param(&self.bias))?;
+        x.broadcast_mul(&w)?.broadcast_add(&b)
+    }
+
+    fn backward(&self, grad: &Tensor, ctx: &mut Backward, _need_input: bool) -> Result<Option<Tensor>> {
+        let x = ctx.pop()?.values.remove(0);
+        let (_, h, w, c) = x.dims4()?;
+        let groups = ctx.groups;
+        let per_group = |t: &Tensor| -> Result<Tensor> {
+            group_row_sums(&t.reshape(((), h * w * c))?, groups)?.reshape((groups, h, w, c))?.permute((0, 3, 1, 2))?.contiguous()
+        };
+        ctx.accumulate(&self.weight, per_group(&(grad * &x)?)?)?;
+        ctx.accumulate(&self.bias, per_group(grad)?)?;
+        Ok(Some(grad.broadcast_mul(&Self::channels_last(&ctx.param(&self.weight))?)?))
     }
 }
 
 /// BatchNorm2d (momentum 0.1, eps 1e-5). `Train` normalises with batch statistics and updates the
 /// running ones (unbiased variance, as PyTorch); `Eval` normalises with the running statistics.
 pub struct BatchNorm2d {
-    weight: Var,
-    bias: Var,
+    affine: ChannelAffine,
     running: Mutex<(Tensor, Tensor)>,
 }
 
 impl BatchNorm2d {
     pub fn new(init: &mut ParamInit, name: &str, channels: usize) -> Result<Self> {
-        let weight = init.constant(format!("{name}.weight"), channels, 1.0)?;
-        let bias = init.constant(format!("{name}.bias"), channels, 0.0)?;
+        let affine = ChannelAffine::new(init, name, channels)?;
         let mean = Tensor::zeros(channels, init.dtype(), init.device())?;
         let var = Tensor::ones(channels, init.dtype(), init.device())?;
-        Ok(BatchNorm2d { weight, bias, running: Mutex::new((mean, var)) })
+        Ok(BatchNorm2d { affine, running: Mutex::new((mean, var)) })
     }
 
     /// The running (mean, variance), for tests and inspection.
     pub fn running_stats(&self) -> (Tensor, Tensor) {
         self.running.lock().expect("batch-norm statistics lock").clone()
     }
+
+    /// `(x - mean) * rstd` over rows `(N, c)`, with the statistics of the mode.
+    fn standardise(&self, rows: &Tensor, mode: Mode) -> Result<(Tensor, Tensor)> {
+        match mode {
+            Mode::Train => {
+                let count = rows.dim(0)? as f64;
+                let mean = (group_row_sums(rows, 1)? / count)?;
+                let centred = rows.broadcast_sub(&mean)?;
+                let var = (group_row_sums(&centred.sqr()?, 1)? / count)?;
+                let unbiased = (var.detach().squeeze(0)? * (count / (count - 1.0).max(1.0)))?;
+                let mut running = self.running.lock().expect("batch-norm statistics lock");
+                running.0 = ((&running.0 * 0.9)? + (mean.detach().squeeze(0)? * 0.1)?)?;
+                running.1 = ((&running.1 * 0.9)? + (unbiased * 0.1)?)?;
+                let rstd = (var + EPS)?.sqrt()?.recip()?;
+                Ok((centred.broadcast_mul(&rstd)?, rstd))
+            }
+            Mode::Eval => {
+                let (mean, var) = self.running_stats();
+                let rstd = (var + EPS)?.sqrt()?.recip()?.unsqueeze(0)?;
+                Ok((rows.broadcast_sub(&mean.unsqueeze(0)?)?.broadcast_mul(&rstd)?, rstd))
+            }
+        }
+    }
 }
 
 impl Layer for BatchNorm2d {
-    fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
-        let (n, _c, h, w) = x.dims4()?;
-        let (mean, var) = match mode {
+    fn forward(&self, x: &Tensor, ctx: &mut Forward) -> Result<Tensor> {
+        let c = x.dim(3)?;
+        let (xhat, rstd) = self.standardise(&x.reshape(((), c))?, ctx.mode)?;
+        ctx.save(vec![xhat.clone(), rstd], vec![]);
+        self.affine.forward(&xhat.reshape(x.shape())?, ctx)
+    }
+
+    fn backward(&self, grad: &Tensor, ctx: &mut Backward, need_input: bool) -> Result<Option<Tensor>> {
+        let g = self.affine.backward(grad, ctx, need_input)?.expect("affine returns its input gradient");
+        let mut saved = ctx.pop()?.values;
+        let (rstd, xhat) = (saved.remove(1), saved.remove(0));
+        let c = xhat.dim(1)?;
+        let g = g.reshape(((), c))?;
+        let dx = match ctx.mode {
+            Mode::Eval => g.broadcast_mul(&rstd)?,
             Mode::Train => {
-                let mean = x.mean_keepdim((0, 2, 3))?;
-                let var = x.broadcast_sub(&mean)?.sqr()?.mean_keepdim((0, 2, 3))?;
-                let count = (n * h * w) as f64;
-                let unbiased = (var.detach().flatten_all()? * (count / (count - 1.0).max(1.0)))?;
-                let mut running = self.running.lock().expect("batch-norm statistics lock");
-                running.0 = ((&running.0 * 0.9)? + (mean.detach().flatten_all()? * 0.1)?)?;
-                running.1 = ((&running.1 * 0.9)? + (unbiased * 0.1)?)?;
-                (mean, var)
-            }
-            Mode::Eval => {
-                let running = self.running.lock().expect("batch-norm statistics lock");
-                (running.0.reshape((1, (), 1, 1))?, running.1.reshape((1, (), 1, 1))?)
+                if ctx.groups != 1 {
+                    candle_core::bail!("batch norm in train mode couples the samples: per-group gradients need frozen statistics (Mode::Eval)")
+                }
+                let count = g.dim(0)? as f64;
+                let mean_g = (group_row_sums(&g, 1)? / count)?;
+                let mean_gx = (group_row_sums(&(&g * &xhat)?, 1)? / count)?;
+                g.broadcast_sub(&mean_g)?.sub(&xhat.broadcast_mul(&mean_gx)?)?.broadcast_mul(&rstd)?
             }
         };
-        x.broadcast_sub(&mean)?
-            .broadcast_div(&(var + EPS)?.sqrt()?)?
-            .broadcast_mul(&self.weight.reshape((1, (), 1, 1))?)?
-            .broadcast_add(&self.bias.reshape((1, (), 1, 1))?)
+        Ok(Some(dx.reshape(grad.shape())?))
     }
 }

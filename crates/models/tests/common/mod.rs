@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 use candle_core::{DType, Device, Result, Tensor, Var};
+use gradmatch_models::reference::{autodiff_param_grads, enable_second_order};
 use gradmatch_models::{cross_entropy, one_hot, Mode, ModelSpec, Network};
 use rand::{Rng, SeedableRng};
 
@@ -27,7 +28,7 @@ pub struct Problem {
 
 impl Problem {
     pub fn new(spec: &ModelSpec, input: (usize, usize, usize), batch: usize, mode: Mode) -> Result<Problem> {
-        gradmatch_core::second_order::enable()?;
+        enable_second_order()?;
         let net = Network::new(spec, input, 3, 7, DType::F64, &Device::Cpu)?;
         let x = Var::from_tensor(&random_tensor(&[batch, input.0, input.1, input.2], 11)?)?;
         let labels: Vec<u32> = (0..batch as u32).map(|i| i % 3).collect();
@@ -35,27 +36,27 @@ impl Problem {
         Ok(Problem { net, x, targets, mode })
     }
 
+    /// The loss by candle's autodiff (the reference path).
     pub fn loss(&self) -> Result<Tensor> {
-        cross_entropy(&self.net.forward(self.x.as_tensor(), self.mode)?, &self.targets)
+        cross_entropy(&self.net.forward_autodiff(self.x.as_tensor(), self.mode)?, &self.targets)
     }
 
-    /// Parameter gradients, differentiable w.r.t. x.
+    /// Parameter gradients by candle's autodiff, differentiable w.r.t. x (second order).
     pub fn param_grads(&self) -> Result<Vec<Tensor>> {
-        let grads = self.loss()?.backward()?;
-        self.net
-            .params()
-            .iter()
-            .map(|p| match grads.get(p.var.as_tensor()) {
-                Some(g) => Ok(g.clone()),
-                None => p.var.zeros_like(),
-            })
-            .collect()
+        autodiff_param_grads(&self.net, self.x.as_tensor(), &self.targets, self.mode)
     }
 
-    /// phi(x) = sum_p <g_p(x), r_p>: a fixed linear functional of the parameter gradient.
-    pub fn phi(&self, directions: &[Tensor]) -> Result<Tensor> {
+    /// Parameter gradients by the layers' explicit backward, differentiable w.r.t. x (first order).
+    pub fn explicit_grads(&self) -> Result<Vec<Tensor>> {
+        self.net.param_grads(self.x.as_tensor(), &self.targets, self.mode)
+    }
+
+    /// phi(x) = sum_p <g_p(x), r_p>: a fixed linear functional of the parameter gradient, `explicit`
+    /// or by autodiff.
+    pub fn phi(&self, directions: &[Tensor], explicit: bool) -> Result<Tensor> {
+        let grads = if explicit { self.explicit_grads()? } else { self.param_grads()? };
         let mut total = Tensor::zeros((), DType::F64, &Device::Cpu)?;
-        for (g, r) in self.param_grads()?.iter().zip(directions) {
+        for (g, r) in grads.iter().zip(directions) {
             total = (total + (g * r)?.sum_all()?)?;
         }
         Ok(total)
@@ -109,4 +110,14 @@ pub fn max_relative_error(var: &Var, analytic: &Tensor, samples: usize, seed: u6
         worst = worst.max((numeric - analytic[i]).abs() / scale);
     }
     Ok(worst)
+}
+
+/// Largest difference between two tensors relative to the larger of their largest entries.
+pub fn relative_difference(a: &Tensor, b: &Tensor) -> Result<f64> {
+    assert_eq!(a.dims(), b.dims(), "shapes differ");
+    let a = a.flatten_all()?.to_vec1::<f64>()?;
+    let b = b.flatten_all()?.to_vec1::<f64>()?;
+    // Floor: a gradient that is exactly zero analytically (a conv bias before a norm) leaves rounding noise.
+    let scale = a.iter().chain(&b).fold(0f64, |m, v| m.max(v.abs())).max(1e-4);
+    Ok(a.iter().zip(&b).fold(0f64, |m, (x, y)| m.max((x - y).abs())) / scale)
 }
