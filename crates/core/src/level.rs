@@ -10,10 +10,11 @@ pub trait MatchContext {
     fn num_classes(&self) -> usize;
     /// Index of the outer iteration (0-based), for levels that alternate between iterations.
     fn iteration(&self) -> usize;
-    /// Gradient on a fresh batch of real images of class `class` (256 by default).
-    fn real_class_grads(&mut self, class: usize) -> Result<Vec<Tensor>>;
-    /// Differentiable gradient on the synthetic images of class `class`.
-    fn syn_class_grads(&mut self, class: usize) -> Result<Vec<Tensor>>;
+    /// For every class, in class order, the gradient on a fresh batch of real images of that class
+    /// (256 by default). One call computes all classes (batched as the device allows).
+    fn real_class_grads(&mut self) -> Result<Vec<Vec<Tensor>>>;
+    /// For every class, in class order, the differentiable gradient on its synthetic images.
+    fn syn_class_grads(&mut self) -> Result<Vec<Vec<Tensor>>>;
     /// Gradient on `n` random real images drawn from all classes.
     fn real_mixed_grads(&mut self, n: usize) -> Result<Vec<Tensor>>;
     /// Differentiable gradient on a shuffled batch of at most `max` synthetic images of all classes.

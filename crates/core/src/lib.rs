@@ -10,7 +10,6 @@ mod distance;
 mod level;
 mod loops;
 mod registry;
-pub mod second_order;
 mod step;
 
 pub use distance::{as_rows, sum_over_tensors, Distance};

@@ -1,10 +1,8 @@
 use crate::device::DeviceData;
-use crate::grads::param_grads;
 use crate::optim::Sgd;
 use crate::seed::{derive_seed, stream};
 use crate::synset::SyntheticSet;
 use candle_core::{DType, Device, Result, Tensor, Var};
-use gradmatch_core::second_order::detach_all;
 use gradmatch_core::{Distance, GradientLevel, InnerTrainer, Loops, MatchContext, StepContext, StepStrategy};
 use gradmatch_data::Dataset;
 use gradmatch_models::{cross_entropy, one_hot, Mode, ModelSpec, Network};
@@ -48,6 +46,10 @@ pub struct CondenseConfig {
     pub batch_train: usize,
     /// Real images per class that set batch-norm statistics before matching.
     pub bn_images_per_class: usize,
+    /// Classes whose real batches go through the network in one pass (per-class gradients come out
+    /// of the same pass): more is faster on a GPU and needs proportionally more memory. `None`: the
+    /// device's default (1 on the CPU, every class on a GPU). Results do not depend on it.
+    pub classes_per_pass: Option<usize>,
     /// Matching steps per outer iteration / epochs between them; `None` = the loops table.
     pub outer_loop: Option<usize>,
     pub inner_epochs: Option<usize>,
@@ -69,6 +71,7 @@ impl Default for CondenseConfig {
             batch_real: 256,
             batch_train: 256,
             bn_images_per_class: 16,
+            classes_per_pass: None,
             outer_loop: None,
             inner_epochs: None,
             checkpoint_every: 10,
@@ -131,7 +134,6 @@ pub fn condense(
     cfg: &CondenseConfig,
     on_iteration: &mut dyn FnMut(&IterationLog),
 ) -> Result<CondenseOutcome> {
-    gradmatch_core::second_order::check()?;
     let ds = run.dataset;
     let (classes, shape) = (ds.num_classes(), ds.shape());
     let real = DeviceData::new(&ds.train, shape, run.dtype, run.device)?;
@@ -242,7 +244,6 @@ pub fn matching_gradient(
     images: &Tensor,
     iteration: usize,
 ) -> Result<(f64, Tensor)> {
-    gradmatch_core::second_order::check()?;
     let ds = run.dataset;
     let (classes, shape) = (ds.num_classes(), ds.shape());
     let real = DeviceData::new(&ds.train, shape, run.dtype, run.device)?;
@@ -343,17 +344,28 @@ impl<'a> Matcher<'a> {
         method.level.matching_loss(&mut self, method.distance)
     }
 
-    fn real_grads(&mut self, idx: &[usize]) -> Result<Vec<Tensor>> {
+    /// Per-group gradients of the real images `idx` (`groups` equal, contiguous groups), no graph.
+    fn real_grads(&mut self, idx: &[usize], groups: usize) -> Result<Vec<Vec<Tensor>>> {
         let x = self.real.select(idx)?;
         let labels = self.real.split.gather_labels(idx);
         let t = one_hot(&labels, self.classes, x.dtype(), x.device())?;
-        Ok(detach_all(param_grads(self.net, &x, &t, self.mode)?))
+        split_groups(self.net.loss_and_grads(&x, &t, self.mode, groups)?.1, groups)
     }
 
-    fn syn_grads(&self, x: &Tensor, labels: &[u32]) -> Result<Vec<Tensor>> {
+    fn syn_grads(&self, x: &Tensor, labels: &[u32], groups: usize) -> Result<Vec<Vec<Tensor>>> {
         let t = one_hot(labels, self.classes, x.dtype(), x.device())?;
-        param_grads(self.net, x, &t, self.mode)
+        split_groups(self.net.loss_and_grads(x, &t, self.mode, groups)?.1, groups)
     }
+
+    fn classes_per_pass(&self) -> usize {
+        let default = if self.real.images.device().is_cpu() { 1 } else { self.classes };
+        self.cfg.classes_per_pass.unwrap_or(default).clamp(1, self.classes)
+    }
+}
+
+/// `(groups, *shape)` gradients -> one list of `shape` gradients per group.
+fn split_groups(grads: Vec<Tensor>, groups: usize) -> Result<Vec<Vec<Tensor>>> {
+    (0..groups).map(|g| grads.iter().map(|t| t.get(g)).collect()).collect()
 }
 
 impl MatchContext for Matcher<'_> {
@@ -365,18 +377,26 @@ impl MatchContext for Matcher<'_> {
         self.iteration
     }
 
-    fn real_class_grads(&mut self, class: usize) -> Result<Vec<Tensor>> {
-        let idx = self.real.split.sample_class(class, self.cfg.batch_real, self.rng);
-        self.real_grads(&idx)
+    fn real_class_grads(&mut self) -> Result<Vec<Vec<Tensor>>> {
+        // Drawn in class order whatever the chunking: the same seed gives the same batches.
+        let batches: Vec<Vec<usize>> =
+            (0..self.classes).map(|c| self.real.split.sample_class(c, self.cfg.batch_real, self.rng)).collect();
+        let mut grads = Vec::with_capacity(self.classes);
+        for chunk in batches.chunks(self.classes_per_pass()) {
+            grads.extend(self.real_grads(&chunk.concat(), chunk.len())?);
+        }
+        Ok(grads)
     }
 
-    fn syn_class_grads(&mut self, class: usize) -> Result<Vec<Tensor>> {
-        self.syn_grads(self.syn[class].as_tensor(), &vec![class as u32; self.cfg.ipc])
+    fn syn_class_grads(&mut self) -> Result<Vec<Vec<Tensor>>> {
+        let all = Tensor::cat(&self.syn.iter().map(|v| v.as_tensor()).collect::<Vec<_>>(), 0)?;
+        let labels: Vec<u32> = (0..self.classes as u32).flat_map(|c| std::iter::repeat_n(c, self.cfg.ipc)).collect();
+        self.syn_grads(&all, &labels, self.classes)
     }
 
     fn real_mixed_grads(&mut self, n: usize) -> Result<Vec<Tensor>> {
         let idx = self.real.split.sample_any(n, self.rng);
-        self.real_grads(&idx)
+        Ok(self.real_grads(&idx, 1)?.remove(0))
     }
 
     fn syn_mixed_grads(&mut self, max: usize) -> Result<Vec<Tensor>> {
@@ -386,7 +406,7 @@ impl MatchContext for Matcher<'_> {
         order.truncate(max);
         let labels: Vec<u32> = order.iter().map(|&i| i / self.cfg.ipc as u32).collect();
         let x = all.index_select(&Tensor::from_slice(&order, order.len(), all.device())?, 0)?;
-        self.syn_grads(&x, &labels)
+        Ok(self.syn_grads(&x, &labels, 1)?.remove(0))
     }
 }
 
@@ -411,8 +431,8 @@ impl InnerTrainer for NetTrainer<'_> {
         for chunk in order.chunks(self.batch) {
             let idx = Tensor::from_slice(chunk, chunk.len(), self.images.device())?;
             let x = self.images.index_select(&idx, 0)?;
-            let loss = cross_entropy(&self.net.forward(&x, Mode::Train)?, &self.targets.index_select(&idx, 0)?)?;
-            self.opt.step_with(&loss.backward()?)?;
+            let (_, grads) = self.net.loss_and_grads(&x, &self.targets.index_select(&idx, 0)?, Mode::Train, 1)?;
+            self.opt.step_all(&grads)?;
         }
         Ok(())
     }
@@ -425,6 +445,6 @@ impl InnerTrainer for NetTrainer<'_> {
             self.validation = Some((x, t));
         }
         let (x, t) = self.validation.as_ref().expect("set above");
-        cross_entropy(&self.net.forward(x, Mode::Eval)?.detach(), t)?.to_dtype(DType::F64)?.to_scalar::<f64>()
+        cross_entropy(&self.net.forward(x, Mode::Eval)?, t)?.to_dtype(DType::F64)?.to_scalar::<f64>()
     }
 }

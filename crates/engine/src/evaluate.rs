@@ -3,7 +3,7 @@ use crate::device::DeviceData;
 use crate::optim::Sgd;
 use crate::seed::{derive_seed, stream};
 use candle_core::{Result, Tensor};
-use gradmatch_models::{accuracy_count, cross_entropy, one_hot, Mode, ModelSpec, Network};
+use gradmatch_models::{accuracy_count, one_hot, Mode, ModelSpec, Network};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -88,9 +88,9 @@ pub fn evaluate(
                 augment_batch(&mut host, test.shape, &mut rng);
                 x = Tensor::from_vec(host, x.shape(), device)?.to_dtype(dtype)?;
             }
-            let loss = cross_entropy(&net.forward(&x, Mode::Train)?, &targets.index_select(&idx, 0)?)?;
-            opt.step_with(&loss.backward()?)?;
-            last_loss = loss.detach();
+            let (loss, grads) = net.loss_and_grads(&x, &targets.index_select(&idx, 0)?, Mode::Train, 1)?;
+            opt.step_all(&grads)?;
+            last_loss = loss;
         }
         // One host sync per epoch: catches divergence without stalling every step on a GPU.
         if epoch % 25 == 0 || epoch + 1 == cfg.epochs {
@@ -111,7 +111,7 @@ pub fn evaluate(
     for start in (0..total).step_by(chunk) {
         let len = chunk.min(total - start);
         let logits = net.forward(&test.images.narrow(0, start, len)?, Mode::Eval)?;
-        correct += accuracy_count(&logits.detach(), &test.labels.narrow(0, start, len)?)?;
+        correct += accuracy_count(&logits, &test.labels.narrow(0, start, len)?)?;
     }
     Ok(EvalOutcome {
         accuracy: correct as f64 / total.max(1) as f64,

@@ -6,14 +6,20 @@ pub struct IntraClass;
 
 impl GradientLevel for IntraClass {
     fn matching_loss(&self, ctx: &mut dyn MatchContext, distance: &dyn Distance) -> Result<Tensor> {
-        let mut total: Option<Tensor> = None;
-        for c in 0..ctx.num_classes() {
-            let d = distance.distance(&ctx.real_class_grads(c)?, &ctx.syn_class_grads(c)?)?;
-            total = Some(match total {
-                Some(t) => (t + d)?,
-                None => d,
-            });
-        }
-        total.ok_or_else(|| candle_core::Error::Msg("intra-class matching needs at least one class".into()))
+        let (real, syn) = (ctx.real_class_grads()?, ctx.syn_class_grads()?);
+        sum_of_class_distances(&real, &syn, distance)
     }
+}
+
+/// `sum_c D(real_c, syn_c)`.
+pub(crate) fn sum_of_class_distances(real: &[Vec<Tensor>], syn: &[Vec<Tensor>], distance: &dyn Distance) -> Result<Tensor> {
+    let mut total: Option<Tensor> = None;
+    for (r, s) in real.iter().zip(syn) {
+        let d = distance.distance(r, s)?;
+        total = Some(match total {
+            Some(t) => (t + d)?,
+            None => d,
+        });
+    }
+    total.ok_or_else(|| candle_core::Error::Msg("matching needs at least one class".into()))
 }

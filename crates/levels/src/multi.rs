@@ -1,3 +1,4 @@
+use crate::intra::sum_of_class_distances;
 use gradmatch_core::{Distance, GradientLevel, MatchContext, Result, Tensor};
 
 /// The paper's "M": L = sum_c D(g_real_c, g_syn_c) + w * D(mean_c g_real_c, mean_c g_syn_c).
@@ -25,21 +26,10 @@ impl GradientLevel for MultiLevel {
         if classes == 0 {
             candle_core::bail!("multi-level matching needs at least one class")
         }
-        let mut real = Vec::with_capacity(classes);
-        let mut syn = Vec::with_capacity(classes);
-        let mut intra: Option<Tensor> = None;
-        for c in 0..classes {
-            let (r, s) = (ctx.real_class_grads(c)?, ctx.syn_class_grads(c)?);
-            let d = distance.distance(&r, &s)?;
-            intra = Some(match intra {
-                Some(t) => (t + d)?,
-                None => d,
-            });
-            real.push(r);
-            syn.push(s);
-        }
+        let (real, syn) = (ctx.real_class_grads()?, ctx.syn_class_grads()?);
+        let intra = sum_of_class_distances(&real, &syn, distance)?;
         let weight = self.inter_weight.unwrap_or(classes as f64);
         let inter = distance.distance(&mean_over_classes(&real)?, &mean_over_classes(&syn)?)?;
-        intra.expect("at least one class") + (inter * weight)?
+        intra + (inter * weight)?
     }
 }

@@ -10,6 +10,11 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
+/// Every tensor op allocates its output: glibc's malloc maps and unmaps large buffers each time (the
+/// page faults and zeroing took more time than the arithmetic); mimalloc reuses them.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "gradmatch", version = gradmatch_engine::VERSION, about = "Dataset condensation by gradient matching (DC; Jiang et al. 2022)")]
 struct Cli {
@@ -47,8 +52,6 @@ enum Command {
 }
 
 fn main() -> Result<()> {
-    // Before any thread exists and before any backward pass: second-order autodiff on, and proven.
-    gradmatch_core::second_order::enable()?;
     let cli = Cli::parse();
     let global = commands::Global { data_dir: cli.data_dir, device: cli.device, quiet: cli.quiet };
     match cli.command {
