@@ -17,12 +17,20 @@ impl Pool2d {
         }
     }
 
-    /// `(n, ho, k, wo, k, c)` windows of the cropped input.
-    fn windows(&self, x: &Tensor) -> Result<Tensor> {
+    /// The window entries at each of the k x k offsets, `(n, ho, wo, c)` strided views of the input.
+    /// Pooling combines them element-wise: reductions over inner axes are slow in candle.
+    fn offsets(&self, x: &Tensor) -> Result<Vec<Tensor>> {
         let k = self.kernel;
         let (n, h, w, c) = x.dims4()?;
         let (ho, wo) = (h / k, w / k);
-        x.narrow(1, 0, ho * k)?.narrow(2, 0, wo * k)?.contiguous()?.reshape((n, ho, k, wo, k, c))
+        let windows = x.narrow(1, 0, ho * k)?.narrow(2, 0, wo * k)?.reshape((n, ho, k, wo, k * c))?;
+        let mut offsets = Vec::with_capacity(k * k);
+        for i in 0..k {
+            for j in 0..k {
+                offsets.push(windows.narrow(2, i, 1)?.squeeze(2)?.narrow(3, j * c, c)?);
+            }
+        }
+        Ok(offsets)
     }
 }
 
@@ -31,19 +39,28 @@ impl Layer for Pool2d {
         if self.kind == PoolKind::None {
             return Ok(x.clone());
         }
-        let windows = self.windows(x)?;
-        let y = match self.kind {
-            PoolKind::Max => windows.max_keepdim(4)?.max_keepdim(2)?,
-            _ => windows.mean_keepdim(4)?.mean_keepdim(2)?,
+        let offsets = self.offsets(x)?;
+        let combine = |a: Tensor, b: &Tensor| match self.kind {
+            PoolKind::Max => a.maximum(b),
+            _ => a + b,
         };
-        // Max pooling routes the gradient through a mask of the window maxima (saved as a constant).
+        let first = offsets[0].contiguous()?;
+        let y = offsets[1..].iter().try_fold(first, combine)?;
+        let y = match self.kind {
+            PoolKind::Max => y,
+            _ => (y / offsets.len() as f64)?,
+        };
+        // Max pooling routes the gradient through masks of the window maxima (constants); like
+        // candle's `max`, tied entries all receive it.
         let saved = match self.kind {
-            PoolKind::Max => vec![windows.detach().broadcast_eq(&y.detach())?.to_dtype(x.dtype())?],
+            PoolKind::Max => {
+                let y = y.detach();
+                offsets.iter().map(|o| o.detach().eq(&y)?.to_dtype(x.dtype())).collect::<Result<Vec<_>>>()?
+            }
             _ => vec![],
         };
         ctx.save(saved, x.dims().to_vec());
-        let d = windows.dims();
-        y.reshape((d[0], d[1], d[3], d[5]))
+        Ok(y)
     }
 
     fn backward(&self, grad: &Tensor, ctx: &mut Backward, _need_input: bool) -> Result<Option<Tensor>> {
@@ -54,10 +71,13 @@ impl Layer for Pool2d {
         let k = self.kernel;
         let (n, ho, wo, c) = grad.dims4()?;
         let (h, w) = (saved.dims[1], saved.dims[2]);
-        let spread = grad.reshape((n, ho, 1, wo, 1, c))?.broadcast_as((n, ho, k, wo, k, c))?;
         let windows = match self.kind {
-            PoolKind::Max => spread.mul(&saved.values[0])?,
-            _ => (spread / (k * k) as f64)?,
+            PoolKind::Max => {
+                let parts = saved.values.iter().map(|mask| grad * mask).collect::<Result<Vec<_>>>()?;
+                // (k*k) x (n, ho, wo, c) in offset order -> (n, ho, k, wo, k, c)
+                Tensor::stack(&parts, 3)?.reshape((n, ho, wo, k, k, c))?.permute((0, 1, 3, 2, 4, 5))?
+            }
+            _ => (grad.reshape((n, ho, 1, wo, 1, c))?.broadcast_as((n, ho, k, wo, k, c))? / (k * k) as f64)?,
         };
         let dx = windows.reshape((n, ho * k, wo * k, c))?;
         // Floor mode: the dropped row/column gets no gradient.
