@@ -31,7 +31,6 @@ fn try_run(
     checkpoint: Option<&Path>,
     on_iteration: &mut dyn FnMut(&gradmatch_engine::IterationLog),
 ) -> candle_core::Result<CondenseOutcome> {
-    gradmatch_core::second_order::enable().unwrap();
     let run = RunContext { dataset: mnist(), model: &SMALL, device: &Device::Cpu, dtype: DType::F32, checkpoint, metadata: HashMap::new() };
     let (level, distance, steps) = (gradmatch_levels::IntraClass, gradmatch_distance_angle::Angle, gradmatch_steps::Fixed);
     condense(&run, Method { level: &level, distance: &distance, steps: &steps }, cfg, on_iteration)
