@@ -14,6 +14,10 @@ test:
 bench:
     cargo bench -p gradmatch-distance-combined
 
+# Speed table at full size (MNIST, ConvNet-3) against the PyTorch reference: just speed /tmp/torchref/bin/python
+speed python="" *args="":
+    cargo run --release -- bench {{ if python == "" { "" } else { "--torch " + python } }} {{args}}
+
 # The Random baseline of the DC table: just baseline mnist 10
 baseline dataset="mnist" ipc="10" num_eval="5":
     cargo run --release -- random-baseline --dataset {{dataset}} --ipc {{ipc}} --num-eval {{num_eval}} --json runs/baseline-{{dataset}}-ipc{{ipc}}.json

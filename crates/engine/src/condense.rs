@@ -379,8 +379,7 @@ impl MatchContext for Matcher<'_> {
 
     fn real_class_grads(&mut self) -> Result<Vec<Vec<Tensor>>> {
         // Drawn in class order whatever the chunking: the same seed gives the same batches.
-        let batches: Vec<Vec<usize>> =
-            (0..self.classes).map(|c| self.real.split.sample_class(c, self.cfg.batch_real, self.rng)).collect();
+        let batches: Vec<Vec<usize>> = (0..self.classes).map(|c| self.real.split.sample_class(c, self.cfg.batch_real, self.rng)).collect();
         let mut grads = Vec::with_capacity(self.classes);
         for chunk in batches.chunks(self.classes_per_pass()) {
             grads.extend(self.real_grads(&chunk.concat(), chunk.len())?);

@@ -39,8 +39,7 @@ impl Sgd {
     /// One update with a gradient for every variable, each of the variable's shape or with a leading
     /// group dimension of 1 (as [`Network::loss_and_grads`](gradmatch_models::Network::loss_and_grads) gives).
     pub fn step_all(&mut self, grads: &[Tensor]) -> Result<()> {
-        let grads =
-            grads.iter().zip(&self.vars).map(|(g, v)| g.reshape(v.shape()).map(Some)).collect::<Result<Vec<_>>>()?;
+        let grads = grads.iter().zip(&self.vars).map(|(g, v)| g.reshape(v.shape()).map(Some)).collect::<Result<Vec<_>>>()?;
         self.step(&grads)
     }
 

@@ -93,7 +93,10 @@ fn mnist_context(spec: &ModelSpec) -> Fixed {
 /// d(matching loss)/d(synthetic images), per class.
 fn matching_gradient(ctx: &mut Fixed, level: &dyn GradientLevel, distance: &dyn Distance) -> Vec<Vec<f64>> {
     let grads = level.matching_loss(ctx, distance).unwrap().backward().unwrap();
-    ctx.syn.iter().map(|v| grads.get(v.as_tensor()).expect("loss depends on every class").flatten_all().unwrap().to_vec1().unwrap()).collect()
+    ctx.syn
+        .iter()
+        .map(|v| grads.get(v.as_tensor()).expect("loss depends on every class").flatten_all().unwrap().to_vec1().unwrap())
+        .collect()
 }
 
 /// The explicit path against the autodiff reference, relative to the largest entry.

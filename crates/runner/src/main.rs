@@ -56,6 +56,8 @@ enum Command {
     DeviceCheck(commands::device_check::Args),
     /// Regenerate the report (tables, plots, index) of an ablation store from its records alone.
     Report(commands::report::Args),
+    /// The speed table at full size (MNIST, ConvNet-3), with ratios to the PyTorch reference (--torch).
+    Bench(commands::bench::Args),
     /// List the registered distances, gradient levels and step strategies.
     Plugins,
 }
@@ -72,6 +74,7 @@ fn main() -> Result<()> {
         Command::Ablate(args) => commands::ablate::run(&global, args),
         Command::DeviceCheck(args) => commands::device_check::run(&global, args),
         Command::Report(args) => commands::report::run(args),
+        Command::Bench(args) => commands::bench::run(&global, args),
         Command::Plugins => {
             let p = registry::Plugins::builtin();
             for (kind, list) in [

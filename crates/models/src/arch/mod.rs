@@ -36,9 +36,8 @@ pub(crate) fn push_norm(
 
 pub(crate) fn norm_layer(init: &mut ParamInit, name: &str, kind: NormKind, shape: (usize, usize, usize)) -> Result<Option<Box<dyn Layer>>> {
     let c = shape.0;
-    let standardised = |groups: usize, affine: Box<dyn Layer>| -> Box<dyn Layer> {
-        Box::new(Sequential(vec![Box::new(Standardise { groups }), affine]))
-    };
+    let standardised =
+        |groups: usize, affine: Box<dyn Layer>| -> Box<dyn Layer> { Box::new(Sequential(vec![Box::new(Standardise { groups }), affine])) };
     Ok(match kind {
         NormKind::None => None,
         NormKind::Instance => Some(standardised(c, Box::new(ChannelAffine::new(init, name, c)?))),

@@ -159,4 +159,3 @@ impl Layer for Conv2d {
         Ok(Some(col2im(&dcols, x.dims4()?, k, s, p)?))
     }
 }
-

@@ -180,7 +180,9 @@ impl Layer for BatchNorm2d {
             Mode::Eval => g.broadcast_mul(&rstd)?,
             Mode::Train => {
                 if ctx.groups != 1 {
-                    candle_core::bail!("batch norm in train mode couples the samples: per-group gradients need frozen statistics (Mode::Eval)")
+                    candle_core::bail!(
+                        "batch norm in train mode couples the samples: per-group gradients need frozen statistics (Mode::Eval)"
+                    )
                 }
                 let count = g.dim(0)? as f64;
                 let mean_g = (group_row_sums(&g, 1)? / count)?;

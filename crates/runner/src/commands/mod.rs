@@ -1,5 +1,6 @@
 pub mod ablate;
 pub mod baseline;
+pub mod bench;
 pub mod condense;
 pub mod data;
 pub mod device_check;

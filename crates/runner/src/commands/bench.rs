@@ -1,0 +1,251 @@
+//! `gradmatch bench`: the speed table of the engine at full size (MNIST, ConvNet-3, 256 real images
+//! per class), each row in its own process so that its peak memory is its own, next to the PyTorch
+//! reference (`../shared/bench/torch_reference.py`) run on the same machine in the same run.
+
+use super::Global;
+use anyhow::{bail, Context, Result};
+use candle_core::{DType, Tensor};
+use gradmatch_data::DatasetName;
+use gradmatch_engine::{condense, evaluate, CondenseConfig, DeviceData, EvalConfig, Method, RunContext};
+use gradmatch_models::ModelSpec;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::Command;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// A Python with torch: runs the reference on the same work and prints the ratio per row.
+    #[arg(long)]
+    torch: Option<PathBuf>,
+    /// The reference script.
+    #[arg(long, default_value = "../shared/bench/torch_reference.py")]
+    torch_script: PathBuf,
+    /// Rows to run (default: all): dc-1, mda-1, dc-10, mda-10, eval-1, eval-10.
+    #[arg(long, value_delimiter = ',')]
+    rows: Vec<String>,
+    /// Outer iterations timed per step row at ipc 1 (after one warm-up iteration); ipc-10 rows time one.
+    #[arg(long, default_value_t = 2)]
+    iterations: usize,
+    /// Write the table as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Internal: run one row in this process and print its measurement.
+    #[arg(long, hide = true)]
+    row: Option<String>,
+}
+
+/// One line of the table.
+#[derive(Debug, Clone, Copy)]
+struct Row {
+    name: &'static str,
+    what: Work,
+    ipc: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Work {
+    Step { multi_level_combined_adaptive: bool },
+    Evaluation,
+}
+
+const ROWS: [Row; 6] = [
+    Row { name: "dc-1", what: Work::Step { multi_level_combined_adaptive: false }, ipc: 1 },
+    Row { name: "mda-1", what: Work::Step { multi_level_combined_adaptive: true }, ipc: 1 },
+    Row { name: "dc-10", what: Work::Step { multi_level_combined_adaptive: false }, ipc: 10 },
+    Row { name: "mda-10", what: Work::Step { multi_level_combined_adaptive: true }, ipc: 10 },
+    Row { name: "eval-1", what: Work::Evaluation, ipc: 1 },
+    Row { name: "eval-10", what: Work::Evaluation, ipc: 10 },
+];
+
+impl Row {
+    fn describe(&self) -> String {
+        match self.what {
+            Work::Step { multi_level_combined_adaptive } => {
+                format!("outer iteration, {}, ipc {}", if multi_level_combined_adaptive { "MDA" } else { "DC" }, self.ipc)
+            }
+            Work::Evaluation => format!("evaluation, ipc {} (300 epochs + 10,000 test images)", self.ipc),
+        }
+    }
+
+    fn timed_iterations(&self, requested: usize) -> usize {
+        if self.ipc == 1 {
+            requested.max(1)
+        } else {
+            1
+        }
+    }
+
+    fn torch_args(&self, iterations: usize) -> Vec<String> {
+        let mut args = match self.what {
+            Work::Step { multi_level_combined_adaptive } => {
+                vec!["--what".into(), "step".into(), "--method".into(), if multi_level_combined_adaptive { "mda" } else { "dc" }.into()]
+            }
+            Work::Evaluation => vec!["--what".into(), "eval".into(), "--epochs".into(), "300".into()],
+        };
+        args.extend(["--ipc".into(), self.ipc.to_string(), "--iterations".into(), iterations.to_string()]);
+        args
+    }
+}
+
+/// What one row measured.
+#[derive(Debug, Clone, Serialize)]
+struct Measured {
+    seconds: f64,
+    peak_rss_mb: f64,
+}
+
+#[derive(Serialize)]
+struct TableRow {
+    row: String,
+    work: String,
+    gradmatch: Measured,
+    torch: Option<Measured>,
+    ratio: Option<f64>,
+}
+
+pub fn run(global: &Global, args: Args) -> Result<()> {
+    if let Some(name) = &args.row {
+        let row = find(name)?;
+        let seconds = measure(global, row, args.iterations)?;
+        println!("GRADMATCH_ROW seconds={seconds:.3} peak_rss_mb={:.0}", peak_rss_mb()?);
+        return Ok(());
+    }
+    let rows: Vec<Row> = if args.rows.is_empty() { ROWS.to_vec() } else { args.rows.iter().map(|r| find(r)).collect::<Result<_>>()? };
+    let mut table = Vec::new();
+    for row in rows {
+        let ours = run_ours(global, row, args.iterations)?;
+        let torch = match &args.torch {
+            Some(python) => Some(run_torch(python, &args.torch_script, row, args.iterations)?),
+            None => None,
+        };
+        let ratio = torch.as_ref().map(|t| ours.seconds / t.seconds);
+        eprintln!(
+            "{}: {:.2} s{}",
+            row.name,
+            ours.seconds,
+            torch.as_ref().map(|t| format!(" (torch {:.2} s)", t.seconds)).unwrap_or_default()
+        );
+        table.push(TableRow { row: row.name.into(), work: row.describe(), gradmatch: ours, torch, ratio });
+    }
+    print_table(&table);
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&table)?).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn find(name: &str) -> Result<Row> {
+    match ROWS.iter().find(|r| r.name == name) {
+        Some(r) => Ok(*r),
+        None => bail!("--rows: unknown row `{name}`; known rows: {}", ROWS.map(|r| r.name).join(", ")),
+    }
+}
+
+fn print_table(table: &[TableRow]) {
+    println!("| work | gradmatch s | PyTorch s | ratio | gradmatch peak RSS | PyTorch peak RSS |");
+    println!("|---|---|---|---|---|---|");
+    for r in table {
+        let t = |f: &dyn Fn(&Measured) -> String| r.torch.as_ref().map(f).unwrap_or_else(|| "-".into());
+        println!(
+            "| {} | {:.2} | {} | {} | {:.0} MB | {} |",
+            r.work,
+            r.gradmatch.seconds,
+            t(&|m| format!("{:.2}", m.seconds)),
+            r.ratio.map(|x| format!("{x:.2}")).unwrap_or_else(|| "-".into()),
+            r.gradmatch.peak_rss_mb,
+            t(&|m| format!("{:.0} MB", m.peak_rss_mb)),
+        );
+    }
+}
+
+/// Runs `row` in a child process of this binary (its own peak memory).
+fn run_ours(global: &Global, row: Row, iterations: usize) -> Result<Measured> {
+    let exe = std::env::current_exe().context("locating the gradmatch binary")?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("--data-dir").arg(&global.data_dir).arg("--device").arg(&global.device).arg("--quiet");
+    cmd.args(["bench", "--row", row.name, "--iterations", &iterations.to_string()]);
+    parse_line(&output_of(cmd, "gradmatch bench --row")?, "GRADMATCH_ROW")
+}
+
+fn run_torch(python: &PathBuf, script: &PathBuf, row: Row, iterations: usize) -> Result<Measured> {
+    if !script.exists() {
+        bail!("--torch-script {}: not found (run from the repository root, or pass the script's path)", script.display())
+    }
+    let mut cmd = Command::new(python);
+    cmd.arg(script).args(row.torch_args(row.timed_iterations(iterations)));
+    parse_line(&output_of(cmd, "the PyTorch reference")?, "TORCH_REF")
+}
+
+fn output_of(mut cmd: Command, what: &str) -> Result<String> {
+    let out = cmd.output().with_context(|| format!("starting {what}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !out.status.success() {
+        bail!("{what} failed ({}): {}{}", out.status, stdout, String::from_utf8_lossy(&out.stderr))
+    }
+    Ok(stdout)
+}
+
+/// `seconds=` and `peak_rss_mb=` from the line starting with `tag`.
+fn parse_line(output: &str, tag: &str) -> Result<Measured> {
+    let line = output.lines().find(|l| l.starts_with(tag)).with_context(|| format!("no `{tag}` line in:\n{output}"))?;
+    let field = |key: &str| -> Result<f64> {
+        let value = line.split_whitespace().find_map(|w| w.strip_prefix(key)).with_context(|| format!("no `{key}` in `{line}`"))?;
+        value.parse().with_context(|| format!("`{key}{value}` in `{line}`"))
+    };
+    Ok(Measured { seconds: field("seconds=")?, peak_rss_mb: field("peak_rss_mb=")? })
+}
+
+/// Peak resident memory of this process (Linux `VmHWM`).
+fn peak_rss_mb() -> Result<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .context("no VmHWM in /proc/self/status")?;
+    Ok(kb / 1024.0)
+}
+
+/// Seconds of the row's work, measured in this process.
+fn measure(global: &Global, row: Row, iterations: usize) -> Result<f64> {
+    let device = global.device()?;
+    let dataset = global.load(DatasetName::Mnist)?;
+    let model = ModelSpec::CONVNET;
+    match row.what {
+        Work::Step { multi_level_combined_adaptive } => {
+            let plugins = crate::registry::Plugins::builtin();
+            let none = gradmatch_core::Params::new();
+            let (level, distance, steps) =
+                if multi_level_combined_adaptive { ("multi-level", "combined", "adaptive") } else { ("intra", "angle", "fixed") };
+            let level = plugins.levels.build(level, &none)?;
+            let distance = plugins.distances.build(distance, &none)?;
+            let steps = plugins.steps.build(steps, &none)?;
+            let timed = row.timed_iterations(iterations);
+            let cfg = CondenseConfig { ipc: row.ipc, iterations: timed + 1, ..CondenseConfig::default() };
+            let run = RunContext {
+                dataset: &dataset,
+                model: &model,
+                device: &device,
+                dtype: DType::F32,
+                checkpoint: None,
+                metadata: HashMap::new(),
+            };
+            let method = Method { level: level.as_ref(), distance: distance.as_ref(), steps: steps.as_ref() };
+            let outcome = condense(&run, method, &cfg, &mut |_| {})?;
+            // Steady state: the first iteration (allocator warm-up) is left out.
+            Ok(outcome.log[1..].iter().map(|l| l.seconds).sum::<f64>() / timed as f64)
+        }
+        Work::Evaluation => {
+            let test = DeviceData::new(&dataset.test, dataset.shape(), DType::F32, &device)?;
+            let (c, h, w) = dataset.shape();
+            let images = Tensor::randn(0f32, 1.0, (10 * row.ipc, c, h, w), &device)?;
+            let labels: Vec<u32> = (0..10u32).flat_map(|l| std::iter::repeat_n(l, row.ipc)).collect();
+            let cfg = EvalConfig { num_eval: 1, ..EvalConfig::default() };
+            let started = std::time::Instant::now();
+            evaluate(&model, &images, &labels, &test, 10, &cfg, 0)?;
+            Ok(started.elapsed().as_secs_f64())
+        }
+    }
+}
