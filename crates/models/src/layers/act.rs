@@ -1,4 +1,4 @@
-use super::{Backward, Forward, Layer};
+use super::{fused, Backward, Forward, Layer};
 use crate::spec::Act as Kind;
 use candle_core::{Result, Tensor};
 
@@ -25,6 +25,7 @@ impl Layer for Act {
         // derivative of ReLU's backward is zero almost everywhere.
         let positive = || -> Result<Tensor> { y.detach().gt(0.0)?.to_dtype(y.dtype()) };
         let dx = match self.0 {
+            Kind::Relu if fused::eligible(grad) && fused::eligible(&y) => fused::relu_backward(grad, &y)?,
             Kind::Relu => (grad * positive()?)?,
             Kind::Sigmoid => (grad * (&y * y.affine(-1.0, 1.0)?)?)?,
             Kind::LeakyRelu => (grad * positive()?.affine(1.0 - LEAK, LEAK)?)?,

@@ -9,6 +9,7 @@
 
 mod act;
 mod conv;
+pub mod fused;
 mod linear;
 mod norm;
 mod pool;

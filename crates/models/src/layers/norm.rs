@@ -1,4 +1,4 @@
-use super::{group_row_sums, sample_sums, Backward, Forward, Layer, Mode};
+use super::{fused, group_row_sums, sample_sums, Backward, Forward, Layer, Mode};
 use crate::params::{ParamInit, ParamRef};
 use candle_core::{Result, Tensor};
 use std::sync::Mutex;
@@ -28,10 +28,15 @@ impl Layer for Standardise {
     fn forward(&self, x: &Tensor, ctx: &mut Forward) -> Result<Tensor> {
         let (n, h, w, c) = x.dims4()?;
         let x3 = x.reshape((n, h * w, c))?;
-        let centred = x3.broadcast_sub(&self.group_mean(&sample_sums(&x3)?, h * w)?)?;
-        let var = self.group_mean(&sample_sums(&centred.sqr()?)?, h * w)?;
-        let rstd = (var + EPS)?.sqrt()?.recip()?;
-        let xhat = centred.broadcast_mul(&rstd)?;
+        let (xhat, rstd) = if self.groups == c && fused::eligible(x) {
+            let stats = fused::instance_stats(&x3)?;
+            (fused::normalise(&x3, &stats)?, stats.narrow(1, 1, 1)?)
+        } else {
+            let centred = x3.broadcast_sub(&self.group_mean(&sample_sums(&x3)?, h * w)?)?;
+            let var = self.group_mean(&sample_sums(&centred.sqr()?)?, h * w)?;
+            let rstd = (var + EPS)?.sqrt()?.recip()?;
+            (centred.broadcast_mul(&rstd)?, rstd)
+        };
         ctx.save(vec![xhat.clone(), rstd], vec![]);
         xhat.reshape((n, h, w, c))
     }
@@ -41,6 +46,9 @@ impl Layer for Standardise {
         let (rstd, xhat) = (saved.remove(1), saved.remove(0));
         let (n, m, c) = xhat.dims3()?;
         let g = grad.reshape((n, m, c))?;
+        if self.groups == c && fused::eligible(&g) && fused::eligible(&xhat) {
+            return Ok(Some(fused::instance_norm_backward(&g, &xhat, &rstd)?.reshape(grad.shape())?));
+        }
         let mean_g = self.group_mean(&sample_sums(&g)?, m)?;
         let mean_gx = self.group_mean(&sample_sums(&(&g * &xhat)?)?, m)?;
         let dx = g.broadcast_sub(&mean_g)?.sub(&xhat.broadcast_mul(&mean_gx)?)?.broadcast_mul(&rstd)?;
