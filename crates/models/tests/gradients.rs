@@ -144,8 +144,12 @@ fn col2im_is_the_adjoint_of_im2col() {
         let back = col2im(&y, x.dims4().unwrap(), k, stride, padding).unwrap();
         let rhs = (&x * &back).unwrap().sum_all().unwrap().to_scalar::<f64>().unwrap();
         assert!((lhs - rhs).abs() <= 1e-10 * lhs.abs().max(1.0), "k {k} s {stride} p {padding} side {side}: {lhs} vs {rhs}");
-        // And autodiff of im2col is col2im.
+        // The one-pass CPU kernel (graph-free tensors) equals the candle composition (tracked ones).
         let v = candle_core::Var::from_tensor(&x).unwrap();
+        assert!(gradmatch_models::layers::fused::eligible(&x) && !gradmatch_models::layers::fused::eligible(v.as_tensor()));
+        let composed = im2col(v.as_tensor(), k, stride, padding).unwrap();
+        assert_eq!(relative_difference(&cols, &composed).unwrap(), 0.0, "k {k} s {stride} p {padding} side {side}");
+        // And autodiff of im2col is col2im.
         let g = (im2col(v.as_tensor(), k, stride, padding).unwrap() * &y).unwrap().sum_all().unwrap().backward().unwrap();
         let err = relative_difference(g.get(v.as_tensor()).unwrap(), &back).unwrap();
         assert!(err <= EXACT, "autodiff of im2col differs from col2im by {err:e}");

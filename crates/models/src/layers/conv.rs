@@ -1,4 +1,4 @@
-use super::{group_row_sums, Backward, Forward, Layer};
+use super::{fused, group_row_sums, Backward, Forward, Layer};
 use crate::params::{ParamInit, ParamRef};
 use candle_core::{Result, Tensor};
 
@@ -11,6 +11,9 @@ fn out_side(side: usize, k: usize, stride: usize, padding: usize) -> usize {
 /// (kernel row, kernel column, channel). A linear map of `x`, so candle's autodiff of it is its
 /// adjoint (col2im) and the convolution's derivatives are again GEMMs.
 pub fn im2col(x: &Tensor, k: usize, stride: usize, padding: usize) -> Result<Tensor> {
+    if fused::eligible(x) {
+        return fused::im2col(x, k, stride, padding);
+    }
     let (n, h, w, c) = x.dims4()?;
     let (ho, wo) = (out_side(h, k, stride, padding), out_side(w, k, stride, padding));
     // Pad enough that every strided window of `stride * out` rows/columns fits.

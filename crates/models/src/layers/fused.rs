@@ -235,3 +235,60 @@ pub fn instance_norm_backward(grad: &Tensor, xhat: &Tensor, rstd: &Tensor) -> Re
 pub fn relu_backward(grad: &Tensor, y: &Tensor) -> Result<Tensor> {
     grad.contiguous()?.apply_op2_no_bwd(&y.contiguous()?, &ReluBackward)
 }
+
+/// The patches of a channels-last `x (n, h, w, c)` under a k x k kernel, written in one pass:
+/// `(n * ho * wo, k * k * c)`, columns (kernel row, kernel column, channel), zeros outside.
+struct Im2col {
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+}
+
+impl Im2col {
+    fn out_side(&self, side: usize) -> usize {
+        (side + 2 * self.padding - self.kernel) / self.stride + 1
+    }
+
+    fn run<T: Float>(&self, x: &[T], (n, h, w, c): (usize, usize, usize, usize)) -> Vec<T> {
+        let (k, s, p) = (self.kernel, self.stride, self.padding);
+        let (ho, wo) = (self.out_side(h), self.out_side(w));
+        let row = k * k * c;
+        let mut out = vec![T::of(0.0); n * ho * wo * row];
+        out.par_chunks_mut(ho * wo * row).zip(x.par_chunks(h * w * c)).for_each(|(o, image)| {
+            for (q, patch) in o.chunks_exact_mut(row).enumerate() {
+                let (oy, ox) = (q / wo, q % wo);
+                for i in 0..k {
+                    let Some(y) = (oy * s + i).checked_sub(p).filter(|&y| y < h) else { continue };
+                    for j in 0..k {
+                        let Some(xx) = (ox * s + j).checked_sub(p).filter(|&xx| xx < w) else { continue };
+                        let src = (y * w + xx) * c;
+                        patch[(i * k + j) * c..(i * k + j + 1) * c].copy_from_slice(&image[src..src + c]);
+                    }
+                }
+            }
+        });
+        out
+    }
+}
+
+impl CustomOp1 for Im2col {
+    fn name(&self) -> &'static str {
+        "im2col"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (n, h, w, c) = l.shape().dims4()?;
+        let out = match s {
+            CpuStorage::F32(_) => CpuStorage::F32(self.run(contiguous::<f32>(s, l)?, (n, h, w, c))),
+            CpuStorage::F64(_) => CpuStorage::F64(self.run(contiguous::<f64>(s, l)?, (n, h, w, c))),
+            _ => candle_core::bail!("im2col: f32 or f64 only, got {:?}", s.dtype()),
+        };
+        let (ho, wo) = (self.out_side(h), self.out_side(w));
+        Ok((out, Shape::from((n * ho * wo, self.kernel * self.kernel * c))))
+    }
+}
+
+/// [`super::im2col`] in one pass, for graph-free CPU tensors.
+pub fn im2col(x: &Tensor, kernel: usize, stride: usize, padding: usize) -> Result<Tensor> {
+    x.contiguous()?.apply_op1_no_bwd(&Im2col { kernel, stride, padding })
+}
