@@ -153,6 +153,11 @@ fn col2im_is_the_adjoint_of_im2col() {
         let g = (im2col(v.as_tensor(), k, stride, padding).unwrap() * &y).unwrap().sum_all().unwrap().backward().unwrap();
         let err = relative_difference(g.get(v.as_tensor()).unwrap(), &back).unwrap();
         assert!(err <= EXACT, "autodiff of im2col differs from col2im by {err:e}");
+        // col2im's one-pass CPU kernel (graph-free) equals its composition (tracked).
+        let tracked = candle_core::Var::from_tensor(&y).unwrap();
+        let composed = col2im(tracked.as_tensor(), x.dims4().unwrap(), k, stride, padding).unwrap();
+        let err = relative_difference(&back, &composed).unwrap();
+        assert!(err <= 1e-14, "col2im's kernel differs from its composition by {err:e}");
     }
 }
 

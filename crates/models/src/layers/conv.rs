@@ -36,6 +36,9 @@ pub fn im2col(x: &Tensor, k: usize, stride: usize, padding: usize) -> Result<Ten
 /// The adjoint of [`im2col`]: patch gradients `(n * ho * wo, k * k * c)` added back at their places,
 /// `(n, h, w, c)`. Each kernel row's patches are summed in a row band, then the bands are placed.
 pub fn col2im(cols: &Tensor, input: (usize, usize, usize, usize), k: usize, stride: usize, padding: usize) -> Result<Tensor> {
+    if fused::eligible(cols) {
+        return fused::col2im(cols, input, k, stride, padding);
+    }
     let (n, h, w, c) = input;
     let (ho, wo) = (out_side(h, k, stride, padding), out_side(w, k, stride, padding));
     let cols = cols.reshape((n, ho, wo, k * k, c))?;

@@ -292,3 +292,56 @@ impl CustomOp1 for Im2col {
 pub fn im2col(x: &Tensor, kernel: usize, stride: usize, padding: usize) -> Result<Tensor> {
     x.contiguous()?.apply_op1_no_bwd(&Im2col { kernel, stride, padding })
 }
+
+/// The adjoint of [`Im2col`]: patch gradients `(n * ho * wo, k * k * c)` added back into
+/// `(n, h, w, c)` in one pass.
+struct Col2im {
+    patches: Im2col,
+    input: (usize, usize, usize, usize),
+}
+
+impl Col2im {
+    fn run<T: Float>(&self, cols: &[T]) -> Vec<T> {
+        let Im2col { kernel: k, stride: s, padding: p } = self.patches;
+        let (n, h, w, c) = self.input;
+        let (ho, wo) = (self.patches.out_side(h), self.patches.out_side(w));
+        let row = k * k * c;
+        let mut out = vec![T::of(0.0); n * h * w * c];
+        out.par_chunks_mut(h * w * c).zip(cols.par_chunks(ho * wo * row)).for_each(|(image, patches)| {
+            for (q, patch) in patches.chunks_exact(row).enumerate() {
+                let (oy, ox) = (q / wo, q % wo);
+                for i in 0..k {
+                    let Some(y) = (oy * s + i).checked_sub(p).filter(|&y| y < h) else { continue };
+                    for j in 0..k {
+                        let Some(xx) = (ox * s + j).checked_sub(p).filter(|&xx| xx < w) else { continue };
+                        let dst = &mut image[(y * w + xx) * c..(y * w + xx + 1) * c];
+                        for (d, &v) in dst.iter_mut().zip(&patch[(i * k + j) * c..(i * k + j + 1) * c]) {
+                            *d = *d + v;
+                        }
+                    }
+                }
+            }
+        });
+        out
+    }
+}
+
+impl CustomOp1 for Col2im {
+    fn name(&self) -> &'static str {
+        "col2im"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let out = match s {
+            CpuStorage::F32(_) => CpuStorage::F32(self.run(contiguous::<f32>(s, l)?)),
+            CpuStorage::F64(_) => CpuStorage::F64(self.run(contiguous::<f64>(s, l)?)),
+            _ => candle_core::bail!("col2im: f32 or f64 only, got {:?}", s.dtype()),
+        };
+        Ok((out, Shape::from(self.input)))
+    }
+}
+
+/// [`super::col2im`] in one pass, for graph-free CPU tensors.
+pub fn col2im(cols: &Tensor, input: (usize, usize, usize, usize), kernel: usize, stride: usize, padding: usize) -> Result<Tensor> {
+    cols.contiguous()?.apply_op1_no_bwd(&Col2im { patches: Im2col { kernel, stride, padding }, input })
+}
