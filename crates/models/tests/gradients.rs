@@ -163,26 +163,33 @@ fn col2im_is_the_adjoint_of_im2col() {
 
 #[test]
 fn cpu_fast_paths_equal_the_candle_composition() {
-    // Plain tensors take the fused CPU kernels (instance norm, ReLU backward); tracked ones the
-    // composition of candle operations. Same gradients, in f64 and f32.
+    // Plain tensors take the fused CPU kernels (instance norm, per-channel affine, ReLU backward,
+    // average-pool backward, im2col/col2im); tracked ones the composition of candle operations. Same
+    // gradients, per group too, in f64 and f32, with odd sides and batch norm.
+    let bn = ModelSpec { norm: NormKind::Batch, ..small_convnet() };
+    let cases = [(small_convnet(), (1, 12, 12), Mode::Train), (small_convnet(), (3, 7, 7), Mode::Train), (bn, (1, 12, 12), Mode::Eval)];
     for dtype in [candle_core::DType::F64, candle_core::DType::F32] {
-        let p = Problem::new(&small_convnet(), (1, 12, 12), 4, Mode::Train).unwrap();
-        let x = p.x.as_tensor().detach().to_dtype(dtype).unwrap();
-        assert!(gradmatch_models::layers::fused::eligible(&x), "a plain CPU tensor takes the fast path");
-        let net = gradmatch_models::Network::new(&small_convnet(), (1, 12, 12), 3, 7, dtype, &candle_core::Device::Cpu).unwrap();
-        let targets = p.targets.to_dtype(dtype).unwrap();
-        let fast = net.param_grads(&x, &targets, Mode::Train).unwrap();
-        let tracked = candle_core::Var::from_tensor(&x).unwrap();
-        let composed = net.param_grads(tracked.as_tensor(), &targets, Mode::Train).unwrap();
-        // Relative to the largest gradient entry: in f32 a conv bias before a norm (exactly zero in
-        // exact arithmetic) is rounding noise on both paths.
-        let flat = |g: &[candle_core::Tensor]| -> Vec<f64> {
-            g.iter().flat_map(|t| t.flatten_all().unwrap().to_dtype(candle_core::DType::F64).unwrap().to_vec1::<f64>().unwrap()).collect()
-        };
-        let (f, c) = (flat(&fast), flat(&composed));
-        let scale = c.iter().fold(0f64, |m, v| m.max(v.abs()));
-        let err = f.iter().zip(&c).fold(0f64, |m, (a, b)| m.max((a - b).abs())) / scale;
-        let tolerance = if dtype == candle_core::DType::F64 { 1e-12 } else { 1e-5 };
-        assert!(err <= tolerance, "{dtype:?}: the fast path differs from the composition by {err:e}");
+        for (spec, input, mode) in cases {
+            for groups in [1, 2] {
+                let p = Problem::new(&spec, input, 4, mode).unwrap();
+                let x = p.x.as_tensor().detach().to_dtype(dtype).unwrap();
+                assert!(gradmatch_models::layers::fused::eligible(&x), "a plain CPU tensor takes the fast path");
+                let net = gradmatch_models::Network::new(&spec, input, 3, 7, dtype, &candle_core::Device::Cpu).unwrap();
+                let targets = p.targets.to_dtype(dtype).unwrap();
+                let fast = net.loss_and_grads(&x, &targets, mode, groups).unwrap().1;
+                let tracked = candle_core::Var::from_tensor(&x).unwrap();
+                let composed = net.loss_and_grads(tracked.as_tensor(), &targets, mode, groups).unwrap().1;
+                // Relative to the largest gradient entry: in f32 a conv bias before a norm (exactly
+                // zero in exact arithmetic) is rounding noise on both paths.
+                let flat = |g: &[candle_core::Tensor]| -> Vec<f64> {
+                    g.iter().flat_map(|t| t.flatten_all().unwrap().to_dtype(candle_core::DType::F64).unwrap().to_vec1::<f64>().unwrap()).collect()
+                };
+                let (f, c) = (flat(&fast), flat(&composed));
+                let scale = c.iter().fold(0f64, |m, v| m.max(v.abs()));
+                let err = f.iter().zip(&c).fold(0f64, |m, (a, b)| m.max((a - b).abs())) / scale;
+                let tolerance = if dtype == candle_core::DType::F64 { 1e-12 } else { 1e-5 };
+                assert!(err <= tolerance, "{spec} {input:?} {dtype:?} groups {groups}: the fast path differs from the composition by {err:e}");
+            }
+        }
     }
 }

@@ -345,3 +345,145 @@ impl CustomOp1 for Col2im {
 pub fn col2im(cols: &Tensor, input: (usize, usize, usize, usize), kernel: usize, stride: usize, padding: usize) -> Result<Tensor> {
     cols.contiguous()?.apply_op1_no_bwd(&Col2im { patches: Im2col { kernel, stride, padding }, input })
 }
+
+/// `x * weight + bias` over the last axis of `x (rows, c)`.
+struct ScaleShift;
+
+impl ScaleShift {
+    fn run<T: Float>(x: &[T], w: &[T], b: &[T]) -> Vec<T> {
+        let c = w.len();
+        let mut out = vec![T::of(0.0); x.len()];
+        let rows = (1 << 14) / c.max(1) + 1;
+        out.par_chunks_mut(rows * c).zip(x.par_chunks(rows * c)).for_each(|(o, xs)| {
+            for (orow, xrow) in o.chunks_exact_mut(c).zip(xs.chunks_exact(c)) {
+                for k in 0..c {
+                    orow[k] = xrow[k] * w[k] + b[k];
+                }
+            }
+        });
+        out
+    }
+}
+
+impl CustomOp3 for ScaleShift {
+    fn name(&self) -> &'static str {
+        "scale-shift"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
+        let out = match (s1, s2, s3) {
+            (CpuStorage::F32(_), CpuStorage::F32(_), CpuStorage::F32(_)) => {
+                CpuStorage::F32(Self::run(contiguous(s1, l1)?, contiguous(s2, l2)?, contiguous(s3, l3)?))
+            }
+            (CpuStorage::F64(_), CpuStorage::F64(_), CpuStorage::F64(_)) => {
+                CpuStorage::F64(Self::run(contiguous(s1, l1)?, contiguous(s2, l2)?, contiguous(s3, l3)?))
+            }
+            _ => candle_core::bail!("scale-shift: f32 or f64 inputs of one type"),
+        };
+        Ok((out, l1.shape().clone()))
+    }
+}
+
+/// Per group of rows of `g (groups * m, c)` and `x` alike: `(groups, 2, c)` holding the column sums
+/// of `g * x` and of `g` (a per-channel affine's weight and bias gradients).
+struct AffineGrads {
+    groups: usize,
+}
+
+impl AffineGrads {
+    fn run<T: Float>(&self, g: &[T], x: &[T], c: usize) -> Vec<T> {
+        let per_group = g.len() / self.groups;
+        let mut out = vec![T::of(0.0); self.groups * 2 * c];
+        out.par_chunks_mut(2 * c).zip(g.par_chunks(per_group).zip(x.par_chunks(per_group))).for_each(|(o, (gs, xs))| {
+            let (mut sum_gx, mut sum_g) = (vec![0f64; c], vec![0f64; c]);
+            for (grow, xrow) in gs.chunks_exact(c).zip(xs.chunks_exact(c)) {
+                for k in 0..c {
+                    sum_gx[k] += (grow[k] * xrow[k]).to();
+                    sum_g[k] += grow[k].to();
+                }
+            }
+            for k in 0..c {
+                o[k] = T::of(sum_gx[k]);
+                o[c + k] = T::of(sum_g[k]);
+            }
+        });
+        out
+    }
+}
+
+impl CustomOp2 for AffineGrads {
+    fn name(&self) -> &'static str {
+        "affine-grads"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let c = *l1.dims().last().expect("rank >= 1");
+        let out = match (s1, s2) {
+            (CpuStorage::F32(_), CpuStorage::F32(_)) => CpuStorage::F32(self.run(contiguous(s1, l1)?, contiguous(s2, l2)?, c)),
+            (CpuStorage::F64(_), CpuStorage::F64(_)) => CpuStorage::F64(self.run(contiguous(s1, l1)?, contiguous(s2, l2)?, c)),
+            _ => candle_core::bail!("affine-grads: f32 or f64 inputs of one type"),
+        };
+        Ok((out, Shape::from((self.groups, 2, c))))
+    }
+}
+
+/// Average pooling's input gradient: each output gradient spread over its k x k window (divided by
+/// k * k), zeros on a dropped trailing row/column.
+struct AvgPoolBackward {
+    kernel: usize,
+    input: (usize, usize, usize, usize),
+}
+
+impl AvgPoolBackward {
+    fn run<T: Float>(&self, grad: &[T]) -> Vec<T> {
+        let (n, h, w, c) = self.input;
+        let k = self.kernel;
+        let (ho, wo) = (h / k, w / k);
+        let scale = T::of(1.0 / (k * k) as f64);
+        let mut out = vec![T::of(0.0); n * h * w * c];
+        out.par_chunks_mut(w * c).enumerate().for_each(|(r, row)| {
+            let (b, y) = (r / h, r % h);
+            if y / k >= ho {
+                return;
+            }
+            let src = &grad[((b * ho + y / k) * wo) * c..((b * ho + y / k) * wo + wo) * c];
+            for x in 0..wo * k {
+                let s = &src[(x / k) * c..(x / k + 1) * c];
+                for (d, &v) in row[x * c..(x + 1) * c].iter_mut().zip(s) {
+                    *d = v * scale;
+                }
+            }
+        });
+        out
+    }
+}
+
+impl CustomOp1 for AvgPoolBackward {
+    fn name(&self) -> &'static str {
+        "avg-pool-backward"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let out = match s {
+            CpuStorage::F32(_) => CpuStorage::F32(self.run(contiguous::<f32>(s, l)?)),
+            CpuStorage::F64(_) => CpuStorage::F64(self.run(contiguous::<f64>(s, l)?)),
+            _ => candle_core::bail!("avg-pool-backward: f32 or f64 only, got {:?}", s.dtype()),
+        };
+        Ok((out, Shape::from(self.input)))
+    }
+}
+
+/// `x * weight + bias` per channel (last axis).
+pub fn scale_shift(x: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<Tensor> {
+    x.contiguous()?.apply_op3_no_bwd(&weight.contiguous()?, &bias.contiguous()?, &ScaleShift)
+}
+
+/// `(groups, 2, c)`: per group of rows, the per-channel sums of `g * x` and of `g`.
+pub fn affine_grads(g: &Tensor, x: &Tensor, groups: usize) -> Result<Tensor> {
+    g.contiguous()?.apply_op2_no_bwd(&x.contiguous()?, &AffineGrads { groups })
+}
+
+/// Average pooling's input gradient `(n, h, w, c)` from the output gradient.
+pub fn avg_pool_backward(grad: &Tensor, kernel: usize, input: (usize, usize, usize, usize)) -> Result<Tensor> {
+    grad.contiguous()?.apply_op1_no_bwd(&AvgPoolBackward { kernel, input })
+}

@@ -73,16 +73,27 @@ impl ChannelAffine {
 impl Layer for ChannelAffine {
     fn forward(&self, x: &Tensor, ctx: &mut Forward) -> Result<Tensor> {
         ctx.save(vec![x.clone()], vec![]);
-        x.broadcast_mul(&ctx.param(&self.weight))?.broadcast_add(&ctx.param(&self.bias))
+        let (w, b) = (ctx.param(&self.weight), ctx.param(&self.bias));
+        if fused::eligible(x) && !ctx.autodiff {
+            return fused::scale_shift(x, &w, &b);
+        }
+        x.broadcast_mul(&w)?.broadcast_add(&b)
     }
 
     fn backward(&self, grad: &Tensor, ctx: &mut Backward, _need_input: bool) -> Result<Option<Tensor>> {
         let x = ctx.pop()?.values.remove(0);
         let c = self.weight.var.dim(0)?;
+        let w = ctx.param(&self.weight);
+        if fused::eligible(grad) && fused::eligible(&x) {
+            let sums = fused::affine_grads(grad, &x, ctx.groups)?;
+            ctx.accumulate(&self.weight, sums.narrow(1, 0, 1)?.squeeze(1)?)?;
+            ctx.accumulate(&self.bias, sums.narrow(1, 1, 1)?.squeeze(1)?)?;
+            return Ok(Some(fused::scale_shift(grad, &w, &w.zeros_like()?)?));
+        }
         let rows = |t: &Tensor| t.reshape(((), c));
         ctx.accumulate(&self.weight, group_row_sums(&rows(&(grad * &x)?)?, ctx.groups)?)?;
         ctx.accumulate(&self.bias, group_row_sums(&rows(grad)?, ctx.groups)?)?;
-        Ok(Some(grad.broadcast_mul(&ctx.param(&self.weight))?))
+        Ok(Some(grad.broadcast_mul(&w)?))
     }
 }
 

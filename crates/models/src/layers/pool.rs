@@ -1,4 +1,4 @@
-use super::{Backward, Forward, Layer};
+use super::{fused, Backward, Forward, Layer};
 use crate::spec::PoolKind;
 use candle_core::{Result, Tensor};
 
@@ -69,6 +69,10 @@ impl Layer for Pool2d {
         }
         let saved = ctx.pop()?;
         let k = self.kernel;
+        if self.kind == PoolKind::Avg && fused::eligible(grad) {
+            let d = &saved.dims;
+            return Ok(Some(fused::avg_pool_backward(grad, k, (d[0], d[1], d[2], d[3]))?));
+        }
         let (n, ho, wo, c) = grad.dims4()?;
         let (h, w) = (saved.dims[1], saved.dims[2]);
         let windows = match self.kind {
