@@ -154,6 +154,8 @@ impl Layer for Conv2d {
         let dw = per_group(&g)?.transpose(1, 2)?.matmul(&per_group(&cols)?)?;
         let dw = dw.reshape((groups, out, k, k, c_in))?.permute((0, 1, 4, 2, 3))?.contiguous()?;
         ctx.accumulate(&self.weight, dw)?;
+        // The patches are the largest buffer of the pass: gone before the patch gradient exists.
+        drop(cols);
         if let Some(b) = &self.bias {
             ctx.accumulate(b, group_row_sums(&g, groups)?)?;
         }
