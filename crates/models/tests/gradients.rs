@@ -182,13 +182,18 @@ fn cpu_fast_paths_equal_the_candle_composition() {
                 // Relative to the largest gradient entry: in f32 a conv bias before a norm (exactly
                 // zero in exact arithmetic) is rounding noise on both paths.
                 let flat = |g: &[candle_core::Tensor]| -> Vec<f64> {
-                    g.iter().flat_map(|t| t.flatten_all().unwrap().to_dtype(candle_core::DType::F64).unwrap().to_vec1::<f64>().unwrap()).collect()
+                    g.iter()
+                        .flat_map(|t| t.flatten_all().unwrap().to_dtype(candle_core::DType::F64).unwrap().to_vec1::<f64>().unwrap())
+                        .collect()
                 };
                 let (f, c) = (flat(&fast), flat(&composed));
                 let scale = c.iter().fold(0f64, |m, v| m.max(v.abs()));
                 let err = f.iter().zip(&c).fold(0f64, |m, (a, b)| m.max((a - b).abs())) / scale;
                 let tolerance = if dtype == candle_core::DType::F64 { 1e-12 } else { 1e-5 };
-                assert!(err <= tolerance, "{spec} {input:?} {dtype:?} groups {groups}: the fast path differs from the composition by {err:e}");
+                assert!(
+                    err <= tolerance,
+                    "{spec} {input:?} {dtype:?} groups {groups}: the fast path differs from the composition by {err:e}"
+                );
             }
         }
     }
