@@ -11,11 +11,11 @@ test:
     cargo test --workspace
 
 # Criterion benchmarks (distances)
-bench:
+bench-distances:
     cargo bench -p gradmatch-distance-combined
 
-# Speed table at full size (MNIST, ConvNet-3) against the PyTorch reference: just speed /tmp/torchref/bin/python
-speed python="" *args="":
+# Speed table at full size (MNIST, ConvNet-3), with ratios to the PyTorch reference: just bench /tmp/torchref/bin/python
+bench python="" *args="":
     cargo run --release -- bench {{ if python == "" { "" } else { "--torch " + python } }} {{args}}
 
 # The Random baseline of the DC table: just baseline mnist 10
