@@ -107,8 +107,14 @@ pub fn run(global: &Global, grid: &Grid, opts: &Options) -> Result<Summary> {
         units: bar,
         total_jobs: jobs.len(),
     };
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(opts.jobs.max(1)).build()?;
-    let summaries: Vec<Summary> = pool.install(|| jobs.par_iter().map(|(i, job)| shared.run_job(*i, job)).collect());
+    // One job at a time runs on the global pool: inside a 1-thread pool candle's GEMMs and the fused
+    // kernels would run on one core (measured: 12.5 s instead of 7.8 s per iteration).
+    let summaries: Vec<Summary> = if opts.jobs <= 1 {
+        jobs.iter().map(|(i, job)| shared.run_job(*i, job)).collect()
+    } else {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(opts.jobs).build()?;
+        pool.install(|| jobs.par_iter().map(|(i, job)| shared.run_job(*i, job)).collect())
+    };
     shared.units.finish_and_clear();
     let mut total = Summary::default();
     for s in summaries {
