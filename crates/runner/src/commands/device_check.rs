@@ -1,5 +1,5 @@
 //! `gradmatch device-check`: does the selected device (a GPU) compute what the CPU computes? The
-//! second-order matching gradient for every distance under intra-class and multi-level matching, on the
+//! matching gradient (through the explicit backward) for every distance under intra-class and multi-level matching, on the
 //! same network, real batches and synthetic images, and the loss curve of a short condensation.
 
 use super::baseline::device_name;
