@@ -345,16 +345,20 @@ impl<'a> Matcher<'a> {
     }
 
     /// Per-group gradients of the real images `idx` (`groups` equal, contiguous groups), no graph.
-    fn real_grads(&mut self, idx: &[usize], groups: usize) -> Result<Vec<Vec<Tensor>>> {
-        let x = self.real.select(idx)?;
-        let labels = self.real.split.gather_labels(idx);
-        let t = one_hot(&labels, self.classes, x.dtype(), x.device())?;
-        split_groups(self.net.loss_and_grads(&x, &t, self.mode, groups)?.1, groups)
+    fn real_grads(&self, idx: &[usize], groups: usize) -> Result<Vec<Vec<Tensor>>> {
+        self.grads(&self.real.select(idx)?, &self.real.split.gather_labels(idx), groups)
     }
 
-    fn syn_grads(&self, x: &Tensor, labels: &[u32], groups: usize) -> Result<Vec<Vec<Tensor>>> {
+    /// Per-group gradients of images `x` (`groups` equal, contiguous groups): differentiable when `x`
+    /// is tracked (the synthetic images), graph-free otherwise.
+    fn grads(&self, x: &Tensor, labels: &[u32], groups: usize) -> Result<Vec<Vec<Tensor>>> {
         let t = one_hot(labels, self.classes, x.dtype(), x.device())?;
         split_groups(self.net.loss_and_grads(x, &t, self.mode, groups)?.1, groups)
+    }
+
+    /// Every synthetic image, class-major.
+    fn syn_images(&self) -> Result<Tensor> {
+        Tensor::cat(&self.syn.iter().map(|v| v.as_tensor()).collect::<Vec<_>>(), 0)
     }
 
     fn classes_per_pass(&self) -> usize {
@@ -388,9 +392,8 @@ impl MatchContext for Matcher<'_> {
     }
 
     fn syn_class_grads(&mut self) -> Result<Vec<Vec<Tensor>>> {
-        let all = Tensor::cat(&self.syn.iter().map(|v| v.as_tensor()).collect::<Vec<_>>(), 0)?;
         let labels: Vec<u32> = (0..self.classes as u32).flat_map(|c| std::iter::repeat_n(c, self.cfg.ipc)).collect();
-        self.syn_grads(&all, &labels, self.classes)
+        self.grads(&self.syn_images()?, &labels, self.classes)
     }
 
     fn real_mixed_grads(&mut self, n: usize) -> Result<Vec<Tensor>> {
@@ -399,13 +402,13 @@ impl MatchContext for Matcher<'_> {
     }
 
     fn syn_mixed_grads(&mut self, max: usize) -> Result<Vec<Tensor>> {
-        let all = Tensor::cat(&self.syn.iter().map(|v| v.as_tensor()).collect::<Vec<_>>(), 0)?;
+        let all = self.syn_images()?;
         let mut order: Vec<u32> = (0..all.dim(0)? as u32).collect();
         order.shuffle(self.rng);
         order.truncate(max);
         let labels: Vec<u32> = order.iter().map(|&i| i / self.cfg.ipc as u32).collect();
         let x = all.index_select(&Tensor::from_slice(&order, order.len(), all.device())?, 0)?;
-        Ok(self.syn_grads(&x, &labels, 1)?.remove(0))
+        Ok(self.grads(&x, &labels, 1)?.remove(0))
     }
 }
 

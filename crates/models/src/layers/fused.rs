@@ -1,5 +1,6 @@
-//! CPU fast paths for the element-wise work of instance norm and ReLU on tensors outside any autodiff
-//! graph (real images, training): one pass where the candle composition takes several. Each is a
+//! CPU fast paths on tensors outside any autodiff graph (real images, training): im2col, col2im,
+//! instance norm, the per-channel affine, ReLU and average-pool backward, each one pass where the
+//! candle composition takes several. Each is a
 //! `CustomOp` with a CPU kernel only; the layers use it on the CPU for untracked inputs and use the
 //! candle composition everywhere else (CUDA, the synthetic side's graph). Tests check both equal.
 
@@ -46,6 +47,30 @@ fn contiguous<'a, T: candle_core::WithDType>(s: &'a CpuStorage, l: &Layout) -> R
     }
 }
 
+/// A kernel over `N` contiguous inputs of one float type; `dims` are the first input's.
+trait Kernel<const N: usize> {
+    const NAME: &'static str;
+    fn run<T: Float>(&self, inputs: [&[T]; N], dims: &[usize]) -> Vec<T>;
+}
+
+/// Runs `kernel` on its inputs as f32 or as f64, whichever they all are.
+fn on_floats<K: Kernel<N>, const N: usize>(kernel: &K, inputs: [(&CpuStorage, &Layout); N]) -> Result<CpuStorage> {
+    fn slices<'a, T: candle_core::WithDType, const N: usize>(inputs: [(&'a CpuStorage, &Layout); N]) -> Result<[&'a [T]; N]> {
+        let mut out: [&[T]; N] = [&[]; N];
+        for (o, (s, l)) in out.iter_mut().zip(inputs) {
+            *o = contiguous(s, l)?;
+        }
+        Ok(out)
+    }
+    let dims = inputs[0].1.dims();
+    let mismatch = |e| candle_core::Error::Msg(format!("{}: f32 or f64 inputs of one type ({e})", K::NAME));
+    match inputs[0].0 {
+        CpuStorage::F32(_) => Ok(CpuStorage::F32(kernel.run(slices::<f32, N>(inputs).map_err(mismatch)?, dims))),
+        CpuStorage::F64(_) => Ok(CpuStorage::F64(kernel.run(slices::<f64, N>(inputs).map_err(mismatch)?, dims))),
+        other => candle_core::bail!("{}: f32 or f64 only, got {:?}", K::NAME, other.dtype()),
+    }
+}
+
 /// Per-sample, per-channel sums over the middle axis of a `(n, m, c)` slice, in f64.
 fn channel_sums<T: Float>(sample: &[T], c: usize, f: impl Fn(usize, T) -> f64) -> Vec<f64> {
     let mut acc = vec![0f64; c];
@@ -60,9 +85,11 @@ fn channel_sums<T: Float>(sample: &[T], c: usize, f: impl Fn(usize, T) -> f64) -
 /// Instance-norm statistics of `x (n, m, c)`: `(n, 2, c)` holding the mean and 1/sqrt(var + eps).
 struct Stats;
 
-impl Stats {
-    fn run<T: Float>(x: &[T], l: &Layout) -> Vec<T> {
-        let (n, m, c) = (l.dims()[0], l.dims()[1], l.dims()[2]);
+impl Kernel<1> for Stats {
+    const NAME: &'static str = "instance-norm-stats";
+
+    fn run<T: Float>(&self, [x]: [&[T]; 1], dims: &[usize]) -> Vec<T> {
+        let (n, m, c) = (dims[0], dims[1], dims[2]);
         let mut out = vec![T::of(0.0); n * 2 * c];
         out.par_chunks_mut(2 * c).zip(x.par_chunks(m * c)).for_each(|(o, sample)| {
             let mean: Vec<f64> = channel_sums(sample, c, |_, v| v.to()).into_iter().map(|s| s / m as f64).collect();
@@ -78,25 +105,23 @@ impl Stats {
 
 impl CustomOp1 for Stats {
     fn name(&self) -> &'static str {
-        "instance-norm-stats"
+        Self::NAME
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let (n, _, c) = l.shape().dims3()?;
-        let out = match s {
-            CpuStorage::F32(_) => CpuStorage::F32(Self::run(contiguous::<f32>(s, l)?, l)),
-            CpuStorage::F64(_) => CpuStorage::F64(Self::run(contiguous::<f64>(s, l)?, l)),
-            _ => candle_core::bail!("instance-norm-stats: f32 or f64 only, got {:?}", s.dtype()),
-        };
-        Ok((out, Shape::from((n, 2, c))))
+        Ok((on_floats(self, [(s, l)])?, Shape::from((n, 2, c))))
     }
 }
 
 /// `(x - mean) * rstd` for `x (n, m, c)` and stats `(n, 2, c)`.
 struct Normalise;
 
-impl Normalise {
-    fn run<T: Float>(x: &[T], stats: &[T], (m, c): (usize, usize)) -> Vec<T> {
+impl Kernel<2> for Normalise {
+    const NAME: &'static str = "instance-norm-normalise";
+
+    fn run<T: Float>(&self, [x, stats]: [&[T]; 2], dims: &[usize]) -> Vec<T> {
+        let (m, c) = (dims[1], dims[2]);
         let mut out = vec![T::of(0.0); x.len()];
         out.par_chunks_mut(m * c).zip(x.par_chunks(m * c)).zip(stats.par_chunks(2 * c)).for_each(|((o, sample), st)| {
             let (mean, rstd) = st.split_at(c);
@@ -112,17 +137,11 @@ impl Normalise {
 
 impl CustomOp2 for Normalise {
     fn name(&self) -> &'static str {
-        "instance-norm-normalise"
+        Self::NAME
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (_, m, c) = l1.shape().dims3()?;
-        let out = match (s1, s2) {
-            (CpuStorage::F32(_), CpuStorage::F32(_)) => CpuStorage::F32(Self::run(contiguous(s1, l1)?, contiguous(s2, l2)?, (m, c))),
-            (CpuStorage::F64(_), CpuStorage::F64(_)) => CpuStorage::F64(Self::run(contiguous(s1, l1)?, contiguous(s2, l2)?, (m, c))),
-            _ => candle_core::bail!("instance-norm-normalise: f32 or f64 inputs of one type"),
-        };
-        Ok((out, l1.shape().clone()))
+        Ok((on_floats(self, [(s1, l1), (s2, l2)])?, l1.shape().clone()))
     }
 }
 
@@ -130,8 +149,11 @@ impl CustomOp2 for Normalise {
 /// channel, from `g (n, m, c)`, `xhat (n, m, c)` and `rstd (n, 1, c)`.
 struct NormBackward;
 
-impl NormBackward {
-    fn run<T: Float>(g: &[T], xhat: &[T], rstd: &[T], (m, c): (usize, usize)) -> Vec<T> {
+impl Kernel<3> for NormBackward {
+    const NAME: &'static str = "instance-norm-backward";
+
+    fn run<T: Float>(&self, [g, xhat, rstd]: [&[T]; 3], dims: &[usize]) -> Vec<T> {
+        let (m, c) = (dims[1], dims[2]);
         let mut out = vec![T::of(0.0); g.len()];
         out.par_chunks_mut(m * c).zip(g.par_chunks(m * c).zip(xhat.par_chunks(m * c))).zip(rstd.par_chunks(c)).for_each(
             |((o, (gs, xs)), rstd)| {
@@ -158,7 +180,7 @@ impl NormBackward {
 
 impl CustomOp3 for NormBackward {
     fn name(&self) -> &'static str {
-        "instance-norm-backward"
+        Self::NAME
     }
 
     fn cpu_fwd(
@@ -170,25 +192,17 @@ impl CustomOp3 for NormBackward {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (_, m, c) = l1.shape().dims3()?;
-        let out = match (s1, s2, s3) {
-            (CpuStorage::F32(_), CpuStorage::F32(_), CpuStorage::F32(_)) => {
-                CpuStorage::F32(Self::run(contiguous(s1, l1)?, contiguous(s2, l2)?, contiguous(s3, l3)?, (m, c)))
-            }
-            (CpuStorage::F64(_), CpuStorage::F64(_), CpuStorage::F64(_)) => {
-                CpuStorage::F64(Self::run(contiguous(s1, l1)?, contiguous(s2, l2)?, contiguous(s3, l3)?, (m, c)))
-            }
-            _ => candle_core::bail!("instance-norm-backward: f32 or f64 inputs of one type"),
-        };
-        Ok((out, l1.shape().clone()))
+        Ok((on_floats(self, [(s1, l1), (s2, l2), (s3, l3)])?, l1.shape().clone()))
     }
 }
 
 /// `grad * (y > 0)`: ReLU's backward from its output.
 struct ReluBackward;
 
-impl ReluBackward {
-    fn run<T: Float>(g: &[T], y: &[T]) -> Vec<T> {
+impl Kernel<2> for ReluBackward {
+    const NAME: &'static str = "relu-backward";
+
+    fn run<T: Float>(&self, [g, y]: [&[T]; 2], _dims: &[usize]) -> Vec<T> {
         let zero = T::of(0.0);
         let mut out = vec![zero; g.len()];
         const CHUNK: usize = 1 << 14;
@@ -203,16 +217,11 @@ impl ReluBackward {
 
 impl CustomOp2 for ReluBackward {
     fn name(&self) -> &'static str {
-        "relu-backward"
+        Self::NAME
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        let out = match (s1, s2) {
-            (CpuStorage::F32(_), CpuStorage::F32(_)) => CpuStorage::F32(Self::run(contiguous(s1, l1)?, contiguous(s2, l2)?)),
-            (CpuStorage::F64(_), CpuStorage::F64(_)) => CpuStorage::F64(Self::run(contiguous(s1, l1)?, contiguous(s2, l2)?)),
-            _ => candle_core::bail!("relu-backward: f32 or f64 inputs of one type"),
-        };
-        Ok((out, l1.shape().clone()))
+        Ok((on_floats(self, [(s1, l1), (s2, l2)])?, l1.shape().clone()))
     }
 }
 
@@ -248,8 +257,13 @@ impl Im2col {
     fn out_side(&self, side: usize) -> usize {
         (side + 2 * self.padding - self.kernel) / self.stride + 1
     }
+}
 
-    fn run<T: Float>(&self, x: &[T], (n, h, w, c): (usize, usize, usize, usize)) -> Vec<T> {
+impl Kernel<1> for Im2col {
+    const NAME: &'static str = "im2col";
+
+    fn run<T: Float>(&self, [x]: [&[T]; 1], dims: &[usize]) -> Vec<T> {
+        let (n, h, w, c) = (dims[0], dims[1], dims[2], dims[3]);
         let (k, s, p) = (self.kernel, self.stride, self.padding);
         let (ho, wo) = (self.out_side(h), self.out_side(w));
         let row = k * k * c;
@@ -273,18 +287,13 @@ impl Im2col {
 
 impl CustomOp1 for Im2col {
     fn name(&self) -> &'static str {
-        "im2col"
+        Self::NAME
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let (n, h, w, c) = l.shape().dims4()?;
-        let out = match s {
-            CpuStorage::F32(_) => CpuStorage::F32(self.run(contiguous::<f32>(s, l)?, (n, h, w, c))),
-            CpuStorage::F64(_) => CpuStorage::F64(self.run(contiguous::<f64>(s, l)?, (n, h, w, c))),
-            _ => candle_core::bail!("im2col: f32 or f64 only, got {:?}", s.dtype()),
-        };
         let (ho, wo) = (self.out_side(h), self.out_side(w));
-        Ok((out, Shape::from((n * ho * wo, self.kernel * self.kernel * c))))
+        Ok((on_floats(self, [(s, l)])?, Shape::from((n * ho * wo, self.kernel * self.kernel * c))))
     }
 }
 
@@ -300,8 +309,10 @@ struct Col2im {
     input: (usize, usize, usize, usize),
 }
 
-impl Col2im {
-    fn run<T: Float>(&self, cols: &[T]) -> Vec<T> {
+impl Kernel<1> for Col2im {
+    const NAME: &'static str = "col2im";
+
+    fn run<T: Float>(&self, [cols]: [&[T]; 1], _dims: &[usize]) -> Vec<T> {
         let Im2col { kernel: k, stride: s, padding: p } = self.patches;
         let (n, h, w, c) = self.input;
         let (ho, wo) = (self.patches.out_side(h), self.patches.out_side(w));
@@ -328,16 +339,11 @@ impl Col2im {
 
 impl CustomOp1 for Col2im {
     fn name(&self) -> &'static str {
-        "col2im"
+        Self::NAME
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let out = match s {
-            CpuStorage::F32(_) => CpuStorage::F32(self.run(contiguous::<f32>(s, l)?)),
-            CpuStorage::F64(_) => CpuStorage::F64(self.run(contiguous::<f64>(s, l)?)),
-            _ => candle_core::bail!("col2im: f32 or f64 only, got {:?}", s.dtype()),
-        };
-        Ok((out, Shape::from(self.input)))
+        Ok((on_floats(self, [(s, l)])?, Shape::from(self.input)))
     }
 }
 
@@ -349,8 +355,10 @@ pub fn col2im(cols: &Tensor, input: (usize, usize, usize, usize), kernel: usize,
 /// `x * weight + bias` over the last axis of `x (rows, c)`.
 struct ScaleShift;
 
-impl ScaleShift {
-    fn run<T: Float>(x: &[T], w: &[T], b: &[T]) -> Vec<T> {
+impl Kernel<3> for ScaleShift {
+    const NAME: &'static str = "scale-shift";
+
+    fn run<T: Float>(&self, [x, w, b]: [&[T]; 3], _dims: &[usize]) -> Vec<T> {
         let c = w.len();
         let mut out = vec![T::of(0.0); x.len()];
         let rows = (1 << 14) / c.max(1) + 1;
@@ -367,7 +375,7 @@ impl ScaleShift {
 
 impl CustomOp3 for ScaleShift {
     fn name(&self) -> &'static str {
-        "scale-shift"
+        Self::NAME
     }
 
     fn cpu_fwd(
@@ -379,16 +387,7 @@ impl CustomOp3 for ScaleShift {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let out = match (s1, s2, s3) {
-            (CpuStorage::F32(_), CpuStorage::F32(_), CpuStorage::F32(_)) => {
-                CpuStorage::F32(Self::run(contiguous(s1, l1)?, contiguous(s2, l2)?, contiguous(s3, l3)?))
-            }
-            (CpuStorage::F64(_), CpuStorage::F64(_), CpuStorage::F64(_)) => {
-                CpuStorage::F64(Self::run(contiguous(s1, l1)?, contiguous(s2, l2)?, contiguous(s3, l3)?))
-            }
-            _ => candle_core::bail!("scale-shift: f32 or f64 inputs of one type"),
-        };
-        Ok((out, l1.shape().clone()))
+        Ok((on_floats(self, [(s1, l1), (s2, l2), (s3, l3)])?, l1.shape().clone()))
     }
 }
 
@@ -398,8 +397,11 @@ struct AffineGrads {
     groups: usize,
 }
 
-impl AffineGrads {
-    fn run<T: Float>(&self, g: &[T], x: &[T], c: usize) -> Vec<T> {
+impl Kernel<2> for AffineGrads {
+    const NAME: &'static str = "affine-grads";
+
+    fn run<T: Float>(&self, [g, x]: [&[T]; 2], dims: &[usize]) -> Vec<T> {
+        let c = *dims.last().expect("rank >= 1");
         let per_group = g.len() / self.groups;
         let mut out = vec![T::of(0.0); self.groups * 2 * c];
         out.par_chunks_mut(2 * c).zip(g.par_chunks(per_group).zip(x.par_chunks(per_group))).for_each(|(o, (gs, xs))| {
@@ -421,17 +423,12 @@ impl AffineGrads {
 
 impl CustomOp2 for AffineGrads {
     fn name(&self) -> &'static str {
-        "affine-grads"
+        Self::NAME
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
         let c = *l1.dims().last().expect("rank >= 1");
-        let out = match (s1, s2) {
-            (CpuStorage::F32(_), CpuStorage::F32(_)) => CpuStorage::F32(self.run(contiguous(s1, l1)?, contiguous(s2, l2)?, c)),
-            (CpuStorage::F64(_), CpuStorage::F64(_)) => CpuStorage::F64(self.run(contiguous(s1, l1)?, contiguous(s2, l2)?, c)),
-            _ => candle_core::bail!("affine-grads: f32 or f64 inputs of one type"),
-        };
-        Ok((out, Shape::from((self.groups, 2, c))))
+        Ok((on_floats(self, [(s1, l1), (s2, l2)])?, Shape::from((self.groups, 2, c))))
     }
 }
 
@@ -442,8 +439,10 @@ struct AvgPoolBackward {
     input: (usize, usize, usize, usize),
 }
 
-impl AvgPoolBackward {
-    fn run<T: Float>(&self, grad: &[T]) -> Vec<T> {
+impl Kernel<1> for AvgPoolBackward {
+    const NAME: &'static str = "avg-pool-backward";
+
+    fn run<T: Float>(&self, [grad]: [&[T]; 1], _dims: &[usize]) -> Vec<T> {
         let (n, h, w, c) = self.input;
         let k = self.kernel;
         let (ho, wo) = (h / k, w / k);
@@ -468,16 +467,11 @@ impl AvgPoolBackward {
 
 impl CustomOp1 for AvgPoolBackward {
     fn name(&self) -> &'static str {
-        "avg-pool-backward"
+        Self::NAME
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let out = match s {
-            CpuStorage::F32(_) => CpuStorage::F32(self.run(contiguous::<f32>(s, l)?)),
-            CpuStorage::F64(_) => CpuStorage::F64(self.run(contiguous::<f64>(s, l)?)),
-            _ => candle_core::bail!("avg-pool-backward: f32 or f64 only, got {:?}", s.dtype()),
-        };
-        Ok((out, Shape::from(self.input)))
+        Ok((on_floats(self, [(s, l)])?, Shape::from(self.input)))
     }
 }
 

@@ -5,6 +5,12 @@ use std::sync::Mutex;
 
 const EPS: f64 = 1e-5;
 
+/// The input gradient of `xhat = (x - mean) * rstd` with statistics over the normalised set:
+/// `rstd * (g - mean(g) - xhat * mean(g * xhat))`, given those two means.
+fn standardise_backward(g: &Tensor, xhat: &Tensor, rstd: &Tensor, mean_g: &Tensor, mean_gx: &Tensor) -> Result<Tensor> {
+    g.broadcast_sub(mean_g)?.sub(&xhat.broadcast_mul(mean_gx)?)?.broadcast_mul(rstd)
+}
+
 /// Per-sample standardisation of `x (n, h, w, c)` over the pixels and the channels of each of
 /// `groups` channel groups (no parameters): instance norm is `groups == c`, layer norm `groups == 1`.
 pub struct Standardise {
@@ -51,7 +57,7 @@ impl Layer for Standardise {
         }
         let mean_g = self.group_mean(&sample_sums(&g)?, m)?;
         let mean_gx = self.group_mean(&sample_sums(&(&g * &xhat)?)?, m)?;
-        let dx = g.broadcast_sub(&mean_g)?.sub(&xhat.broadcast_mul(&mean_gx)?)?.broadcast_mul(&rstd)?;
+        let dx = standardise_backward(&g, &xhat, &rstd, &mean_g, &mean_gx)?;
         Ok(Some(dx.reshape(grad.shape())?))
     }
 }
@@ -88,6 +94,7 @@ impl Layer for ChannelAffine {
             let sums = fused::affine_grads(grad, &x, ctx.groups)?;
             ctx.accumulate(&self.weight, sums.narrow(1, 0, 1)?.squeeze(1)?)?;
             ctx.accumulate(&self.bias, sums.narrow(1, 1, 1)?.squeeze(1)?)?;
+            // The input gradient g * w is a scale-shift with no shift.
             return Ok(Some(fused::scale_shift(grad, &w, &w.zeros_like()?)?));
         }
         let rows = |t: &Tensor| t.reshape(((), c));
@@ -206,7 +213,7 @@ impl Layer for BatchNorm2d {
                 let count = g.dim(0)? as f64;
                 let mean_g = (group_row_sums(&g, 1)? / count)?;
                 let mean_gx = (group_row_sums(&(&g * &xhat)?, 1)? / count)?;
-                g.broadcast_sub(&mean_g)?.sub(&xhat.broadcast_mul(&mean_gx)?)?.broadcast_mul(&rstd)?
+                standardise_backward(&g, &xhat, &rstd, &mean_g, &mean_gx)?
             }
         };
         Ok(Some(dx.reshape(grad.shape())?))
