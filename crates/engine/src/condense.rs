@@ -48,7 +48,7 @@ pub struct CondenseConfig {
     pub bn_images_per_class: usize,
     /// Classes whose real batches go through the network in one pass (per-class gradients come out
     /// of the same pass): more is faster on a GPU and needs proportionally more memory. `None`: the
-    /// device's default (1 on the CPU, every class on a GPU). Results do not depend on it.
+    /// device's default (1 on the CPU, every class on a GPU). Results do not depend on it beyond float rounding.
     pub classes_per_pass: Option<usize>,
     /// Matching steps per outer iteration / epochs between them; `None` = the loops table.
     pub outer_loop: Option<usize>,
