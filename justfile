@@ -10,9 +10,9 @@ data:
 test:
     cargo test --workspace
 
-# Criterion benchmarks (distances)
+# Criterion benchmarks: every registered distance, value and backward
 bench-distances:
-    cargo bench -p gradmatch-distance-combined
+    cargo bench -p gradmatch-plugins
 
 # Speed table at full size (MNIST, ConvNet-3), with ratios to the PyTorch reference: just bench /tmp/torchref/bin/python
 bench python="" *args="":

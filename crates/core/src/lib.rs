@@ -4,19 +4,21 @@
 //! * **how to match**: [`Distance`] (angle, magnitude, combined, ...);
 //! * **how long to train between matches**: [`StepStrategy`] (fixed, adaptive, overfitting-aware, ...).
 //!
-//! Plug-in crates depend on this crate only; the runner composes them by name through a [`Registry`].
+//! Each plug-in also implements [`Plugin`] (its name, summary and typed options). Plug-in crates
+//! depend on this crate only; `gradmatch-plugins` registers them by name for configs and checks.
 
 mod distance;
 mod level;
 mod loops;
-mod registry;
+mod plugin;
 mod step;
 
 pub use distance::{as_rows, sum_over_tensors, Distance};
 pub use level::{GradientLevel, MatchContext};
 pub use loops::Loops;
-pub use registry::{did_you_mean, number_option, Params, PluginError, Registry};
+pub use plugin::{NoOptions, OptionError, Plugin};
 pub use step::{InnerTrainer, StepContext, StepStrategy};
 
-/// Re-exported so that plug-in crates need no direct candle dependency to name tensors.
+/// Re-exported so that a plug-in crate depends on this crate alone: `gradmatch_core::candle_core`.
+pub use candle_core;
 pub use candle_core::{Result, Tensor};

@@ -32,8 +32,11 @@ fn try_run(
     on_iteration: &mut dyn FnMut(&gradmatch_engine::IterationLog),
 ) -> candle_core::Result<CondenseOutcome> {
     let run = RunContext { dataset: mnist(), model: &SMALL, device: &Device::Cpu, dtype: DType::F32, checkpoint, metadata: HashMap::new() };
-    let (level, distance, steps) = (gradmatch_levels::IntraClass, gradmatch_distance_angle::Angle, gradmatch_steps::Fixed);
-    condense(&run, Method { level: &level, distance: &distance, steps: &steps }, cfg, on_iteration)
+    let (plugins, none) = (gradmatch_plugins::Plugins::builtin(), gradmatch_plugins::Params::new());
+    let level = plugins.levels.build("intra", &none).expect("registered");
+    let distance = plugins.distances.build("angle", &none).expect("registered");
+    let steps = plugins.steps.build("fixed", &none).expect("registered");
+    condense(&run, Method { level: level.as_ref(), distance: distance.as_ref(), steps: steps.as_ref() }, cfg, on_iteration)
 }
 
 fn run(cfg: &CondenseConfig, checkpoint: Option<&Path>) -> CondenseOutcome {

@@ -1,4 +1,4 @@
-//! The matching gradient w.r.t. the synthetic images, for every distance and every gradient level, on
+//! The matching gradient w.r.t. the synthetic images, for every registered distance and gradient level, on
 //! real MNIST images and a small ConvNet (f64): the explicit, class-batched path against the old
 //! per-class second-order autodiff path (relative error <= 1e-9), and against finite differences.
 
@@ -6,6 +6,7 @@ use candle_core::{DType, Device, Result, Tensor, Var};
 use gradmatch_core::{Distance, GradientLevel, MatchContext};
 use gradmatch_models::reference::{autodiff_param_grads, enable_second_order};
 use gradmatch_models::{one_hot, Mode, ModelSpec, Network};
+use gradmatch_plugins::Plugins;
 
 const CLASSES: usize = 3;
 const IPC: usize = 2;
@@ -139,37 +140,18 @@ fn relative_error(ctx: &mut Fixed, level: &dyn GradientLevel, distance: &dyn Dis
     worst
 }
 
-fn distances() -> Vec<(&'static str, Box<dyn Distance>)> {
-    vec![
-        ("angle", Box::new(gradmatch_distance_angle::Angle)),
-        ("magnitude", Box::new(gradmatch_distance_magnitude::Magnitude)),
-        ("combined", Box::new(gradmatch_distance_combined::Combined)),
-        ("mse", Box::new(gradmatch_distance_mse::Mse)),
-        ("flat-cosine", Box::new(gradmatch_distance_flat_cosine::FlatCosine)),
-        ("manhattan", Box::new(gradmatch_distance_manhattan::Manhattan)),
-    ]
-}
-
-fn levels() -> Vec<(&'static str, Box<dyn GradientLevel>)> {
-    vec![
-        ("intra", Box::new(gradmatch_levels::IntraClass)),
-        ("inter", Box::new(gradmatch_levels::InterClass::default())),
-        ("interleaved", Box::new(gradmatch_levels::Interleaved::default())),
-        ("multi-level", Box::new(gradmatch_levels::MultiLevel::default())),
-    ]
-}
-
 #[test]
 fn every_distance_and_level_equals_the_second_order_reference() {
     let spec = ModelSpec { width: 4, depth: 3, ..ModelSpec::CONVNET };
     let mut ctx = mnist_context(&spec);
-    for (dname, distance) in distances() {
-        for (lname, level) in levels() {
-            // Only the interleaved level depends on the iteration's parity.
-            let iterations: &[usize] = if lname == "interleaved" { &[0, 1] } else { &[0] };
-            for &iteration in iterations {
+    let plugins = Plugins::builtin();
+    for (dname, distance) in plugins.distances.defaults() {
+        for (lname, level) in plugins.levels.defaults() {
+            // Both parities: a level may alternate between iterations (interleaved does).
+            for iteration in [0, 1] {
                 ctx.iteration = iteration;
                 let err = difference_from_reference(&mut ctx, level.as_ref(), distance.as_ref());
+                eprintln!("{lname} x {dname} (iteration {iteration}): {err:.1e} from the reference");
                 assert!(err <= 1e-9, "{lname} x {dname} (iteration {iteration}): differs from the reference by {err:e}");
             }
         }
@@ -180,8 +162,11 @@ fn every_distance_and_level_equals_the_second_order_reference() {
 fn matching_gradient_matches_finite_differences() {
     let spec = ModelSpec { width: 4, depth: 3, ..ModelSpec::CONVNET };
     let mut ctx = mnist_context(&spec);
-    for (dname, distance) in distances() {
-        let err = relative_error(&mut ctx, &gradmatch_levels::MultiLevel::default(), distance.as_ref());
+    let plugins = Plugins::builtin();
+    let level = plugins.levels.build("multi-level", &Default::default()).unwrap();
+    for (dname, distance) in plugins.distances.defaults() {
+        let err = relative_error(&mut ctx, level.as_ref(), distance.as_ref());
+        eprintln!("multi-level x {dname}: {err:.1e} from finite differences");
         assert!(err < 1e-5, "multi-level x {dname}: relative error {err:e} against finite differences");
     }
 }
@@ -193,9 +178,12 @@ fn batch_norm_with_frozen_statistics() {
     // As the engine does: statistics from real images in train mode, then frozen for matching.
     ctx.net.forward(&Tensor::cat(&ctx.real, 0).unwrap(), Mode::Train).unwrap();
     ctx.mode = Mode::Eval;
-    let (level, distance) = (gradmatch_levels::MultiLevel::default(), gradmatch_distance_combined::Combined);
-    let err = difference_from_reference(&mut ctx, &level, &distance);
+    let plugins = Plugins::builtin();
+    let level = plugins.levels.build("multi-level", &Default::default()).unwrap();
+    let distance = plugins.distances.build("combined", &Default::default()).unwrap();
+    let (level, distance) = (level.as_ref(), distance.as_ref());
+    let err = difference_from_reference(&mut ctx, level, distance);
     assert!(err <= 1e-9, "batch-norm network: differs from the reference by {err:e}");
-    let err = relative_error(&mut ctx, &level, &distance);
+    let err = relative_error(&mut ctx, level, distance);
     assert!(err < 1e-5, "batch-norm network: relative error {err:e} against finite differences");
 }

@@ -1,4 +1,4 @@
-use gradmatch_core::{Distance, GradientLevel, MatchContext, Result, Tensor};
+use gradmatch_core::{Distance, GradientLevel, MatchContext, NoOptions, OptionError, Plugin, Result, Tensor};
 
 /// DC's level: each class on its own, L = sum_c D(g_real_c, g_syn_c).
 #[derive(Debug, Default, Clone, Copy)]
@@ -8,6 +8,15 @@ impl GradientLevel for IntraClass {
     fn matching_loss(&self, ctx: &mut dyn MatchContext, distance: &dyn Distance) -> Result<Tensor> {
         let (real, syn) = (ctx.real_class_grads()?, ctx.syn_class_grads()?);
         sum_of_class_distances(&real, &syn, distance)
+    }
+}
+
+impl Plugin for IntraClass {
+    const NAME: &'static str = "intra";
+    const SUMMARY: &'static str = "per class: sum_c D(g_syn_c, g_real_c) (DC)";
+    type Options = NoOptions;
+    fn from_options(_: NoOptions) -> std::result::Result<Self, OptionError> {
+        Ok(IntraClass)
     }
 }
 
@@ -21,5 +30,5 @@ pub(crate) fn sum_of_class_distances(real: &[Vec<Tensor>], syn: &[Vec<Tensor>], 
             None => d,
         });
     }
-    total.ok_or_else(|| candle_core::Error::Msg("matching needs at least one class".into()))
+    total.ok_or_else(|| gradmatch_core::candle_core::Error::Msg("matching needs at least one class".into()))
 }

@@ -2,6 +2,7 @@
 
 use crate::{InterClass, Interleaved, IntraClass, MultiLevel};
 use candle_core::{Device, Result, Tensor, Var};
+use gradmatch_core::candle_core;
 use gradmatch_core::{Distance, GradientLevel, MatchContext};
 
 /// D(a, b) = sum of squared differences.

@@ -2,14 +2,14 @@
 //! the evaluation protocol. Anything left out takes the paper's default (DC: intra, angle, fixed).
 
 use anyhow::{Context, Result};
-use gradmatch_core::Params;
 use gradmatch_data::DatasetName;
 use gradmatch_engine::{CondenseConfig, EvalConfig};
 use gradmatch_models::ModelSpec;
+use gradmatch_plugins::Params;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
-use crate::registry::Plugins;
+use gradmatch_plugins::Plugins;
 
 /// A plug-in by name with its options: `[distance]\nname = "combined"`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

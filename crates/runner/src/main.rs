@@ -3,7 +3,6 @@
 mod ablate;
 mod commands;
 mod experiment;
-mod registry;
 mod stats;
 
 use anyhow::Result;
@@ -76,18 +75,24 @@ fn main() -> Result<()> {
         Command::Report(args) => commands::report::run(args),
         Command::Bench(args) => commands::bench::run(&global, args),
         Command::Plugins => {
-            let p = registry::Plugins::builtin();
-            for (kind, list) in [
-                (p.distances.kind(), p.distances.list().collect::<Vec<_>>()),
-                (p.levels.kind(), p.levels.list().collect()),
-                (p.steps.kind(), p.steps.list().collect()),
-            ] {
-                println!("{kind}s:");
-                for (name, summary) in list {
-                    println!("  {name:<18} {summary}");
-                }
-            }
+            print_plugins(&gradmatch_plugins::Plugins::builtin());
             Ok(())
+        }
+    }
+}
+
+/// `gradmatch plugins`: every registered plug-in by kind, with its summary and options.
+fn print_plugins(p: &gradmatch_plugins::Plugins) {
+    let kinds = [
+        (p.distances.kinds(), p.distances.list().collect::<Vec<_>>()),
+        (p.levels.kinds(), p.levels.list().collect()),
+        (p.steps.kinds(), p.steps.list().collect()),
+    ];
+    for (kinds, list) in kinds {
+        println!("{kinds}:");
+        for (name, summary, options) in list {
+            let options = if options.is_empty() { String::new() } else { format!(" [options: {}]", options.join(", ")) };
+            println!("  {name:<18} {summary}{options}");
         }
     }
 }

@@ -1,6 +1,6 @@
 //! How long to train the network between matching steps.
 
-use gradmatch_core::{InnerTrainer, Result, StepContext, StepStrategy};
+use gradmatch_core::{InnerTrainer, NoOptions, OptionError, Plugin, Result, StepContext, StepStrategy};
 
 /// DC: the loops table's `inner` epochs every time.
 #[derive(Debug, Default, Clone, Copy)]
@@ -12,6 +12,15 @@ impl StepStrategy for Fixed {
             trainer.train_epoch()?;
         }
         Ok(ctx.inner_epochs)
+    }
+}
+
+impl Plugin for Fixed {
+    const NAME: &'static str = "fixed";
+    const SUMMARY: &'static str = "inner epochs from the loops table (DC)";
+    type Options = NoOptions;
+    fn from_options(_: NoOptions) -> std::result::Result<Self, OptionError> {
+        Ok(Fixed)
     }
 }
 
@@ -38,9 +47,19 @@ impl StepStrategy for Adaptive {
     }
 }
 
+impl Plugin for Adaptive {
+    const NAME: &'static str = "adaptive";
+    const SUMMARY: &'static str = "50, 40, 30, 20 epochs, then 10 until step 10, then 5 (the paper's A)";
+    type Options = NoOptions;
+    fn from_options(_: NoOptions) -> std::result::Result<Self, OptionError> {
+        Ok(Adaptive)
+    }
+}
+
 /// Trains until the loss on a real validation batch rises (that epoch counts), at most
 /// `max_epochs`: the network stops before it overfits the synthetic set.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct OverfittingAware {
     pub max_epochs: usize,
 }
@@ -63,6 +82,16 @@ impl StepStrategy for OverfittingAware {
             previous = loss;
         }
         Ok(self.max_epochs)
+    }
+}
+
+impl Plugin for OverfittingAware {
+    const NAME: &'static str = "overfitting-aware";
+    const SUMMARY: &'static str = "train until the loss on a real batch rises, at most max_epochs";
+    type Options = Self;
+    fn from_options(o: Self) -> std::result::Result<Self, OptionError> {
+        OptionError::at_least_one("max_epochs", o.max_epochs)?;
+        Ok(o)
     }
 }
 

@@ -1,9 +1,6 @@
 //! The angle distance of DC ("baseline" in the reference code): sum over rows of (1 - cos).
 
-use gradmatch_core::{sum_over_tensors, Distance, Result, Tensor};
-
-pub const NAME: &str = "angle";
-pub const SUMMARY: &str = "sum over rows of (1 - cos(real, syn)) (DC)";
+use gradmatch_core::{sum_over_tensors, Distance, NoOptions, OptionError, Plugin, Result, Tensor};
 
 /// torch's `cosine_similarity` guard.
 pub const EPS: f64 = 1e-8;
@@ -22,6 +19,15 @@ pub struct Angle;
 impl Distance for Angle {
     fn distance(&self, real: &[Tensor], syn: &[Tensor]) -> Result<Tensor> {
         sum_over_tensors(real, syn, |a, b| row_cosine(a, b)?.affine(-1.0, 1.0)?.sum_all())
+    }
+}
+
+impl Plugin for Angle {
+    const NAME: &'static str = "angle";
+    const SUMMARY: &'static str = "sum over rows of (1 - cos(real, syn)) (DC)";
+    type Options = NoOptions;
+    fn from_options(_: NoOptions) -> std::result::Result<Self, OptionError> {
+        Ok(Angle)
     }
 }
 

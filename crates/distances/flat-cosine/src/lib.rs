@@ -1,10 +1,7 @@
 //! 1 - cos over the flattened concatenation of all gradient tensors, as peers use.
 
-use gradmatch_core::{Distance, Result, Tensor};
+use gradmatch_core::{Distance, NoOptions, OptionError, Plugin, Result, Tensor};
 use gradmatch_distance_angle::row_cosine;
-
-pub const NAME: &str = "flat-cosine";
-pub const SUMMARY: &str = "1 - cos over all gradient tensors flattened into one vector";
 
 #[derive(Debug, Default, Clone, Copy)]
 pub struct FlatCosine;
@@ -15,6 +12,15 @@ impl Distance for FlatCosine {
             Tensor::cat(&ts.iter().map(|t| t.flatten_all()).collect::<Result<Vec<_>>>()?, 0)?.unsqueeze(0)
         };
         row_cosine(&row(real)?, &row(syn)?)?.affine(-1.0, 1.0)?.sum_all()
+    }
+}
+
+impl Plugin for FlatCosine {
+    const NAME: &'static str = "flat-cosine";
+    const SUMMARY: &'static str = "1 - cos over all gradient tensors flattened into one vector";
+    type Options = NoOptions;
+    fn from_options(_: NoOptions) -> std::result::Result<Self, OptionError> {
+        Ok(FlatCosine)
     }
 }
 

@@ -1,9 +1,6 @@
 //! The magnitude distance of Jiang et al.: sum over rows of |real - syn|_2.
 
-use gradmatch_core::{sum_over_tensors, Distance, Result, Tensor};
-
-pub const NAME: &str = "magnitude";
-pub const SUMMARY: &str = "sum over rows of |real - syn|_2";
+use gradmatch_core::{sum_over_tensors, Distance, NoOptions, OptionError, Plugin, Result, Tensor};
 
 /// Floor under the squared norm: keeps the gradient of sqrt finite.
 const TINY: f64 = 1e-30;
@@ -23,6 +20,15 @@ pub struct Magnitude;
 impl Distance for Magnitude {
     fn distance(&self, real: &[Tensor], syn: &[Tensor]) -> Result<Tensor> {
         sum_over_tensors(real, syn, |a, b| row_norm(&(a - b)?)?.sum_all())
+    }
+}
+
+impl Plugin for Magnitude {
+    const NAME: &'static str = "magnitude";
+    const SUMMARY: &'static str = "sum over rows of |real - syn|_2";
+    type Options = NoOptions;
+    fn from_options(_: NoOptions) -> std::result::Result<Self, OptionError> {
+        Ok(Magnitude)
     }
 }
 

@@ -3,10 +3,7 @@
 //! A distance is one struct implementing `gradmatch_core::Distance`; `sum_over_tensors` gives the
 //! paper's per-row view (4-D conv gradients as (out, in*h*w), 1-D tensors skipped).
 
-use gradmatch_core::{sum_over_tensors, Distance, Result, Tensor};
-
-pub const NAME: &str = "manhattan";
-pub const SUMMARY: &str = "sum over rows of |real - syn|_1 (worked example)";
+use gradmatch_core::{sum_over_tensors, Distance, NoOptions, OptionError, Plugin, Result, Tensor};
 
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Manhattan;
@@ -15,6 +12,15 @@ impl Distance for Manhattan {
     fn distance(&self, real: &[Tensor], syn: &[Tensor]) -> Result<Tensor> {
         // |x| has a subgradient of 0 at x = 0 in candle (sign(0) = 0): finite everywhere.
         sum_over_tensors(real, syn, |a, b| (a - b)?.abs()?.sum_all())
+    }
+}
+
+impl Plugin for Manhattan {
+    const NAME: &'static str = "manhattan";
+    const SUMMARY: &'static str = "sum over rows of |real - syn|_1 (worked example)";
+    type Options = NoOptions;
+    fn from_options(_: NoOptions) -> std::result::Result<Self, OptionError> {
+        Ok(Manhattan)
     }
 }
 

@@ -1,9 +1,6 @@
 //! Sum of squared differences over all gradient tensors (1-D ones included), as peers use.
 
-use gradmatch_core::{Distance, Result, Tensor};
-
-pub const NAME: &str = "mse";
-pub const SUMMARY: &str = "sum of squared differences over all gradient tensors";
+use gradmatch_core::{Distance, NoOptions, OptionError, Plugin, Result, Tensor};
 
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Mse;
@@ -12,6 +9,15 @@ impl Distance for Mse {
     fn distance(&self, real: &[Tensor], syn: &[Tensor]) -> Result<Tensor> {
         let (a, b) = (flatten_all(real)?, flatten_all(syn)?);
         (a - b)?.sqr()?.sum_all()
+    }
+}
+
+impl Plugin for Mse {
+    const NAME: &'static str = "mse";
+    const SUMMARY: &'static str = "sum of squared differences over all gradient tensors";
+    type Options = NoOptions;
+    fn from_options(_: NoOptions) -> std::result::Result<Self, OptionError> {
+        Ok(Mse)
     }
 }
 

@@ -2,9 +2,9 @@
 //! cells (one resolved [`Experiment`] each), validated as a whole before any work starts.
 
 use crate::experiment::Experiment;
-use crate::registry::Plugins;
 use anyhow::{bail, Context, Result};
-use gradmatch_core::did_you_mean;
+use gradmatch_plugins::did_you_mean;
+use gradmatch_plugins::Plugins;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 

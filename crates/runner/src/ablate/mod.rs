@@ -8,11 +8,11 @@ pub mod store;
 
 use crate::commands::condense::condense_into;
 use crate::commands::{eval_seed, Global};
-use crate::registry::Plugins;
 use anyhow::{Context, Result};
 use candle_core::{DType, Device};
 use gradmatch_data::{Dataset, DatasetName};
 use gradmatch_engine::{evaluate, DeviceData, SyntheticSet, VERSION};
+use gradmatch_plugins::Plugins;
 use grid::{Cell, Grid, Job, Shard};
 use indicatif::MultiProgress;
 use rayon::prelude::*;

@@ -105,7 +105,7 @@ pub fn write(store: &Path, more: &[&Path]) -> Result<Table> {
     let grid_path = store.join("grid.toml");
     let grid = Grid::from_file(&grid_path)
         .with_context(|| format!("{} is not a gradmatch ablation store (no valid grid.toml)", store.display()))?;
-    let cells = grid.cells(&crate::registry::Plugins::builtin())?;
+    let cells = grid.cells(&gradmatch_plugins::Plugins::builtin())?;
     let records = Records::read(&[&[store], more].concat())?;
     let table = table(&grid, &cells, &records);
 
@@ -199,7 +199,7 @@ rows = ["method"]
 columns = "eval_model"
 "#;
         let grid = Grid::parse(text, Path::new("t.toml")).unwrap();
-        let cells = grid.cells(&crate::registry::Plugins::builtin()).unwrap();
+        let cells = grid.cells(&gradmatch_plugins::Plugins::builtin()).unwrap();
         let mut done = HashMap::new();
         let mut add = |cell: &Cell, k: usize, model: &str, n: usize, accuracy: f64| {
             let key = evaluation_key(&cell.id, k, model, n);

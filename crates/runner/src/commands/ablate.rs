@@ -30,7 +30,7 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
     let started = std::time::Instant::now();
     let grid = Grid::from_file(&args.grid)?;
     if args.check {
-        let cells = grid.cells(&crate::registry::Plugins::builtin())?;
+        let cells = grid.cells(&gradmatch_plugins::Plugins::builtin())?;
         println!("{}: {} cells x {} experiments, valid", args.grid.display(), cells.len(), grid.experiments);
         for cell in &cells {
             let e = &cell.experiment;

@@ -215,8 +215,8 @@ fn measure(global: &Global, row: Row, iterations: usize) -> Result<f64> {
     let model = ModelSpec::CONVNET;
     match row.what {
         Work::Step { multi_level_combined_adaptive } => {
-            let plugins = crate::registry::Plugins::builtin();
-            let none = gradmatch_core::Params::new();
+            let plugins = gradmatch_plugins::Plugins::builtin();
+            let none = gradmatch_plugins::Params::new();
             let (level, distance, steps) =
                 if multi_level_combined_adaptive { ("multi-level", "combined", "adaptive") } else { ("intra", "angle", "fixed") };
             let level = plugins.levels.build(level, &none)?;

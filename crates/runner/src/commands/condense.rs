@@ -1,7 +1,6 @@
 use super::baseline::device_name;
 use super::{evaluate_set, print_accuracies, write_json, Global, ModelAccuracy};
 use crate::experiment::{Experiment, PluginSpec};
-use crate::registry::Plugins;
 use anyhow::{Context, Result};
 use candle_core::DType;
 use candle_core::Device;
@@ -9,6 +8,7 @@ use gradmatch_data::Dataset;
 use gradmatch_data::DatasetName;
 use gradmatch_engine::{condense, CondenseOutcome, DeviceData, Init, IterationLog, Method, RunContext};
 use gradmatch_models::ModelSpec;
+use gradmatch_plugins::Plugins;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::io::Write;

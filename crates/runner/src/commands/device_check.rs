@@ -1,15 +1,16 @@
 //! `gradmatch device-check`: does the selected device (a GPU) compute what the CPU computes? The
-//! matching gradient (through the explicit backward) for every distance under intra-class and multi-level matching, on the
-//! same network, real batches and synthetic images, and the loss curve of a short condensation.
+//! matching gradient (through the explicit backward) of every registered gradient level with every
+//! registered distance, on the same network, real batches and synthetic images, and the loss curve of
+//! a short condensation.
 
 use super::baseline::device_name;
 use super::{write_json, Global};
-use crate::registry::Plugins;
 use anyhow::{Context, Result};
 use candle_core::{DType, Device, Tensor};
 use gradmatch_data::DatasetName;
 use gradmatch_engine::{condense, initial_set, matching_gradient, CondenseConfig, Method, RunContext};
 use gradmatch_models::ModelSpec;
+use gradmatch_plugins::Plugins;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -97,10 +98,8 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
 
     let steps = plugins.steps.build("fixed", &Default::default())?;
     let mut rows = Vec::new();
-    for level_name in ["intra", "multi-level"] {
-        let level = plugins.levels.build(level_name, &Default::default())?;
-        for (distance_name, _) in plugins.distances.list() {
-            let distance = plugins.distances.build(distance_name, &Default::default())?;
+    for (level_name, level) in plugins.levels.defaults() {
+        for (distance_name, distance) in plugins.distances.defaults() {
             let method = || Method { level: level.as_ref(), distance: distance.as_ref(), steps: steps.as_ref() };
             let timed = |run: &RunContext| -> Result<(f64, Tensor, f64)> {
                 let started = Instant::now();

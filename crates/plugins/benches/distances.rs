@@ -1,9 +1,9 @@
-//! Every distance on gradient sets the size of ConvNet-3's on MNIST (317,706 values), value alone
-//! and value + backward to the synthetic side. `cargo bench -p gradmatch-distance-combined`.
+//! Every registered distance on gradient sets the size of ConvNet-3's on MNIST (317,706 values),
+//! value alone and value + backward to the synthetic side. `just bench-distances`.
 
 use candle_core::{Device, Tensor, Var};
 use criterion::{criterion_group, criterion_main, Criterion};
-use gradmatch_core::Distance;
+use gradmatch_plugins::Plugins;
 
 const SHAPES: &[&[usize]] = &[
     &[128, 1, 3, 3],
@@ -34,20 +34,12 @@ fn gradient_set(seed: f64) -> Vec<Tensor> {
 }
 
 fn bench(c: &mut Criterion) {
-    let distances: Vec<(&str, Box<dyn Distance>)> = vec![
-        (gradmatch_distance_angle::NAME, Box::new(gradmatch_distance_angle::Angle)),
-        (gradmatch_distance_magnitude::NAME, Box::new(gradmatch_distance_magnitude::Magnitude)),
-        (gradmatch_distance_combined::NAME, Box::new(gradmatch_distance_combined::Combined)),
-        (gradmatch_distance_mse::NAME, Box::new(gradmatch_distance_mse::Mse)),
-        (gradmatch_distance_flat_cosine::NAME, Box::new(gradmatch_distance_flat_cosine::FlatCosine)),
-        (gradmatch_distance_manhattan::NAME, Box::new(gradmatch_distance_manhattan::Manhattan)),
-    ];
     let real = gradient_set(0.0);
     let syn_vars: Vec<Var> = gradient_set(1.0).iter().map(|t| Var::from_tensor(t).unwrap()).collect();
     let syn: Vec<Tensor> = syn_vars.iter().map(|v| v.as_tensor().clone()).collect();
     let mut group = c.benchmark_group("distance");
     group.sample_size(20);
-    for (name, d) in &distances {
+    for (name, d) in Plugins::builtin().distances.defaults() {
         group.bench_function(format!("{name}/value"), |b| b.iter(|| d.distance(&real, &syn).unwrap().to_scalar::<f32>().unwrap()));
         group.bench_function(format!("{name}/value+backward"), |b| b.iter(|| d.distance(&real, &syn).unwrap().backward().unwrap()));
     }

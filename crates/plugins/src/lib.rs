@@ -1,0 +1,51 @@
+//! The one list of gradmatch's plug-ins. Every config, command, test, bench and check that needs
+//! "every distance" (or level, or step strategy) iterates over [`Plugins::builtin`], so a new plug-in
+//! is its crate, its dependency in this crate's `Cargo.toml`, and ONE registration line below.
+
+mod registry;
+
+pub use registry::{did_you_mean, Holds, Params, PluginError, Registry};
+
+use gradmatch_core::{Distance, GradientLevel, StepStrategy};
+
+/// The registries of the three plug-in kinds, one per question the paper asks.
+pub struct Plugins {
+    /// How to match.
+    pub distances: Registry<dyn Distance>,
+    /// What to match.
+    pub levels: Registry<dyn GradientLevel>,
+    /// How long to train between matches.
+    pub steps: Registry<dyn StepStrategy>,
+}
+
+impl Plugins {
+    /// No plug-ins: for programs that register their own.
+    pub fn empty() -> Plugins {
+        Plugins {
+            distances: Registry::new("distance", "distances"),
+            levels: Registry::new("gradient level", "gradient levels"),
+            steps: Registry::new("step strategy", "step strategies"),
+        }
+    }
+
+    /// Every plug-in that ships with gradmatch.
+    pub fn builtin() -> Plugins {
+        let mut p = Plugins::empty();
+        p.distances.register::<gradmatch_distance_angle::Angle>();
+        p.distances.register::<gradmatch_distance_magnitude::Magnitude>();
+        p.distances.register::<gradmatch_distance_combined::Combined>();
+        p.distances.register::<gradmatch_distance_mse::Mse>();
+        p.distances.register::<gradmatch_distance_flat_cosine::FlatCosine>();
+        p.distances.register::<gradmatch_distance_manhattan::Manhattan>();
+
+        p.levels.register::<gradmatch_levels::IntraClass>();
+        p.levels.register::<gradmatch_levels::InterClass>();
+        p.levels.register::<gradmatch_levels::Interleaved>();
+        p.levels.register::<gradmatch_levels::MultiLevel>();
+
+        p.steps.register::<gradmatch_steps::Fixed>();
+        p.steps.register::<gradmatch_steps::Adaptive>();
+        p.steps.register::<gradmatch_steps::OverfittingAware>();
+        p
+    }
+}
