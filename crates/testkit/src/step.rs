@@ -6,8 +6,11 @@ use gradmatch_core::{InnerTrainer, StepContext, StepStrategy};
 /// Most epochs one training phase may run: beyond it the check calls the strategy a runaway.
 const CAP: usize = 1000;
 
-/// Validation-loss scripts by epochs trained so far, each named for failure messages.
-const SCRIPTS: [(&str, fn(usize) -> f64); 4] = [
+/// A validation loss by epochs trained so far.
+type Script = fn(usize) -> f64;
+
+/// The scripts, each named for failure messages.
+const SCRIPTS: [(&str, Script); 4] = [
     ("falling", |e| 10.0 / (1.0 + e as f64)),
     ("rising", |e| 1.0 + e as f64),
     ("flat", |_| 1.0),
@@ -25,7 +28,7 @@ const CONTEXTS: [StepContext; 4] = [
 
 /// A trainer whose validation loss follows a script; counts epochs, refuses to run past [`CAP`].
 struct Scripted {
-    script: fn(usize) -> f64,
+    script: Script,
     epochs: usize,
 }
 
