@@ -1,21 +1,10 @@
-//! Levels against hand computations with a mock context and a squared-difference distance.
+//! Levels against hand computations with a mock context and a squared-difference distance, and
+//! against finite differences through the test kit's MNIST context.
 
 use crate::{InterClass, Interleaved, IntraClass, MultiLevel};
-use candle_core::{Device, Result, Tensor, Var};
-use gradmatch_core::candle_core;
-use gradmatch_core::{Distance, GradientLevel, MatchContext};
-
-/// D(a, b) = sum of squared differences.
-struct SquaredDiff;
-impl Distance for SquaredDiff {
-    fn distance(&self, real: &[Tensor], syn: &[Tensor]) -> Result<Tensor> {
-        let mut total = Tensor::zeros((), candle_core::DType::F64, &Device::Cpu)?;
-        for (a, b) in real.iter().zip(syn) {
-            total = (total + (a - b)?.sqr()?.sum_all()?)?;
-        }
-        Ok(total)
-    }
-}
+use gradmatch_core::candle_core::{Device, Result, Tensor, Var};
+use gradmatch_core::{GradientLevel, MatchContext};
+use gradmatch_testkit::{check_level, SquaredDiff};
 
 /// Class c: real gradient [c], synthetic gradient [s_c] (a Var), mixed ones [100] and [s_mixed].
 struct Mock {
@@ -105,4 +94,12 @@ fn multi_level_adds_the_weighted_distance_of_class_means() {
     for v in &ctx.syn {
         assert!((grads.get(v.as_tensor()).unwrap().to_vec1::<f64>().unwrap()[0] - 2.0).abs() < 1e-12);
     }
+}
+
+#[test]
+fn every_level_differentiates_to_the_synthetic_images() {
+    check_level(&IntraClass);
+    check_level(&InterClass::default());
+    check_level(&Interleaved::default());
+    check_level(&MultiLevel::default());
 }

@@ -4,6 +4,14 @@
 
 mod registry;
 
+// The guides' code blocks compile (and run) as doctests of this crate: a guide cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/write-a-distance.md")]
+pub struct WriteADistance;
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/write-a-level-or-step.md")]
+pub struct WriteALevelOrStep;
+
 pub use registry::{did_you_mean, Holds, Params, PluginError, Registry};
 
 use gradmatch_core::{Distance, GradientLevel, StepStrategy};

@@ -98,6 +98,7 @@ impl Plugin for OverfittingAware {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use gradmatch_testkit::check_step_strategy;
 
     /// Scripted validation losses; counts epochs.
     struct Script {
@@ -145,5 +146,12 @@ mod tests {
         let mut t = Script { losses: (0..100).map(|i| 10.0 - i as f64 * 0.01).collect(), epochs: 0 };
         assert_eq!(OverfittingAware { max_epochs: 50 }.train(&CTX, &mut t).unwrap(), 50);
         assert_eq!(t.epochs, 50);
+    }
+
+    #[test]
+    fn every_strategy_counts_its_epochs() {
+        check_step_strategy(&Fixed);
+        check_step_strategy(&Adaptive);
+        check_step_strategy(&OverfittingAware::default());
     }
 }

@@ -25,20 +25,20 @@ impl Plugin for Combined {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::Device;
+    use gradmatch_testkit::{check_distance, gradient_set, gradient_values, value, DistanceLaws};
     use proptest::prelude::*;
 
-    fn g(v: &[f64]) -> Vec<Tensor> {
-        vec![Tensor::from_slice(&v[..16], (2, 2, 2, 2), &Device::Cpu).unwrap(), Tensor::from_slice(&v[16..], 2, &Device::Cpu).unwrap()]
+    #[test]
+    fn laws() {
+        check_distance(&Combined, &DistanceLaws { symmetric: true, skips_vectors: true, ..DistanceLaws::UNIVERSAL });
     }
 
     proptest! {
         #[test]
-        fn is_angle_plus_magnitude_and_zero_on_identical(a in prop::collection::vec(-5f64..5.0, 18), b in prop::collection::vec(-5f64..5.0, 18)) {
-            let value = |d: &dyn Distance, x: &[Tensor], y: &[Tensor]| d.distance(x, y).unwrap().to_scalar::<f64>().unwrap();
-            let sum = value(&Angle, &g(&a), &g(&b)) + value(&Magnitude, &g(&a), &g(&b));
-            prop_assert!((value(&Combined, &g(&a), &g(&b)) - sum).abs() < 1e-12);
-            prop_assert!(value(&Combined, &g(&a), &g(&a)).abs() < 1e-9);
+        fn is_angle_plus_magnitude(a in gradient_values(), b in gradient_values()) {
+            let (a, b) = (gradient_set(&a), gradient_set(&b));
+            let sum = value(&Angle, &a, &b) + value(&Magnitude, &a, &b);
+            prop_assert!((value(&Combined, &a, &b) - sum).abs() < 1e-12);
         }
     }
 }

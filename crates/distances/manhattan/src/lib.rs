@@ -27,28 +27,16 @@ impl Plugin for Manhattan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::Device;
-    use proptest::prelude::*;
-
-    fn t(v: &[f64], shape: (usize, usize)) -> Tensor {
-        Tensor::from_slice(v, shape, &Device::Cpu).unwrap()
-    }
+    use gradmatch_testkit::{check_distance, tensor, value, DistanceLaws};
 
     #[test]
     fn hand_computed() {
-        let d = Manhattan.distance(&[t(&[1.0, 0.0, 2.0, 2.0], (2, 2))], &[t(&[0.0, 1.0, 2.0, -1.0], (2, 2))]).unwrap();
-        assert_eq!(d.to_scalar::<f64>().unwrap(), 5.0);
+        let d = value(&Manhattan, &[tensor(&[1.0, 0.0, 2.0, 2.0], &[2, 2])], &[tensor(&[0.0, 1.0, 2.0, -1.0], &[2, 2])]);
+        assert_eq!(d, 5.0);
     }
 
-    proptest! {
-        #[test]
-        fn symmetric_nonnegative_zero_on_identical(a in prop::collection::vec(-10f64..10.0, 12), b in prop::collection::vec(-10f64..10.0, 12)) {
-            let (a, b) = ([t(&a, (3, 4))], [t(&b, (3, 4))]);
-            let ab = Manhattan.distance(&a, &b).unwrap().to_scalar::<f64>().unwrap();
-            let ba = Manhattan.distance(&b, &a).unwrap().to_scalar::<f64>().unwrap();
-            prop_assert!(ab >= 0.0);
-            prop_assert!((ab - ba).abs() < 1e-9);
-            prop_assert_eq!(Manhattan.distance(&a, &a).unwrap().to_scalar::<f64>().unwrap(), 0.0);
-        }
+    #[test]
+    fn laws() {
+        check_distance(&Manhattan, &DistanceLaws { symmetric: true, triangle: true, skips_vectors: true, ..DistanceLaws::UNIVERSAL });
     }
 }

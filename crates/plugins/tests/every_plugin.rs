@@ -1,0 +1,30 @@
+//! Every registered plug-in through the plug-in kit: a new one is checked here as soon as its
+//! registration line exists. The laws checked are those every plug-in of its kind obeys; each crate's
+//! own tests add the laws it claims beyond them.
+
+use gradmatch_plugins::Plugins;
+use gradmatch_testkit::{check_distance, check_level, check_step_strategy, DistanceLaws};
+
+#[test]
+fn every_distance_obeys_the_universal_laws_with_an_exact_gradient() {
+    for (name, distance) in Plugins::builtin().distances.defaults() {
+        eprintln!("distance {name}");
+        check_distance(distance.as_ref(), &DistanceLaws::UNIVERSAL);
+    }
+}
+
+#[test]
+fn every_level_has_an_exact_matching_gradient() {
+    for (name, level) in Plugins::builtin().levels.defaults() {
+        eprintln!("gradient level {name}");
+        check_level(level.as_ref());
+    }
+}
+
+#[test]
+fn every_step_strategy_counts_what_it_trains() {
+    for (name, steps) in Plugins::builtin().steps.defaults() {
+        eprintln!("step strategy {name}");
+        check_step_strategy(steps.as_ref());
+    }
+}

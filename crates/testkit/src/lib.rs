@@ -1,0 +1,28 @@
+//! Checks for plug-in authors: one call tests a new distance, gradient level or step strategy against
+//! the laws its kind must obey, and its matching gradient against finite differences on real MNIST
+//! images through a small f64 ConvNet.
+//!
+//! ```ignore
+//! #[test]
+//! fn laws() {
+//!     use gradmatch_testkit::{check_distance, DistanceLaws};
+//!     check_distance(&MyDistance, &DistanceLaws { symmetric: true, ..DistanceLaws::UNIVERSAL });
+//! }
+//! ```
+//!
+//! Every check panics with a message naming the law that fails, so it is meant for `#[test]`s.
+//! MNIST is read from the workspace's `data/` folder (fetched there on first use, see
+//! `gradmatch_data::load`).
+
+mod distance;
+mod gradient;
+mod mnist;
+mod step;
+
+pub use distance::{check_distance, gradient_set, gradient_values, tensor, value, Bound, DistanceLaws, SquaredDiff};
+pub use gradient::{check_level, check_matching_gradient};
+pub use mnist::{Mismatch, MnistContext};
+pub use step::check_step_strategy;
+
+#[cfg(test)]
+mod tests;
