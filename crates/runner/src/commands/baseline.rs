@@ -2,7 +2,7 @@ use super::{evaluate_set, print_accuracies, write_json, Global, ModelAccuracy};
 use anyhow::Result;
 use candle_core::{DType, Tensor};
 use gradmatch_data::DatasetName;
-use gradmatch_engine::{derive_seed, DeviceData, EvalConfig};
+use gradmatch_engine::{derive_seed, stream, DeviceData, EvalConfig};
 use gradmatch_models::ModelSpec;
 use rand::SeedableRng;
 use serde::Serialize;
@@ -64,11 +64,19 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
     let mut last: Option<ModelAccuracy> = None;
     for e in 0..args.num_eval {
         // A fresh random real subset for every network.
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(derive_seed(args.seed, 200, e as u64));
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(derive_seed(args.seed, stream::BASELINE_SUBSET, e as u64));
         let idx: Vec<usize> = (0..ds.num_classes()).flat_map(|c| ds.train.sample_class(c, args.ipc, &mut rng)).collect();
         let images: Tensor = train.select(&idx)?;
         let labels = ds.train.gather_labels(&idx);
-        let r = evaluate_set(global, &ds, &test, (&images, &labels), &[args.model], &cfg, derive_seed(args.seed, 201, e as u64))?;
+        let r = evaluate_set(
+            global,
+            &ds,
+            &test,
+            (&images, &labels),
+            &[args.model],
+            &cfg,
+            derive_seed(args.seed, stream::BASELINE_EVALUATION, e as u64),
+        )?;
         accuracies.extend(&r[0].accuracies);
         last = r.into_iter().next();
     }

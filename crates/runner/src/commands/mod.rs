@@ -62,7 +62,7 @@ pub struct ModelAccuracy {
 /// Seed of evaluation network `index` of an image set made with `set_seed` (shared by every command,
 /// so that the same set gets the same evaluation networks everywhere).
 pub fn eval_seed(set_seed: u64, index: usize) -> u64 {
-    gradmatch_engine::derive_seed(set_seed, 100, index as u64)
+    gradmatch_engine::derive_seed(set_seed, gradmatch_engine::stream::SET_EVALUATION, index as u64)
 }
 
 /// Runs the protocol `num_eval` times for each model on `(images, labels)`.
