@@ -3,6 +3,9 @@
 mod ablate;
 mod commands;
 mod experiment;
+mod global;
+mod jsonl;
+mod pipeline;
 mod registry;
 mod stats;
 
