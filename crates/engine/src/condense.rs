@@ -134,21 +134,156 @@ pub fn condense(
     cfg: &CondenseConfig,
     on_iteration: &mut dyn FnMut(&IterationLog),
 ) -> Result<CondenseOutcome> {
-    let ds = run.dataset;
-    let (classes, shape) = (ds.num_classes(), ds.shape());
-    let real = DeviceData::new(&ds.train, shape, run.dtype, run.device)?;
-    let loops = cfg.loops();
-    let fingerprint = serde_json::to_string(&(cfg, run.model.to_string(), &run.metadata)).expect("config serialises");
+    let mut state = Condensation::start_or_resume(run, method, cfg)?;
+    let start = state.resumed_from;
+    let mut log = Vec::new();
+    let mut seconds = 0.0;
+    for it in start..cfg.iterations {
+        let entry = state.outer_iteration(it)?;
+        seconds += entry.seconds;
+        on_iteration(&entry);
+        log.push(entry);
+        state.checkpoint_if_due(it + 1)?;
+    }
+    let ran = cfg.iterations.saturating_sub(start);
+    Ok(CondenseOutcome {
+        set: state.snapshot(cfg.iterations, None)?,
+        log,
+        resumed_from: start,
+        seconds_per_iteration: if ran > 0 { seconds / ran as f64 } else { 0.0 },
+    })
+}
 
-    let (syn, mut img_opt, start) = match run.checkpoint.filter(|p| p.exists()) {
-        Some(path) => resume(path, &fingerprint, cfg, classes, run)?,
-        None => {
-            let syn = initial_images(&real, cfg, classes, run.dtype, run.device)?;
-            let opt = Sgd::new(syn.clone(), cfg.lr_img, cfg.momentum_img, 0.0);
-            (syn, opt, 0)
+/// A condensation under way: what stays fixed during the run, and the synthetic images with their
+/// optimiser.
+struct Condensation<'a> {
+    run: &'a RunContext<'a>,
+    method: Method<'a>,
+    cfg: &'a CondenseConfig,
+    real: DeviceData<'a>,
+    classes: usize,
+    loops: Loops,
+    /// Labels of the synthetic images, class-major.
+    labels: Vec<u32>,
+    /// Provenance written into every snapshot.
+    metadata: HashMap<String, String>,
+    /// One variable per class (ipc images each).
+    syn: Vec<Var>,
+    img_opt: Sgd,
+    /// Iterations done in the checkpoint this run resumed from (0 for a fresh run).
+    resumed_from: usize,
+}
+
+impl<'a> Condensation<'a> {
+    /// Fresh images, or the images and momentum of the run's checkpoint when it exists.
+    fn start_or_resume(run: &'a RunContext<'a>, method: Method<'a>, cfg: &'a CondenseConfig) -> Result<Self> {
+        let ds = run.dataset;
+        let classes = ds.num_classes();
+        let real = DeviceData::new(&ds.train, ds.shape(), run.dtype, run.device)?;
+        let fingerprint = serde_json::to_string(&(cfg, run.model.to_string(), &run.metadata)).expect("config serialises");
+        let (syn, img_opt, resumed_from) = match run.checkpoint.filter(|p| p.exists()) {
+            Some(path) => resume(path, &fingerprint, cfg, classes, run)?,
+            None => {
+                let syn = initial_images(&real, cfg, classes, run.dtype, run.device)?;
+                let opt = Sgd::new(syn.clone(), cfg.lr_img, cfg.momentum_img, 0.0);
+                (syn, opt, 0)
+            }
+        };
+        let labels = class_labels(classes, cfg.ipc);
+        let metadata = provenance(run, cfg, fingerprint);
+        Ok(Condensation { run, method, cfg, real, classes, loops: cfg.loops(), labels, metadata, syn, img_opt, resumed_from })
+    }
+
+    /// Outer iteration `it`: a fresh network, then matching steps with the network trained on the
+    /// synthetic set between them.
+    fn outer_iteration(&mut self, it: usize) -> Result<IterationLog> {
+        let (run, cfg) = (self.run, self.cfg);
+        let started = Instant::now();
+        let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(cfg.seed, stream::ITERATION, it as u64));
+        let net_seed = derive_seed(cfg.seed, stream::NETWORK, it as u64);
+        let net = Network::new(run.model, run.dataset.shape(), self.classes, net_seed, run.dtype, run.device)?;
+        let mut net_opt = Sgd::new(net.vars(), cfg.lr_net, cfg.momentum_net, 0.0);
+        let mut loss_sum = 0.0;
+        let mut inner = Vec::new();
+        for ol in 0..self.loops.outer {
+            loss_sum += self.matching_step(&net, it, ol, &mut rng)?;
+            if ol + 1 == self.loops.outer {
+                break;
+            }
+            inner.push(self.train_between_matches(&net, &mut net_opt, ol, &mut rng)?);
         }
-    };
-    let labels: Vec<u32> = (0..classes as u32).flat_map(|c| std::iter::repeat_n(c, cfg.ipc)).collect();
+        Ok(IterationLog {
+            iteration: it,
+            loss: loss_sum / (self.classes * self.loops.outer) as f64,
+            inner_epochs: inner,
+            seconds: started.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// Matching step `ol` of iteration `it`: one step of the image optimiser on the matching loss,
+    /// whose value it returns.
+    fn matching_step(&mut self, net: &Network, it: usize, ol: usize, rng: &mut ChaCha8Rng) -> Result<f64> {
+        let loss = Matcher::new(net, &self.real, &self.syn, self.cfg, self.classes, it, rng).loss(&self.method)?;
+        let value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+        if !value.is_finite() {
+            candle_core::bail!("matching loss is {value} at iteration {it}, matching step {ol}: lower lr_img or check the distance")
+        }
+        let grads = loss.backward()?;
+        self.img_opt.step(&self.syn.iter().map(|v| grads.get(v.as_tensor()).cloned()).collect::<Vec<_>>())?;
+        Ok(value)
+    }
+
+    /// Trains the network on the (detached) synthetic images after matching step `ol` for as many
+    /// epochs as the step strategy decides, and returns them.
+    fn train_between_matches(&self, net: &Network, net_opt: &mut Sgd, ol: usize, rng: &mut ChaCha8Rng) -> Result<usize> {
+        let step_ctx = StepContext { outer_step: ol, outer_loop: self.loops.outer, inner_epochs: self.loops.inner };
+        let mut trainer = NetTrainer {
+            net,
+            opt: net_opt,
+            images: self.images()?,
+            labels: &self.labels,
+            targets: one_hot(&self.labels, self.classes, self.run.dtype, self.run.device)?,
+            batch: self.cfg.batch_train,
+            real: &self.real,
+            validation: None,
+            classes: self.classes,
+            rng,
+        };
+        self.method.steps.train(&step_ctx, &mut trainer)
+    }
+
+    /// Every synthetic image, detached, class-major.
+    fn images(&self) -> Result<Tensor> {
+        Tensor::cat(&self.syn.iter().map(|v| v.as_tensor().detach()).collect::<Vec<_>>(), 0)
+    }
+
+    /// The set after `done` iterations; a checkpoint when it carries the image optimiser's `momentum`.
+    fn snapshot(&self, done: usize, momentum: Option<Vec<Tensor>>) -> Result<SyntheticSet> {
+        let images = self.images()?;
+        let mut metadata = self.metadata.clone();
+        metadata.insert("iterations".into(), done.to_string());
+        let mut set = SyntheticSet { images, labels: self.labels.clone(), metadata, momentum: None };
+        if let Some(m) = momentum {
+            set.metadata.insert("checkpoint".into(), "1".into());
+            set.momentum = Some(Tensor::cat(&m, 0)?);
+        }
+        Ok(set)
+    }
+
+    /// Writes the checkpoint after `done` iterations every `checkpoint_every` of them and at the end.
+    fn checkpoint_if_due(&self, done: usize) -> Result<()> {
+        let Some(path) = self.run.checkpoint else { return Ok(()) };
+        if done % self.cfg.checkpoint_every.max(1) == 0 || done == self.cfg.iterations {
+            self.snapshot(done, Some(self.img_opt.buffers()?))?.save(path)?;
+        }
+        Ok(())
+    }
+}
+
+/// The metadata of every snapshot: the run's own, the dataset with its normalisation, the config,
+/// and the fingerprint a resume checks.
+fn provenance(run: &RunContext, cfg: &CondenseConfig, fingerprint: String) -> HashMap<String, String> {
+    let ds = run.dataset;
     let mut metadata = run.metadata.clone();
     metadata.insert("dataset".into(), ds.name.to_string());
     metadata.insert("mean".into(), serde_json::to_string(ds.mean()).expect("floats"));
@@ -158,80 +293,22 @@ pub fn condense(
     metadata.insert("model".into(), run.model.to_string());
     metadata.insert("condense_config".into(), serde_json::to_string(cfg).expect("config serialises"));
     metadata.insert("fingerprint".into(), fingerprint);
+    metadata
+}
 
-    let snapshot = |syn: &[Var], done: usize, momentum: Option<Vec<Tensor>>| -> Result<SyntheticSet> {
-        let images = Tensor::cat(&syn.iter().map(|v| v.as_tensor().detach()).collect::<Vec<_>>(), 0)?;
-        let mut metadata = metadata.clone();
-        metadata.insert("iterations".into(), done.to_string());
-        let mut set = SyntheticSet { images, labels: labels.clone(), metadata, momentum: None };
-        if let Some(m) = momentum {
-            set.metadata.insert("checkpoint".into(), "1".into());
-            set.momentum = Some(Tensor::cat(&m, 0)?);
-        }
-        Ok(set)
-    };
+/// Labels of `ipc` images per class, class-major.
+fn class_labels(classes: usize, ipc: usize) -> Vec<u32> {
+    (0..classes as u32).flat_map(|c| std::iter::repeat_n(c, ipc)).collect()
+}
 
-    let mut log = Vec::new();
-    let mut seconds = 0.0;
-    for it in start..cfg.iterations {
-        let started = Instant::now();
-        let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(cfg.seed, stream::ITERATION, it as u64));
-        let net = Network::new(run.model, shape, classes, derive_seed(cfg.seed, stream::NETWORK, it as u64), run.dtype, run.device)?;
-        let mut net_opt = Sgd::new(net.vars(), cfg.lr_net, cfg.momentum_net, 0.0);
-        let mut loss_sum = 0.0;
-        let mut inner = Vec::new();
-        for ol in 0..loops.outer {
-            let matcher = Matcher::new(&net, &real, &syn, cfg, classes, it, &mut rng);
-            let loss = matcher.loss(&method)?;
-            let value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-            if !value.is_finite() {
-                candle_core::bail!("matching loss is {value} at iteration {it}, matching step {ol}: lower lr_img or check the distance")
-            }
-            loss_sum += value;
-            let grads = loss.backward()?;
-            img_opt.step(&syn.iter().map(|v| grads.get(v.as_tensor()).cloned()).collect::<Vec<_>>())?;
-            if ol + 1 == loops.outer {
-                break;
-            }
-            let step_ctx = StepContext { outer_step: ol, outer_loop: loops.outer, inner_epochs: loops.inner };
-            let images = Tensor::cat(&syn.iter().map(|v| v.as_tensor().detach()).collect::<Vec<_>>(), 0)?;
-            let mut trainer = NetTrainer {
-                net: &net,
-                opt: &mut net_opt,
-                images,
-                labels: &labels,
-                targets: one_hot(&labels, classes, run.dtype, run.device)?,
-                batch: cfg.batch_train,
-                real: &real,
-                validation: None,
-                classes,
-                rng: &mut rng,
-            };
-            inner.push(method.steps.train(&step_ctx, &mut trainer)?);
-        }
-        let entry = IterationLog {
-            iteration: it,
-            loss: loss_sum / (classes * loops.outer) as f64,
-            inner_epochs: inner,
-            seconds: started.elapsed().as_secs_f64(),
-        };
-        seconds += entry.seconds;
-        on_iteration(&entry);
-        log.push(entry);
-        let done = it + 1;
-        if let Some(path) = run.checkpoint {
-            if done % cfg.checkpoint_every.max(1) == 0 || done == cfg.iterations {
-                snapshot(&syn, done, Some(img_opt.buffers()?))?.save(path)?;
-            }
-        }
-    }
-    let ran = cfg.iterations.saturating_sub(start);
-    Ok(CondenseOutcome {
-        set: snapshot(&syn, cfg.iterations, None)?,
-        log,
-        resumed_from: start,
-        seconds_per_iteration: if ran > 0 { seconds / ran as f64 } else { 0.0 },
-    })
+/// `images` (classes x ipc, class-major) as one contiguous tensor per class.
+fn per_class(images: &Tensor, classes: usize, ipc: usize) -> Result<Vec<Tensor>> {
+    (0..classes).map(|c| images.narrow(0, c * ipc, ipc)?.contiguous()).collect()
+}
+
+/// `images` (classes x ipc, class-major) as one variable per class.
+fn per_class_vars(images: &Tensor, classes: usize, ipc: usize) -> Result<Vec<Var>> {
+    per_class(images, classes, ipc)?.iter().map(Var::from_tensor).collect()
 }
 
 /// The first matching step of outer iteration `iteration` of [`condense`] (its network, its real
@@ -248,13 +325,14 @@ pub fn matching_gradient(
     let (classes, shape) = (ds.num_classes(), ds.shape());
     let real = DeviceData::new(&ds.train, shape, run.dtype, run.device)?;
     let images = images.to_device(run.device)?.to_dtype(run.dtype)?;
-    let syn = (0..classes).map(|c| Var::from_tensor(&images.narrow(0, c * cfg.ipc, cfg.ipc)?.contiguous()?)).collect::<Result<Vec<_>>>()?;
+    let syn = per_class_vars(&images, classes, cfg.ipc)?;
     let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(cfg.seed, stream::ITERATION, iteration as u64));
     let net = Network::new(run.model, shape, classes, derive_seed(cfg.seed, stream::NETWORK, iteration as u64), run.dtype, run.device)?;
     let loss = Matcher::new(&net, &real, &syn, cfg, classes, iteration, &mut rng).loss(&method)?;
     let grads = loss.backward()?;
-    let per_class = syn.iter().map(|v| grads.get(v.as_tensor()).cloned().map_or_else(|| v.zeros_like(), Ok)).collect::<Result<Vec<_>>>()?;
-    Ok((loss.to_dtype(DType::F64)?.to_scalar::<f64>()?, Tensor::cat(&per_class, 0)?))
+    let class_grads =
+        syn.iter().map(|v| grads.get(v.as_tensor()).cloned().map_or_else(|| v.zeros_like(), Ok)).collect::<Result<Vec<_>>>()?;
+    Ok((loss.to_dtype(DType::F64)?.to_scalar::<f64>()?, Tensor::cat(&class_grads, 0)?))
 }
 
 /// The initial synthetic images of `cfg` (noise or real), classes x ipc, class-major.
@@ -294,10 +372,9 @@ fn resume(path: &Path, fingerprint: &str, cfg: &CondenseConfig, classes: usize, 
     let momentum =
         set.momentum.clone().ok_or_else(|| candle_core::Error::Msg(format!("{}: not a checkpoint (no momentum)", path.display())))?;
     let images = set.images.to_dtype(run.dtype)?;
-    let syn = (0..classes).map(|c| Var::from_tensor(&images.narrow(0, c * cfg.ipc, cfg.ipc)?.contiguous()?)).collect::<Result<Vec<_>>>()?;
+    let syn = per_class_vars(&images, classes, cfg.ipc)?;
     let mut opt = Sgd::new(syn.clone(), cfg.lr_img, cfg.momentum_img, 0.0);
-    let momentum = momentum.to_dtype(run.dtype)?;
-    opt.set_buffers((0..classes).map(|c| momentum.narrow(0, c * cfg.ipc, cfg.ipc)?.contiguous()).collect::<Result<Vec<_>>>()?);
+    opt.set_buffers(per_class(&momentum.to_dtype(run.dtype)?, classes, cfg.ipc)?);
     Ok((syn, opt, done))
 }
 
@@ -392,8 +469,7 @@ impl MatchContext for Matcher<'_> {
     }
 
     fn syn_class_grads(&mut self) -> Result<Vec<Vec<Tensor>>> {
-        let labels: Vec<u32> = (0..self.classes as u32).flat_map(|c| std::iter::repeat_n(c, self.cfg.ipc)).collect();
-        self.grads(&self.syn_images()?, &labels, self.classes)
+        self.grads(&self.syn_images()?, &class_labels(self.classes, self.cfg.ipc), self.classes)
     }
 
     fn real_mixed_grads(&mut self, n: usize) -> Result<Vec<Tensor>> {

@@ -84,9 +84,7 @@ pub fn evaluate(
             let idx = Tensor::from_slice(chunk, chunk.len(), device)?;
             let mut x = images.index_select(&idx, 0)?;
             if cfg.augment {
-                let mut host = x.flatten_all()?.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?;
-                augment_batch(&mut host, test.shape, &mut rng);
-                x = Tensor::from_vec(host, x.shape(), device)?.to_dtype(dtype)?;
+                x = augmented(&x, test.shape, &mut rng)?;
             }
             let (loss, grads) = net.loss_and_grads(&x, &targets.index_select(&idx, 0)?, Mode::Train, 1)?;
             opt.step_all(&grads)?;
@@ -105,7 +103,24 @@ pub fn evaluate(
     }
     let train_seconds = started.elapsed().as_secs_f64();
     let started = Instant::now();
-    let total = cfg.test_limit.unwrap_or(test.split.len()).min(test.split.len());
+    Ok(EvalOutcome {
+        accuracy: test_accuracy(&net, test, cfg.test_limit)?,
+        final_train_loss: last_loss.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?,
+        train_seconds,
+        test_seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// `x` (a batch on the device) with the MNIST augmentation applied on the host, one per image.
+fn augmented(x: &Tensor, shape: (usize, usize, usize), rng: &mut ChaCha8Rng) -> Result<Tensor> {
+    let mut host = x.flatten_all()?.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?;
+    augment_batch(&mut host, shape, rng);
+    Tensor::from_vec(host, x.shape(), x.device())?.to_dtype(x.dtype())
+}
+
+/// Accuracy of `net` on the first `limit` images of `test` (all when `None`).
+fn test_accuracy(net: &Network, test: &DeviceData, limit: Option<usize>) -> Result<f64> {
+    let total = limit.unwrap_or(test.split.len()).min(test.split.len());
     let mut correct = 0;
     // 256 test images per pass: larger chunks only add memory (the patches of 1000 images take 1.2 GB).
     let chunk = 256;
@@ -114,10 +129,5 @@ pub fn evaluate(
         let logits = net.forward(&test.images.narrow(0, start, len)?, Mode::Eval)?;
         correct += accuracy_count(&logits, &test.labels.narrow(0, start, len)?)?;
     }
-    Ok(EvalOutcome {
-        accuracy: correct as f64 / total.max(1) as f64,
-        final_train_loss: last_loss.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?,
-        train_seconds,
-        test_seconds: started.elapsed().as_secs_f64(),
-    })
+    Ok(correct as f64 / total.max(1) as f64)
 }

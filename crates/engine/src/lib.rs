@@ -15,5 +15,5 @@ pub use condense::{condense, initial_set, matching_gradient, CondenseConfig, Con
 pub use device::{select_device, DeviceData};
 pub use evaluate::{evaluate, EvalConfig, EvalOutcome};
 pub use optim::Sgd;
-pub use seed::derive_seed;
+pub use seed::{derive_seed, stream};
 pub use synset::{SyntheticSet, VERSION};

@@ -3,6 +3,9 @@
 mod ablate;
 mod commands;
 mod experiment;
+mod global;
+mod jsonl;
+mod pipeline;
 mod stats;
 
 use anyhow::Result;
@@ -64,7 +67,7 @@ enum Command {
 fn main() -> Result<()> {
     keep_freed_memory();
     let cli = Cli::parse();
-    let global = commands::Global { data_dir: cli.data_dir, device: cli.device, quiet: cli.quiet };
+    let global = global::Global { data_dir: cli.data_dir, device: cli.device, quiet: cli.quiet };
     match cli.command {
         Command::Data(args) => commands::data::run(&global, args),
         Command::RandomBaseline(args) => commands::baseline::run(&global, args),

@@ -1,5 +1,5 @@
-//! Ablation grids: a base experiment, axes of variants, and the table layout. A grid expands to
-//! cells (one resolved [`Experiment`] each), validated as a whole before any work starts.
+//! Ablation grids: a base experiment, axes of variants, and the table layout. Parsing a grid expands
+//! it to cells (one resolved [`Experiment`] each), validated as a whole before any work starts.
 
 use crate::experiment::Experiment;
 use anyhow::{bail, Context, Result};
@@ -28,6 +28,10 @@ pub struct Grid {
     pub axes: Vec<Axis>,
     #[serde(default)]
     pub table: TableLayout,
+    /// Every combination of the axes' variants, in file order (the last axis varies fastest),
+    /// expanded and validated by [`Grid::parse`].
+    #[serde(skip)]
+    pub cells: Vec<Cell>,
 }
 
 fn one() -> usize {
@@ -118,12 +122,13 @@ pub struct Job {
 }
 
 impl Grid {
-    pub fn from_file(path: &Path) -> Result<Grid> {
+    pub fn from_file(path: &Path, plugins: &Plugins) -> Result<Grid> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading ablation grid {}", path.display()))?;
-        Grid::parse(&text, path)
+        Grid::parse(&text, path, plugins)
     }
 
-    pub fn parse(text: &str, path: &Path) -> Result<Grid> {
+    /// The grid of `text` (read from `path`) with its cells, every one validated against `plugins`.
+    pub fn parse(text: &str, path: &Path, plugins: &Plugins) -> Result<Grid> {
         let mut grid: Grid =
             toml::from_str(text).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), with_suggestion(&e.to_string())))?;
         if grid.name.is_empty() {
@@ -131,7 +136,7 @@ impl Grid {
         }
         grid.check_shape().map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         // Expanding builds and validates every cell; errors point at the axis, variant and line.
-        grid.cells(&Plugins::builtin()).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), locate(text, &format!("{e:#}"))))?;
+        grid.cells = grid.expand(plugins).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), locate(text, &format!("{e:#}"))))?;
         Ok(grid)
     }
 
@@ -161,7 +166,7 @@ impl Grid {
     }
 
     /// Every combination of the axes' variants, in file order (the last axis varies fastest).
-    pub fn cells(&self, plugins: &Plugins) -> Result<Vec<Cell>> {
+    fn expand(&self, plugins: &Plugins) -> Result<Vec<Cell>> {
         let axes: Vec<(&str, Vec<Variant>)> = self.axes.iter().map(|a| Ok((a.name.as_str(), axis_variants(a)?))).collect::<Result<_>>()?;
         let mut combos: Vec<Vec<(&str, &Variant)>> = vec![Vec::new()];
         for (name, variants) in &axes {
@@ -194,8 +199,8 @@ impl Grid {
     }
 
     /// All condensation runs, in a fixed order.
-    pub fn jobs(&self, cells: &[Cell]) -> Vec<Job> {
-        (0..cells.len()).flat_map(|cell| (0..self.experiments).map(move |experiment| Job { cell, experiment })).collect()
+    pub fn jobs(&self) -> Vec<Job> {
+        (0..self.cells.len()).flat_map(|cell| (0..self.experiments).map(move |experiment| Job { cell, experiment })).collect()
     }
 }
 
@@ -327,32 +332,33 @@ columns = "ipc"
 "#;
 
     fn parse(text: &str) -> Result<Grid> {
-        Grid::parse(text, Path::new("ablations/test.toml"))
+        Grid::parse(text, Path::new("ablations/test.toml"), &Plugins::builtin())
     }
 
     #[test]
     fn expands_to_every_combination_with_resolved_configs() {
         let grid = parse(GRID).unwrap();
-        let cells = grid.cells(&Plugins::builtin()).unwrap();
+        let cells = &grid.cells;
         let labels: Vec<String> = cells.iter().map(Cell::label).collect();
         assert_eq!(labels, ["method=DC ipc=1", "method=DC ipc=10", "method=M ipc=1", "method=M ipc=10"]);
         assert_eq!(cells[3].experiment.level.name, "multi-level");
         assert_eq!(cells[3].experiment.condense.ipc, 10);
         assert_eq!(cells[3].experiment.condense.iterations, 5, "base fields survive the merge");
         assert_eq!(cells[0].experiment.level.name, "intra");
-        assert_eq!(grid.jobs(&cells).len(), 8);
+        assert_eq!(grid.jobs().len(), 8);
         assert_eq!(grid.name, "test");
     }
 
     #[test]
     fn shipped_grids_validate() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../ablations");
+        let plugins = Plugins::builtin();
         let mut names = Vec::new();
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
             if path.extension().is_some_and(|e| e == "toml") {
-                let grid = Grid::from_file(&path).unwrap_or_else(|e| panic!("{e:#}"));
-                assert!(grid.cells(&Plugins::builtin()).unwrap().len() >= 2, "{}", path.display());
+                let grid = Grid::from_file(&path, &plugins).unwrap_or_else(|e| panic!("{e:#}"));
+                assert!(grid.cells.len() >= 2, "{}", path.display());
                 names.push(grid.name);
             }
         }

@@ -6,16 +6,18 @@ mod plot;
 pub mod report;
 pub mod store;
 
-use crate::commands::condense::condense_into;
-use crate::commands::{eval_seed, Global};
+use crate::global::Global;
+use crate::pipeline::{condense_into, eval_seed, Evaluator, ImageSet};
 use anyhow::{Context, Result};
-use candle_core::{DType, Device};
+use candle_core::Device;
 use gradmatch_data::{Dataset, DatasetName};
-use gradmatch_engine::{evaluate, DeviceData, SyntheticSet, VERSION};
+use gradmatch_engine::{SyntheticSet, VERSION};
+use gradmatch_models::ModelSpec;
 use gradmatch_plugins::Plugins;
 use grid::{Cell, Grid, Job, Shard};
-use indicatif::MultiProgress;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget};
 use rayon::prelude::*;
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -37,55 +39,53 @@ pub struct Summary {
     pub failed: Vec<String>,
 }
 
+impl Summary {
+    fn add(mut self, other: Summary) -> Summary {
+        self.ran += other.ran;
+        self.skipped += other.skipped;
+        self.failed.extend(other.failed);
+        self
+    }
+}
+
 /// The store folder of a grid unless `--store` says otherwise.
 pub fn default_store(grid: &Grid) -> PathBuf {
     PathBuf::from("runs/ablations").join(&grid.name)
 }
 
+/// What every job runner shares.
 struct Shared<'a> {
     global: &'a Global,
     cells: &'a [Cell],
     datasets: &'a HashMap<DatasetName, Dataset>,
     devices: &'a [Device],
     device_names: &'a [String],
-    plugins: Plugins,
+    plugins: &'a Plugins,
     store: &'a Path,
     records: &'a Records,
     appender: Appender,
     progress: MultiProgress,
-    units: indicatif::ProgressBar,
+    units: ProgressBar,
     total_jobs: usize,
 }
 
-pub fn run(global: &Global, grid: &Grid, opts: &Options) -> Result<Summary> {
-    let plugins = Plugins::builtin();
-    let cells = grid.cells(&plugins)?;
+/// Runs the jobs of `grid` (already expanded and validated) that this shard owns and the store lacks.
+pub fn run(global: &Global, grid: &Grid, plugins: &Plugins, opts: &Options) -> Result<Summary> {
     std::fs::create_dir_all(&opts.store).with_context(|| format!("creating store folder {}", opts.store.display()))?;
     write_grid_copy(grid, &opts.store)?;
     let records = Records::read(&[&opts.store])?;
     let appender = Appender::open(&opts.store, &opts.shard.records_file())?;
+    let datasets = load_datasets(global, &grid.cells)?;
+    let (device_names, devices) = open_devices(global, opts)?;
 
-    let mut datasets = HashMap::new();
-    for cell in &cells {
-        if let std::collections::hash_map::Entry::Vacant(slot) = datasets.entry(cell.experiment.dataset) {
-            slot.insert(global.load(cell.experiment.dataset)?);
-        }
-    }
-    let device_names = if opts.devices.is_empty() { vec![global.device.clone()] } else { opts.devices.clone() };
-    let devices = device_names
-        .iter()
-        .map(|d| gradmatch_engine::select_device(d).with_context(|| format!("--devices {d}")))
-        .collect::<Result<Vec<_>>>()?;
-
-    let jobs: Vec<(usize, Job)> = grid.jobs(&cells).into_iter().enumerate().filter(|(i, _)| opts.shard.owns(*i)).collect();
-    let units: usize = jobs.iter().map(|(_, j)| 1 + units_of_evaluation(&cells[j.cell])).sum();
-    let progress =
-        if global.quiet { MultiProgress::with_draw_target(indicatif::ProgressDrawTarget::hidden()) } else { MultiProgress::new() };
+    let jobs: Vec<(usize, Job)> = grid.jobs().into_iter().enumerate().filter(|(i, _)| opts.shard.owns(*i)).collect();
+    let units: usize = jobs.iter().map(|(_, j)| 1 + units_of_evaluation(&grid.cells[j.cell])).sum();
+    let progress = if global.quiet { MultiProgress::with_draw_target(ProgressDrawTarget::hidden()) } else { MultiProgress::new() };
     let bar = progress.add(global.progress(units as u64, "units"));
     println!(
         "ablation `{}`: {} cells x {} experiments, {} jobs in shard {}/{}, {} units of work -> {}",
         grid.name,
-        cells.len(),
+        grid.cells.len(),
         grid.experiments,
         jobs.len(),
         opts.shard.index,
@@ -95,7 +95,7 @@ pub fn run(global: &Global, grid: &Grid, opts: &Options) -> Result<Summary> {
     );
     let shared = Shared {
         global,
-        cells: &cells,
+        cells: &grid.cells,
         datasets: &datasets,
         devices: &devices,
         device_names: &device_names,
@@ -107,30 +107,50 @@ pub fn run(global: &Global, grid: &Grid, opts: &Options) -> Result<Summary> {
         units: bar,
         total_jobs: jobs.len(),
     };
-    // One job at a time runs on the global pool: inside a 1-thread pool candle's GEMMs and the fused
-    // kernels would run on one core (measured: 12.5 s instead of 7.8 s per iteration).
-    let summaries: Vec<Summary> = if opts.jobs <= 1 {
-        jobs.iter().map(|(i, job)| shared.run_job(*i, job)).collect()
-    } else {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(opts.jobs).build()?;
-        pool.install(|| jobs.par_iter().map(|(i, job)| shared.run_job(*i, job)).collect())
-    };
-    shared.units.finish_and_clear();
-    let mut total = Summary::default();
-    for s in summaries {
-        total.ran += s.ran;
-        total.skipped += s.skipped;
-        total.failed.extend(s.failed);
-    }
-    Ok(total)
+    shared.run_jobs(&jobs, opts.jobs)
 }
 
-/// Where a record comes from: one experiment of one cell, on one device.
-struct Unit<'c> {
-    cell: &'c Cell,
+/// Every dataset of the cells, loaded once.
+fn load_datasets(global: &Global, cells: &[Cell]) -> Result<HashMap<DatasetName, Dataset>> {
+    let mut datasets = HashMap::new();
+    for cell in cells {
+        if let Entry::Vacant(slot) = datasets.entry(cell.experiment.dataset) {
+            slot.insert(global.load(cell.experiment.dataset)?);
+        }
+    }
+    Ok(datasets)
+}
+
+/// The devices of `--devices` (else `--device`), with their names.
+fn open_devices(global: &Global, opts: &Options) -> Result<(Vec<String>, Vec<Device>)> {
+    let names = if opts.devices.is_empty() { vec![global.device.clone()] } else { opts.devices.clone() };
+    let devices =
+        names.iter().map(|d| gradmatch_engine::select_device(d).with_context(|| format!("--devices {d}"))).collect::<Result<Vec<_>>>()?;
+    Ok((names, devices))
+}
+
+/// One job as it runs: the cell and experiment its records belong to, its seed and device, the name
+/// its messages carry, and what it did so far.
+struct RunningJob<'a> {
+    cell: &'a Cell,
     experiment: usize,
     seed: u64,
     device: usize,
+    name: String,
+    summary: Summary,
+}
+
+/// The synthetic set of a job, loaded with the evaluator of its dataset on the first evaluation.
+struct JobSet<'a> {
+    path: PathBuf,
+    loaded: Option<(SyntheticSet, Evaluator<'a>)>,
+}
+
+/// One evaluation network of a job: its model and index, and its key in the store.
+struct Evaluation {
+    model: ModelSpec,
+    index: usize,
+    key: String,
 }
 
 fn units_of_evaluation(cell: &Cell) -> usize {
@@ -145,145 +165,149 @@ fn write_grid_copy(grid: &Grid, store: &Path) -> Result<()> {
     std::fs::rename(&tmp, store.join("grid.toml")).with_context(|| format!("writing {}", store.join("grid.toml").display()))
 }
 
-impl Shared<'_> {
-    fn record(&self, unit: &Unit, key: String, seconds: f64, outcome: Outcome) -> Result<()> {
-        let mut config = unit.cell.experiment.clone();
-        config.condense.seed = unit.seed;
-        self.appender.append(&Record {
-            key,
-            cell: unit.cell.id.clone(),
-            labels: unit.cell.labels.clone(),
-            experiment: unit.experiment,
-            seed: unit.seed,
-            config,
-            device: self.device_names[unit.device].clone(),
-            version: VERSION.to_string(),
-            seconds,
-            finished_unix: now_unix(),
-            outcome,
-        })
-    }
-
-    fn note(&self, line: String) {
-        if self.global.quiet {
-            eprintln!("{line}");
+impl<'a> Shared<'a> {
+    /// Runs `jobs` (numbered in the grid's job order), `threads` at a time, and sums up what they did.
+    fn run_jobs(&self, jobs: &[(usize, Job)], threads: usize) -> Result<Summary> {
+        // One job at a time runs on the global pool: inside a 1-thread pool candle's GEMMs and the fused
+        // kernels would run on one core (measured: 12.5 s instead of 7.8 s per iteration).
+        let summaries: Vec<Summary> = if threads <= 1 {
+            jobs.iter().map(|(i, job)| self.run_job(*i, job)).collect()
         } else {
-            self.progress.suspend(|| eprintln!("{line}"));
-        }
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
+            pool.install(|| jobs.par_iter().map(|(i, job)| self.run_job(*i, job)).collect())
+        };
+        self.units.finish_and_clear();
+        Ok(summaries.into_iter().fold(Summary::default(), Summary::add))
     }
 
     /// Condenses (or finds) one experiment of one cell, then runs its missing evaluations. Failures are
     /// recorded and reported, never propagated: the grid goes on.
     fn run_job(&self, index: usize, job: &Job) -> Summary {
-        let mut summary = Summary::default();
         let cell = &self.cells[job.cell];
-        let exp = &cell.experiment;
-        let seed = exp.condense.seed + job.experiment as u64;
-        let device = rayon::current_thread_index().unwrap_or(0) % self.devices.len();
-        let unit = Unit { cell, experiment: job.experiment, seed, device };
-        let name = format!("[{}/{}] {} e{}", index + 1, self.total_jobs, cell.label(), job.experiment);
-        let fail = |summary: &mut Summary, stage: &str, key: String, error: anyhow::Error| {
-            let error = format!("{error:#}");
-            self.note(format!("{name}: {stage} FAILED: {error}"));
-            summary.failed.push(format!("{name} {stage}: {error}"));
-            if let Err(e) = self.record(&unit, key, 0.0, Outcome::Failed { stage: stage.into(), error }) {
-                summary.failed.push(format!("{name}: could not record the failure: {e:#}"));
-            }
+        let mut running = RunningJob {
+            cell,
+            experiment: job.experiment,
+            seed: cell.experiment.condense.seed + job.experiment as u64,
+            device: rayon::current_thread_index().unwrap_or(0) % self.devices.len(),
+            name: format!("[{}/{}] {} e{}", index + 1, self.total_jobs, cell.label(), job.experiment),
+            summary: Summary::default(),
         };
-
-        let key = condense_key(&cell.id, job.experiment);
-        let set_path = match self.records.done.get(&key).map(|r| &r.outcome) {
-            Some(Outcome::Condensed { set, .. }) => {
-                summary.skipped += 1;
-                self.units.inc(1);
-                self.store.join(set)
-            }
-            _ => match self.condense(cell, job, seed, device, &name) {
-                Ok((outcome, seconds)) => {
-                    let set = match &outcome {
-                        Outcome::Condensed { set, .. } => self.store.join(set),
-                        _ => unreachable!("condense returns a Condensed outcome"),
-                    };
-                    if let Err(e) = self.record(&unit, key.clone(), seconds, outcome) {
-                        fail(&mut summary, "record", key, e);
-                        return summary;
-                    }
-                    summary.ran += 1;
-                    self.units.inc(1);
-                    set
-                }
-                Err(e) => {
-                    fail(&mut summary, "condense", key, e);
-                    self.units.inc(units_of_evaluation(cell) as u64 + 1);
-                    return summary;
-                }
-            },
-        };
-
-        let mut loaded: Option<(SyntheticSet, DeviceData)> = None;
-        for model in exp.eval_models() {
-            for n in 0..exp.evaluation.num_eval {
-                let key = evaluation_key(&cell.id, job.experiment, &model.to_string(), n);
-                self.units.inc(1);
-                if self.records.done.contains_key(&key) {
-                    summary.skipped += 1;
-                    continue;
-                }
-                let started = Instant::now();
-                let result = (|| -> Result<Outcome> {
-                    if loaded.is_none() {
-                        let ds = &self.datasets[&exp.dataset];
-                        let set = SyntheticSet::load(&set_path, &self.devices[device]).with_context(|| {
-                            format!("loading the synthetic set {} (delete its condense record to redo it)", set_path.display())
-                        })?;
-                        let test = DeviceData::new(&ds.test, ds.shape(), DType::F32, &self.devices[device])?;
-                        loaded = Some((set, test));
-                    }
-                    let (set, test) = loaded.as_ref().expect("loaded above");
-                    let classes = self.datasets[&exp.dataset].num_classes();
-                    let eval_seed = eval_seed(seed, n);
-                    let o = evaluate(&model, &set.images, &set.labels, test, classes, &exp.evaluation, eval_seed)?;
-                    anyhow::ensure!(o.accuracy.is_finite(), "accuracy is {}", o.accuracy);
-                    Ok(Outcome::Evaluated {
-                        model: model.to_string(),
-                        index: n,
-                        eval_seed,
-                        accuracy: o.accuracy,
-                        final_train_loss: o.final_train_loss,
-                    })
-                })();
-                match result.and_then(|outcome| {
-                    let accuracy = match &outcome {
-                        Outcome::Evaluated { accuracy, .. } => *accuracy,
-                        _ => f64::NAN,
-                    };
-                    self.record(&unit, key.clone(), started.elapsed().as_secs_f64(), outcome)?;
-                    Ok(accuracy)
-                }) {
-                    Ok(accuracy) => {
-                        summary.ran += 1;
-                        self.note(format!("{name}: {model} #{n}: {:.2}% ({:.1} s)", 100.0 * accuracy, started.elapsed().as_secs_f64()));
-                    }
-                    Err(e) => fail(&mut summary, &format!("evaluate {model} #{n}"), key, e),
-                }
-            }
+        if let Some(path) = self.find_or_condense(&mut running) {
+            self.evaluate_missing(&mut running, &mut JobSet { path, loaded: None });
         }
-        summary
+        running.summary
     }
 
-    fn condense(&self, cell: &Cell, job: &Job, seed: u64, device: usize, name: &str) -> Result<(Outcome, f64)> {
+    /// The job's synthetic set: found in the records, or condensed and recorded now; `None` when that
+    /// failed (the failure is recorded).
+    fn find_or_condense(&self, job: &mut RunningJob<'a>) -> Option<PathBuf> {
+        let key = condense_key(&job.cell.id, job.experiment);
+        if let Some(Outcome::Condensed { set, .. }) = self.records.done.get(&key).map(|r| &r.outcome) {
+            job.summary.skipped += 1;
+            self.units.inc(1);
+            return Some(self.store.join(set));
+        }
+        let (outcome, seconds) = match self.condense(job) {
+            Ok(condensed) => condensed,
+            Err(e) => {
+                self.fail(job, "condense", key, e);
+                self.units.inc(units_of_evaluation(job.cell) as u64 + 1);
+                return None;
+            }
+        };
+        let Outcome::Condensed { set, .. } = &outcome else { unreachable!("condense returns a Condensed outcome") };
+        let path = self.store.join(set);
+        if let Err(e) = self.record(job, key.clone(), seconds, outcome) {
+            self.fail(job, "record", key, e);
+            return None;
+        }
+        job.summary.ran += 1;
+        self.units.inc(1);
+        Some(path)
+    }
+
+    /// Runs and records every evaluation of the job's set that the store lacks.
+    fn evaluate_missing(&self, job: &mut RunningJob<'a>, set: &mut JobSet<'a>) {
+        let cell = job.cell;
+        let exp = &cell.experiment;
+        for model in exp.eval_models() {
+            for index in 0..exp.evaluation.num_eval {
+                let key = evaluation_key(&cell.id, job.experiment, &model.to_string(), index);
+                self.units.inc(1);
+                if self.records.done.contains_key(&key) {
+                    job.summary.skipped += 1;
+                    continue;
+                }
+                self.run_evaluation(job, set, Evaluation { model, index, key });
+            }
+        }
+    }
+
+    /// Runs one evaluation and records it, or its failure.
+    fn run_evaluation(&self, job: &mut RunningJob<'a>, set: &mut JobSet<'a>, evaluation: Evaluation) {
         let started = Instant::now();
-        let mut exp = cell.experiment.clone();
-        exp.condense.seed = seed;
-        let folder = PathBuf::from("cells").join(cell.folder()).join(format!("e{}", job.experiment));
+        let result = self.load_once(job, set).and_then(|loaded| self.evaluate_and_record(job, loaded, &evaluation, started));
+        let Evaluation { model, index, key } = evaluation;
+        match result {
+            Ok(accuracy) => {
+                job.summary.ran += 1;
+                let seconds = started.elapsed().as_secs_f64();
+                self.note(format!("{}: {model} #{index}: {:.2}% ({seconds:.1} s)", job.name, 100.0 * accuracy));
+            }
+            Err(e) => self.fail(job, &format!("evaluate {model} #{index}"), key, e),
+        }
+    }
+
+    /// The job's set and the evaluator of its dataset, loaded on the first call.
+    fn load_once<'s>(&self, job: &RunningJob<'a>, set: &'s mut JobSet<'a>) -> Result<&'s (SyntheticSet, Evaluator<'a>)> {
+        if set.loaded.is_none() {
+            let exp = &job.cell.experiment;
+            let device = &self.devices[job.device];
+            let synthetic = SyntheticSet::load(&set.path, device)
+                .with_context(|| format!("loading the synthetic set {} (delete its condense record to redo it)", set.path.display()))?;
+            let evaluator = Evaluator::new(self.global, &self.datasets[&exp.dataset], device, &exp.evaluation)?;
+            set.loaded = Some((synthetic, evaluator));
+        }
+        Ok(set.loaded.as_ref().expect("loaded above"))
+    }
+
+    /// Evaluates one network on the job's set and records it; returns its accuracy. The recorded time
+    /// counts from `started`, so the evaluation that loads the set also accounts for loading it.
+    fn evaluate_and_record(
+        &self,
+        job: &RunningJob,
+        (set, evaluator): &(SyntheticSet, Evaluator),
+        evaluation: &Evaluation,
+        started: Instant,
+    ) -> Result<f64> {
+        let Evaluation { model, index, key } = evaluation;
+        let images = ImageSet { images: &set.images, labels: &set.labels, seed: job.seed };
+        let o = evaluator.network(model, &images, *index)?;
+        anyhow::ensure!(o.accuracy.is_finite(), "accuracy is {}", o.accuracy);
+        let outcome = Outcome::Evaluated {
+            model: model.to_string(),
+            index: *index,
+            eval_seed: eval_seed(job.seed, *index),
+            accuracy: o.accuracy,
+            final_train_loss: o.final_train_loss,
+        };
+        self.record(job, key.clone(), started.elapsed().as_secs_f64(), outcome)?;
+        Ok(o.accuracy)
+    }
+
+    fn condense(&self, job: &RunningJob) -> Result<(Outcome, f64)> {
+        let started = Instant::now();
+        let mut exp = job.cell.experiment.clone();
+        exp.condense.seed = job.seed;
+        let folder = PathBuf::from("cells").join(job.cell.folder()).join(format!("e{}", job.experiment));
         let bar = self.progress.add(self.global.progress(exp.condense.iterations as u64, "condense"));
-        bar.set_message(name.to_string());
+        bar.set_message(job.name.clone());
         let condensed = condense_into(
             &self.store.join(&folder),
             &exp,
             &self.datasets[&exp.dataset],
-            &self.devices[device],
-            &self.plugins,
+            &self.devices[job.device],
+            self.plugins,
             &mut |entry| {
                 bar.set_position(entry.iteration as u64 + 1);
             },
@@ -299,6 +323,7 @@ impl Shared<'_> {
             0 => String::new(),
             at => format!(" (resumed at iteration {at})"),
         };
+        let name = &job.name;
         self.note(format!("{name}: condensed, {losses}, {:.3} s per iteration{resumed}", condensed.outcome.seconds_per_iteration));
         let outcome = Outcome::Condensed {
             seconds_per_iteration: condensed.outcome.seconds_per_iteration,
@@ -308,5 +333,41 @@ impl Shared<'_> {
             grid_image: folder.join("synthetic.png"),
         };
         Ok((outcome, started.elapsed().as_secs_f64()))
+    }
+
+    /// Reports a failed unit of work and records it (it is retried on the next run).
+    fn fail(&self, job: &mut RunningJob, stage: &str, key: String, error: anyhow::Error) {
+        let error = format!("{error:#}");
+        self.note(format!("{}: {stage} FAILED: {error}", job.name));
+        job.summary.failed.push(format!("{} {stage}: {error}", job.name));
+        if let Err(e) = self.record(job, key, 0.0, Outcome::Failed { stage: stage.into(), error }) {
+            job.summary.failed.push(format!("{}: could not record the failure: {e:#}", job.name));
+        }
+    }
+
+    fn record(&self, job: &RunningJob, key: String, seconds: f64, outcome: Outcome) -> Result<()> {
+        let mut config = job.cell.experiment.clone();
+        config.condense.seed = job.seed;
+        self.appender.append(&Record {
+            key,
+            cell: job.cell.id.clone(),
+            labels: job.cell.labels.clone(),
+            experiment: job.experiment,
+            seed: job.seed,
+            config,
+            device: self.device_names[job.device].clone(),
+            version: VERSION.to_string(),
+            seconds,
+            finished_unix: now_unix(),
+            outcome,
+        })
+    }
+
+    fn note(&self, line: String) {
+        if self.global.quiet {
+            eprintln!("{line}");
+        } else {
+            self.progress.suspend(|| eprintln!("{line}"));
+        }
     }
 }

@@ -29,11 +29,20 @@ pub fn cell_plot(
     let root = root.titled(title, ("sans-serif", 18)).map_err(|e| anyhow!("{e}"))?;
     let (left, right) = root.split_horizontally(560);
     let x_max = iterations.max(1) as f64;
+    loss_chart(&left, losses, x_max)?;
+    accuracy_chart(&right, accuracies, x_max)?;
+    root.present().map_err(|e| anyhow!("{e}"))?;
+    Ok(())
+}
 
+type Area<'a> = DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>;
+
+/// Matching loss against outer iteration, one line per experiment.
+fn loss_chart(area: &Area, losses: &[(String, Vec<f64>)], x_max: f64) -> Result<()> {
     let finite = || losses.iter().flat_map(|(_, l)| l.iter().copied()).filter(|v| v.is_finite());
     let (lo, hi) = finite().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
     let (lo, hi) = if lo.is_finite() { (lo, if hi > lo { hi } else { lo + 1.0 }) } else { (0.0, 1.0) };
-    let mut chart = ChartBuilder::on(&left)
+    let mut chart = ChartBuilder::on(area)
         .caption("matching loss", ("sans-serif", 14))
         .margin(10)
         .x_label_area_size(30)
@@ -49,9 +58,12 @@ pub fn cell_plot(
             .label(name.as_str())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color));
     }
-    chart.configure_series_labels().border_style(BLACK).background_style(WHITE.mix(0.8)).draw().map_err(|e| anyhow!("{e}"))?;
+    chart.configure_series_labels().border_style(BLACK).background_style(WHITE.mix(0.8)).draw().map_err(|e| anyhow!("{e}"))
+}
 
-    let mut chart = ChartBuilder::on(&right)
+/// The test accuracy of every evaluation network, at the last iteration, one colour per model.
+fn accuracy_chart(area: &Area, accuracies: &[(String, Vec<f64>)], x_max: f64) -> Result<()> {
+    let mut chart = ChartBuilder::on(area)
         .caption("test accuracy (%) at the last iteration", ("sans-serif", 14))
         .margin(10)
         .x_label_area_size(30)
@@ -67,7 +79,5 @@ pub fn cell_plot(
             .label(model.as_str())
             .legend(move |(x, y)| Circle::new((x + 8, y), 4, color.filled()));
     }
-    chart.configure_series_labels().border_style(BLACK).background_style(WHITE.mix(0.8)).draw().map_err(|e| anyhow!("{e}"))?;
-    root.present().map_err(|e| anyhow!("{e}"))?;
-    Ok(())
+    chart.configure_series_labels().border_style(BLACK).background_style(WHITE.mix(0.8)).draw().map_err(|e| anyhow!("{e}"))
 }

@@ -5,6 +5,7 @@ use super::plot;
 use super::store::{Outcome, Records};
 use crate::stats::mean_std;
 use anyhow::{Context, Result};
+use gradmatch_plugins::Plugins;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -41,7 +42,7 @@ pub struct Table {
 }
 
 /// Lays the evaluation records out as the grid's `[table]` says.
-pub fn table(grid: &Grid, cells: &[Cell], records: &Records) -> Table {
+pub fn table(grid: &Grid, records: &Records) -> Table {
     let column_axis = grid.table.columns.clone().unwrap_or_else(|| EVAL_MODEL_AXIS.to_string());
     let mut row_axes = grid.table.rows.clone();
     for axis in &grid.axes {
@@ -60,7 +61,7 @@ pub fn table(grid: &Grid, cells: &[Cell], records: &Records) -> Table {
             order.len() - 1
         }
     };
-    for cell in cells {
+    for cell in &grid.cells {
         let row_key = row_axes.iter().map(|a| cell.label_of(a).unwrap_or("-")).collect::<Vec<_>>().join(" / ");
         let row = index_of(&mut row_order, row_key);
         for model in cell.experiment.eval_models() {
@@ -99,15 +100,18 @@ impl Table {
     }
 }
 
-/// Writes `report.md` (table, cells, failures), `table.md` and `plots/<cell>.png` into `store`, from the
-/// records of `store` and of any `more` stores (other shards' folders), and returns the table.
-pub fn write(store: &Path, more: &[&Path]) -> Result<Table> {
-    let grid_path = store.join("grid.toml");
-    let grid = Grid::from_file(&grid_path)
-        .with_context(|| format!("{} is not a gradmatch ablation store (no valid grid.toml)", store.display()))?;
-    let cells = grid.cells(&gradmatch_plugins::Plugins::builtin())?;
+/// The grid a store keeps (`grid.toml`, written by `ablate`), expanded.
+pub fn store_grid(store: &Path, plugins: &Plugins) -> Result<Grid> {
+    Grid::from_file(&store.join("grid.toml"), plugins)
+        .with_context(|| format!("{} is not a gradmatch ablation store (no valid grid.toml)", store.display()))
+}
+
+/// Writes `report.md` (table, cells, failures), `table.md` and `plots/<cell>.png` of `grid` into
+/// `store`, from the records of `store` and of any `more` stores (other shards' folders), and returns
+/// the table.
+pub fn write(grid: &Grid, store: &Path, more: &[&Path]) -> Result<Table> {
     let records = Records::read(&[&[store], more].concat())?;
-    let table = table(&grid, &cells, &records);
+    let table = table(grid, &records);
 
     let mut page = format!(
         "# Ablation `{}`\n\n{}\n\n## Test accuracy (%), mean ± std over experiments × evaluations\n\n",
@@ -116,52 +120,8 @@ pub fn write(store: &Path, more: &[&Path]) -> Result<Table> {
     page += &table.markdown();
     page += "\n## Cells\n\n| cell | experiments condensed | s / iteration | loss (first → last) | plot | synthetic sets |\n|---|---|---|---|---|---|\n";
     std::fs::create_dir_all(store.join("plots"))?;
-    for cell in &cells {
-        let runs: Vec<_> =
-            (0..grid.experiments).filter_map(|k| records.done.get(&super::store::condense_key(&cell.id, k)).map(|r| (k, r))).collect();
-        let mut curves = Vec::new();
-        let mut images = Vec::new();
-        let mut speed = Vec::new();
-        for (k, r) in &runs {
-            if let Outcome::Condensed { losses, seconds_per_iteration, grid_image, .. } = &r.outcome {
-                curves.push((format!("experiment {k}"), losses.clone()));
-                images.push(format!("[e{k}]({})", grid_image.display()));
-                speed.push(*seconds_per_iteration);
-            }
-        }
-        let accuracies: Vec<(String, Vec<f64>)> = cell
-            .experiment
-            .eval_models()
-            .iter()
-            .map(|m| {
-                let acc = records
-                    .done
-                    .values()
-                    .filter(|r| r.cell == cell.id)
-                    .filter_map(|r| match &r.outcome {
-                        Outcome::Evaluated { model, accuracy, .. } if *model == m.to_string() => Some(100.0 * accuracy),
-                        _ => None,
-                    })
-                    .collect();
-                (m.to_string(), acc)
-            })
-            .collect();
-        let plot_name = format!("plots/{}.png", cell.folder());
-        let plotted = !curves.is_empty();
-        if plotted {
-            plot::cell_plot(&store.join(&plot_name), &cell.label(), &curves, &accuracies, cell.experiment.condense.iterations)?;
-        }
-        let loss = curves.first().and_then(|(_, l)| Some(format!("{:.4} → {:.4}", l.first()?, l.last()?))).unwrap_or_else(|| "—".into());
-        let _ = writeln!(
-            page,
-            "| {} | {}/{} | {} | {loss} | {} | {} |",
-            cell.label(),
-            runs.len(),
-            grid.experiments,
-            if speed.is_empty() { "—".into() } else { format!("{:.3}", speed.iter().sum::<f64>() / speed.len() as f64) },
-            if plotted { format!("[plot]({plot_name})") } else { "—".into() },
-            images.join(" ")
-        );
+    for cell in &grid.cells {
+        page += &cell_row(grid, cell, &records, store)?;
     }
     if !records.failures.is_empty() {
         page += "\n## Failures (retried on the next run)\n\n";
@@ -174,6 +134,59 @@ pub fn write(store: &Path, more: &[&Path]) -> Result<Table> {
     std::fs::write(store.join("report.md"), page).with_context(|| format!("writing {}", store.join("report.md").display()))?;
     std::fs::write(store.join("table.md"), table.markdown())?;
     Ok(table)
+}
+
+/// The line of `cell` in the report's cells table; draws the cell's plot into `store` when some
+/// experiment of it is condensed.
+fn cell_row(grid: &Grid, cell: &Cell, records: &Records, store: &Path) -> Result<String> {
+    let runs: Vec<_> =
+        (0..grid.experiments).filter_map(|k| records.done.get(&super::store::condense_key(&cell.id, k)).map(|r| (k, r))).collect();
+    let mut curves = Vec::new();
+    let mut images = Vec::new();
+    let mut speed = Vec::new();
+    for (k, r) in &runs {
+        if let Outcome::Condensed { losses, seconds_per_iteration, grid_image, .. } = &r.outcome {
+            curves.push((format!("experiment {k}"), losses.clone()));
+            images.push(format!("[e{k}]({})", grid_image.display()));
+            speed.push(*seconds_per_iteration);
+        }
+    }
+    let plot_name = format!("plots/{}.png", cell.folder());
+    let plotted = !curves.is_empty();
+    if plotted {
+        let accuracies = cell_accuracies(cell, records);
+        plot::cell_plot(&store.join(&plot_name), &cell.label(), &curves, &accuracies, cell.experiment.condense.iterations)?;
+    }
+    let loss = curves.first().and_then(|(_, l)| Some(format!("{:.4} → {:.4}", l.first()?, l.last()?))).unwrap_or_else(|| "—".into());
+    Ok(format!(
+        "| {} | {}/{} | {} | {loss} | {} | {} |\n",
+        cell.label(),
+        runs.len(),
+        grid.experiments,
+        if speed.is_empty() { "—".into() } else { format!("{:.3}", speed.iter().sum::<f64>() / speed.len() as f64) },
+        if plotted { format!("[plot]({plot_name})") } else { "—".into() },
+        images.join(" ")
+    ))
+}
+
+/// Accuracies (%) of every evaluation of `cell` per evaluation model.
+fn cell_accuracies(cell: &Cell, records: &Records) -> Vec<(String, Vec<f64>)> {
+    cell.experiment
+        .eval_models()
+        .iter()
+        .map(|m| {
+            let acc = records
+                .done
+                .values()
+                .filter(|r| r.cell == cell.id)
+                .filter_map(|r| match &r.outcome {
+                    Outcome::Evaluated { model, accuracy, .. } if *model == m.to_string() => Some(100.0 * accuracy),
+                    _ => None,
+                })
+                .collect();
+            (m.to_string(), acc)
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -198,8 +211,8 @@ variants = [{ label = "DC", set = {} }, { label = "M", set = { level.name = "mul
 rows = ["method"]
 columns = "eval_model"
 "#;
-        let grid = Grid::parse(text, Path::new("t.toml")).unwrap();
-        let cells = grid.cells(&gradmatch_plugins::Plugins::builtin()).unwrap();
+        let grid = Grid::parse(text, Path::new("t.toml"), &Plugins::builtin()).unwrap();
+        let cells = &grid.cells;
         let mut done = HashMap::new();
         let mut add = |cell: &Cell, k: usize, model: &str, n: usize, accuracy: f64| {
             let key = evaluation_key(&cell.id, k, model, n);
@@ -226,7 +239,7 @@ columns = "eval_model"
         add(&cells[0], 0, "MLP", 0, 0.5);
         add(&cells[1], 1, "ConvNet", 1, 0.8);
         let records = Records { done, failures: Vec::new() };
-        let t = table(&grid, &cells, &records);
+        let t = table(&grid, &records);
         assert_eq!(t.columns, ["ConvNet", "MLP"]);
         assert_eq!(t.rows.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(), ["DC", "M"]);
         let dc = t.rows[0].1[0].as_ref().unwrap();

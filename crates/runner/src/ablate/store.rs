@@ -7,11 +7,12 @@
 //! no C library. Keys make records idempotent: a unit already recorded is never run or counted twice.
 
 use crate::experiment::Experiment;
+use crate::jsonl::{complete_lines, open_for_append};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::fs::File;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -120,11 +121,7 @@ impl Records {
 /// Complete lines of one store file; a partial last line (a write cut by a kill) is ignored.
 fn read_file(path: &Path) -> Result<Vec<Record>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading store file {}", path.display()))?;
-    let complete = match text.rfind('\n') {
-        Some(end) => &text[..=end],
-        None => "",
-    };
-    complete
+    complete_lines(&text)
         .lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
@@ -163,22 +160,6 @@ impl Appender {
     }
 }
 
-/// Opens (creating) a line-oriented file for appending, first cutting off a partial last line left by
-/// a killed writer, so that the next line never glues onto it.
-pub fn open_for_append(path: &Path) -> Result<File> {
-    let mut file =
-        OpenOptions::new().create(true).read(true).append(true).open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut text = Vec::new();
-    file.read_to_end(&mut text).with_context(|| format!("reading {}", path.display()))?;
-    let keep = text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-    if keep < text.len() {
-        file.set_len(keep as u64).with_context(|| format!("cutting the partial last line of {}", path.display()))?;
-        file.sync_all()?;
-    }
-    file.seek(SeekFrom::End(0))?;
-    Ok(file)
-}
-
 pub fn now_unix() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
@@ -187,6 +168,7 @@ pub fn now_unix() -> u64 {
 mod tests {
     use super::*;
     use gradmatch_data::DatasetName;
+    use std::fs::OpenOptions;
 
     fn record(key: &str, outcome: Outcome) -> Record {
         Record {

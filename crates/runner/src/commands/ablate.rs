@@ -1,8 +1,9 @@
-use super::Global;
 use crate::ablate::grid::{Grid, Shard};
 use crate::ablate::{self, report, Options};
+use crate::global::Global;
 use anyhow::Result;
-use std::path::PathBuf;
+use gradmatch_plugins::Plugins;
+use std::path::{Path, PathBuf};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -26,31 +27,36 @@ pub struct Args {
     check: bool,
 }
 
+/// `--check`: the grid is valid (it parsed); lists its cells.
+fn print_cells(path: &Path, grid: &Grid) {
+    println!("{}: {} cells x {} experiments, valid", path.display(), grid.cells.len(), grid.experiments);
+    for cell in &grid.cells {
+        let e = &cell.experiment;
+        println!(
+            "  {:<40} {} ipc {} {} {}/{}/{}",
+            cell.label(),
+            e.dataset,
+            e.condense.ipc,
+            e.model,
+            e.level.name,
+            e.distance.name,
+            e.steps.name
+        );
+    }
+}
+
 pub fn run(global: &Global, args: Args) -> Result<()> {
     let started = std::time::Instant::now();
-    let grid = Grid::from_file(&args.grid)?;
+    let plugins = Plugins::builtin();
+    let grid = Grid::from_file(&args.grid, &plugins)?;
     if args.check {
-        let cells = grid.cells(&gradmatch_plugins::Plugins::builtin())?;
-        println!("{}: {} cells x {} experiments, valid", args.grid.display(), cells.len(), grid.experiments);
-        for cell in &cells {
-            let e = &cell.experiment;
-            println!(
-                "  {:<40} {} ipc {} {} {}/{}/{}",
-                cell.label(),
-                e.dataset,
-                e.condense.ipc,
-                e.model,
-                e.level.name,
-                e.distance.name,
-                e.steps.name
-            );
-        }
+        print_cells(&args.grid, &grid);
         return Ok(());
     }
     let store = args.store.unwrap_or_else(|| ablate::default_store(&grid));
     let opts = Options { store: store.clone(), jobs: args.jobs, devices: args.devices, shard: args.shard };
-    let summary = ablate::run(global, &grid, &opts)?;
-    let table = report::write(&store, &[])?;
+    let summary = ablate::run(global, &grid, &plugins, &opts)?;
+    let table = report::write(&grid, &store, &[])?;
     println!("\n{}", table.markdown());
     println!(
         "ran {} units, skipped {} already in the store, {} failed; {:.0} s; report: {}",

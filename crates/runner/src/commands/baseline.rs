@@ -1,8 +1,10 @@
-use super::{evaluate_set, print_accuracies, write_json, Global, ModelAccuracy};
+use super::{print_accuracies, write_json};
+use crate::global::{device_name, Global};
+use crate::pipeline::{Evaluator, ImageSet, ModelAccuracy};
 use anyhow::Result;
 use candle_core::{DType, Tensor};
-use gradmatch_data::DatasetName;
-use gradmatch_engine::{derive_seed, DeviceData, EvalConfig};
+use gradmatch_data::{Dataset, DatasetName};
+use gradmatch_engine::{derive_seed, stream, DeviceData, EvalConfig};
 use gradmatch_models::ModelSpec;
 use rand::SeedableRng;
 use serde::Serialize;
@@ -53,27 +55,33 @@ struct Summary<'a> {
     version: &'static str,
 }
 
+/// Trains `num_eval` networks, each on its own random real subset; returns every accuracy and the
+/// result of the last network.
+fn evaluate_subsets(args: &Args, ds: &Dataset, train: &DeviceData, evaluator: &Evaluator) -> Result<(Vec<f64>, ModelAccuracy)> {
+    let mut accuracies = Vec::new();
+    let mut last: Option<ModelAccuracy> = None;
+    for e in 0..args.num_eval {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(derive_seed(args.seed, stream::BASELINE_SUBSET, e as u64));
+        let idx: Vec<usize> = (0..ds.num_classes()).flat_map(|c| ds.train.sample_class(c, args.ipc, &mut rng)).collect();
+        let images: Tensor = train.select(&idx)?;
+        let labels = ds.train.gather_labels(&idx);
+        let set = ImageSet { images: &images, labels: &labels, seed: derive_seed(args.seed, stream::BASELINE_EVALUATION, e as u64) };
+        let r = evaluator.evaluate_set(&set, &[args.model])?;
+        accuracies.extend(&r[0].accuracies);
+        last = r.into_iter().next();
+    }
+    Ok((accuracies, last.expect("num_eval >= 1")))
+}
+
 pub fn run(global: &Global, args: Args) -> Result<()> {
     let started = std::time::Instant::now();
     let device = global.device()?;
     let ds = global.load(args.dataset)?;
-    let test = DeviceData::new(&ds.test, ds.shape(), DType::F32, &device)?;
     let train = DeviceData::new(&ds.train, ds.shape(), DType::F32, &device)?;
     let cfg = EvalConfig { epochs: args.epochs, augment: args.augment, test_limit: args.test_limit, num_eval: 1, ..EvalConfig::default() };
-    let mut accuracies = Vec::new();
-    let mut last: Option<ModelAccuracy> = None;
-    for e in 0..args.num_eval {
-        // A fresh random real subset for every network.
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(derive_seed(args.seed, 200, e as u64));
-        let idx: Vec<usize> = (0..ds.num_classes()).flat_map(|c| ds.train.sample_class(c, args.ipc, &mut rng)).collect();
-        let images: Tensor = train.select(&idx)?;
-        let labels = ds.train.gather_labels(&idx);
-        let r = evaluate_set(global, &ds, &test, (&images, &labels), &[args.model], &cfg, derive_seed(args.seed, 201, e as u64))?;
-        accuracies.extend(&r[0].accuracies);
-        last = r.into_iter().next();
-    }
+    let evaluator = Evaluator::new(global, &ds, &device, &cfg)?;
+    let (accuracies, last) = evaluate_subsets(&args, &ds, &train, &evaluator)?;
     let (mean, std) = crate::stats::mean_std(&accuracies);
-    let last = last.expect("num_eval >= 1");
     let result = ModelAccuracy {
         accuracies: accuracies.clone(),
         mean,
@@ -106,12 +114,4 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
         )?;
     }
     Ok(())
-}
-
-pub fn device_name(device: &candle_core::Device) -> String {
-    match device {
-        candle_core::Device::Cpu => "cpu".into(),
-        candle_core::Device::Cuda(_) => "cuda".into(),
-        candle_core::Device::Metal(_) => "metal".into(),
-    }
 }

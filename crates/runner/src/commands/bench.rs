@@ -2,7 +2,7 @@
 //! per class), each row in its own process so that its peak memory is its own, next to the PyTorch
 //! reference (`../shared/bench/torch_reference.py`) run on the same machine in the same run.
 
-use super::Global;
+use crate::global::Global;
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Tensor};
 use gradmatch_data::DatasetName;

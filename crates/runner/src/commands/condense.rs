@@ -1,18 +1,16 @@
-use super::baseline::device_name;
-use super::{evaluate_set, print_accuracies, write_json, Global, ModelAccuracy};
+use super::{print_accuracies, write_json};
 use crate::experiment::{Experiment, PluginSpec};
-use anyhow::{Context, Result};
-use candle_core::DType;
-use candle_core::Device;
-use gradmatch_data::Dataset;
+use crate::global::device_name;
+use crate::global::Global;
+use crate::pipeline::{condense_into, Condensed, Evaluator, ImageSet, ModelAccuracy};
+use anyhow::Result;
 use gradmatch_data::DatasetName;
-use gradmatch_engine::{condense, CondenseOutcome, DeviceData, Init, IterationLog, Method, RunContext};
+use gradmatch_engine::{Init, IterationLog};
 use gradmatch_models::ModelSpec;
 use gradmatch_plugins::Plugins;
+use indicatif::ProgressBar;
 use serde::Serialize;
-use std::collections::HashMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -66,14 +64,8 @@ struct Summary<'a> {
     version: &'static str,
 }
 
-fn override_plugin(slot: &mut PluginSpec, name: Option<String>) {
-    if let Some(name) = name {
-        *slot = PluginSpec::named(&name);
-    }
-}
-
-pub fn run(global: &Global, args: Args) -> Result<()> {
-    let started = std::time::Instant::now();
+/// The experiment of the file (or DC's defaults) with the flags' overrides, validated.
+fn experiment(args: &Args, plugins: &Plugins) -> Result<Experiment> {
     let mut exp = match &args.config {
         Some(path) => Experiment::from_file(path)?,
         None => Experiment::dc(args.dataset.unwrap_or(DatasetName::Mnist)),
@@ -84,25 +76,64 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
     if let Some(m) = args.model {
         exp.model = m;
     }
-    override_plugin(&mut exp.level, args.level);
-    override_plugin(&mut exp.distance, args.distance);
-    override_plugin(&mut exp.steps, args.steps);
+    override_plugin(&mut exp.level, args.level.as_deref());
+    override_plugin(&mut exp.distance, args.distance.as_deref());
+    override_plugin(&mut exp.steps, args.steps.as_deref());
     let c = &mut exp.condense;
     c.ipc = args.ipc.unwrap_or(c.ipc);
     c.iterations = args.iterations.unwrap_or(c.iterations);
     c.seed = args.seed.unwrap_or(c.seed);
-    if let Some(init) = args.init {
+    if let Some(init) = &args.init {
         c.init = if init == "real" { Init::Real } else { Init::Noise };
     }
     exp.evaluation.num_eval = args.num_eval.unwrap_or(exp.evaluation.num_eval);
     exp.evaluation.epochs = args.epochs.unwrap_or(exp.evaluation.epochs);
-    let plugins = Plugins::builtin();
-    exp.validate(&plugins)?;
+    exp.validate(plugins)?;
+    Ok(exp)
+}
 
-    let out = args.out.clone().unwrap_or_else(|| {
+fn override_plugin(slot: &mut PluginSpec, name: Option<&str>) {
+    if let Some(name) = name {
+        *slot = PluginSpec::named(name);
+    }
+}
+
+/// `--out`, else runs/<config file stem>, else runs/<experiment slug>.
+fn output_folder(args: &Args, exp: &Experiment) -> PathBuf {
+    args.out.clone().unwrap_or_else(|| {
         let stem = args.config.as_ref().and_then(|p| p.file_stem()).map(|s| s.to_string_lossy().to_string());
         PathBuf::from("runs").join(stem.unwrap_or_else(|| exp.slug()))
-    });
+    })
+}
+
+/// Shows each iteration on `bar`, and with `--quiet` prints every tenth and the last one.
+fn show_iteration<'a>(global: &'a Global, bar: &'a ProgressBar, iterations: usize) -> impl FnMut(&IterationLog) + 'a {
+    move |entry| {
+        bar.set_position(entry.iteration as u64 + 1);
+        bar.set_message(format!("loss {:.4}", entry.loss));
+        if global.quiet && (entry.iteration % 10 == 0 || entry.iteration + 1 == iterations) {
+            eprintln!(
+                "iteration {}: loss {:.4}, inner epochs {:?}, {:.2} s",
+                entry.iteration, entry.loss, entry.inner_epochs, entry.seconds
+            );
+        }
+    }
+}
+
+fn print_condensed(condensed: &Condensed) {
+    let outcome = &condensed.outcome;
+    if outcome.resumed_from > 0 {
+        println!("resumed from the checkpoint at iteration {}", outcome.resumed_from);
+    }
+    println!("{:.3} s per outer iteration", outcome.seconds_per_iteration);
+    println!("saved {} and synthetic.png", condensed.set_path.display());
+}
+
+pub fn run(global: &Global, args: Args) -> Result<()> {
+    let started = std::time::Instant::now();
+    let plugins = Plugins::builtin();
+    let exp = experiment(&args, &plugins)?;
+    let out = output_folder(&args, &exp);
     let device = global.device()?;
     let ds = global.load(exp.dataset)?;
     println!(
@@ -118,34 +149,13 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
         out.display()
     );
     let bar = global.progress(exp.condense.iterations as u64, "condense");
-    let condensed = condense_into(&out, &exp, &ds, &device, &plugins, &mut |entry| {
-        bar.set_position(entry.iteration as u64 + 1);
-        bar.set_message(format!("loss {:.4}", entry.loss));
-        if global.quiet && (entry.iteration % 10 == 0 || entry.iteration + 1 == exp.condense.iterations) {
-            eprintln!(
-                "iteration {}: loss {:.4}, inner epochs {:?}, {:.2} s",
-                entry.iteration, entry.loss, entry.inner_epochs, entry.seconds
-            );
-        }
-    })?;
+    let condensed = condense_into(&out, &exp, &ds, &device, &plugins, &mut show_iteration(global, &bar, exp.condense.iterations))?;
     bar.finish_and_clear();
-    let outcome = &condensed.outcome;
-    if outcome.resumed_from > 0 {
-        println!("resumed from the checkpoint at iteration {}", outcome.resumed_from);
-    }
-    println!("{:.3} s per outer iteration", outcome.seconds_per_iteration);
-    println!("saved {} and synthetic.png", condensed.set_path.display());
+    print_condensed(&condensed);
 
-    let test = DeviceData::new(&ds.test, ds.shape(), DType::F32, &device)?;
-    let evaluations = evaluate_set(
-        global,
-        &ds,
-        &test,
-        (&outcome.set.images, &outcome.set.labels),
-        &exp.eval_models(),
-        &exp.evaluation,
-        exp.condense.seed,
-    )?;
+    let outcome = &condensed.outcome;
+    let set = ImageSet { images: &outcome.set.images, labels: &outcome.set.labels, seed: exp.condense.seed };
+    let evaluations = Evaluator::new(global, &ds, &device, &exp.evaluation)?.evaluate_set(&set, &exp.eval_models())?;
     print_accuracies(&evaluations);
     let summary = Summary {
         command: "condense",
@@ -165,69 +175,4 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
         write_json(path, &summary)?;
     }
     Ok(())
-}
-
-/// A finished condensation in its folder.
-pub struct Condensed {
-    pub outcome: CondenseOutcome,
-    /// Every iteration's log entry from the start, across resumes (from `log.jsonl`).
-    pub log: Vec<IterationLog>,
-    pub set_path: PathBuf,
-}
-
-/// Condenses `exp` into `out`: resumes from `out/checkpoint.safetensors` when present, appends each
-/// iteration to `out/log.jsonl`, and saves `synthetic.safetensors` and `synthetic.png` there.
-pub fn condense_into(
-    out: &Path,
-    exp: &Experiment,
-    ds: &Dataset,
-    device: &Device,
-    plugins: &Plugins,
-    on_iteration: &mut dyn FnMut(&IterationLog),
-) -> Result<Condensed> {
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let level = plugins.levels.build(&exp.level.name, &exp.level.options)?;
-    let distance = plugins.distances.build(&exp.distance.name, &exp.distance.options)?;
-    let steps = plugins.steps.build(&exp.steps.name, &exp.steps.options)?;
-    let method = Method { level: level.as_ref(), distance: distance.as_ref(), steps: steps.as_ref() };
-    let mut metadata = HashMap::new();
-    metadata.insert("method".to_string(), serde_json::to_string(&(&exp.level, &exp.distance, &exp.steps))?);
-    let checkpoint = out.join("checkpoint.safetensors");
-    let run = RunContext { dataset: ds, model: &exp.model, device, dtype: DType::F32, checkpoint: Some(&checkpoint), metadata };
-
-    let log_path = out.join("log.jsonl");
-    let mut log_file = crate::ablate::store::open_for_append(&log_path)?;
-    let mut write_error = None;
-    let mut record = |entry: &IterationLog| {
-        on_iteration(entry);
-        if let Err(e) = writeln!(log_file, "{}", serde_json::to_string(entry).expect("log entry serialises")) {
-            write_error.get_or_insert(e);
-        }
-    };
-    let outcome = condense(&run, method, &exp.condense, &mut record)?;
-    if let Some(e) = write_error {
-        return Err(e).with_context(|| format!("writing {}", log_path.display()));
-    }
-    let set_path = out.join("synthetic.safetensors");
-    outcome.set.save(&set_path)?;
-    outcome.set.save_grid(&out.join("synthetic.png"), ds.mean(), ds.std(), ds.num_classes(), 4)?;
-    let log = read_log(&log_path, exp.condense.iterations)?;
-    Ok(Condensed { outcome, log, set_path })
-}
-
-/// The log of a (possibly resumed) run: a kill after a checkpoint repeats some iterations, so the
-/// last entry of each iteration wins (resumed runs recompute them identically).
-fn read_log(path: &Path, iterations: usize) -> Result<Vec<IterationLog>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut by_iteration: Vec<Option<IterationLog>> = vec![None; iterations];
-    // A partial last line is what a kill leaves; any complete line must parse.
-    let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
-    for (n, line) in complete.lines().enumerate() {
-        let entry: IterationLog =
-            serde_json::from_str(line).with_context(|| format!("{} line {}: corrupt log entry", path.display(), n + 1))?;
-        if let Some(slot) = by_iteration.get_mut(entry.iteration) {
-            *slot = Some(entry);
-        }
-    }
-    Ok(by_iteration.into_iter().flatten().collect())
 }

@@ -1,4 +1,4 @@
-use super::Global;
+use crate::global::Global;
 use anyhow::Result;
 use gradmatch_data::DatasetName;
 

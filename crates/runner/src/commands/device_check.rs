@@ -3,8 +3,9 @@
 //! registered distance, on the same network, real batches and synthetic images, and the loss curve of
 //! a short condensation.
 
-use super::baseline::device_name;
-use super::{write_json, Global};
+use super::write_json;
+use crate::global::device_name;
+use crate::global::Global;
 use anyhow::{Context, Result};
 use candle_core::{DType, Device, Tensor};
 use gradmatch_data::DatasetName;

@@ -1,8 +1,9 @@
-use super::{evaluate_set, print_accuracies, write_json, Global};
+use super::{print_accuracies, write_json};
+use crate::global::Global;
+use crate::pipeline::{Evaluator, ImageSet};
 use anyhow::{Context, Result};
-use candle_core::DType;
 use gradmatch_data::DatasetName;
-use gradmatch_engine::{DeviceData, EvalConfig, SyntheticSet};
+use gradmatch_engine::{EvalConfig, SyntheticSet};
 use gradmatch_models::ModelSpec;
 use std::path::PathBuf;
 
@@ -35,9 +36,9 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
         .parse()
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.set.display()))?;
     let ds = global.load(name)?;
-    let test = DeviceData::new(&ds.test, ds.shape(), DType::F32, &device)?;
     let cfg = EvalConfig { epochs: args.epochs, augment: args.augment, num_eval: args.num_eval, ..EvalConfig::default() };
-    let results = evaluate_set(global, &ds, &test, (&set.images, &set.labels), &args.models, &cfg, args.seed)?;
+    let evaluator = Evaluator::new(global, &ds, &device, &cfg)?;
+    let results = evaluator.evaluate_set(&ImageSet { images: &set.images, labels: &set.labels, seed: args.seed }, &args.models)?;
     print_accuracies(&results);
     if let Some(path) = &args.json {
         write_json(path, &results)?;

@@ -1,5 +1,6 @@
 use crate::ablate::report;
 use anyhow::Result;
+use gradmatch_plugins::Plugins;
 use std::path::{Path, PathBuf};
 
 #[derive(clap::Args)]
@@ -13,7 +14,8 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<()> {
     let more: Vec<&Path> = args.merge.iter().map(PathBuf::as_path).collect();
-    let table = report::write(&args.store, &more)?;
+    let grid = report::store_grid(&args.store, &Plugins::builtin())?;
+    let table = report::write(&grid, &args.store, &more)?;
     println!("{}", table.markdown());
     println!("report: {}", args.store.join("report.md").display());
     Ok(())

@@ -1,0 +1,165 @@
+//! The steps that commands and ablation grids share: condense an experiment into a folder (checkpoint,
+//! `log.jsonl`, set, PNG) and evaluate an image set with the protocol, its networks seeded the same
+//! way everywhere.
+
+use crate::experiment::Experiment;
+use crate::global::Global;
+use crate::jsonl::{complete_lines, open_for_append};
+use crate::stats::mean_std;
+use anyhow::{Context, Result};
+use candle_core::{DType, Device, Tensor};
+use gradmatch_data::Dataset;
+use gradmatch_engine::{condense, derive_seed, evaluate, stream, CondenseOutcome, DeviceData, EvalConfig, EvalOutcome, IterationLog};
+use gradmatch_engine::{Method, RunContext};
+use gradmatch_models::ModelSpec;
+use gradmatch_plugins::Plugins;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// A finished condensation in its folder.
+pub struct Condensed {
+    pub outcome: CondenseOutcome,
+    /// Every iteration's log entry from the start, across resumes (from `log.jsonl`).
+    pub log: Vec<IterationLog>,
+    pub set_path: PathBuf,
+}
+
+/// Condenses `exp` into `out`: resumes from `out/checkpoint.safetensors` when present, appends each
+/// iteration to `out/log.jsonl`, and saves `synthetic.safetensors` and `synthetic.png` there.
+pub fn condense_into(
+    out: &Path,
+    exp: &Experiment,
+    ds: &Dataset,
+    device: &Device,
+    plugins: &Plugins,
+    on_iteration: &mut dyn FnMut(&IterationLog),
+) -> Result<Condensed> {
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let level = plugins.levels.build(&exp.level.name, &exp.level.options)?;
+    let distance = plugins.distances.build(&exp.distance.name, &exp.distance.options)?;
+    let steps = plugins.steps.build(&exp.steps.name, &exp.steps.options)?;
+    let method = Method { level: level.as_ref(), distance: distance.as_ref(), steps: steps.as_ref() };
+    let mut metadata = HashMap::new();
+    metadata.insert("method".to_string(), serde_json::to_string(&(&exp.level, &exp.distance, &exp.steps))?);
+    let checkpoint = out.join("checkpoint.safetensors");
+    let run = RunContext { dataset: ds, model: &exp.model, device, dtype: DType::F32, checkpoint: Some(&checkpoint), metadata };
+
+    let log_path = out.join("log.jsonl");
+    let mut log_file = open_for_append(&log_path)?;
+    let mut write_error = None;
+    let mut record = |entry: &IterationLog| {
+        on_iteration(entry);
+        if let Err(e) = writeln!(log_file, "{}", serde_json::to_string(entry).expect("log entry serialises")) {
+            write_error.get_or_insert(e);
+        }
+    };
+    let outcome = condense(&run, method, &exp.condense, &mut record)?;
+    if let Some(e) = write_error {
+        return Err(e).with_context(|| format!("writing {}", log_path.display()));
+    }
+    let set_path = out.join("synthetic.safetensors");
+    outcome.set.save(&set_path)?;
+    outcome.set.save_grid(&out.join("synthetic.png"), ds.mean(), ds.std(), ds.num_classes(), 4)?;
+    let log = read_log(&log_path, exp.condense.iterations)?;
+    Ok(Condensed { outcome, log, set_path })
+}
+
+/// The log of a (possibly resumed) run: a kill after a checkpoint repeats some iterations, so the
+/// last entry of each iteration wins (resumed runs recompute them identically).
+fn read_log(path: &Path, iterations: usize) -> Result<Vec<IterationLog>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut by_iteration: Vec<Option<IterationLog>> = vec![None; iterations];
+    // Any complete line must parse.
+    for (n, line) in complete_lines(&text).lines().enumerate() {
+        let entry: IterationLog =
+            serde_json::from_str(line).with_context(|| format!("{} line {}: corrupt log entry", path.display(), n + 1))?;
+        if let Some(slot) = by_iteration.get_mut(entry.iteration) {
+            *slot = Some(entry);
+        }
+    }
+    Ok(by_iteration.into_iter().flatten().collect())
+}
+
+/// Seed of evaluation network `index` of an image set made with `set_seed` (shared by every command,
+/// so that the same set gets the same evaluation networks everywhere).
+pub fn eval_seed(set_seed: u64, index: usize) -> u64 {
+    derive_seed(set_seed, stream::SET_EVALUATION, index as u64)
+}
+
+/// An image set to evaluate, with the seed its evaluation networks derive from (see [`eval_seed`]).
+pub struct ImageSet<'a> {
+    pub images: &'a Tensor,
+    pub labels: &'a [u32],
+    pub seed: u64,
+}
+
+/// Accuracies of `num_eval` networks per model trained on one image set.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelAccuracy {
+    pub model: String,
+    pub parameters: usize,
+    pub accuracies: Vec<f64>,
+    pub mean: f64,
+    pub std: f64,
+    pub seconds_per_evaluation: f64,
+}
+
+/// The evaluation protocol `cfg` on one dataset, its test split uploaded once for any number of sets.
+pub struct Evaluator<'a> {
+    global: &'a Global,
+    dataset: &'a Dataset,
+    test: DeviceData<'a>,
+    cfg: &'a EvalConfig,
+}
+
+impl<'a> Evaluator<'a> {
+    pub fn new(global: &'a Global, dataset: &'a Dataset, device: &Device, cfg: &'a EvalConfig) -> Result<Evaluator<'a>> {
+        let test = DeviceData::new(&dataset.test, dataset.shape(), DType::F32, device)?;
+        Ok(Evaluator { global, dataset, test, cfg })
+    }
+
+    /// Trains evaluation network `index` of `spec` on `set` and tests it.
+    pub fn network(&self, spec: &ModelSpec, set: &ImageSet, index: usize) -> Result<EvalOutcome> {
+        Ok(evaluate(spec, set.images, set.labels, &self.test, self.dataset.num_classes(), self.cfg, eval_seed(set.seed, index))?)
+    }
+
+    /// Runs the protocol `num_eval` times for each model on `set`.
+    pub fn evaluate_set(&self, set: &ImageSet, models: &[ModelSpec]) -> Result<Vec<ModelAccuracy>> {
+        models.iter().map(|spec| self.evaluate_model(set, spec)).collect()
+    }
+
+    fn evaluate_model(&self, set: &ImageSet, spec: &ModelSpec) -> Result<ModelAccuracy> {
+        let num_eval = self.cfg.num_eval;
+        let bar = self.global.progress(num_eval as u64, "evaluate");
+        bar.set_message(spec.to_string());
+        let mut accuracies = Vec::new();
+        let started = Instant::now();
+        for e in 0..num_eval {
+            let outcome = self.network(spec, set, e).with_context(|| format!("evaluating {spec}, network {e}"))?;
+            accuracies.push(outcome.accuracy);
+            if self.global.quiet {
+                eprintln!(
+                    "evaluate {spec} #{e}: accuracy {:.2}% ({:.1} s)",
+                    100.0 * outcome.accuracy,
+                    outcome.train_seconds + outcome.test_seconds
+                );
+            }
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        let (mean, std) = mean_std(&accuracies);
+        let ds = self.dataset;
+        let parameters = gradmatch_models::Network::new(spec, ds.shape(), ds.num_classes(), 0, DType::F32, &Device::Cpu)?.num_params();
+        Ok(ModelAccuracy {
+            model: spec.to_string(),
+            parameters,
+            accuracies,
+            mean,
+            std,
+            seconds_per_evaluation: started.elapsed().as_secs_f64() / num_eval as f64,
+        })
+    }
+}
