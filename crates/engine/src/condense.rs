@@ -273,7 +273,7 @@ impl<'a> Condensation<'a> {
     /// Writes the checkpoint after `done` iterations every `checkpoint_every` of them and at the end.
     fn checkpoint_if_due(&self, done: usize) -> Result<()> {
         let Some(path) = self.run.checkpoint else { return Ok(()) };
-        if done % self.cfg.checkpoint_every.max(1) == 0 || done == self.cfg.iterations {
+        if done.is_multiple_of(self.cfg.checkpoint_every.max(1)) || done == self.cfg.iterations {
             self.snapshot(done, Some(self.img_opt.buffers()?))?.save(path)?;
         }
         Ok(())

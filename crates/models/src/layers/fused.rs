@@ -327,7 +327,7 @@ impl Kernel<1> for Col2im {
                         let Some(xx) = (ox * s + j).checked_sub(p).filter(|&xx| xx < w) else { continue };
                         let dst = &mut image[(y * w + xx) * c..(y * w + xx + 1) * c];
                         for (d, &v) in dst.iter_mut().zip(&patch[(i * k + j) * c..(i * k + j + 1) * c]) {
-                            *d = *d + v;
+                            *d += v;
                         }
                     }
                 }

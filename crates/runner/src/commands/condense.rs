@@ -1,7 +1,6 @@
 use super::{print_accuracies, write_json};
 use crate::experiment::{Experiment, PluginSpec};
-use crate::global::device_name;
-use crate::global::Global;
+use crate::global::{device_name, Global};
 use crate::pipeline::{condense_into, Condensed, Evaluator, ImageSet, ModelAccuracy};
 use anyhow::Result;
 use gradmatch_data::DatasetName;

@@ -4,8 +4,8 @@
 //! a short condensation.
 
 use super::write_json;
-use crate::global::device_name;
-use crate::global::Global;
+
+use crate::global::{device_name, Global};
 use anyhow::{Context, Result};
 use candle_core::{DType, Device, Tensor};
 use gradmatch_data::DatasetName;
