@@ -70,10 +70,12 @@ impl Experiment {
         }
     }
 
-    pub fn from_file(path: &Path) -> Result<Experiment> {
+    /// Reads and validates an experiment file; errors name the file, the line and the field.
+    pub fn from_file(path: &Path, plugins: &Plugins) -> Result<Experiment> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading experiment file {}", path.display()))?;
         let exp: Experiment = toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        exp.validate(&Plugins::builtin()).with_context(|| format!("in experiment file {}", path.display()))?;
+        exp.validate(plugins)
+            .map_err(|e| anyhow::anyhow!("in experiment file {}: {}", path.display(), locate(&text, &format!("{e:#}"))))?;
         Ok(exp)
     }
 
@@ -106,6 +108,18 @@ impl Experiment {
     }
 }
 
+/// Adds the line of the last backquoted name of an error (a label, a plug-in or a field) found in the
+/// file's text, so that every error points at a line.
+pub fn locate(text: &str, message: &str) -> String {
+    let names: Vec<&str> = message.split('`').skip(1).step_by(2).collect();
+    for name in names.iter().rev() {
+        if let Some(line) = text.lines().position(|l| l.contains(name)) {
+            return format!("line {}: {message}", line + 1);
+        }
+    }
+    message.to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,7 +131,7 @@ mod tests {
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
             if path.extension().is_some_and(|e| e == "toml") {
-                Experiment::from_file(&path).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+                Experiment::from_file(&path, &Plugins::builtin()).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
                 count += 1;
             }
         }
@@ -130,7 +144,7 @@ mod tests {
         let write = |body: &str| {
             let p = dir.path().join("bad.toml");
             std::fs::write(&p, body).unwrap();
-            format!("{:#}", Experiment::from_file(&p).unwrap_err())
+            format!("{:#}", Experiment::from_file(&p, &Plugins::builtin()).unwrap_err())
         };
         let err = write("dataset = \"mnist\"\n[condense]\nipcc = 3\n");
         assert!(err.contains("bad.toml") && err.contains("ipcc") && err.contains("line 3"), "{err}");
@@ -140,6 +154,10 @@ mod tests {
         assert!(err.contains("bad.toml") && err.contains("imagenet"), "{err}");
         let err = write("dataset = \"mnist\"\nmodel = \"ConvNett\"\n");
         assert!(err.contains("ResNet18BN_AP"), "{err}");
+        let err = write("dataset = \"mnist\"\n[steps]\nname = \"overfitting-aware\"\nmax_epoch = 3\n");
+        assert!(err.contains("bad.toml") && err.contains("line 4") && err.contains("did you mean `max_epochs`"), "{err}");
+        let err = write("dataset = \"mnist\"\n[level]\nname = \"inter\"\nreal_batch = 0\n");
+        assert!(err.contains("line 4") && err.contains("gradient level `inter`, option `real_batch`") && err.contains(">= 1"), "{err}");
         let err = write("dataset = \"mnist\"\n[condense]\nipc = 0\n");
         assert!(err.contains("ipc must be at least 1"), "{err}");
     }

@@ -1,7 +1,7 @@
 //! Ablation grids: a base experiment, axes of variants, and the table layout. Parsing a grid expands
 //! it to cells (one resolved [`Experiment`] each), validated as a whole before any work starts.
 
-use crate::experiment::Experiment;
+use crate::experiment::{locate, Experiment};
 use anyhow::{bail, Context, Result};
 use gradmatch_plugins::did_you_mean;
 use gradmatch_plugins::Plugins;
@@ -290,17 +290,6 @@ fn with_suggestion(message: &str) -> String {
     } else {
         format!("{}{hint}", message.trim_end())
     }
-}
-
-/// Adds the line of the first backquoted name of an error (variant label or field) in the grid text.
-fn locate(text: &str, message: &str) -> String {
-    let names: Vec<&str> = message.split('`').skip(1).step_by(2).collect();
-    for name in names.iter().rev() {
-        if let Some(line) = text.lines().position(|l| l.contains(name)) {
-            return format!("line {}: {message}", line + 1);
-        }
-    }
-    message.to_string()
 }
 
 #[cfg(test)]

@@ -66,7 +66,7 @@ struct Summary<'a> {
 /// The experiment of the file (or DC's defaults) with the flags' overrides, validated.
 fn experiment(args: &Args, plugins: &Plugins) -> Result<Experiment> {
     let mut exp = match &args.config {
-        Some(path) => Experiment::from_file(path)?,
+        Some(path) => Experiment::from_file(path, plugins)?,
         None => Experiment::dc(args.dataset.unwrap_or(DatasetName::Mnist)),
     };
     if let Some(d) = args.dataset {

@@ -8,10 +8,11 @@ use super::write_json;
 use crate::global::{device_name, Global};
 use anyhow::{Context, Result};
 use candle_core::{DType, Device, Tensor};
+use gradmatch_core::StepStrategy;
 use gradmatch_data::DatasetName;
 use gradmatch_engine::{condense, initial_set, matching_gradient, CondenseConfig, Method, RunContext};
 use gradmatch_models::ModelSpec;
-use gradmatch_plugins::Plugins;
+use gradmatch_plugins::{Params, Plugins};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -73,75 +74,96 @@ fn relative_error(a: &Tensor, b: &Tensor) -> Result<f64> {
     Ok(diff / norm.max(f64::MIN_POSITIVE))
 }
 
+/// The same work on the CPU and on the device under test.
+struct Comparison<'a> {
+    cpu: RunContext<'a>,
+    device: RunContext<'a>,
+    cfg: CondenseConfig,
+    images: Tensor,
+}
+
+impl Comparison<'_> {
+    /// The matching loss and gradient of one method on both devices, timed.
+    fn gradient_row(&self, level: &str, distance: &str, method: Method) -> Result<GradientRow> {
+        let timed = |run: &RunContext| -> Result<(f64, Tensor, f64)> {
+            let started = Instant::now();
+            let (loss, grad) = matching_gradient(run, method, &self.cfg, &self.images, 0)?;
+            let grad = grad.to_device(&Device::Cpu)?; // waits for the device
+            Ok((loss, grad, started.elapsed().as_secs_f64()))
+        };
+        let (loss_cpu, grad_cpu, seconds_cpu) = timed(&self.cpu).with_context(|| format!("{level}/{distance} on cpu"))?;
+        let (loss_device, grad_device, seconds_device) = timed(&self.device).with_context(|| format!("{level}/{distance} on device"))?;
+        let relative_error = relative_error(&grad_device, &grad_cpu)?;
+        let row = GradientRow {
+            level: level.into(),
+            distance: distance.into(),
+            loss_cpu,
+            loss_device,
+            relative_error,
+            seconds_cpu,
+            seconds_device,
+        };
+        println!(
+            "{:<12} {:<12} {:>14.6} {:>14.6} {:>10.2e} {:>8.2} {:>8.2}",
+            row.level, row.distance, row.loss_cpu, row.loss_device, row.relative_error, row.seconds_cpu, row.seconds_device
+        );
+        Ok(row)
+    }
+
+    /// Every registered level with every registered distance.
+    fn gradient_rows(&self, plugins: &Plugins, steps: &dyn StepStrategy) -> Result<Vec<GradientRow>> {
+        println!(
+            "{:<12} {:<12} {:>14} {:>14} {:>10} {:>8} {:>8}",
+            "level", "distance", "loss cpu", "loss device", "rel. err", "s cpu", "s dev"
+        );
+        let mut rows = Vec::new();
+        for (level_name, level) in plugins.levels.defaults() {
+            for (distance_name, distance) in plugins.distances.defaults() {
+                let method = Method { level: level.as_ref(), distance: distance.as_ref(), steps };
+                rows.push(self.gradient_row(level_name, distance_name, method)?);
+            }
+        }
+        Ok(rows)
+    }
+
+    /// The per-iteration losses of a short condensation on both devices, and their largest relative difference.
+    fn loss_curves(&self, method: Method) -> Result<(Vec<f64>, Vec<f64>, f64)> {
+        let losses = |run: &RunContext| -> Result<Vec<f64>> {
+            Ok(condense(run, method, &self.cfg, &mut |_| {})?.log.iter().map(|l| l.loss).collect())
+        };
+        let (cpu, device) = (losses(&self.cpu)?, losses(&self.device)?);
+        let error = cpu.iter().zip(&device).map(|(c, d)| (c - d).abs() / c.abs().max(1e-12)).fold(0.0, f64::max);
+        println!("condensation (DC, {} iterations): losses cpu {cpu:.5?}", self.cfg.iterations);
+        println!("                                   device {device:.5?}; largest relative difference {error:.2e}");
+        Ok((cpu, device, error))
+    }
+}
+
 pub fn run(global: &Global, args: Args) -> Result<()> {
     let device = global.device()?;
     let ds = global.load(args.dataset)?;
     let plugins = Plugins::builtin();
     let cfg =
         CondenseConfig { ipc: args.ipc, batch_real: args.batch_real, iterations: args.iterations, seed: args.seed, ..Default::default() };
-    let cpu = Device::Cpu;
     let context =
         |device| RunContext { dataset: &ds, model: &args.model, device, dtype: DType::F32, checkpoint: None, metadata: HashMap::new() };
-    let (cpu_run, device_run) = (context(&cpu), context(&device));
-    let images = initial_set(&cpu_run, &cfg)?;
-    println!(
-        "{} vs cpu: {} on {}, ipc {}, {} real images per class, f32",
-        device_name(&device),
-        args.model,
-        args.dataset,
-        args.ipc,
-        args.batch_real
-    );
-    println!(
-        "{:<12} {:<12} {:>14} {:>14} {:>10} {:>8} {:>8}",
-        "level", "distance", "loss cpu", "loss device", "rel. err", "s cpu", "s dev"
-    );
+    let cpu = context(&Device::Cpu);
+    let images = initial_set(&cpu, &cfg)?;
+    let comparison = Comparison { cpu, device: context(&device), cfg, images };
+    let (name, model, dataset) = (device_name(&device), &args.model, args.dataset);
+    println!("{name} vs cpu: {model} on {dataset}, ipc {}, {} real images per class, f32", args.ipc, args.batch_real);
 
-    let steps = plugins.steps.build("fixed", &Default::default())?;
-    let mut rows = Vec::new();
-    for (level_name, level) in plugins.levels.defaults() {
-        for (distance_name, distance) in plugins.distances.defaults() {
-            let method = || Method { level: level.as_ref(), distance: distance.as_ref(), steps: steps.as_ref() };
-            let timed = |run: &RunContext| -> Result<(f64, Tensor, f64)> {
-                let started = Instant::now();
-                let (loss, grad) = matching_gradient(run, method(), &cfg, &images, 0)?;
-                let grad = grad.to_device(&Device::Cpu)?; // waits for the device
-                Ok((loss, grad, started.elapsed().as_secs_f64()))
-            };
-            let (loss_cpu, grad_cpu, seconds_cpu) = timed(&cpu_run).with_context(|| format!("{level_name}/{distance_name} on cpu"))?;
-            let (loss_device, grad_device, seconds_device) =
-                timed(&device_run).with_context(|| format!("{level_name}/{distance_name} on device"))?;
-            let row = GradientRow {
-                level: level_name.into(),
-                distance: distance_name.into(),
-                loss_cpu,
-                loss_device,
-                relative_error: relative_error(&grad_device, &grad_cpu)?,
-                seconds_cpu,
-                seconds_device,
-            };
-            println!(
-                "{:<12} {:<12} {:>14.6} {:>14.6} {:>10.2e} {:>8.2} {:>8.2}",
-                row.level, row.distance, row.loss_cpu, row.loss_device, row.relative_error, row.seconds_cpu, row.seconds_device
-            );
-            rows.push(row);
-        }
-    }
-
-    let level = plugins.levels.build("intra", &Default::default())?;
-    let distance = plugins.distances.build("angle", &Default::default())?;
-    let method = || Method { level: level.as_ref(), distance: distance.as_ref(), steps: steps.as_ref() };
-    let losses =
-        |run: &RunContext| -> Result<Vec<f64>> { Ok(condense(run, method(), &cfg, &mut |_| {})?.log.iter().map(|l| l.loss).collect()) };
-    let (losses_cpu, losses_device) = (losses(&cpu_run)?, losses(&device_run)?);
-    let curve_error = losses_cpu.iter().zip(&losses_device).map(|(c, d)| (c - d).abs() / c.abs().max(1e-12)).fold(0.0, f64::max);
-    println!("condensation (DC, {} iterations): losses cpu {losses_cpu:.5?}", args.iterations);
-    println!("                                   device {losses_device:.5?}; largest relative difference {curve_error:.2e}");
+    let none = Params::new();
+    let (level, distance, steps) =
+        (plugins.levels.build("intra", &none)?, plugins.distances.build("angle", &none)?, plugins.steps.build("fixed", &none)?);
+    let rows = comparison.gradient_rows(&plugins, steps.as_ref())?;
+    let dc = Method { level: level.as_ref(), distance: distance.as_ref(), steps: steps.as_ref() };
+    let (losses_cpu, losses_device, curve_error) = comparison.loss_curves(dc)?;
 
     let worst = rows.iter().map(|r| r.relative_error).fold(curve_error, f64::max);
     let report = Report {
-        device: device_name(&device),
-        model: args.model.to_string(),
+        device: name,
+        model: model.to_string(),
         ipc: args.ipc,
         batch_real: args.batch_real,
         gradients: rows,
