@@ -6,8 +6,8 @@ pub struct Sgd {
     vars: Vec<Var>,
     buffers: Vec<Option<Tensor>>,
     pub lr: f64,
-    pub momentum: f64,
-    pub weight_decay: f64,
+    momentum: f64,
+    weight_decay: f64,
 }
 
 impl Sgd {

@@ -2,12 +2,10 @@
 //! the laws its kind must obey, and its matching gradient against finite differences on real MNIST
 //! images through a small f64 ConvNet.
 //!
-//! ```ignore
-//! #[test]
-//! fn laws() {
-//!     use gradmatch_testkit::{check_distance, DistanceLaws};
-//!     check_distance(&MyDistance, &DistanceLaws { symmetric: true, ..DistanceLaws::UNIVERSAL });
-//! }
+//! ```
+//! // In a distance crate's `#[test]`, with its own distance in place of the kit's `SquaredDiff`:
+//! use gradmatch_testkit::{check_distance, DistanceLaws, SquaredDiff};
+//! check_distance(&SquaredDiff, &DistanceLaws { symmetric: true, ..DistanceLaws::UNIVERSAL });
 //! ```
 //!
 //! Every check panics with a message naming the law that fails, so it is meant for `#[test]`s.
