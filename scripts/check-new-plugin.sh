@@ -27,6 +27,7 @@ cat > crates/distances/chebyshev/Cargo.toml <<'EOF'
 name = "gradmatch-distance-chebyshev"
 version.workspace = true
 edition.workspace = true
+rust-version.workspace = true
 license.workspace = true
 
 [dependencies]
