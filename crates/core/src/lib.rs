@@ -1,18 +1,21 @@
-//! Shared types and the three plug-in traits of gradmatch, one per question the paper asks:
+//! Shared types and the plug-in traits of gradmatch, one per question the paper asks:
 //!
 //! * **what to match**: [`GradientLevel`] (intra-class, inter-class, interleaved, multi-level, ...);
 //! * **how to match**: [`Distance`] (angle, magnitude, combined, ...);
-//! * **how long to train between matches**: [`StepStrategy`] (fixed, adaptive, overfitting-aware, ...).
+//! * **how long to train between matches**: [`StepStrategy`] (fixed, adaptive, overfitting-aware, ...);
+//! * **what both sides of a match see**: [`Augmentation`] (none, DSA's Siamese augmentation, ...).
 //!
 //! Each plug-in also implements [`Plugin`] (its name, summary and typed options). Plug-in crates
 //! depend on this crate only; `gradmatch-plugins` registers them by name for configs and checks.
 
+mod augment;
 mod distance;
 mod level;
 mod loops;
 mod plugin;
 mod step;
 
+pub use augment::Augmentation;
 pub use distance::{as_rows, sum_over_tensors, Distance};
 pub use level::{GradientLevel, MatchContext};
 pub use loops::Loops;

@@ -1,6 +1,6 @@
 use serde::de::DeserializeOwned;
 
-/// What every plug-in (distance, gradient level, step strategy) declares about itself: the name a
+/// What every plug-in (distance, gradient level, step strategy, augmentation) declares about itself: the name a
 /// TOML config uses, a one-line summary for `gradmatch plugins`, and its options.
 ///
 /// The registry (crate `gradmatch-plugins`) derives everything else from this: the option list, the

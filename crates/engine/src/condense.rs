@@ -1,9 +1,9 @@
 use crate::device::DeviceData;
 use crate::optim::Sgd;
-use crate::seed::{derive_seed, stream};
+use crate::seed::{derive_seed, stream, AugmentSeeds};
 use crate::synset::SyntheticSet;
 use candle_core::{DType, Device, Result, Tensor, Var};
-use gradmatch_core::{Distance, GradientLevel, InnerTrainer, Loops, MatchContext, StepContext, StepStrategy};
+use gradmatch_core::{Augmentation, Distance, GradientLevel, InnerTrainer, Loops, MatchContext, StepContext, StepStrategy};
 use gradmatch_data::Dataset;
 use gradmatch_models::{cross_entropy, one_hot, Mode, ModelSpec, Network};
 use rand::seq::SliceRandom;
@@ -87,12 +87,14 @@ impl CondenseConfig {
     }
 }
 
-/// The three plug-ins of a method.
+/// The plug-ins of a method.
 #[derive(Clone, Copy)]
 pub struct Method<'a> {
     pub level: &'a dyn GradientLevel,
     pub distance: &'a dyn Distance,
     pub steps: &'a dyn StepStrategy,
+    /// Applied alike to both sides of every match, and to the inner training's batches.
+    pub augment: &'a dyn Augmentation,
 }
 
 /// One line of the per-iteration log.
@@ -206,11 +208,12 @@ impl<'a> Condensation<'a> {
         let mut loss_sum = 0.0;
         let mut inner = Vec::new();
         for ol in 0..self.loops.outer {
-            loss_sum += self.matching_step(&net, it, ol, &mut rng)?;
+            let seeds = AugmentSeeds { run_seed: cfg.seed, iteration: it, step: ol, steps: self.loops.outer, classes: self.classes };
+            loss_sum += self.matching_step(&net, seeds, &mut rng)?;
             if ol + 1 == self.loops.outer {
                 break;
             }
-            inner.push(self.train_between_matches(&net, &mut net_opt, ol, &mut rng)?);
+            inner.push(self.train_between_matches(&net, &mut net_opt, seeds, &mut rng)?);
         }
         Ok(IterationLog {
             iteration: it,
@@ -220,12 +223,13 @@ impl<'a> Condensation<'a> {
         })
     }
 
-    /// Matching step `ol` of iteration `it`: one step of the image optimiser on the matching loss,
-    /// whose value it returns.
-    fn matching_step(&mut self, net: &Network, it: usize, ol: usize, rng: &mut ChaCha8Rng) -> Result<f64> {
-        let loss = Matcher::new(net, &self.real, &self.syn, self.cfg, self.classes, it, rng).loss(&self.method)?;
+    /// The matching step of `seeds` (its iteration and step): one step of the image optimiser on the
+    /// matching loss, whose value it returns.
+    fn matching_step(&mut self, net: &Network, seeds: AugmentSeeds, rng: &mut ChaCha8Rng) -> Result<f64> {
+        let loss = Matcher::new(net, &self.real, &self.syn, self.cfg, self.method, seeds, rng).loss()?;
         let value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
         if !value.is_finite() {
+            let (it, ol) = (seeds.iteration, seeds.step);
             candle_core::bail!("matching loss is {value} at iteration {it}, matching step {ol}: lower lr_img or check the distance")
         }
         let grads = loss.backward()?;
@@ -233,10 +237,10 @@ impl<'a> Condensation<'a> {
         Ok(value)
     }
 
-    /// Trains the network on the (detached) synthetic images after matching step `ol` for as many
-    /// epochs as the step strategy decides, and returns them.
-    fn train_between_matches(&self, net: &Network, net_opt: &mut Sgd, ol: usize, rng: &mut ChaCha8Rng) -> Result<usize> {
-        let step_ctx = StepContext { outer_step: ol, outer_loop: self.loops.outer, inner_epochs: self.loops.inner };
+    /// Trains the network on the (detached) synthetic images after the matching step of `seeds` for
+    /// as many epochs as the step strategy decides, and returns them.
+    fn train_between_matches(&self, net: &Network, net_opt: &mut Sgd, seeds: AugmentSeeds, rng: &mut ChaCha8Rng) -> Result<usize> {
+        let step_ctx = StepContext { outer_step: seeds.step, outer_loop: self.loops.outer, inner_epochs: self.loops.inner };
         let mut trainer = NetTrainer {
             net,
             opt: net_opt,
@@ -244,6 +248,9 @@ impl<'a> Condensation<'a> {
             labels: &self.labels,
             targets: one_hot(&self.labels, self.classes, self.run.dtype, self.run.device)?,
             batch: self.cfg.batch_train,
+            augment: self.method.augment,
+            seeds,
+            batches_done: 0,
             real: &self.real,
             validation: None,
             classes: self.classes,
@@ -328,7 +335,8 @@ pub fn matching_gradient(
     let syn = per_class_vars(&images, classes, cfg.ipc)?;
     let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(cfg.seed, stream::ITERATION, iteration as u64));
     let net = Network::new(run.model, shape, classes, derive_seed(cfg.seed, stream::NETWORK, iteration as u64), run.dtype, run.device)?;
-    let loss = Matcher::new(&net, &real, &syn, cfg, classes, iteration, &mut rng).loss(&method)?;
+    let seeds = AugmentSeeds { run_seed: cfg.seed, iteration, step: 0, steps: cfg.loops().outer, classes };
+    let loss = Matcher::new(&net, &real, &syn, cfg, method, seeds, &mut rng).loss()?;
     let grads = loss.backward()?;
     let class_grads =
         syn.iter().map(|v| grads.get(v.as_tensor()).cloned().map_or_else(|| v.zeros_like(), Ok)).collect::<Result<Vec<_>>>()?;
@@ -393,8 +401,9 @@ struct Matcher<'a> {
     real: &'a DeviceData<'a>,
     syn: &'a [Var],
     cfg: &'a CondenseConfig,
-    classes: usize,
-    iteration: usize,
+    method: Method<'a>,
+    /// The augmentation seeds of this matching step (which also name its iteration and class count).
+    seeds: AugmentSeeds,
     rng: &'a mut ChaCha8Rng,
 }
 
@@ -404,32 +413,39 @@ impl<'a> Matcher<'a> {
         real: &'a DeviceData<'a>,
         syn: &'a [Var],
         cfg: &'a CondenseConfig,
-        classes: usize,
-        iteration: usize,
+        method: Method<'a>,
+        seeds: AugmentSeeds,
         rng: &'a mut ChaCha8Rng,
     ) -> Self {
-        Matcher { net, mode: Mode::Train, real, syn, cfg, classes, iteration, rng }
+        Matcher { net, mode: Mode::Train, real, syn, cfg, method, seeds, rng }
     }
 
     /// The matching loss of one step. Batch-norm networks first take their statistics from real
     /// images (train mode), then match with them frozen.
-    fn loss(mut self, method: &Method) -> Result<Tensor> {
+    fn loss(mut self) -> Result<Tensor> {
         if self.net.has_batch_norm() {
-            set_batch_norm_statistics(self.net, self.real, self.cfg.bn_images_per_class, self.classes, self.rng)?;
+            set_batch_norm_statistics(self.net, self.real, self.cfg.bn_images_per_class, self.seeds.classes, self.rng)?;
             self.mode = Mode::Eval;
         }
+        let method = self.method;
         method.level.matching_loss(&mut self, method.distance)
     }
 
-    /// Per-group gradients of the real images `idx` (`groups` equal, contiguous groups), no graph.
-    fn real_grads(&self, idx: &[usize], groups: usize) -> Result<Vec<Vec<Tensor>>> {
-        self.grads(&self.real.select(idx)?, &self.real.split.gather_labels(idx), groups)
+    /// Per-group gradients of the real images `x`, rows `idx` of the training split (`groups` equal,
+    /// contiguous groups), no graph.
+    fn real_grads(&self, x: &Tensor, idx: &[usize], groups: usize) -> Result<Vec<Vec<Tensor>>> {
+        self.grads(x, &self.real.split.gather_labels(idx), groups)
+    }
+
+    /// The real images of class `class`'s batch `idx`, augmented with the class's seed.
+    fn real_class_batch(&self, class: usize, idx: &[usize]) -> Result<Tensor> {
+        self.method.augment.augment(&self.real.select(idx)?, self.seeds.class(class))
     }
 
     /// Per-group gradients of images `x` (`groups` equal, contiguous groups): differentiable when `x`
     /// is tracked (the synthetic images), graph-free otherwise.
     fn grads(&self, x: &Tensor, labels: &[u32], groups: usize) -> Result<Vec<Vec<Tensor>>> {
-        let t = one_hot(labels, self.classes, x.dtype(), x.device())?;
+        let t = one_hot(labels, self.seeds.classes, x.dtype(), x.device())?;
         split_groups(self.net.loss_and_grads(x, &t, self.mode, groups)?.1, groups)
     }
 
@@ -439,8 +455,9 @@ impl<'a> Matcher<'a> {
     }
 
     fn classes_per_pass(&self) -> usize {
-        let default = if self.real.images.device().is_cpu() { 1 } else { self.classes };
-        self.cfg.classes_per_pass.unwrap_or(default).clamp(1, self.classes)
+        let classes = self.seeds.classes;
+        let default = if self.real.images.device().is_cpu() { 1 } else { classes };
+        self.cfg.classes_per_pass.unwrap_or(default).clamp(1, classes)
     }
 }
 
@@ -451,30 +468,42 @@ fn split_groups(grads: Vec<Tensor>, groups: usize) -> Result<Vec<Vec<Tensor>>> {
 
 impl MatchContext for Matcher<'_> {
     fn num_classes(&self) -> usize {
-        self.classes
+        self.seeds.classes
     }
 
     fn iteration(&self) -> usize {
-        self.iteration
+        self.seeds.iteration
     }
 
     fn real_class_grads(&mut self) -> Result<Vec<Vec<Tensor>>> {
+        let classes = self.seeds.classes;
         // Drawn in class order whatever the chunking: the same seed gives the same batches.
-        let batches: Vec<Vec<usize>> = (0..self.classes).map(|c| self.real.split.sample_class(c, self.cfg.batch_real, self.rng)).collect();
-        let mut grads = Vec::with_capacity(self.classes);
-        for chunk in batches.chunks(self.classes_per_pass()) {
-            grads.extend(self.real_grads(&chunk.concat(), chunk.len())?);
+        let batches: Vec<Vec<usize>> = (0..classes).map(|c| self.real.split.sample_class(c, self.cfg.batch_real, self.rng)).collect();
+        let mut grads = Vec::with_capacity(classes);
+        let per_pass = self.classes_per_pass();
+        for (first, chunk) in (0..).step_by(per_pass).zip(batches.chunks(per_pass)) {
+            // Each class's batch gets its own seed, the one its synthetic images get.
+            let x = chunk.iter().enumerate().map(|(k, idx)| self.real_class_batch(first + k, idx)).collect::<Result<Vec<_>>>()?;
+            grads.extend(self.real_grads(&Tensor::cat(&x, 0)?, &chunk.concat(), chunk.len())?);
         }
         Ok(grads)
     }
 
     fn syn_class_grads(&mut self) -> Result<Vec<Vec<Tensor>>> {
-        self.grads(&self.syn_images()?, &class_labels(self.classes, self.cfg.ipc), self.classes)
+        let classes = self.seeds.classes;
+        let augmented = self
+            .syn
+            .iter()
+            .enumerate()
+            .map(|(c, v)| self.method.augment.augment(v.as_tensor(), self.seeds.class(c)))
+            .collect::<Result<Vec<_>>>()?;
+        self.grads(&Tensor::cat(&augmented, 0)?, &class_labels(classes, self.cfg.ipc), classes)
     }
 
     fn real_mixed_grads(&mut self, n: usize) -> Result<Vec<Tensor>> {
         let idx = self.real.split.sample_any(n, self.rng);
-        Ok(self.real_grads(&idx, 1)?.remove(0))
+        let x = self.method.augment.augment(&self.real.select(&idx)?, self.seeds.mixed())?;
+        Ok(self.real_grads(&x, &idx, 1)?.remove(0))
     }
 
     fn syn_mixed_grads(&mut self, max: usize) -> Result<Vec<Tensor>> {
@@ -484,6 +513,7 @@ impl MatchContext for Matcher<'_> {
         order.truncate(max);
         let labels: Vec<u32> = order.iter().map(|&i| i / self.cfg.ipc as u32).collect();
         let x = all.index_select(&Tensor::from_slice(&order, order.len(), all.device())?, 0)?;
+        let x = self.method.augment.augment(&x, self.seeds.mixed())?;
         Ok(self.grads(&x, &labels, 1)?.remove(0))
     }
 }
@@ -496,6 +526,11 @@ struct NetTrainer<'a> {
     labels: &'a [u32],
     targets: Tensor,
     batch: usize,
+    augment: &'a dyn Augmentation,
+    /// The matching step this training follows: its seeds give each batch's augmentation.
+    seeds: AugmentSeeds,
+    /// Batches trained so far in this phase, over every epoch.
+    batches_done: usize,
     real: &'a DeviceData<'a>,
     validation: Option<(Tensor, Tensor)>,
     classes: usize,
@@ -508,7 +543,9 @@ impl InnerTrainer for NetTrainer<'_> {
         order.shuffle(self.rng);
         for chunk in order.chunks(self.batch) {
             let idx = Tensor::from_slice(chunk, chunk.len(), self.images.device())?;
-            let x = self.images.index_select(&idx, 0)?;
+            // DSA trains the network on augmented batches too; `none` leaves them as they are.
+            let x = self.augment.augment(&self.images.index_select(&idx, 0)?, self.seeds.training_batch(self.batches_done))?;
+            self.batches_done += 1;
             let (_, grads) = self.net.loss_and_grads(&x, &self.targets.index_select(&idx, 0)?, Mode::Train, 1)?;
             self.opt.step_all(&grads)?;
         }

@@ -31,12 +31,29 @@ fn try_run(
     checkpoint: Option<&Path>,
     on_iteration: &mut dyn FnMut(&gradmatch_engine::IterationLog),
 ) -> candle_core::Result<CondenseOutcome> {
+    try_run_augmented("none", cfg, checkpoint, on_iteration)
+}
+
+/// DC with the augmentation `augment`.
+fn try_run_augmented(
+    augment: &str,
+    cfg: &CondenseConfig,
+    checkpoint: Option<&Path>,
+    on_iteration: &mut dyn FnMut(&gradmatch_engine::IterationLog),
+) -> candle_core::Result<CondenseOutcome> {
     let run = RunContext { dataset: mnist(), model: &SMALL, device: &Device::Cpu, dtype: DType::F32, checkpoint, metadata: HashMap::new() };
     let (plugins, none) = (gradmatch_plugins::Plugins::builtin(), gradmatch_plugins::Params::new());
     let level = plugins.levels.build("intra", &none).expect("registered");
     let distance = plugins.distances.build("angle", &none).expect("registered");
     let steps = plugins.steps.build("fixed", &none).expect("registered");
-    condense(&run, Method { level: level.as_ref(), distance: distance.as_ref(), steps: steps.as_ref() }, cfg, on_iteration)
+    let augment = plugins.augmentations.build(augment, &none).expect("registered");
+    let method = Method { level: level.as_ref(), distance: distance.as_ref(), steps: steps.as_ref(), augment: augment.as_ref() };
+    condense(&run, method, cfg, on_iteration)
+}
+
+/// Largest absolute difference of two image tensors.
+fn diff(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap()
 }
 
 fn run(cfg: &CondenseConfig, checkpoint: Option<&Path>) -> CondenseOutcome {
@@ -64,7 +81,6 @@ fn condensation_from_noise_beats_its_initialisation() {
 
 #[test]
 fn same_seed_same_set_and_an_interrupted_run_resumes_exactly() {
-    let diff = |a: &Tensor, b: &Tensor| (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
     let cfg = CondenseConfig { checkpoint_every: 1, ..config(Init::Real, 4, 7) };
     let straight = run(&cfg, None);
     let again = run(&cfg, None);
@@ -85,6 +101,16 @@ fn same_seed_same_set_and_an_interrupted_run_resumes_exactly() {
     let other = CondenseConfig { lr_img: 0.2, ..cfg.clone() };
     let err = try_run(&other, Some(&ckpt), &mut |_| {}).err().unwrap().to_string();
     assert!(err.contains("different configuration"), "{err}");
+}
+
+#[test]
+fn dsa_condensation_is_reproducible_and_augments() {
+    let cfg = CondenseConfig { outer_loop: Some(2), inner_epochs: Some(1), ..config(Init::Real, 1, 5) };
+    let dsa = || try_run_augmented("dsa", &cfg, None, &mut |_| {}).unwrap();
+    let (first, again, dc) = (dsa(), dsa(), run(&cfg, None));
+    assert_eq!(diff(&first.set.images, &again.set.images), 0.0, "same seed -> same augmentations -> same set");
+    assert!(diff(&first.set.images, &dc.set.images) > 0.0, "DSA changes what is matched");
+    assert!(first.log[0].loss.is_finite());
 }
 
 #[test]

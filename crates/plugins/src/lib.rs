@@ -1,5 +1,5 @@
 //! The one list of gradmatch's plug-ins. Every config, command, test, bench and check that needs
-//! "every distance" (or level, or step strategy) iterates over [`Plugins::builtin`], so a new plug-in
+//! "every distance" (or level, step strategy, augmentation) iterates over [`Plugins::builtin`], so a new plug-in
 //! is its crate, its dependency in this crate's `Cargo.toml`, and ONE registration line below.
 
 mod registry;
@@ -14,9 +14,9 @@ pub struct WriteALevelOrStep;
 
 pub use registry::{did_you_mean, Holds, Params, PluginError, Registry};
 
-use gradmatch_core::{Distance, GradientLevel, StepStrategy};
+use gradmatch_core::{Augmentation, Distance, GradientLevel, StepStrategy};
 
-/// The registries of the three plug-in kinds, one per question the paper asks.
+/// The registries of the plug-in kinds, one per question a method answers.
 pub struct Plugins {
     /// How to match.
     pub distances: Registry<dyn Distance>,
@@ -24,6 +24,8 @@ pub struct Plugins {
     pub levels: Registry<dyn GradientLevel>,
     /// How long to train between matches.
     pub steps: Registry<dyn StepStrategy>,
+    /// What both sides of a match see.
+    pub augmentations: Registry<dyn Augmentation>,
 }
 
 impl Plugins {
@@ -33,6 +35,7 @@ impl Plugins {
             distances: Registry::new("distance", "distances"),
             levels: Registry::new("gradient level", "gradient levels"),
             steps: Registry::new("step strategy", "step strategies"),
+            augmentations: Registry::new("augmentation", "augmentations"),
         }
     }
 
@@ -54,6 +57,9 @@ impl Plugins {
         p.steps.register::<gradmatch_steps::Fixed>();
         p.steps.register::<gradmatch_steps::Adaptive>();
         p.steps.register::<gradmatch_steps::OverfittingAware>();
+
+        p.augmentations.register::<gradmatch_augment::NoAugmentation>();
+        p.augmentations.register::<gradmatch_augment::Dsa>();
         p
     }
 }

@@ -1,4 +1,4 @@
-use gradmatch_core::{Distance, GradientLevel, Plugin, StepStrategy};
+use gradmatch_core::{Augmentation, Distance, GradientLevel, Plugin, StepStrategy};
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -30,7 +30,7 @@ macro_rules! holds {
         }
     )*};
 }
-holds!(Distance, GradientLevel, StepStrategy);
+holds!(Distance, GradientLevel, StepStrategy, Augmentation);
 
 /// `(field, message)` of an option that did not deserialize or validate.
 type Invalid = (String, String);
@@ -41,7 +41,7 @@ struct Entry<T: ?Sized> {
     make: fn(&Params) -> Result<Box<T>, Invalid>,
 }
 
-/// Plug-ins of one kind (distances, gradient levels or step strategies) by name.
+/// Plug-ins of one kind (distances, gradient levels, step strategies or augmentations) by name.
 pub struct Registry<T: ?Sized> {
     kind: &'static str,
     kinds: &'static str,

@@ -3,7 +3,7 @@
 //! own tests add the laws it claims beyond them.
 
 use gradmatch_plugins::Plugins;
-use gradmatch_testkit::{check_distance, check_level, check_step_strategy, DistanceLaws};
+use gradmatch_testkit::{check_augmentation, check_distance, check_level, check_step_strategy, DistanceLaws};
 
 #[test]
 fn every_distance_obeys_the_universal_laws_with_an_exact_gradient() {
@@ -26,5 +26,13 @@ fn every_step_strategy_counts_what_it_trains() {
     for (name, steps) in Plugins::builtin().steps.defaults() {
         eprintln!("step strategy {name}");
         check_step_strategy(steps.as_ref());
+    }
+}
+
+#[test]
+fn every_augmentation_is_siamese_with_an_exact_gradient() {
+    for (name, augmentation) in Plugins::builtin().augmentations.defaults() {
+        eprintln!("augmentation {name}");
+        check_augmentation(augmentation.as_ref());
     }
 }

@@ -1,5 +1,6 @@
-//! A TOML experiment file: dataset, model, the three plug-ins, the condensation hyper-parameters and
-//! the evaluation protocol. Anything left out takes the paper's default (DC: intra, angle, fixed).
+//! A TOML experiment file: dataset, model, the plug-ins, the condensation hyper-parameters and the
+//! evaluation protocol. Anything left out takes the paper's default (DC: intra, angle, fixed, no
+//! augmentation).
 
 use anyhow::{Context, Result};
 use gradmatch_data::DatasetName;
@@ -23,6 +24,11 @@ impl PluginSpec {
     pub fn named(name: &str) -> PluginSpec {
         PluginSpec { name: name.to_string(), options: Params::new() }
     }
+
+    /// `[augment]` as DC has it: no augmentation, no options.
+    pub fn is_no_augmentation(&self) -> bool {
+        self.name == "none" && self.options.is_empty()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -37,6 +43,10 @@ pub struct Experiment {
     pub distance: PluginSpec,
     #[serde(default = "default_steps")]
     pub steps: PluginSpec,
+    /// Left out of the serialised experiment when `none`: the configs (and so the ablation cells'
+    /// ids and the checkpoints' fingerprints) of runs without augmentation stay as they were.
+    #[serde(default = "default_augment", skip_serializing_if = "PluginSpec::is_no_augmentation")]
+    pub augment: PluginSpec,
     #[serde(default)]
     pub condense: CondenseConfig,
     #[serde(default)]
@@ -55,6 +65,9 @@ fn default_distance() -> PluginSpec {
 fn default_steps() -> PluginSpec {
     PluginSpec::named("fixed")
 }
+fn default_augment() -> PluginSpec {
+    PluginSpec::named("none")
+}
 
 impl Experiment {
     /// DC on `dataset` with every default.
@@ -65,6 +78,7 @@ impl Experiment {
             level: default_level(),
             distance: default_distance(),
             steps: default_steps(),
+            augment: default_augment(),
             condense: CondenseConfig::default(),
             evaluation: EvalConfig::default(),
         }
@@ -84,6 +98,7 @@ impl Experiment {
         plugins.levels.build(&self.level.name, &self.level.options).context("[level]")?;
         plugins.distances.build(&self.distance.name, &self.distance.options).context("[distance]")?;
         plugins.steps.build(&self.steps.name, &self.steps.options).context("[steps]")?;
+        plugins.augmentations.build(&self.augment.name, &self.augment.options).context("[augment]")?;
         let c = &self.condense;
         anyhow::ensure!(c.ipc >= 1, "[condense] ipc must be at least 1, found {}", c.ipc);
         anyhow::ensure!(c.lr_img > 0.0 && c.lr_net > 0.0, "[condense] lr_img and lr_net must be positive");
@@ -94,9 +109,13 @@ impl Experiment {
         Ok(())
     }
 
-    /// A short name for output folders: `mnist-ipc1-intra-angle-fixed`.
+    /// A short name for output folders: `mnist-ipc1-intra-angle-fixed`, `...-fixed-dsa` when augmented.
     pub fn slug(&self) -> String {
-        format!("{}-ipc{}-{}-{}-{}", self.dataset, self.condense.ipc, self.level.name, self.distance.name, self.steps.name)
+        let slug = format!("{}-ipc{}-{}-{}-{}", self.dataset, self.condense.ipc, self.level.name, self.distance.name, self.steps.name);
+        match self.augment.name.as_str() {
+            "none" => slug,
+            augment => format!("{slug}-{augment}"),
+        }
     }
 
     pub fn eval_models(&self) -> Vec<ModelSpec> {
@@ -139,6 +158,17 @@ mod tests {
     }
 
     #[test]
+    fn augmentation_is_named_only_when_there_is_one() {
+        let mut exp = Experiment::dc(DatasetName::Mnist);
+        let json = serde_json::to_string(&exp).unwrap();
+        assert!(!json.contains("augment"), "DC's config (ablation ids, checkpoint fingerprints) stays as it was: {json}");
+        assert_eq!(exp.slug(), "mnist-ipc1-intra-angle-fixed");
+        exp.augment = PluginSpec::named("dsa");
+        assert!(serde_json::to_string(&exp).unwrap().contains("\"augment\":{\"name\":\"dsa\"}"));
+        assert_eq!(exp.slug(), "mnist-ipc1-intra-angle-fixed-dsa");
+    }
+
+    #[test]
     fn bad_files_name_file_field_and_fix() {
         let dir = tempfile::tempdir().unwrap();
         let write = |body: &str| {
@@ -158,6 +188,8 @@ mod tests {
         assert!(err.contains("bad.toml") && err.contains("line 4") && err.contains("did you mean `max_epochs`"), "{err}");
         let err = write("dataset = \"mnist\"\n[level]\nname = \"inter\"\nreal_batch = 0\n");
         assert!(err.contains("line 4") && err.contains("gradient level `inter`, option `real_batch`") && err.contains(">= 1"), "{err}");
+        let err = write("dataset = \"mnist\"\n[augment]\nname = \"dsa\"\nstrategy = \"flip_zoom\"\n");
+        assert!(err.contains("line 4") && err.contains("augmentation `dsa`, option `strategy`") && err.contains("`zoom`"), "{err}");
         let err = write("dataset = \"mnist\"\n[condense]\nipc = 0\n");
         assert!(err.contains("ipc must be at least 1"), "{err}");
     }

@@ -60,7 +60,7 @@ enum Command {
     Report(commands::report::Args),
     /// The speed table at full size (MNIST, ConvNet-3), with ratios to the PyTorch reference (--torch).
     Bench(commands::bench::Args),
-    /// List the registered distances, gradient levels and step strategies.
+    /// List the registered distances, gradient levels, step strategies and augmentations.
     Plugins,
 }
 
@@ -90,6 +90,7 @@ fn print_plugins(p: &gradmatch_plugins::Plugins) {
         (p.distances.kinds(), p.distances.list().collect::<Vec<_>>()),
         (p.levels.kinds(), p.levels.list().collect()),
         (p.steps.kinds(), p.steps.list().collect()),
+        (p.augmentations.kinds(), p.augmentations.list().collect()),
     ];
     for (kinds, list) in kinds {
         println!("{kinds}:");

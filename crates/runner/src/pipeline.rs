@@ -41,9 +41,15 @@ pub fn condense_into(
     let level = plugins.levels.build(&exp.level.name, &exp.level.options)?;
     let distance = plugins.distances.build(&exp.distance.name, &exp.distance.options)?;
     let steps = plugins.steps.build(&exp.steps.name, &exp.steps.options)?;
-    let method = Method { level: level.as_ref(), distance: distance.as_ref(), steps: steps.as_ref() };
+    let augment = plugins.augmentations.build(&exp.augment.name, &exp.augment.options)?;
+    let method = Method { level: level.as_ref(), distance: distance.as_ref(), steps: steps.as_ref(), augment: augment.as_ref() };
     let mut metadata = HashMap::new();
-    metadata.insert("method".to_string(), serde_json::to_string(&(&exp.level, &exp.distance, &exp.steps))?);
+    // Without augmentation the record is as it was before augmentations: older checkpoints resume.
+    let record = match exp.augment.is_no_augmentation() {
+        true => serde_json::to_string(&(&exp.level, &exp.distance, &exp.steps))?,
+        false => serde_json::to_string(&(&exp.level, &exp.distance, &exp.steps, &exp.augment))?,
+    };
+    metadata.insert("method".to_string(), record);
     let checkpoint = out.join("checkpoint.safetensors");
     let run = RunContext { dataset: ds, model: &exp.model, device, dtype: DType::F32, checkpoint: Some(&checkpoint), metadata };
 

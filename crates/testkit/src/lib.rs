@@ -1,6 +1,6 @@
-//! Checks for plug-in authors: one call tests a new distance, gradient level or step strategy against
-//! the laws its kind must obey, and its matching gradient against finite differences on real MNIST
-//! images through a small f64 ConvNet.
+//! Checks for plug-in authors: one call tests a new distance, gradient level, step strategy or
+//! augmentation against the laws its kind must obey, and its gradient against finite differences (a
+//! matching gradient on real MNIST images through a small f64 ConvNet; an augmentation's on tiny images).
 //!
 //! ```
 //! // In a distance crate's `#[test]`, with its own distance in place of the kit's `SquaredDiff`:
@@ -12,11 +12,13 @@
 //! MNIST is read from the workspace's `data/` folder (fetched there on first use, see
 //! `gradmatch_data::load`).
 
+mod augmentation;
 mod distance;
 mod gradient;
 mod mnist;
 mod step;
 
+pub use augmentation::check_augmentation;
 pub use distance::{check_distance, gradient_set, gradient_values, tensor, value, Bound, DistanceLaws, SquaredDiff};
 pub use gradient::{check_level, check_matching_gradient};
 pub use mnist::{Mismatch, MnistContext};

@@ -222,6 +222,7 @@ fn measure(global: &Global, row: Row, iterations: usize) -> Result<f64> {
             let level = plugins.levels.build(level, &none)?;
             let distance = plugins.distances.build(distance, &none)?;
             let steps = plugins.steps.build(steps, &none)?;
+            let augment = plugins.augmentations.build("none", &none)?;
             let timed = row.timed_iterations(iterations);
             let cfg = CondenseConfig { ipc: row.ipc, iterations: timed + 1, ..CondenseConfig::default() };
             let run = RunContext {
@@ -232,7 +233,7 @@ fn measure(global: &Global, row: Row, iterations: usize) -> Result<f64> {
                 checkpoint: None,
                 metadata: HashMap::new(),
             };
-            let method = Method { level: level.as_ref(), distance: distance.as_ref(), steps: steps.as_ref() };
+            let method = Method { level: level.as_ref(), distance: distance.as_ref(), steps: steps.as_ref(), augment: augment.as_ref() };
             let outcome = condense(&run, method, &cfg, &mut |_| {})?;
             // Steady state: the first iteration (allocator warm-up) is left out.
             Ok(outcome.log[1..].iter().map(|l| l.seconds).sum::<f64>() / timed as f64)

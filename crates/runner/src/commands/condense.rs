@@ -29,6 +29,9 @@ pub struct Args {
     distance: Option<String>,
     #[arg(long)]
     steps: Option<String>,
+    /// Augmentation of both sides of every match (`none`, `dsa`).
+    #[arg(long)]
+    augment: Option<String>,
     #[arg(long)]
     iterations: Option<usize>,
     #[arg(long, value_parser = ["noise", "real"])]
@@ -78,6 +81,7 @@ fn experiment(args: &Args, plugins: &Plugins) -> Result<Experiment> {
     override_plugin(&mut exp.level, args.level.as_deref());
     override_plugin(&mut exp.distance, args.distance.as_deref());
     override_plugin(&mut exp.steps, args.steps.as_deref());
+    override_plugin(&mut exp.augment, args.augment.as_deref());
     let c = &mut exp.condense;
     c.ipc = args.ipc.unwrap_or(c.ipc);
     c.iterations = args.iterations.unwrap_or(c.iterations);
@@ -136,12 +140,13 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
     let device = global.device()?;
     let ds = global.load(exp.dataset)?;
     println!(
-        "condensing {} ipc {} with {} / {} / {} on {} ({}), {} iterations -> {}",
+        "condensing {} ipc {} with {} / {} / {} / augment {} on {} ({}), {} iterations -> {}",
         exp.dataset,
         exp.condense.ipc,
         exp.level.name,
         exp.distance.name,
         exp.steps.name,
+        exp.augment.name,
         exp.model,
         device_name(&device),
         exp.condense.iterations,

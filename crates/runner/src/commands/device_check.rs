@@ -8,7 +8,7 @@ use super::write_json;
 use crate::global::{device_name, Global};
 use anyhow::{Context, Result};
 use candle_core::{DType, Device, Tensor};
-use gradmatch_core::StepStrategy;
+use gradmatch_core::{Augmentation, StepStrategy};
 use gradmatch_data::DatasetName;
 use gradmatch_engine::{condense, initial_set, matching_gradient, CondenseConfig, Method, RunContext};
 use gradmatch_models::ModelSpec;
@@ -111,7 +111,7 @@ impl Comparison<'_> {
     }
 
     /// Every registered level with every registered distance.
-    fn gradient_rows(&self, plugins: &Plugins, steps: &dyn StepStrategy) -> Result<Vec<GradientRow>> {
+    fn gradient_rows(&self, plugins: &Plugins, steps: &dyn StepStrategy, augment: &dyn Augmentation) -> Result<Vec<GradientRow>> {
         println!(
             "{:<12} {:<12} {:>14} {:>14} {:>10} {:>8} {:>8}",
             "level", "distance", "loss cpu", "loss device", "rel. err", "s cpu", "s dev"
@@ -119,7 +119,7 @@ impl Comparison<'_> {
         let mut rows = Vec::new();
         for (level_name, level) in plugins.levels.defaults() {
             for (distance_name, distance) in plugins.distances.defaults() {
-                let method = Method { level: level.as_ref(), distance: distance.as_ref(), steps };
+                let method = Method { level: level.as_ref(), distance: distance.as_ref(), steps, augment };
                 rows.push(self.gradient_row(level_name, distance_name, method)?);
             }
         }
@@ -156,8 +156,9 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
     let none = Params::new();
     let (level, distance, steps) =
         (plugins.levels.build("intra", &none)?, plugins.distances.build("angle", &none)?, plugins.steps.build("fixed", &none)?);
-    let rows = comparison.gradient_rows(&plugins, steps.as_ref())?;
-    let dc = Method { level: level.as_ref(), distance: distance.as_ref(), steps: steps.as_ref() };
+    let augment = plugins.augmentations.build("none", &none)?;
+    let rows = comparison.gradient_rows(&plugins, steps.as_ref(), augment.as_ref())?;
+    let dc = Method { level: level.as_ref(), distance: distance.as_ref(), steps: steps.as_ref(), augment: augment.as_ref() };
     let (losses_cpu, losses_device, curve_error) = comparison.loss_curves(dc)?;
 
     let worst = rows.iter().map(|r| r.relative_error).fold(curve_error, f64::max);

@@ -1,0 +1,105 @@
+//! Bilinear resampling under an affine map, as PyTorch's `affine_grid` + `grid_sample` with their
+//! defaults (align_corners = false, zeros outside), which DSA's `rand_scale` and `rand_rotate` use.
+//! The sampling locations do not depend on the images, so the resampling is a fixed linear map of
+//! the pixels: built on the host, applied as one matrix product (exact, differentiable, any device).
+
+use gradmatch_core::{Result, Tensor};
+
+/// The map from an output location to its source, in normalised coordinates (x = column, y = row,
+/// both in [-1, 1]): `source = self.0 · (x, y)`, PyTorch's `theta` without translation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Affine(pub [[f64; 2]; 2]);
+
+impl Affine {
+    /// DSA's scale: x stretched by `sx`, y by `sy` (a factor above 1 shrinks the image).
+    pub fn scale(sx: f64, sy: f64) -> Affine {
+        Affine([[sx, 0.0], [0.0, sy]])
+    }
+
+    /// DSA's rotation by `radians` (`theta = [[cos, -sin], [sin, cos]]`).
+    pub fn rotation(radians: f64) -> Affine {
+        let (sin, cos) = radians.sin_cos();
+        Affine([[cos, -sin], [sin, cos]])
+    }
+
+    /// The source (row, column), in pixels, of output pixel (i, j) of an h x w image.
+    fn source(&self, (i, j): (usize, usize), (h, w): (usize, usize)) -> (f64, f64) {
+        let normalised = |k: usize, len: usize| (2 * k + 1) as f64 / len as f64 - 1.0;
+        let pixels = |v: f64, len: usize| ((v + 1.0) * len as f64 - 1.0) / 2.0;
+        let (x, y) = (normalised(j, w), normalised(i, h));
+        let [[a, b], [c, d]] = self.0;
+        (pixels(c * x + d * y, h), pixels(a * x + b * y, w))
+    }
+
+    /// The transposed resampling matrix (h·w x h·w), row-major: entry (q, p) is the weight of source
+    /// pixel q in output pixel p.
+    fn transposed_matrix(&self, (h, w): (usize, usize)) -> Vec<f64> {
+        let n = h * w;
+        let mut m = vec![0.0; n * n];
+        for p in 0..n {
+            let (sy, sx) = self.source((p / w, p % w), (h, w));
+            let (y0, x0) = (sy.floor(), sx.floor());
+            let (fy, fx) = (sy - y0, sx - x0);
+            for (dy, wy) in [(0, 1.0 - fy), (1, fy)] {
+                for (dx, wx) in [(0, 1.0 - fx), (1, fx)] {
+                    let (y, x) = (y0 as isize + dy, x0 as isize + dx);
+                    // Corners outside the image contribute zero (padding_mode = "zeros").
+                    if (0..h as isize).contains(&y) && (0..w as isize).contains(&x) {
+                        m[(y as usize * w + x as usize) * n + p] += wy * wx;
+                    }
+                }
+            }
+        }
+        m
+    }
+}
+
+/// Resamples every channel of every image of `(n, c, h, w)` at the locations `map` gives.
+pub fn resample(x: &Tensor, map: Affine) -> Result<Tensor> {
+    let (n, c, h, w) = x.dims4()?;
+    let matrix = Tensor::from_vec(map.transposed_matrix((h, w)), (h * w, h * w), x.device())?.to_dtype(x.dtype())?;
+    x.reshape((n * c, h * w))?.matmul(&matrix)?.reshape((n, c, h, w))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gradmatch_core::candle_core::Device;
+
+    fn image() -> Tensor {
+        Tensor::arange(1f64, 17.0, &Device::Cpu).unwrap().reshape((1, 1, 4, 4)).unwrap()
+    }
+
+    fn rows(t: Tensor) -> Vec<Vec<f64>> {
+        t.squeeze(0).unwrap().squeeze(0).unwrap().to_vec2().unwrap()
+    }
+
+    fn assert_close(a: &[Vec<f64>], b: &[Vec<f64>]) {
+        let worst = a.iter().flatten().zip(b.iter().flatten()).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
+        assert!(worst < 1e-12, "{a:?} != {b:?}");
+    }
+
+    #[test]
+    fn the_identity_map_keeps_the_image() {
+        assert_eq!(rows(resample(&image(), Affine::scale(1.0, 1.0)).unwrap()), rows(image()));
+    }
+
+    #[test]
+    fn a_quarter_turn_moves_pixels_exactly() {
+        // x_src = -y, y_src = x: out[i][j] = in[j][w - 1 - i].
+        let turned = rows(resample(&image(), Affine::rotation(std::f64::consts::FRAC_PI_2)).unwrap());
+        let input = rows(image());
+        let expected: Vec<Vec<f64>> = (0..4).map(|i| (0..4).map(|j| input[j][3 - i]).collect()).collect();
+        assert_close(&turned, &expected);
+    }
+
+    #[test]
+    fn scales_interpolate_and_pad_with_zeros() {
+        // Scale 0.5 on a 4-wide row: outputs sample columns 0.75, 1.25, 1.75, 2.25 of [1, 2, 3, 4].
+        let zoomed = rows(resample(&image(), Affine::scale(0.5, 1.0)).unwrap());
+        assert_close(&zoomed[..1], &[vec![1.75, 2.25, 2.75, 3.25]]);
+        // Scale 1.5: columns -0.75, 0.75, 2.25, 3.75: corners outside the image weigh in zero.
+        let shrunk = rows(resample(&image(), Affine::scale(1.5, 1.0)).unwrap());
+        assert_close(&shrunk[..1], &[vec![0.25, 1.75, 3.25, 1.0]]);
+    }
+}

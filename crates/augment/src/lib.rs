@@ -1,0 +1,21 @@
+//! The augmentations of gradmatch: `none` (the identity, DC's default) and `dsa`, the Differentiable
+//! Siamese Augmentation of Zhao & Bilen (ICML 2021): one random transform per batch, the same for
+//! the real and the synthetic images of a match, differentiable with respect to the images.
+
+mod affine;
+mod color;
+mod crop;
+mod cutout;
+mod dsa;
+mod flip;
+mod identity;
+mod transform;
+
+pub use affine::{resample, Affine};
+pub use color::{brightness, contrast, saturation};
+pub use crop::translate;
+pub use cutout::{cutout, Square};
+pub use dsa::{Dsa, DsaOptions};
+pub use flip::flip_horizontal;
+pub use identity::NoAugmentation;
+pub use transform::Transform;
