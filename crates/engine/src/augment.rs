@@ -1,4 +1,25 @@
+use gradmatch_core::{Augmentation, Result, Tensor};
 use rand::Rng;
+use rand::SeedableRng;
+
+/// The reference's MNIST evaluation augmentation as a training-batch augmentation: one random
+/// transform per image (see [`augment_batch`]), drawn from `seed`. It runs on the host and is not
+/// differentiable, so it augments evaluation training only, never a gradient match.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct MnistAugmentation;
+
+impl MnistAugmentation {
+    pub const NAME: &'static str = "mnist";
+}
+
+impl Augmentation for MnistAugmentation {
+    fn augment(&self, x: &Tensor, seed: u64) -> Result<Tensor> {
+        let (_, c, h, w) = x.dims4()?;
+        let mut host = x.flatten_all()?.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?;
+        augment_batch(&mut host, (c, h, w), &mut rand_chacha::ChaCha8Rng::seed_from_u64(seed));
+        Tensor::from_vec(host, x.shape(), x.device())?.to_dtype(x.dtype())
+    }
+}
 
 /// The reference's MNIST evaluation augmentation ("crop_scale_rotate"): each image gets ONE of
 /// - crop: shift by up to 4 px, the uncovered border filled with the channel mean;

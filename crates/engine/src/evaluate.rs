@@ -1,8 +1,9 @@
-use crate::augment::augment_batch;
+use crate::augment::MnistAugmentation;
 use crate::device::DeviceData;
 use crate::optim::Sgd;
 use crate::seed::{derive_seed, stream};
 use candle_core::{Result, Tensor};
+use gradmatch_core::Augmentation;
 use gradmatch_models::{accuracy_count, one_hot, Mode, ModelSpec, Network};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -10,18 +11,88 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
+/// A named evaluation recipe. Numbers from different recipes cannot be compared, so every
+/// accuracy the runner prints or stores names the protocol it was measured under.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// DC's recipe (Zhao et al. 2021): 300 epochs, no augmentation (the MNIST augmentation of the
+    /// reference code as an option: `augment = "mnist"`), 20 networks.
+    #[default]
+    Dc,
+    /// The recipe of DSA, DM, MTT, DC-BENCH and DD-Ranking: 1000 epochs, DSA on every training
+    /// batch, 5 networks.
+    Dsa,
+}
+
+impl Protocol {
+    pub const ALL: [Protocol; 2] = [Protocol::Dc, Protocol::Dsa];
+
+    /// The protocol's recipe; both train with SGD lr 0.01 (x0.1 at half the epochs), momentum 0.9,
+    /// weight decay 5e-4, batch 256.
+    pub fn recipe(self) -> EvalConfig {
+        let (epochs, augment, num_eval) = match self {
+            Protocol::Dc => (300, "none", 20),
+            Protocol::Dsa => (1000, "dsa", 5),
+        };
+        EvalConfig {
+            protocol: self,
+            epochs,
+            lr: 0.01,
+            momentum: 0.9,
+            weight_decay: 5e-4,
+            batch_size: 256,
+            augment: augment.to_string(),
+            test_limit: None,
+            num_eval,
+            models: Vec::new(),
+        }
+    }
+
+    fn is_dc(&self) -> bool {
+        *self == Protocol::Dc
+    }
+}
+
+impl std::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Protocol::Dc => "dc",
+            Protocol::Dsa => "dsa",
+        })
+    }
+}
+
+impl std::str::FromStr for Protocol {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Protocol, String> {
+        Protocol::ALL
+            .into_iter()
+            .find(|p| p.to_string() == s.to_ascii_lowercase())
+            .ok_or_else(|| format!("unknown evaluation protocol `{s}`; the protocols are: dc, dsa"))
+    }
+}
+
 /// The evaluation protocol: train a fresh network on the (synthetic) set, test on the full test set.
+/// In a file, `protocol` picks the recipe and any field given overrides it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(from = "EvalFile")]
 pub struct EvalConfig {
+    /// The recipe the other fields started from; left out of the serialised config when `dc`, so
+    /// that configs (ablation ids) made before protocols existed stay as they were.
+    #[serde(skip_serializing_if = "Protocol::is_dc")]
+    pub protocol: Protocol,
     /// Training epochs; the learning rate drops x0.1 at half of them.
     pub epochs: usize,
     pub lr: f64,
     pub momentum: f64,
     pub weight_decay: f64,
     pub batch_size: usize,
-    /// The reference's MNIST augmentation (crop, scale, rotate), one per image per batch.
-    pub augment: bool,
+    /// What every training batch goes through: `none`, `mnist` (the reference's MNIST augmentation,
+    /// one transform per image) or a registered augmentation plug-in such as `dsa`. Serialised as
+    /// `false` / `true` for `none` / `mnist`, as before names existed.
+    #[serde(serialize_with = "augment_as_written")]
+    pub augment: String,
     /// Test on the first `n` test images only (for quick checks; `None` = the full test set).
     pub test_limit: Option<usize>,
     /// Networks trained per set (each with its own seed); results are reported as mean +- std.
@@ -32,17 +103,74 @@ pub struct EvalConfig {
 
 impl Default for EvalConfig {
     fn default() -> Self {
+        Protocol::Dc.recipe()
+    }
+}
+
+impl EvalConfig {
+    /// The recipe of `protocol` with this config's choice of networks, models and test subset.
+    pub fn with_protocol(&self, protocol: Protocol) -> EvalConfig {
+        EvalConfig { test_limit: self.test_limit, models: self.models.clone(), ..protocol.recipe() }
+    }
+
+    /// `dsa, 1000 epochs, augment dsa`: what a printed accuracy was measured under.
+    pub fn recipe_label(&self) -> String {
+        format!("{}, {} epochs, augment {}", self.protocol, self.epochs, self.augment)
+    }
+}
+
+/// `[evaluation]` as written: every field optional, filled from the protocol's recipe.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EvalFile {
+    protocol: Option<Protocol>,
+    epochs: Option<usize>,
+    lr: Option<f64>,
+    momentum: Option<f64>,
+    weight_decay: Option<f64>,
+    batch_size: Option<usize>,
+    augment: Option<AugmentField>,
+    test_limit: Option<usize>,
+    num_eval: Option<usize>,
+    models: Option<Vec<ModelSpec>>,
+}
+
+/// `augment = true` (the MNIST augmentation, as before names existed) or a name.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum AugmentField {
+    Flag(bool),
+    Name(String),
+}
+
+impl From<EvalFile> for EvalConfig {
+    fn from(f: EvalFile) -> EvalConfig {
+        let r = f.protocol.unwrap_or_default().recipe();
         EvalConfig {
-            epochs: 300,
-            lr: 0.01,
-            momentum: 0.9,
-            weight_decay: 5e-4,
-            batch_size: 256,
-            augment: false,
-            test_limit: None,
-            num_eval: 20,
-            models: Vec::new(),
+            protocol: r.protocol,
+            epochs: f.epochs.unwrap_or(r.epochs),
+            lr: f.lr.unwrap_or(r.lr),
+            momentum: f.momentum.unwrap_or(r.momentum),
+            weight_decay: f.weight_decay.unwrap_or(r.weight_decay),
+            batch_size: f.batch_size.unwrap_or(r.batch_size),
+            augment: match f.augment {
+                None => r.augment,
+                Some(AugmentField::Flag(false)) => "none".into(),
+                Some(AugmentField::Flag(true)) => MnistAugmentation::NAME.into(),
+                Some(AugmentField::Name(name)) => name,
+            },
+            test_limit: f.test_limit.or(r.test_limit),
+            num_eval: f.num_eval.unwrap_or(r.num_eval),
+            models: f.models.unwrap_or(r.models),
         }
+    }
+}
+
+fn augment_as_written<S: serde::Serializer>(name: &str, s: S) -> std::result::Result<S::Ok, S::Error> {
+    match name {
+        "none" => s.serialize_bool(false),
+        MnistAugmentation::NAME => s.serialize_bool(true),
+        other => s.serialize_str(other),
     }
 }
 
@@ -55,17 +183,23 @@ pub struct EvalOutcome {
     pub test_seconds: f64,
 }
 
-/// Trains a fresh `spec` network (seeded by `seed`) on `images (n, C, H, W)` with `labels`, then
-/// measures its accuracy on `test`.
-pub fn evaluate(
-    spec: &ModelSpec,
-    images: &Tensor,
-    labels: &[u32],
-    test: &DeviceData,
-    num_classes: usize,
-    cfg: &EvalConfig,
-    seed: u64,
-) -> Result<EvalOutcome> {
+/// One evaluation network: what it trains on and how its batches are augmented.
+pub struct EvalTask<'a> {
+    pub spec: &'a ModelSpec,
+    /// `(n, C, H, W)` images with their labels.
+    pub images: &'a Tensor,
+    pub labels: &'a [u32],
+    pub test: &'a DeviceData<'a>,
+    pub num_classes: usize,
+    /// Applied to every training batch: the augmentation that the config's `augment` names.
+    pub augment: &'a dyn Augmentation,
+    /// Seeds the network's weights, the batch order and the augmentation.
+    pub seed: u64,
+}
+
+/// Trains a fresh network on the task's images under `cfg`, then measures its accuracy on the test set.
+pub fn evaluate(task: &EvalTask, cfg: &EvalConfig) -> Result<EvalOutcome> {
+    let EvalTask { spec, images, labels, test, num_classes, augment, seed } = *task;
     let (dtype, device) = (images.dtype(), images.device());
     let net = Network::new(spec, test.shape, num_classes, derive_seed(seed, stream::NETWORK, 0), dtype, device)?;
     let mut opt = Sgd::new(net.vars(), cfg.lr, cfg.momentum, cfg.weight_decay);
@@ -75,6 +209,7 @@ pub fn evaluate(
     let mut order: Vec<u32> = (0..n as u32).collect();
     let started = Instant::now();
     let mut last_loss = Tensor::zeros((), dtype, device)?;
+    let mut batches = 0u64;
     for epoch in 0..cfg.epochs {
         if epoch == cfg.epochs / 2 && epoch > 0 {
             opt.lr *= 0.1;
@@ -82,10 +217,8 @@ pub fn evaluate(
         order.shuffle(&mut rng);
         for chunk in order.chunks(cfg.batch_size) {
             let idx = Tensor::from_slice(chunk, chunk.len(), device)?;
-            let mut x = images.index_select(&idx, 0)?;
-            if cfg.augment {
-                x = augmented(&x, test.shape, &mut rng)?;
-            }
+            let x = augment.augment(&images.index_select(&idx, 0)?, derive_seed(seed, stream::EVAL_AUGMENT, batches))?.detach();
+            batches += 1;
             let (loss, grads) = net.loss_and_grads(&x, &targets.index_select(&idx, 0)?, Mode::Train, 1)?;
             opt.step_all(&grads)?;
             last_loss = loss;
@@ -109,13 +242,6 @@ pub fn evaluate(
         train_seconds,
         test_seconds: started.elapsed().as_secs_f64(),
     })
-}
-
-/// `x` (a batch on the device) with the MNIST augmentation applied on the host, one per image.
-fn augmented(x: &Tensor, shape: (usize, usize, usize), rng: &mut ChaCha8Rng) -> Result<Tensor> {
-    let mut host = x.flatten_all()?.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?;
-    augment_batch(&mut host, shape, rng);
-    Tensor::from_vec(host, x.shape(), x.device())?.to_dtype(x.dtype())
 }
 
 /// Accuracy of `net` on the first `limit` images of `test` (all when `None`).

@@ -10,10 +10,10 @@ mod optim;
 mod seed;
 mod synset;
 
-pub use augment::augment_batch;
+pub use augment::{augment_batch, MnistAugmentation};
 pub use condense::{condense, initial_set, matching_gradient, CondenseConfig, CondenseOutcome, Init, IterationLog, Method, RunContext};
 pub use device::{select_device, DeviceData};
-pub use evaluate::{evaluate, EvalConfig, EvalOutcome};
+pub use evaluate::{evaluate, EvalConfig, EvalOutcome, EvalTask, Protocol};
 pub use optim::Sgd;
 pub use seed::{derive_seed, stream};
 pub use synset::{SyntheticSet, VERSION};

@@ -2,9 +2,10 @@
 //! reproducible, resume continues exactly, and synthetic-set files round-trip.
 
 use candle_core::{DType, Device, Tensor};
+use gradmatch_augment::NoAugmentation;
 use gradmatch_data::{Dataset, DatasetName};
 use gradmatch_engine::{
-    condense, evaluate, CondenseConfig, CondenseOutcome, DeviceData, EvalConfig, Init, Method, RunContext, SyntheticSet,
+    condense, evaluate, CondenseConfig, CondenseOutcome, DeviceData, EvalConfig, EvalTask, Init, Method, RunContext, SyntheticSet,
 };
 use gradmatch_models::ModelSpec;
 use std::collections::HashMap;
@@ -64,7 +65,16 @@ fn accuracy(set: &SyntheticSet, seeds: &[u64]) -> f64 {
     let ds = mnist();
     let test = DeviceData::new(&ds.test, ds.shape(), DType::F32, &Device::Cpu).unwrap();
     let cfg = EvalConfig { epochs: 100, test_limit: Some(2000), ..EvalConfig::default() };
-    let total: f64 = seeds.iter().map(|&s| evaluate(&SMALL, &set.images, &set.labels, &test, 10, &cfg, s).unwrap().accuracy).sum();
+    let task = |seed| EvalTask {
+        spec: &SMALL,
+        images: &set.images,
+        labels: &set.labels,
+        test: &test,
+        num_classes: 10,
+        augment: &NoAugmentation,
+        seed,
+    };
+    let total: f64 = seeds.iter().map(|&s| evaluate(&task(s), &cfg).unwrap().accuracy).sum();
     total / seeds.len() as f64
 }
 

@@ -104,6 +104,7 @@ impl Experiment {
         anyhow::ensure!(c.lr_img > 0.0 && c.lr_net > 0.0, "[condense] lr_img and lr_net must be positive");
         anyhow::ensure!(c.batch_real >= 1 && c.batch_train >= 1, "[condense] batch sizes must be at least 1");
         let e = &self.evaluation;
+        crate::pipeline::training_augmentation(&e.augment, plugins)?;
         anyhow::ensure!(e.num_eval >= 1, "[evaluation] num_eval must be at least 1, found {}", e.num_eval);
         anyhow::ensure!(e.batch_size >= 1 && e.lr > 0.0, "[evaluation] batch_size must be >= 1 and lr positive");
         Ok(())

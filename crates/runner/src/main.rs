@@ -6,6 +6,7 @@ mod experiment;
 mod global;
 mod jsonl;
 mod pipeline;
+mod set_files;
 mod stats;
 
 use anyhow::Result;
@@ -50,7 +51,7 @@ enum Command {
     RandomBaseline(commands::baseline::Args),
     /// Condense a dataset (flags or a TOML experiment file), evaluate the set, save it.
     Condense(commands::condense::Args),
-    /// Evaluate a saved synthetic set (safetensors) with the protocol.
+    /// Evaluate a set (ours, a plain safetensors, DC/DSA/DM res_*.pt, MTT) under an evaluation protocol.
     Evaluate(commands::evaluate::Args),
     /// Run an ablation grid (default: the quick grid); resumes what a previous run left.
     Ablate(commands::ablate::Args),

@@ -8,12 +8,16 @@ use crate::jsonl::{complete_lines, open_for_append};
 use crate::stats::mean_std;
 use anyhow::{Context, Result};
 use candle_core::{DType, Device, Tensor};
+use gradmatch_core::Augmentation;
 use gradmatch_data::Dataset;
-use gradmatch_engine::{condense, derive_seed, evaluate, stream, CondenseOutcome, DeviceData, EvalConfig, EvalOutcome, IterationLog};
-use gradmatch_engine::{Method, RunContext};
+use gradmatch_engine::{
+    condense, derive_seed, evaluate, stream, CondenseOutcome, DeviceData, EvalConfig, EvalOutcome, EvalTask, IterationLog,
+};
+use gradmatch_engine::{Method, MnistAugmentation, Protocol, RunContext};
 use gradmatch_models::ModelSpec;
-use gradmatch_plugins::Plugins;
-use serde::Serialize;
+use gradmatch_plugins::{Params, Plugins};
+use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -102,10 +106,45 @@ pub struct ImageSet<'a> {
     pub seed: u64,
 }
 
+/// What an accuracy was measured under: written next to every accuracy the runner prints or stores.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Recipe {
+    pub protocol: Protocol,
+    pub epochs: usize,
+    /// The augmentation of every training batch.
+    pub augment: String,
+}
+
+impl From<&EvalConfig> for Recipe {
+    fn from(cfg: &EvalConfig) -> Recipe {
+        Recipe { protocol: cfg.protocol, epochs: cfg.epochs, augment: cfg.augment.clone() }
+    }
+}
+
+impl std::fmt::Display for Recipe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "protocol {} ({} epochs, augment {})", self.protocol, self.epochs, self.augment)
+    }
+}
+
+/// The augmentation that an evaluation's `augment` names: `mnist` (the reference's, evaluation only)
+/// or a registered augmentation with its default options (`none`, `dsa`, ...).
+pub fn training_augmentation(name: &str, plugins: &Plugins) -> Result<Box<dyn Augmentation>> {
+    if name == MnistAugmentation::NAME {
+        return Ok(Box::new(MnistAugmentation));
+    }
+    plugins
+        .augmentations
+        .build(name, &Params::new())
+        .with_context(|| format!("[evaluation] augment `{name}`: give `{}` or a registered augmentation", MnistAugmentation::NAME))
+}
+
 /// Accuracies of `num_eval` networks per model trained on one image set.
 #[derive(Debug, Clone, Serialize)]
 pub struct ModelAccuracy {
     pub model: String,
+    #[serde(flatten)]
+    pub recipe: Recipe,
     pub parameters: usize,
     pub accuracies: Vec<f64>,
     pub mean: f64,
@@ -119,32 +158,62 @@ pub struct Evaluator<'a> {
     dataset: &'a Dataset,
     test: DeviceData<'a>,
     cfg: &'a EvalConfig,
+    augment: Box<dyn Augmentation>,
 }
 
 impl<'a> Evaluator<'a> {
-    pub fn new(global: &'a Global, dataset: &'a Dataset, device: &Device, cfg: &'a EvalConfig) -> Result<Evaluator<'a>> {
+    pub fn new(global: &'a Global, dataset: &'a Dataset, device: &Device, cfg: &'a EvalConfig, plugins: &Plugins) -> Result<Evaluator<'a>> {
+        let augment = training_augmentation(&cfg.augment, plugins)?;
         let test = DeviceData::new(&dataset.test, dataset.shape(), DType::F32, device)?;
-        Ok(Evaluator { global, dataset, test, cfg })
+        Ok(Evaluator { global, dataset, test, cfg, augment })
+    }
+
+    pub fn recipe(&self) -> Recipe {
+        Recipe::from(self.cfg)
     }
 
     /// Trains evaluation network `index` of `spec` on `set` and tests it.
     pub fn network(&self, spec: &ModelSpec, set: &ImageSet, index: usize) -> Result<EvalOutcome> {
-        Ok(evaluate(spec, set.images, set.labels, &self.test, self.dataset.num_classes(), self.cfg, eval_seed(set.seed, index))?)
+        let task = EvalTask {
+            spec,
+            images: set.images,
+            labels: set.labels,
+            test: &self.test,
+            num_classes: self.dataset.num_classes(),
+            augment: self.augment.as_ref(),
+            seed: eval_seed(set.seed, index),
+        };
+        Ok(evaluate(&task, self.cfg)?)
     }
 
     /// Runs the protocol `num_eval` times for each model on `set`.
     pub fn evaluate_set(&self, set: &ImageSet, models: &[ModelSpec]) -> Result<Vec<ModelAccuracy>> {
-        models.iter().map(|spec| self.evaluate_model(set, spec)).collect()
+        models.iter().map(|spec| self.run_networks(spec, |e| self.network(spec, set, e))).collect()
     }
 
-    fn evaluate_model(&self, set: &ImageSet, spec: &ModelSpec) -> Result<ModelAccuracy> {
+    /// The "Random" baseline under this protocol: network `e` trains on its own random real subset
+    /// of `train` with `per_class[c]` images of class `c`, drawn from `seed`.
+    pub fn evaluate_random_subsets(&self, train: &DeviceData, per_class: &[usize], spec: &ModelSpec, seed: u64) -> Result<ModelAccuracy> {
+        let split = &self.dataset.train;
+        self.run_networks(spec, |e| {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(derive_seed(seed, stream::BASELINE_SUBSET, e as u64));
+            let idx: Vec<usize> = per_class.iter().enumerate().flat_map(|(c, &n)| split.sample_class(c, n, &mut rng)).collect();
+            let images = train.select(&idx)?;
+            let labels = split.gather_labels(&idx);
+            let subset = ImageSet { images: &images, labels: &labels, seed: derive_seed(seed, stream::BASELINE_EVALUATION, e as u64) };
+            self.network(spec, &subset, 0)
+        })
+    }
+
+    /// Trains and tests `num_eval` networks of `spec`, network `e` by `network(e)`.
+    fn run_networks(&self, spec: &ModelSpec, mut network: impl FnMut(usize) -> Result<EvalOutcome>) -> Result<ModelAccuracy> {
         let num_eval = self.cfg.num_eval;
         let bar = self.global.progress(num_eval as u64, "evaluate");
         bar.set_message(spec.to_string());
         let mut accuracies = Vec::new();
         let started = Instant::now();
         for e in 0..num_eval {
-            let outcome = self.network(spec, set, e).with_context(|| format!("evaluating {spec}, network {e}"))?;
+            let outcome = network(e).with_context(|| format!("evaluating {spec}, network {e}"))?;
             accuracies.push(outcome.accuracy);
             if self.global.quiet {
                 eprintln!(
@@ -161,6 +230,7 @@ impl<'a> Evaluator<'a> {
         let parameters = gradmatch_models::Network::new(spec, ds.shape(), ds.num_classes(), 0, DType::F32, &Device::Cpu)?.num_params();
         Ok(ModelAccuracy {
             model: spec.to_string(),
+            recipe: self.recipe(),
             parameters,
             accuracies,
             mean,

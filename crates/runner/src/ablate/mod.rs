@@ -265,7 +265,7 @@ impl<'a> Shared<'a> {
             let device = &self.devices[job.device];
             let synthetic = SyntheticSet::load(&set.path, device)
                 .with_context(|| format!("loading the synthetic set {} (delete its condense record to redo it)", set.path.display()))?;
-            let evaluator = Evaluator::new(self.global, &self.datasets[&exp.dataset], device, &exp.evaluation)?;
+            let evaluator = Evaluator::new(self.global, &self.datasets[&exp.dataset], device, &exp.evaluation, self.plugins)?;
             set.loaded = Some((synthetic, evaluator));
         }
         Ok(set.loaded.as_ref().expect("loaded above"))
@@ -290,6 +290,7 @@ impl<'a> Shared<'a> {
             eval_seed: eval_seed(job.seed, *index),
             accuracy: o.accuracy,
             final_train_loss: o.final_train_loss,
+            recipe: Some(evaluator.recipe()),
         };
         self.record(job, key.clone(), started.elapsed().as_secs_f64(), outcome)?;
         Ok(o.accuracy)

@@ -3,6 +3,7 @@
 use super::grid::{Cell, Grid, EVAL_MODEL_AXIS};
 use super::plot;
 use super::store::{Outcome, Records};
+use crate::pipeline::Recipe;
 use crate::stats::mean_std;
 use anyhow::{Context, Result};
 use gradmatch_plugins::Plugins;
@@ -39,6 +40,8 @@ pub struct Table {
     pub column_axis: String,
     pub columns: Vec<String>,
     pub rows: Vec<(String, Vec<Option<Entry>>)>,
+    /// The evaluation recipes of each row's cells: no number without its recipe.
+    pub recipes: Vec<Vec<Recipe>>,
 }
 
 /// Lays the evaluation records out as the grid's `[table]` says.
@@ -54,6 +57,7 @@ pub fn table(grid: &Grid, records: &Records) -> Table {
     let mut row_order: Vec<String> = Vec::new();
     let mut column_order: Vec<String> = Vec::new();
     let mut values: BTreeMap<(usize, usize), Vec<f64>> = BTreeMap::new();
+    let mut recipes: Vec<Vec<Recipe>> = Vec::new();
     let index_of = |order: &mut Vec<String>, key: String| match order.iter().position(|k| *k == key) {
         Some(i) => i,
         None => {
@@ -64,6 +68,11 @@ pub fn table(grid: &Grid, records: &Records) -> Table {
     for cell in &grid.cells {
         let row_key = row_axes.iter().map(|a| cell.label_of(a).unwrap_or("-")).collect::<Vec<_>>().join(" / ");
         let row = index_of(&mut row_order, row_key);
+        recipes.resize(row_order.len(), Vec::new());
+        let recipe = Recipe::from(&cell.experiment.evaluation);
+        if !recipes[row].contains(&recipe) {
+            recipes[row].push(recipe);
+        }
         for model in cell.experiment.eval_models() {
             let column_key =
                 if column_axis == EVAL_MODEL_AXIS { model.to_string() } else { cell.label_of(&column_axis).unwrap_or("-").to_string() };
@@ -84,17 +93,18 @@ pub fn table(grid: &Grid, records: &Records) -> Table {
         .enumerate()
         .map(|(r, name)| (name.clone(), (0..column_order.len()).map(|c| values.get(&(r, c)).and_then(|v| Entry::of(v))).collect()))
         .collect();
-    Table { row_axes, column_axis, columns: column_order, rows }
+    Table { row_axes, column_axis, columns: column_order, rows, recipes }
 }
 
 impl Table {
     pub fn markdown(&self) -> String {
         let head = if self.row_axes.is_empty() { "cell".to_string() } else { self.row_axes.join(" / ") };
-        let mut out = format!("| {head} \\ {} | {} |\n", self.column_axis, self.columns.join(" | "));
-        let _ = writeln!(out, "|---|{}", "---|".repeat(self.columns.len()));
-        for (name, entries) in &self.rows {
+        let mut out = format!("| {head} \\ {} | {} | evaluated under |\n", self.column_axis, self.columns.join(" | "));
+        let _ = writeln!(out, "|---|{}---|", "---|".repeat(self.columns.len()));
+        for ((name, entries), recipes) in self.rows.iter().zip(&self.recipes) {
             let cells: Vec<String> = entries.iter().map(|e| e.as_ref().map_or("—".to_string(), Entry::to_string)).collect();
-            let _ = writeln!(out, "| {name} | {} |", cells.join(" | "));
+            let recipes: Vec<String> = recipes.iter().map(Recipe::to_string).collect();
+            let _ = writeln!(out, "| {name} | {} | {} |", cells.join(" | "), recipes.join("; "));
         }
         out
     }
@@ -216,7 +226,7 @@ columns = "eval_model"
         let mut done = HashMap::new();
         let mut add = |cell: &Cell, k: usize, model: &str, n: usize, accuracy: f64| {
             let key = evaluation_key(&cell.id, k, model, n);
-            let outcome = Outcome::Evaluated { model: model.into(), index: n, eval_seed: 0, accuracy, final_train_loss: 0.0 };
+            let outcome = Outcome::Evaluated { model: model.into(), index: n, eval_seed: 0, accuracy, final_train_loss: 0.0, recipe: None };
             let record = Record {
                 key: key.clone(),
                 cell: cell.id.clone(),

@@ -8,6 +8,7 @@
 
 use crate::experiment::Experiment;
 use crate::jsonl::{complete_lines, open_for_append};
+use crate::pipeline::Recipe;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -54,12 +55,13 @@ pub enum Outcome {
         eval_seed: u64,
         accuracy: f64,
         final_train_loss: f64,
+        /// What the accuracy was measured under (absent in records written before protocols: those
+        /// were measured under their config's `[evaluation]`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        recipe: Option<Recipe>,
     },
     /// A unit that failed; it is retried on the next run and reported until it succeeds.
-    Failed {
-        stage: String,
-        error: String,
-    },
+    Failed { stage: String, error: String },
 }
 
 impl Record {
@@ -187,7 +189,7 @@ mod tests {
     }
 
     fn evaluated(accuracy: f64) -> Outcome {
-        Outcome::Evaluated { model: "ConvNet".into(), index: 0, eval_seed: 1, accuracy, final_train_loss: 0.1 }
+        Outcome::Evaluated { model: "ConvNet".into(), index: 0, eval_seed: 1, accuracy, final_train_loss: 0.1, recipe: None }
     }
 
     #[test]

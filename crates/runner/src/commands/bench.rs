@@ -6,7 +6,7 @@ use crate::global::Global;
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Tensor};
 use gradmatch_data::DatasetName;
-use gradmatch_engine::{condense, evaluate, CondenseConfig, DeviceData, EvalConfig, Method, RunContext};
+use gradmatch_engine::{condense, evaluate, CondenseConfig, DeviceData, EvalConfig, EvalTask, Method, RunContext};
 use gradmatch_models::ModelSpec;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -244,8 +244,11 @@ fn measure(global: &Global, row: Row, iterations: usize) -> Result<f64> {
             let images = Tensor::randn(0f32, 1.0, (10 * row.ipc, c, h, w), &device)?;
             let labels: Vec<u32> = (0..10u32).flat_map(|l| std::iter::repeat_n(l, row.ipc)).collect();
             let cfg = EvalConfig { num_eval: 1, ..EvalConfig::default() };
+            let none = crate::pipeline::training_augmentation("none", &gradmatch_plugins::Plugins::builtin())?;
             let started = std::time::Instant::now();
-            evaluate(&model, &images, &labels, &test, 10, &cfg, 0)?;
+            let task =
+                EvalTask { spec: &model, images: &images, labels: &labels, test: &test, num_classes: 10, augment: none.as_ref(), seed: 0 };
+            evaluate(&task, &cfg)?;
             Ok(started.elapsed().as_secs_f64())
         }
     }

@@ -1,4 +1,4 @@
-use super::{print_accuracies, write_json};
+use super::{print_accuracies, write_json, RecipeArgs};
 use crate::experiment::{Experiment, PluginSpec};
 use crate::global::{device_name, Global};
 use crate::pipeline::{condense_into, Condensed, Evaluator, ImageSet, ModelAccuracy};
@@ -38,11 +38,8 @@ pub struct Args {
     init: Option<String>,
     #[arg(long)]
     seed: Option<u64>,
-    #[arg(long)]
-    num_eval: Option<usize>,
-    /// Evaluation epochs.
-    #[arg(long)]
-    epochs: Option<usize>,
+    #[command(flatten)]
+    recipe: RecipeArgs,
     /// Output folder (default runs/<experiment>); a run resumes from the checkpoint found there.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -89,8 +86,7 @@ fn experiment(args: &Args, plugins: &Plugins) -> Result<Experiment> {
     if let Some(init) = &args.init {
         c.init = if init == "real" { Init::Real } else { Init::Noise };
     }
-    exp.evaluation.num_eval = args.num_eval.unwrap_or(exp.evaluation.num_eval);
-    exp.evaluation.epochs = args.epochs.unwrap_or(exp.evaluation.epochs);
+    exp.evaluation = args.recipe.apply(&exp.evaluation);
     exp.validate(plugins)?;
     Ok(exp)
 }
@@ -159,7 +155,7 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
 
     let outcome = &condensed.outcome;
     let set = ImageSet { images: &outcome.set.images, labels: &outcome.set.labels, seed: exp.condense.seed };
-    let evaluations = Evaluator::new(global, &ds, &device, &exp.evaluation)?.evaluate_set(&set, &exp.eval_models())?;
+    let evaluations = Evaluator::new(global, &ds, &device, &exp.evaluation, &plugins)?.evaluate_set(&set, &exp.eval_models())?;
     print_accuracies(&evaluations);
     let summary = Summary {
         command: "condense",

@@ -1,47 +1,155 @@
-use super::{print_accuracies, write_json};
-use crate::global::Global;
-use crate::pipeline::{Evaluator, ImageSet};
-use anyhow::{Context, Result};
+use super::{print_accuracies, write_json, RecipeArgs};
+use crate::global::{device_name, Global};
+use crate::pipeline::{Evaluator, ImageSet, ModelAccuracy};
+use crate::set_files::{self, LabelledImages, SetFile};
+use anyhow::{bail, Result};
+use candle_core::DType;
 use gradmatch_data::DatasetName;
-use gradmatch_engine::{EvalConfig, SyntheticSet};
+use gradmatch_engine::{DeviceData, EvalConfig};
 use gradmatch_models::ModelSpec;
-use std::path::PathBuf;
+use gradmatch_plugins::Plugins;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// A synthetic-set file written by `condense`.
+    /// The set: a safetensors written by `condense` (or any with `images` and `labels`), a DC/DSA/DM
+    /// `res_*.pt` (every experiment in it is evaluated) or MTT's `images_best.pt` (or its folder).
     set: PathBuf,
+    /// The dataset of the set, required when the file does not name it (plain safetensors, MTT).
+    #[arg(long)]
+    dataset: Option<DatasetName>,
     /// Architectures to evaluate on (repeatable); default ConvNet.
     #[arg(long = "model", default_values = ["ConvNet"])]
     models: Vec<ModelSpec>,
-    #[arg(long, default_value_t = 20)]
-    num_eval: usize,
-    #[arg(long, default_value_t = 300)]
-    epochs: usize,
+    #[command(flatten)]
+    recipe: RecipeArgs,
+    /// Also evaluate random real subsets of the same size under the same recipe, and print what the
+    /// set gains over them.
     #[arg(long)]
-    augment: bool,
+    compare: bool,
+    /// Test on the first N test images only (quick checks).
+    #[arg(long)]
+    test_limit: Option<usize>,
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Write a machine-readable summary here.
     #[arg(long)]
     json: Option<PathBuf>,
 }
 
+/// One set of the file with its accuracies (and the random subsets' under `--compare`).
+#[derive(Serialize)]
+struct SetResult {
+    name: String,
+    images: usize,
+    images_per_class: Vec<usize>,
+    evaluations: Vec<ModelAccuracy>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    random_subsets: Vec<ModelAccuracy>,
+}
+
+#[derive(Serialize)]
+struct Summary<'a> {
+    command: &'static str,
+    file: &'a Path,
+    format: String,
+    dataset: DatasetName,
+    sets: &'a [SetResult],
+    evaluation: &'a EvalConfig,
+    device: String,
+    seconds: f64,
+    version: &'static str,
+}
+
 pub fn run(global: &Global, args: Args) -> Result<()> {
+    let started = std::time::Instant::now();
     let device = global.device()?;
-    let set = SyntheticSet::load(&args.set, &device)?;
-    let name: DatasetName = set
-        .metadata
-        .get("dataset")
-        .with_context(|| format!("{}: no `dataset` in the metadata", args.set.display()))?
-        .parse()
-        .map_err(|e| anyhow::anyhow!("{}: {e}", args.set.display()))?;
-    let ds = global.load(name)?;
-    let cfg = EvalConfig { epochs: args.epochs, augment: args.augment, num_eval: args.num_eval, ..EvalConfig::default() };
-    let evaluator = Evaluator::new(global, &ds, &device, &cfg)?;
-    let results = evaluator.evaluate_set(&ImageSet { images: &set.images, labels: &set.labels, seed: args.seed }, &args.models)?;
-    print_accuracies(&results);
+    let file = set_files::read(&args.set, &device)?;
+    let dataset = dataset_of(&file, args.dataset)?;
+    let per_class = file.sets.iter().map(|set| check_fits(set, dataset, &file.path)).collect::<Result<Vec<_>>>()?;
+    let ds = global.load(dataset)?;
+    let cfg = args.recipe.apply(&EvalConfig { test_limit: args.test_limit, ..EvalConfig::default() });
+    let evaluator = Evaluator::new(global, &ds, &device, &cfg, &Plugins::builtin())?;
+    let train = if args.compare { Some(DeviceData::new(&ds.train, ds.shape(), DType::F32, &device)?) } else { None };
+    println!("{} ({}): {} set(s) of {dataset} on {}", file.path.display(), file.format, file.sets.len(), device_name(&device));
+    let mut results = Vec::new();
+    for (set, per_class) in file.sets.iter().zip(per_class) {
+        println!("{}: {} images ({:?} per class)", set.name, set.labels.len(), per_class);
+        let evaluations = evaluator.evaluate_set(&ImageSet { images: &set.images, labels: &set.labels, seed: args.seed }, &args.models)?;
+        print_accuracies(&evaluations);
+        let mut random_subsets = Vec::new();
+        if let Some(train) = &train {
+            for (spec, ours) in args.models.iter().zip(&evaluations) {
+                let random = evaluator.evaluate_random_subsets(train, &per_class, spec, args.seed)?;
+                print_comparison(ours, &random);
+                random_subsets.push(random);
+            }
+        }
+        results.push(SetResult {
+            name: set.name.clone(),
+            images: set.labels.len(),
+            images_per_class: per_class,
+            evaluations,
+            random_subsets,
+        });
+    }
     if let Some(path) = &args.json {
-        write_json(path, &results)?;
+        let summary = Summary {
+            command: "evaluate",
+            file: &file.path,
+            format: file.format.to_string(),
+            dataset,
+            sets: &results,
+            evaluation: &cfg,
+            device: device_name(&device),
+            seconds: started.elapsed().as_secs_f64(),
+            version: gradmatch_engine::VERSION,
+        };
+        write_json(path, &summary)?;
     }
     Ok(())
+}
+
+/// The file's dataset, or `--dataset` when the file names none (they must agree when both do).
+fn dataset_of(file: &SetFile, flag: Option<DatasetName>) -> Result<DatasetName> {
+    match (file.dataset, flag) {
+        (Some(named), Some(given)) if named != given => {
+            bail!("{}: the file is a set of {named}, but --dataset {given} was given", file.path.display())
+        }
+        (Some(d), _) | (None, Some(d)) => Ok(d),
+        (None, None) => bail!(
+            "{}: a {} does not name its dataset; give --dataset ({})",
+            file.path.display(),
+            file.format,
+            DatasetName::all().map(|d| d.as_str()).join(", ")
+        ),
+    }
+}
+
+/// Images per class of `set`, after checking that its images and labels fit the dataset.
+fn check_fits(set: &LabelledImages, ds: DatasetName, path: &Path) -> Result<Vec<usize>> {
+    let (_, c, h, w) = set.images.dims4()?;
+    let where_ = format!("{}: {}", path.display(), set.name);
+    let (ec, eh, ew) = ds.shape();
+    anyhow::ensure!((c, h, w) == (ec, eh, ew), "{where_}: images are {c}x{h}x{w}, but {} images are {ec}x{eh}x{ew}", ds);
+    let mut per_class = vec![0; ds.num_classes()];
+    for &label in &set.labels {
+        match per_class.get_mut(label as usize) {
+            Some(count) => *count += 1,
+            None => bail!("{where_}: label {label}, but {} has {} classes", ds, ds.num_classes()),
+        }
+    }
+    Ok(per_class)
+}
+
+/// `ours` next to the random subsets of the same size and recipe: what the condensation bought.
+fn print_comparison(ours: &ModelAccuracy, random: &ModelAccuracy) {
+    println!(
+        "{:<14} random real subsets of the same size: {:.2} +- {:.2} %; the set gains {:+.2} points over them",
+        random.model,
+        100.0 * random.mean,
+        100.0 * random.std,
+        100.0 * (ours.mean - random.mean)
+    );
 }
