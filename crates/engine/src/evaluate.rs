@@ -257,3 +257,83 @@ fn test_accuracy(net: &Network, test: &DeviceData, limit: Option<usize>) -> Resu
     }
     Ok(correct as f64 / total.max(1) as f64)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gradmatch_data::{DatasetName, Split};
+    use std::sync::Mutex;
+
+    fn parse(json: &str) -> EvalConfig {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn a_protocol_gives_its_recipe_and_fields_override_it() {
+        let dsa = parse(r#"{"protocol": "dsa"}"#);
+        assert_eq!((dsa.protocol, dsa.epochs, dsa.augment.as_str(), dsa.num_eval), (Protocol::Dsa, 1000, "dsa", 5));
+        let dsa500 = parse(r#"{"protocol": "dsa", "epochs": 500, "augment": "none"}"#);
+        assert_eq!((dsa500.epochs, dsa500.augment.as_str(), dsa500.lr), (500, "none", 0.01));
+        assert_eq!(parse("{}"), EvalConfig::default());
+        assert_eq!((EvalConfig::default().epochs, EvalConfig::default().augment.as_str()), (300, "none"));
+        for cfg in [dsa, dsa500, parse(r#"{"augment": "mnist", "models": ["MLP"]}"#)] {
+            assert_eq!(parse(&serde_json::to_string(&cfg).unwrap()), cfg, "round trip");
+        }
+    }
+
+    #[test]
+    fn configs_written_before_protocols_read_and_write_as_before() {
+        let json = serde_json::to_string(&EvalConfig::default()).unwrap();
+        assert!(!json.contains("protocol") && json.contains(r#""augment":false"#), "DC's config (ablation ids) changed: {json}");
+        let mnist = parse(r#"{"augment": true, "epochs": 100}"#);
+        assert_eq!((mnist.augment.as_str(), mnist.protocol), (MnistAugmentation::NAME, Protocol::Dc));
+        assert!(serde_json::to_string(&mnist).unwrap().contains(r#""augment":true"#));
+        assert!(serde_json::to_string(&Protocol::Dsa.recipe()).unwrap().contains(r#""protocol":"dsa""#));
+    }
+
+    #[test]
+    fn unknown_fields_and_protocols_are_named() {
+        let err = serde_json::from_str::<EvalConfig>(r#"{"epoch": 3}"#).unwrap_err().to_string();
+        assert!(err.contains("epoch") && err.contains("epochs"), "{err}");
+        let err = serde_json::from_str::<EvalConfig>(r#"{"protocol": "mtt"}"#).unwrap_err().to_string();
+        assert!(err.contains("mtt") && err.contains("dsa"), "{err}");
+        assert_eq!("DSA".parse::<Protocol>(), Ok(Protocol::Dsa));
+        assert!("dm".parse::<Protocol>().unwrap_err().contains("dc, dsa"));
+    }
+
+    #[test]
+    fn with_protocol_keeps_the_choice_of_models_and_test_images() {
+        let mine = EvalConfig { test_limit: Some(100), models: vec![ModelSpec::CONVNET], epochs: 7, ..EvalConfig::default() };
+        let dsa = mine.with_protocol(Protocol::Dsa);
+        assert_eq!((dsa.test_limit, dsa.models.len(), dsa.epochs, dsa.augment.as_str()), (Some(100), 1, 1000, "dsa"));
+    }
+
+    /// Records the seed of every batch it augments.
+    struct Recording(Mutex<Vec<u64>>);
+
+    impl Augmentation for Recording {
+        fn augment(&self, x: &Tensor, seed: u64) -> Result<Tensor> {
+            self.0.lock().unwrap().push(seed);
+            x.affine(1.0, 0.0)
+        }
+    }
+
+    #[test]
+    fn every_training_batch_is_augmented_with_its_own_seed() {
+        let device = candle_core::Device::Cpu;
+        let pixels: Vec<u8> = (0..30 * 784).map(|i| (i * 7 % 251) as u8).collect();
+        let split = Split::from_pixels(DatasetName::Mnist, &pixels, (0..30).map(|i| i % 10).collect());
+        let test = DeviceData::new(&split, (1, 28, 28), candle_core::DType::F32, &device).unwrap();
+        let images = test.images.clone();
+        let recording = Recording(Mutex::new(Vec::new()));
+        let spec = ModelSpec { width: 4, ..ModelSpec::CONVNET };
+        let task =
+            EvalTask { spec: &spec, images: &images, labels: &split.labels, test: &test, num_classes: 10, augment: &recording, seed: 3 };
+        let cfg = EvalConfig { epochs: 3, batch_size: 8, ..EvalConfig::default() };
+        evaluate(&task, &cfg).unwrap();
+        let seeds = recording.0.into_inner().unwrap();
+        assert_eq!(seeds.len(), 3 * 4, "3 epochs of 4 batches (30 images, batches of 8)");
+        let distinct: std::collections::HashSet<_> = seeds.iter().collect();
+        assert_eq!(distinct.len(), seeds.len(), "a seed per batch");
+    }
+}

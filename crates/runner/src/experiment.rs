@@ -191,6 +191,8 @@ mod tests {
         assert!(err.contains("line 4") && err.contains("gradient level `inter`, option `real_batch`") && err.contains(">= 1"), "{err}");
         let err = write("dataset = \"mnist\"\n[augment]\nname = \"dsa\"\nstrategy = \"flip_zoom\"\n");
         assert!(err.contains("line 4") && err.contains("augmentation `dsa`, option `strategy`") && err.contains("`zoom`"), "{err}");
+        let err = write("dataset = \"mnist\"\n[evaluation]\naugment = \"dsb\"\n");
+        assert!(err.contains("bad.toml") && err.contains("line 3") && err.contains("did you mean `dsa`"), "{err}");
         let err = write("dataset = \"mnist\"\n[condense]\nipc = 0\n");
         assert!(err.contains("ipc must be at least 1"), "{err}");
     }

@@ -210,3 +210,89 @@ fn describe(object: &Object) -> String {
         other => format!("{other:?}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/foreign").join(name)
+    }
+
+    /// The `k`-th training image of each class, as gradmatch's own loader reads MNIST.
+    fn kth_of_each_class(k: usize) -> Vec<f32> {
+        let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data");
+        let train = gradmatch_data::load(DatasetName::Mnist, &data).unwrap().train;
+        let len = train.image_len();
+        (0..10).flat_map(|c| train.images[train.class_indices(c)[k] * len..][..len].to_vec()).collect()
+    }
+
+    fn assert_is_kth(set: &LabelledImages, k: usize) {
+        assert_eq!(set.labels, (0..10).collect::<Vec<u32>>(), "{}", set.name);
+        assert_eq!(set.images.dims(), [10, 1, 28, 28], "{}", set.name);
+        let ours = kth_of_each_class(k);
+        let theirs = set.images.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let worst = ours.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        assert!(worst < 1e-5, "{}: pixels differ from MNIST's by up to {worst}", set.name);
+    }
+
+    fn error_of(path: &Path) -> String {
+        match read(path, &Device::Cpu) {
+            Ok(_) => panic!("{} should not read", path.display()),
+            Err(e) => format!("{e:#}"),
+        }
+    }
+
+    #[test]
+    fn dc_results_hold_one_set_per_experiment_and_name_the_dataset() {
+        let file = read(&fixture("res_DC_MNIST_ConvNet_1ipc.pt"), &Device::Cpu).unwrap();
+        assert_eq!((file.format, file.dataset, file.sets.len()), (SetFormat::DcResults, Some(DatasetName::Mnist), 2));
+        assert_is_kth(&file.sets[0], 0);
+        assert_is_kth(&file.sets[1], 1);
+        assert_eq!(file.sets[1].name, "experiment 1");
+    }
+
+    #[test]
+    fn mtt_sets_read_from_the_folder_or_the_images_file() {
+        for path in [fixture("mtt"), fixture("mtt/images_best.pt")] {
+            let file = read(&path, &Device::Cpu).unwrap();
+            assert_eq!((file.format, file.dataset, file.sets.len()), (SetFormat::Mtt, None, 1));
+            assert_is_kth(&file.sets[0], 0);
+        }
+    }
+
+    #[test]
+    fn plain_safetensors_read_without_metadata() {
+        let file = read(&fixture("plain.safetensors"), &Device::Cpu).unwrap();
+        assert_eq!((file.format, file.dataset), (SetFormat::Safetensors, None));
+        assert_is_kth(&file.sets[0], 1);
+    }
+
+    #[test]
+    fn errors_name_the_file_what_was_found_and_what_was_expected() {
+        let err = error_of(&fixture("mtt/labels_best.pt"));
+        assert!(err.contains("labels_best.pt") && err.contains("`data` list") && err.contains("_rebuild_tensor_v2"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let lonely = dir.path().join("images_best.pt");
+        std::fs::copy(fixture("mtt/images_best.pt"), &lonely).unwrap();
+        let err = error_of(&lonely);
+        assert!(err.contains("needs labels_best.pt beside it"), "{err}");
+        let not_torch = dir.path().join("res_DC_MNIST_ConvNet_1ipc.pt");
+        std::fs::write(&not_torch, "not a zip").unwrap();
+        assert!(error_of(&not_torch).contains("torch.save writes a zip archive"));
+        let no_labels = dir.path().join("set.safetensors");
+        let images = Tensor::zeros((2, 1, 28, 28), DType::F32, &Device::Cpu).unwrap();
+        candle_core::safetensors::save(&std::collections::HashMap::from([("pixels".to_string(), images)]), &no_labels).unwrap();
+        let err = error_of(&no_labels);
+        assert!(err.contains("set.safetensors") && err.contains("no tensor `images`") && err.contains("\"pixels\""), "{err}");
+        assert!(error_of(&fixture("make.py")).contains("expected a .safetensors file"));
+    }
+
+    #[test]
+    fn result_file_names_give_the_dataset() {
+        assert_eq!(dataset_of_results_name("res_DSA_FashionMNIST_ConvNet_10ipc.pt"), Some(DatasetName::FashionMnist));
+        assert_eq!(dataset_of_results_name("res_DM_CIFAR10_ConvNet_50ipc.pt"), Some(DatasetName::Cifar10));
+        assert_eq!(dataset_of_results_name("res_DC_ImageNet_ConvNet_1ipc.pt"), None);
+        assert_eq!(dataset_of_results_name("synthetic.pt"), None);
+    }
+}

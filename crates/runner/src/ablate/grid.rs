@@ -339,6 +339,18 @@ columns = "ipc"
     }
 
     #[test]
+    fn a_protocol_axis_gives_each_cell_its_recipe_and_given_fields_override_it() {
+        let text = "[base]\ndataset = \"mnist\"\n[base.evaluation]\nnum_eval = 2\n\
+                    [[axis]]\nname = \"protocol\"\nfield = \"evaluation.protocol\"\nvalues = [\"dc\", \"dsa\"]\n";
+        let grid = parse(text).unwrap();
+        let recipes: Vec<_> =
+            grid.cells.iter().map(|c| &c.experiment.evaluation).map(|e| (e.epochs, e.augment.as_str(), e.num_eval)).collect();
+        assert_eq!(recipes, [(300, "none", 2), (1000, "dsa", 2)]);
+        let err = format!("{:#}", parse(&text.replace("\"dsa\"]", "\"dsa\", \"mtt\"]")).unwrap_err());
+        assert!(err.contains("variant `mtt`") && err.contains("`dsa`"), "{err}");
+    }
+
+    #[test]
     fn shipped_grids_validate() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../ablations");
         let plugins = Plugins::builtin();

@@ -260,6 +260,7 @@ columns = "eval_model"
         assert_eq!(t.rows[1].1[0].as_ref().unwrap().mean, 80.0);
         assert!(t.rows[1].1[1].is_none());
         let md = t.markdown();
+        assert_eq!(md.matches(" | protocol dc (").count(), 2, "each row names its recipe: {md}");
         assert!(md.contains("| DC | 93.00 ± ") && md.contains("(n=4)") && md.contains("| M | 80.00 ± 0.00 (n=1) | — |"), "{md}");
     }
 }
