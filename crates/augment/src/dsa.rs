@@ -2,7 +2,7 @@
 //! strategy) with Siamese parameters, after VICO-UoE/DatasetCondensation, utils.py (`DiffAugment`,
 //! `ParamDiffAug` and the `rand_*` functions).
 
-use crate::{brightness, contrast, cutout, flip_horizontal, resample, saturation, translate, Affine, Square, Transform};
+use crate::{brightness, contrast, cutout, flip_horizontal, resample, resample_each, saturation, translate, Affine, Square, Transform};
 use gradmatch_core::{Augmentation, OptionError, Plugin, Result, Tensor};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -90,6 +90,19 @@ impl Augmentation for Dsa {
         let transform = self.pick(&mut rng);
         self.apply(transform, x, &mut rng)
     }
+
+    /// DSA's default for training batches: one transform for the batch, its parameters per image.
+    fn augment_each(&self, x: &Tensor, seed: u64) -> Result<Tensor> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let transform = self.pick(&mut rng);
+        let n = x.dim(0)?;
+        if matches!(transform, Transform::Scale | Transform::Rotate) {
+            let maps: Vec<Affine> = (0..n).map(|_| self.affine(transform, &mut rng)).collect();
+            return resample_each(x, &maps);
+        }
+        let images = (0..n).map(|i| self.apply(transform, &x.narrow(0, i, 1)?, &mut rng)).collect::<Result<Vec<_>>>()?;
+        Tensor::cat(&images, 0)
+    }
 }
 
 impl Dsa {
@@ -126,11 +139,19 @@ impl Dsa {
             }
             Transform::Flip if rng.random::<f64>() < o.flip => flip_horizontal(x),
             Transform::Flip => Ok(x.clone()),
-            Transform::Scale => {
+            Transform::Scale | Transform::Rotate => resample(x, self.affine(transform, rng)),
+        }
+    }
+
+    /// The map of a scale or a rotation, its parameters drawn from `rng` by DSA's formulas.
+    fn affine(&self, transform: Transform, rng: &mut ChaCha8Rng) -> Affine {
+        let o = &self.options;
+        match transform {
+            Transform::Rotate => Affine::rotation(((rng.random::<f64>() - 0.5) * 2.0 * o.rotate).to_radians()),
+            _ => {
                 let mut factor = || rng.random::<f64>() * (o.scale - 1.0 / o.scale) + 1.0 / o.scale;
-                resample(x, Affine::scale(factor(), factor()))
+                Affine::scale(factor(), factor())
             }
-            Transform::Rotate => resample(x, Affine::rotation(((rng.random::<f64>() - 0.5) * 2.0 * o.rotate).to_radians())),
         }
     }
 }

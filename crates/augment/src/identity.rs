@@ -8,6 +8,10 @@ impl Augmentation for NoAugmentation {
     fn augment(&self, x: &Tensor, _seed: u64) -> Result<Tensor> {
         Ok(x.clone())
     }
+
+    fn augment_each(&self, x: &Tensor, _seed: u64) -> Result<Tensor> {
+        Ok(x.clone())
+    }
 }
 
 impl Plugin for NoAugmentation {

@@ -11,7 +11,7 @@ mod flip;
 mod identity;
 mod transform;
 
-pub use affine::{resample, Affine};
+pub use affine::{resample, resample_each, Affine};
 pub use color::{brightness, contrast, saturation};
 pub use crop::translate;
 pub use cutout::{cutout, Square};

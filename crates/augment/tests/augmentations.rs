@@ -76,3 +76,20 @@ fn dsa_runs_in_f32_on_mnist_sized_batches() {
         assert_eq!((out.dims(), out.dtype()), (x.dims(), DType::F32), "seed {seed}");
     }
 }
+
+#[test]
+fn training_batches_get_one_transform_with_parameters_per_image() {
+    let dsa = dsa("color_crop_cutout_flip_scale_rotate");
+    let same = images(1).repeat((4, 1, 1, 1)).unwrap();
+    let spread =
+        |t: &Tensor| (t.narrow(0, 0, 1).unwrap().broadcast_sub(t).unwrap()).abs().unwrap().max_all().unwrap().to_scalar::<f64>().unwrap();
+    let mut differ = BTreeSet::new();
+    for seed in 0..60 {
+        assert_eq!(spread(&dsa.augment(&same, seed).unwrap()), 0.0, "Siamese: one set of parameters for the batch");
+        if spread(&dsa.augment_each(&same, seed).unwrap()) > 1e-4 {
+            differ.insert(format!("{:?}", dsa.transform(seed)));
+        }
+    }
+    // Flip can draw "no flip" for every image; every other transform varies across images.
+    assert!(differ.len() >= 5, "per-image parameters for every transform, found for {differ:?}");
+}

@@ -8,4 +8,20 @@ pub trait Augmentation: Send + Sync {
     /// every image of the batch gets them. Differentiable with respect to `x` (tensor operations
     /// only, on `x`'s device).
     fn augment(&self, x: &Tensor, seed: u64) -> Result<Tensor>;
+
+    /// Transforms each image of the training batch `x` with its own parameters, all drawn from
+    /// `seed`: how the batches that train an evaluation network are augmented (DSA's non-Siamese
+    /// use). The default augments image `i` alone with seed [`image_seed`]`(seed, i)`.
+    fn augment_each(&self, x: &Tensor, seed: u64) -> Result<Tensor> {
+        let images = (0..x.dim(0)?).map(|i| self.augment(&x.narrow(0, i, 1)?, image_seed(seed, i))).collect::<Result<Vec<_>>>()?;
+        Tensor::cat(&images, 0)
+    }
+}
+
+/// The seed of image `index` of a batch augmented with `seed` (SplitMix64's mixing).
+pub fn image_seed(seed: u64, index: usize) -> u64 {
+    let mut z = seed.wrapping_add((index as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }

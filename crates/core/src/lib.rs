@@ -15,7 +15,7 @@ mod loops;
 mod plugin;
 mod step;
 
-pub use augment::Augmentation;
+pub use augment::{image_seed, Augmentation};
 pub use distance::{as_rows, sum_over_tensors, Distance};
 pub use level::{GradientLevel, MatchContext};
 pub use loops::Loops;

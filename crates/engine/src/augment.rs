@@ -13,7 +13,12 @@ impl MnistAugmentation {
 }
 
 impl Augmentation for MnistAugmentation {
+    /// Per image already: evaluation training is its only use.
     fn augment(&self, x: &Tensor, seed: u64) -> Result<Tensor> {
+        self.augment_each(x, seed)
+    }
+
+    fn augment_each(&self, x: &Tensor, seed: u64) -> Result<Tensor> {
         let (_, c, h, w) = x.dims4()?;
         let mut host = x.flatten_all()?.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?;
         augment_batch(&mut host, (c, h, w), &mut rand_chacha::ChaCha8Rng::seed_from_u64(seed));

@@ -217,7 +217,7 @@ pub fn evaluate(task: &EvalTask, cfg: &EvalConfig) -> Result<EvalOutcome> {
         order.shuffle(&mut rng);
         for chunk in order.chunks(cfg.batch_size) {
             let idx = Tensor::from_slice(chunk, chunk.len(), device)?;
-            let x = augment.augment(&images.index_select(&idx, 0)?, derive_seed(seed, stream::EVAL_AUGMENT, batches))?.detach();
+            let x = augment.augment_each(&images.index_select(&idx, 0)?, derive_seed(seed, stream::EVAL_AUGMENT, batches))?.detach();
             batches += 1;
             let (loss, grads) = net.loss_and_grads(&x, &targets.index_select(&idx, 0)?, Mode::Train, 1)?;
             opt.step_all(&grads)?;
@@ -312,7 +312,11 @@ mod tests {
     struct Recording(Mutex<Vec<u64>>);
 
     impl Augmentation for Recording {
-        fn augment(&self, x: &Tensor, seed: u64) -> Result<Tensor> {
+        fn augment(&self, _: &Tensor, _: u64) -> Result<Tensor> {
+            panic!("training batches are augmented per image (augment_each), never Siamese")
+        }
+
+        fn augment_each(&self, x: &Tensor, seed: u64) -> Result<Tensor> {
             self.0.lock().unwrap().push(seed);
             x.affine(1.0, 0.0)
         }

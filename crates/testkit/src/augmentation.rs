@@ -28,7 +28,9 @@ fn batch(n: usize, salt: u64) -> Tensor {
 /// * keeps the shape, and gives the same output for the same seed twice (bit for bit);
 /// * is Siamese: the first image of a batch of 4 comes out as that image alone does (1e-12);
 /// * has the exact gradient: that of a random linear functional of the output, with respect to the
-///   input, matches central finite differences within a relative error of 1e-6.
+///   input, matches central finite differences within a relative error of 1e-6;
+/// * augments training batches (`augment_each`, parameters per image) keeping the shape, the same
+///   for the same seed, with the exact gradient.
 ///
 /// Panics naming the seed and the property that fails.
 pub fn check_augmentation(augmentation: &dyn Augmentation) {
@@ -47,9 +49,19 @@ pub fn check_augmentation(augmentation: &dyn Augmentation) {
         if siamese > 1e-12 {
             fail(format!("not Siamese: the first image of a batch of 4 differs from it alone by {siamese:e}"));
         }
-        let error = gradient_error(augmentation, seed);
+        let siamese = |x: &Tensor| augmentation.augment(x, seed).expect("augment");
+        let error = gradient_error(&siamese, 1, seed);
         if error > TOLERANCE {
             fail(format!("gradient off finite differences by a relative {error:e} (allowed {TOLERANCE:e})"));
+        }
+        let each = |x: &Tensor| augmentation.augment_each(x, seed).unwrap_or_else(|e| fail(format!("augment_each failed: {e}")));
+        let out = each(&four);
+        if out.dims() != four.dims() || max_difference(&out, &each(&four)) != 0.0 {
+            fail(format!("augment_each: shape {:?} became {:?}, or the same seed gave different outputs", four.dims(), out.dims()));
+        }
+        let error = gradient_error(&each, 2, seed);
+        if error > TOLERANCE {
+            fail(format!("augment_each: gradient off finite differences by a relative {error:e} (allowed {TOLERANCE:e})"));
         }
     }
 }
@@ -59,14 +71,12 @@ fn max_difference(a: &Tensor, b: &Tensor) -> f64 {
     d.expect("same shapes, f64")
 }
 
-/// Relative error (max norm) of the gradient of `sum(w * augment(x))` against central differences.
-fn gradient_error(augmentation: &dyn Augmentation, seed: u64) -> f64 {
-    let x = batch(1, 2);
-    let weights = batch(1, 3 + seed);
-    let functional = |x: &Tensor| -> Tensor {
-        let out = augmentation.augment(x, seed).expect("augment");
-        (out * &weights).and_then(|t| t.sum_all()).expect("same shapes")
-    };
+/// Relative error (max norm) of the gradient of `sum(w * augment(x))` against central differences,
+/// on a batch of `n` images.
+fn gradient_error(augment: &dyn Fn(&Tensor) -> Tensor, n: usize, seed: u64) -> f64 {
+    let x = batch(n, 2);
+    let weights = batch(n, 3 + seed);
+    let functional = |x: &Tensor| -> Tensor { (augment(x) * &weights).and_then(|t| t.sum_all()).expect("same shapes") };
     let var = Var::from_tensor(&x).expect("f64");
     let grads = functional(var.as_tensor()).backward().expect("backward");
     let analytic: Vec<f64> = match grads.get(var.as_tensor()) {

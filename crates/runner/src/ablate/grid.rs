@@ -367,6 +367,8 @@ columns = "ipc"
         assert_eq!(
             names,
             [
+                "dsa",
+                "dsa-cpu",
                 "init-vs-condensed",
                 "overfitting-aware",
                 "quick",
