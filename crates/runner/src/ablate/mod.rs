@@ -7,7 +7,7 @@ pub mod report;
 pub mod store;
 
 use crate::global::Global;
-use crate::pipeline::{condense_into, eval_seed, Evaluator, ImageSet};
+use crate::pipeline::{condense_into, eval_seed, Evaluator, ImageSet, Recipe};
 use anyhow::{Context, Result};
 use candle_core::Device;
 use gradmatch_data::{Dataset, DatasetName};
@@ -252,7 +252,8 @@ impl<'a> Shared<'a> {
             Ok(accuracy) => {
                 job.summary.ran += 1;
                 let seconds = started.elapsed().as_secs_f64();
-                self.note(format!("{}: {model} #{index}: {:.2}% ({seconds:.1} s)", job.name, 100.0 * accuracy));
+                let recipe = Recipe::from(&job.cell.experiment.evaluation);
+                self.note(format!("{}: {model} #{index}: {:.2}%, {recipe} ({seconds:.1} s)", job.name, 100.0 * accuracy));
             }
             Err(e) => self.fail(job, &format!("evaluate {model} #{index}"), key, e),
         }

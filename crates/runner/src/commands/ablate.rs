@@ -1,6 +1,7 @@
 use crate::ablate::grid::{Grid, Shard};
 use crate::ablate::{self, report, Options};
 use crate::global::Global;
+use crate::pipeline::Recipe;
 use anyhow::Result;
 use gradmatch_plugins::Plugins;
 use std::path::{Path, PathBuf};
@@ -33,14 +34,16 @@ fn print_cells(path: &Path, grid: &Grid) {
     for cell in &grid.cells {
         let e = &cell.experiment;
         println!(
-            "  {:<40} {} ipc {} {} {}/{}/{}",
+            "  {:<40} {} ipc {} {} {}/{}/{}/augment {}; evaluated under {}",
             cell.label(),
             e.dataset,
             e.condense.ipc,
             e.model,
             e.level.name,
             e.distance.name,
-            e.steps.name
+            e.steps.name,
+            e.augment.name,
+            Recipe::from(&e.evaluation)
         );
     }
 }

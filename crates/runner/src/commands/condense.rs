@@ -1,7 +1,7 @@
 use super::{print_accuracies, write_json, RecipeArgs};
 use crate::experiment::{Experiment, PluginSpec};
 use crate::global::{device_name, Global};
-use crate::pipeline::{condense_into, Condensed, Evaluator, ImageSet, ModelAccuracy};
+use crate::pipeline::{condense_into, Condensed, Evaluator, ImageSet, ModelAccuracy, Recipe};
 use anyhow::Result;
 use gradmatch_data::DatasetName;
 use gradmatch_engine::{Init, IterationLog};
@@ -136,7 +136,7 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
     let device = global.device()?;
     let ds = global.load(exp.dataset)?;
     println!(
-        "condensing {} ipc {} with {} / {} / {} / augment {} on {} ({}), {} iterations -> {}",
+        "condensing {} ipc {} with {} / {} / {} / augment {} on {} ({}), {} iterations, evaluated under {} -> {}",
         exp.dataset,
         exp.condense.ipc,
         exp.level.name,
@@ -146,6 +146,7 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
         exp.model,
         device_name(&device),
         exp.condense.iterations,
+        Recipe::from(&exp.evaluation),
         out.display()
     );
     let bar = global.progress(exp.condense.iterations as u64, "condense");
