@@ -31,16 +31,18 @@ pub struct Condensed {
     pub set_path: PathBuf,
 }
 
-/// Condenses `exp` into `out`: resumes from `out/checkpoint.safetensors` when present, appends each
+/// What a condensation needs: the experiment, its dataset, where it runs and the plug-ins it names.
+pub struct Condensation<'a> {
+    pub exp: &'a Experiment,
+    pub dataset: &'a Dataset,
+    pub device: &'a Device,
+    pub plugins: &'a Plugins,
+}
+
+/// Condenses into `out`: resumes from `out/checkpoint.safetensors` when present, appends each
 /// iteration to `out/log.jsonl`, and saves `synthetic.safetensors` and `synthetic.png` there.
-pub fn condense_into(
-    out: &Path,
-    exp: &Experiment,
-    ds: &Dataset,
-    device: &Device,
-    plugins: &Plugins,
-    on_iteration: &mut dyn FnMut(&IterationLog),
-) -> Result<Condensed> {
+pub fn condense_into(out: &Path, job: &Condensation, on_iteration: &mut dyn FnMut(&IterationLog)) -> Result<Condensed> {
+    let Condensation { exp, dataset: ds, device, plugins } = *job;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let level = plugins.levels.build(&exp.level.name, &exp.level.options)?;
     let distance = plugins.distances.build(&exp.distance.name, &exp.distance.options)?;

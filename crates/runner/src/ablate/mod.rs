@@ -7,7 +7,7 @@ pub mod report;
 pub mod store;
 
 use crate::global::Global;
-use crate::pipeline::{condense_into, eval_seed, Evaluator, ImageSet, Recipe};
+use crate::pipeline::{condense_into, eval_seed, Condensation, Evaluator, ImageSet, Recipe};
 use anyhow::{Context, Result};
 use candle_core::Device;
 use gradmatch_data::{Dataset, DatasetName};
@@ -304,16 +304,11 @@ impl<'a> Shared<'a> {
         let folder = PathBuf::from("cells").join(job.cell.folder()).join(format!("e{}", job.experiment));
         let bar = self.progress.add(self.global.progress(exp.condense.iterations as u64, "condense"));
         bar.set_message(job.name.clone());
-        let condensed = condense_into(
-            &self.store.join(&folder),
-            &exp,
-            &self.datasets[&exp.dataset],
-            &self.devices[job.device],
-            self.plugins,
-            &mut |entry| {
-                bar.set_position(entry.iteration as u64 + 1);
-            },
-        );
+        let condensation =
+            Condensation { exp: &exp, dataset: &self.datasets[&exp.dataset], device: &self.devices[job.device], plugins: self.plugins };
+        let condensed = condense_into(&self.store.join(&folder), &condensation, &mut |entry| {
+            bar.set_position(entry.iteration as u64 + 1);
+        });
         bar.finish_and_clear();
         self.progress.remove(&bar);
         let condensed = condensed?;

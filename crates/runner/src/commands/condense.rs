@@ -1,7 +1,7 @@
 use super::{print_accuracies, write_json, RecipeArgs};
 use crate::experiment::{Experiment, PluginSpec};
 use crate::global::{device_name, Global};
-use crate::pipeline::{condense_into, Condensed, Evaluator, ImageSet, ModelAccuracy, Recipe};
+use crate::pipeline::{condense_into, Condensation, Condensed, Evaluator, ImageSet, ModelAccuracy, Recipe};
 use anyhow::Result;
 use gradmatch_data::DatasetName;
 use gradmatch_engine::{Init, IterationLog};
@@ -150,7 +150,8 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
         out.display()
     );
     let bar = global.progress(exp.condense.iterations as u64, "condense");
-    let condensed = condense_into(&out, &exp, &ds, &device, &plugins, &mut show_iteration(global, &bar, exp.condense.iterations))?;
+    let job = Condensation { exp: &exp, dataset: &ds, device: &device, plugins: &plugins };
+    let condensed = condense_into(&out, &job, &mut show_iteration(global, &bar, exp.condense.iterations))?;
     bar.finish_and_clear();
     print_condensed(&condensed);
 
