@@ -543,8 +543,9 @@ impl InnerTrainer for NetTrainer<'_> {
         order.shuffle(self.rng);
         for chunk in order.chunks(self.batch) {
             let idx = Tensor::from_slice(chunk, chunk.len(), self.images.device())?;
-            // DSA trains the network on augmented batches too; `none` leaves them as they are.
-            let x = self.augment.augment(&self.images.index_select(&idx, 0)?, self.seeds.training_batch(self.batches_done))?;
+            // DSA trains the network on augmented batches too, parameters per image as its reference
+            // does outside a match; `none` leaves them as they are.
+            let x = self.augment.augment_each(&self.images.index_select(&idx, 0)?, self.seeds.training_batch(self.batches_done))?;
             self.batches_done += 1;
             let (_, grads) = self.net.loss_and_grads(&x, &self.targets.index_select(&idx, 0)?, Mode::Train, 1)?;
             self.opt.step_all(&grads)?;
