@@ -204,3 +204,44 @@ fn a_failing_cell_is_recorded_and_the_grid_goes_on() {
     let report = std::fs::read_to_string(store.join("report.md")).unwrap();
     assert!(report.contains("## Failures") && report.contains("matching loss is"), "{report}");
 }
+
+/// One condensation evaluated under two protocols: the cells differ only in `[evaluation]`.
+const PROTOCOLS: &str = r#"
+name = "protocols"
+[base]
+dataset = "mnist"
+model = "ConvNetW4"
+[base.condense]
+ipc = 1
+iterations = 2
+batch_real = 8
+[base.evaluation]
+epochs = 2
+num_eval = 1
+test_limit = 100
+[[axis]]
+name = "protocol"
+field = "evaluation.protocol"
+values = ["dc", "dsa"]
+"#;
+
+#[test]
+fn cells_that_differ_only_in_evaluation_condense_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let grid = dir.path().join("protocols.toml");
+    std::fs::write(&grid, PROTOCOLS).unwrap();
+    let store = dir.path().join("store");
+    ablate(&grid, &store, &[]);
+    let all = records(&store);
+    let condensed: Vec<&serde_json::Value> = all.iter().filter(|r| r["kind"] == "condensed").collect();
+    assert_eq!(condensed.len(), 2, "a condense record per cell");
+    assert_eq!(condensed[0]["set"], condensed[1]["set"], "one set for both cells");
+    assert_eq!(std::fs::read_dir(store.join("cells")).unwrap().count(), 1, "one condensation folder");
+    let mut recipes: Vec<String> = all
+        .iter()
+        .filter(|r| r["kind"] == "evaluated")
+        .map(|r| format!("{}/{}", r["recipe"]["protocol"], r["recipe"]["augment"]))
+        .collect();
+    recipes.sort();
+    assert_eq!(recipes, ["\"dc\"/\"none\"", "\"dsa\"/\"dsa\""]);
+}

@@ -3,6 +3,7 @@
 
 use crate::experiment::{locate, Experiment};
 use anyhow::{bail, Context, Result};
+use gradmatch_engine::EvalConfig;
 use gradmatch_plugins::did_you_mean;
 use gradmatch_plugins::Plugins;
 use serde::{Deserialize, Serialize};
@@ -80,6 +81,9 @@ pub struct Cell {
     pub experiment: Experiment,
     /// Hash of the resolved config: a changed config is a new cell, never mixed with old records.
     pub id: String,
+    /// Hash of the config without `[evaluation]`: cells that differ only in how their sets are
+    /// evaluated (a protocol axis, say) condense the same sets, once.
+    pub condensation: String,
 }
 
 impl Cell {
@@ -111,6 +115,12 @@ impl Cell {
     pub fn label_of(&self, axis: &str) -> Option<&str> {
         self.labels.iter().find(|(a, _)| a == axis).map(|(_, l)| l.as_str())
     }
+}
+
+/// The first 16 hex digits of the MD5 of `experiment`'s JSON.
+fn hash(experiment: &Experiment) -> Result<String> {
+    let digest = <md5::Md5 as md5::Digest>::digest(serde_json::to_string(experiment)?.as_bytes());
+    Ok(digest.iter().take(8).map(|b| format!("{b:02x}")).collect())
 }
 
 /// A condensation run of one cell: the unit that `--jobs` and `--shard` distribute.
@@ -184,11 +194,9 @@ impl Grid {
                 .try_into()
                 .map_err(|e: toml::de::Error| anyhow::anyhow!("{where_}: {}", with_suggestion(e.message())))?;
             experiment.validate(plugins).with_context(|| where_.clone())?;
-            let json = serde_json::to_string(&experiment)?;
-            let digest = <md5::Md5 as md5::Digest>::digest(json.as_bytes());
-            let id: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+            let condensation = hash(&Experiment { evaluation: EvalConfig::default(), ..experiment.clone() })?;
             let labels = combo.iter().map(|(a, v)| (a.to_string(), v.label.clone())).collect();
-            cells.push(Cell { labels, experiment, id: id[..16].to_string() });
+            cells.push(Cell { labels, id: hash(&experiment)?, experiment, condensation });
         }
         for (i, c) in cells.iter().enumerate() {
             if let Some(same) = cells[..i].iter().find(|d| d.id == c.id) {
@@ -346,6 +354,10 @@ columns = "ipc"
         let recipes: Vec<_> =
             grid.cells.iter().map(|c| &c.experiment.evaluation).map(|e| (e.epochs, e.augment.as_str(), e.num_eval)).collect();
         assert_eq!(recipes, [(300, "none", 2), (1000, "dsa", 2)]);
+        let (dc, dsa) = (&grid.cells[0], &grid.cells[1]);
+        assert!(dc.id != dsa.id && dc.condensation == dsa.condensation, "two cells, one condensation");
+        let methods = parse(GRID).unwrap();
+        assert_ne!(methods.cells[0].condensation, methods.cells[2].condensation, "DC and M condense different sets");
         let err = format!("{:#}", parse(&text.replace("\"dsa\"]", "\"dsa\", \"mtt\"]")).unwrap_err());
         assert!(err.contains("variant `mtt`") && err.contains("`dsa`"), "{err}");
     }

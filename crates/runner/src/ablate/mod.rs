@@ -20,6 +20,7 @@ use rayon::prelude::*;
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::Instant;
 use store::{condense_key, evaluation_key, now_unix, Appender, Outcome, Record, Records};
 
@@ -63,6 +64,9 @@ struct Shared<'a> {
     plugins: &'a Plugins,
     store: &'a Path,
     records: &'a Records,
+    /// Condensed sets by (cell condensation hash, experiment), with the label of the cell that made
+    /// them: from the store, and as this run condenses them.
+    sets: Mutex<HashMap<(String, usize), (String, Outcome)>>,
     appender: Appender,
     progress: MultiProgress,
     units: ProgressBar,
@@ -102,12 +106,24 @@ pub fn run(global: &Global, grid: &Grid, plugins: &Plugins, opts: &Options) -> R
         plugins,
         store: &opts.store,
         records: &records,
+        sets: Mutex::new(condensed_sets(&grid.cells, &records)),
         appender,
         progress,
         units: bar,
         total_jobs: jobs.len(),
     };
     shared.run_jobs(&jobs, opts.jobs)
+}
+
+/// The condensed sets of the store, by (condensation hash, experiment).
+fn condensed_sets(cells: &[Cell], records: &Records) -> HashMap<(String, usize), (String, Outcome)> {
+    let mut sets = HashMap::new();
+    for record in records.done.values().filter(|r| matches!(r.outcome, Outcome::Condensed { .. })) {
+        if let Some(cell) = cells.iter().find(|c| c.id == record.cell) {
+            sets.insert((cell.condensation.clone(), record.experiment), (cell.label(), record.outcome.clone()));
+        }
+    }
+    sets
 }
 
 /// Every dataset of the cells, loaded once.
@@ -207,6 +223,10 @@ impl<'a> Shared<'a> {
             self.units.inc(1);
             return Some(self.store.join(set));
         }
+        let shared = self.sets.lock().expect("not poisoned").get(&(job.cell.condensation.clone(), job.experiment)).cloned();
+        if let Some((from, outcome)) = shared {
+            return self.share(job, key, &from, outcome);
+        }
         let (outcome, seconds) = match self.condense(job) {
             Ok(condensed) => condensed,
             Err(e) => {
@@ -217,11 +237,28 @@ impl<'a> Shared<'a> {
         };
         let Outcome::Condensed { set, .. } = &outcome else { unreachable!("condense returns a Condensed outcome") };
         let path = self.store.join(set);
+        let shared = (job.cell.label(), outcome.clone());
         if let Err(e) = self.record(job, key.clone(), seconds, outcome) {
             self.fail(job, "record", key, e);
             return None;
         }
+        self.sets.lock().expect("not poisoned").insert((job.cell.condensation.clone(), job.experiment), shared);
         job.summary.ran += 1;
+        self.units.inc(1);
+        Some(path)
+    }
+
+    /// Records for the job the set that cell `from` condensed with the same config and seed (it
+    /// differs only in its evaluation), instead of condensing it again.
+    fn share(&self, job: &mut RunningJob<'a>, key: String, from: &str, outcome: Outcome) -> Option<PathBuf> {
+        let Outcome::Condensed { set, .. } = &outcome else { unreachable!("only condensed outcomes are shared") };
+        let path = self.store.join(set);
+        self.note(format!("{}: the set of `{from}` (the same condensation)", job.name));
+        if let Err(e) = self.record(job, key.clone(), 0.0, outcome) {
+            self.fail(job, "record", key, e);
+            return None;
+        }
+        job.summary.skipped += 1;
         self.units.inc(1);
         Some(path)
     }
