@@ -50,9 +50,9 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
     let device = global.device()?;
     let ds = global.load(args.dataset)?;
     let train = DeviceData::new(&ds.train, ds.shape(), DType::F32, &device)?;
+    let mut cfg = args.recipe.apply(&EvalConfig { test_limit: args.test_limit, ..EvalConfig::default() });
     // DC's table reports the random baseline over 5 subsets, whatever the protocol's network count.
-    let base = EvalConfig { test_limit: args.test_limit, num_eval: 5, ..EvalConfig::default() };
-    let cfg = args.recipe.apply(&base);
+    cfg.num_eval = args.recipe.num_eval.unwrap_or(5);
     let evaluator = Evaluator::new(global, &ds, &device, &cfg, &Plugins::builtin())?;
     let per_class = vec![args.ipc; ds.num_classes()];
     let result = evaluator.evaluate_random_subsets(&train, &per_class, &args.model, args.seed)?;

@@ -50,7 +50,7 @@ pub struct RecipeArgs {
     eval_augment: Option<String>,
     /// Networks trained per set.
     #[arg(long)]
-    num_eval: Option<usize>,
+    pub num_eval: Option<usize>,
 }
 
 impl RecipeArgs {
