@@ -112,11 +112,6 @@ impl EvalConfig {
     pub fn with_protocol(&self, protocol: Protocol) -> EvalConfig {
         EvalConfig { test_limit: self.test_limit, models: self.models.clone(), ..protocol.recipe() }
     }
-
-    /// `dsa, 1000 epochs, augment dsa`: what a printed accuracy was measured under.
-    pub fn recipe_label(&self) -> String {
-        format!("{}, {} epochs, augment {}", self.protocol, self.epochs, self.augment)
-    }
 }
 
 /// `[evaluation]` as written: every field optional, filled from the protocol's recipe.
