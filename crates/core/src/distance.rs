@@ -20,6 +20,12 @@ pub fn as_rows(t: &Tensor) -> Result<Option<Tensor>> {
     }
 }
 
+/// `max(x, floor)` element-wise, differentiable as `clamp`. The floor is filled on `x`'s device:
+/// `clamp(floor, ..)` would upload a host scalar to a GPU at every call.
+pub fn at_least(x: &Tensor, floor: f64) -> Result<Tensor> {
+    x.maximum(&x.zeros_like()?.affine(1.0, floor)?)
+}
+
 /// Sums `per_tensor(real_rows, syn_rows)` over every parameter tensor that has a row view.
 /// The building block of every per-row distance.
 pub fn sum_over_tensors(real: &[Tensor], syn: &[Tensor], per_tensor: impl Fn(&Tensor, &Tensor) -> Result<Tensor>) -> Result<Tensor> {

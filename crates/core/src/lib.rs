@@ -16,7 +16,7 @@ mod plugin;
 mod step;
 
 pub use augment::{image_seed, Augmentation};
-pub use distance::{as_rows, sum_over_tensors, Distance};
+pub use distance::{as_rows, at_least, sum_over_tensors, Distance};
 pub use level::{GradientLevel, MatchContext};
 pub use loops::Loops;
 pub use plugin::{NoOptions, OptionError, Plugin};

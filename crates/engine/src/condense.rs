@@ -1,5 +1,6 @@
-use crate::device::DeviceData;
+use crate::device::{set_tf32, DeviceData};
 use crate::optim::Sgd;
+use crate::passes::PassSizes;
 use crate::seed::{derive_seed, stream, AugmentSeeds};
 use crate::synset::SyntheticSet;
 use candle_core::{DType, Device, Result, Tensor, Var};
@@ -48,8 +49,18 @@ pub struct CondenseConfig {
     pub bn_images_per_class: usize,
     /// Classes whose real batches go through the network in one pass (per-class gradients come out
     /// of the same pass): more is faster on a GPU and needs proportionally more memory. `None`: the
-    /// device's default (1 on the CPU, every class on a GPU). Results do not depend on it beyond float rounding.
+    /// device's default (1 on the CPU; on a GPU every class, or as many as its free memory holds).
+    /// Results do not depend on it beyond float rounding.
     pub classes_per_pass: Option<usize>,
+    /// Most images one pass of the network may hold, on the real and the synthetic side (classes are
+    /// split into passes to stay under it). `None`: the most that keeps every tensor of a pass under
+    /// 2^31 elements, the index range of candle's CUDA kernels.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_images_per_pass: Option<usize>,
+    /// Let cuBLAS run f32 GEMMs on TF32 tensor cores (PyTorch's cuDNN convolutions do by default):
+    /// faster on a GPU, about 1e-3 relative error per product; no effect on the CPU. Process-wide.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub tf32: bool,
     /// Matching steps per outer iteration / epochs between them; `None` = the loops table.
     pub outer_loop: Option<usize>,
     pub inner_epochs: Option<usize>,
@@ -72,6 +83,8 @@ impl Default for CondenseConfig {
             batch_train: 256,
             bn_images_per_class: 16,
             classes_per_pass: None,
+            max_images_per_pass: None,
+            tf32: false,
             outer_loop: None,
             inner_epochs: None,
             checkpoint_every: 10,
@@ -164,6 +177,7 @@ struct Condensation<'a> {
     cfg: &'a CondenseConfig,
     real: DeviceData<'a>,
     classes: usize,
+    passes: PassSizes,
     loops: Loops,
     /// Labels of the synthetic images, class-major.
     labels: Vec<u32>,
@@ -182,6 +196,8 @@ impl<'a> Condensation<'a> {
         let ds = run.dataset;
         let classes = ds.num_classes();
         let real = DeviceData::new(&ds.train, ds.shape(), run.dtype, run.device)?;
+        let passes = PassSizes::plan(run, cfg, classes)?;
+        set_tf32(cfg.tf32);
         let fingerprint = serde_json::to_string(&(cfg, run.model.to_string(), &run.metadata)).expect("config serialises");
         let (syn, img_opt, resumed_from) = match run.checkpoint.filter(|p| p.exists()) {
             Some(path) => resume(path, &fingerprint, cfg, classes, run)?,
@@ -193,7 +209,7 @@ impl<'a> Condensation<'a> {
         };
         let labels = class_labels(classes, cfg.ipc);
         let metadata = provenance(run, cfg, fingerprint);
-        Ok(Condensation { run, method, cfg, real, classes, loops: cfg.loops(), labels, metadata, syn, img_opt, resumed_from })
+        Ok(Condensation { run, method, cfg, real, classes, passes, loops: cfg.loops(), labels, metadata, syn, img_opt, resumed_from })
     }
 
     /// Outer iteration `it`: a fresh network, then matching steps with the network trained on the
@@ -205,16 +221,17 @@ impl<'a> Condensation<'a> {
         let net_seed = derive_seed(cfg.seed, stream::NETWORK, it as u64);
         let net = Network::new(run.model, run.dataset.shape(), self.classes, net_seed, run.dtype, run.device)?;
         let mut net_opt = Sgd::new(net.vars(), cfg.lr_net, cfg.momentum_net, 0.0);
-        let mut loss_sum = 0.0;
+        let mut losses = Vec::with_capacity(self.loops.outer);
         let mut inner = Vec::new();
         for ol in 0..self.loops.outer {
             let seeds = AugmentSeeds { run_seed: cfg.seed, iteration: it, step: ol, steps: self.loops.outer, classes: self.classes };
-            loss_sum += self.matching_step(&net, seeds, &mut rng)?;
+            losses.push(self.matching_step(&net, seeds, &mut rng)?);
             if ol + 1 == self.loops.outer {
                 break;
             }
             inner.push(self.train_between_matches(&net, &mut net_opt, seeds, &mut rng)?);
         }
+        let loss_sum = read_losses(&losses, it)?;
         Ok(IterationLog {
             iteration: it,
             loss: loss_sum / (self.classes * self.loops.outer) as f64,
@@ -224,17 +241,13 @@ impl<'a> Condensation<'a> {
     }
 
     /// The matching step of `seeds` (its iteration and step): one step of the image optimiser on the
-    /// matching loss, whose value it returns.
-    fn matching_step(&mut self, net: &Network, seeds: AugmentSeeds, rng: &mut ChaCha8Rng) -> Result<f64> {
-        let loss = Matcher::new(net, &self.real, &self.syn, self.cfg, self.method, seeds, rng).loss()?;
-        let value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-        if !value.is_finite() {
-            let (it, ol) = (seeds.iteration, seeds.step);
-            candle_core::bail!("matching loss is {value} at iteration {it}, matching step {ol}: lower lr_img or check the distance")
-        }
+    /// matching loss, whose value it returns, detached and still on the device: reading it here
+    /// would make the host wait for the GPU before launching the backward.
+    fn matching_step(&mut self, net: &Network, seeds: AugmentSeeds, rng: &mut ChaCha8Rng) -> Result<Tensor> {
+        let loss = Matcher::new(net, &self.real, &self.syn, self.cfg, self.method, self.passes, seeds, rng).loss()?;
         let grads = loss.backward()?;
         self.img_opt.step(&self.syn.iter().map(|v| grads.get(v.as_tensor()).cloned()).collect::<Vec<_>>())?;
-        Ok(value)
+        Ok(loss.detach())
     }
 
     /// Trains the network on the (detached) synthetic images after the matching step of `seeds` for
@@ -287,6 +300,16 @@ impl<'a> Condensation<'a> {
     }
 }
 
+/// The sum of one outer iteration's matching losses, read from the device once; an error naming the
+/// first matching step whose loss is not finite (nothing of this iteration is checkpointed then).
+fn read_losses(losses: &[Tensor], iteration: usize) -> Result<f64> {
+    let values = Tensor::stack(losses, 0)?.to_dtype(DType::F64)?.to_vec1::<f64>()?;
+    if let Some((step, value)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+        candle_core::bail!("matching loss is {value} at iteration {iteration}, matching step {step}: lower lr_img or check the distance")
+    }
+    Ok(values.iter().sum())
+}
+
 /// The metadata of every snapshot: the run's own, the dataset with its normalisation, the config,
 /// and the fingerprint a resume checks.
 fn provenance(run: &RunContext, cfg: &CondenseConfig, fingerprint: String) -> HashMap<String, String> {
@@ -331,12 +354,14 @@ pub fn matching_gradient(
     let ds = run.dataset;
     let (classes, shape) = (ds.num_classes(), ds.shape());
     let real = DeviceData::new(&ds.train, shape, run.dtype, run.device)?;
+    let passes = PassSizes::plan(run, cfg, classes)?;
+    set_tf32(cfg.tf32);
     let images = images.to_device(run.device)?.to_dtype(run.dtype)?;
     let syn = per_class_vars(&images, classes, cfg.ipc)?;
     let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(cfg.seed, stream::ITERATION, iteration as u64));
     let net = Network::new(run.model, shape, classes, derive_seed(cfg.seed, stream::NETWORK, iteration as u64), run.dtype, run.device)?;
     let seeds = AugmentSeeds { run_seed: cfg.seed, iteration, step: 0, steps: cfg.loops().outer, classes };
-    let loss = Matcher::new(&net, &real, &syn, cfg, method, seeds, &mut rng).loss()?;
+    let loss = Matcher::new(&net, &real, &syn, cfg, method, passes, seeds, &mut rng).loss()?;
     let grads = loss.backward()?;
     let class_grads =
         syn.iter().map(|v| grads.get(v.as_tensor()).cloned().map_or_else(|| v.zeros_like(), Ok)).collect::<Result<Vec<_>>>()?;
@@ -402,22 +427,25 @@ struct Matcher<'a> {
     syn: &'a [Var],
     cfg: &'a CondenseConfig,
     method: Method<'a>,
+    passes: PassSizes,
     /// The augmentation seeds of this matching step (which also name its iteration and class count).
     seeds: AugmentSeeds,
     rng: &'a mut ChaCha8Rng,
 }
 
 impl<'a> Matcher<'a> {
+    #[allow(clippy::too_many_arguments)] // the parts of one matching step, each named by its type
     fn new(
         net: &'a Network,
         real: &'a DeviceData<'a>,
         syn: &'a [Var],
         cfg: &'a CondenseConfig,
         method: Method<'a>,
+        passes: PassSizes,
         seeds: AugmentSeeds,
         rng: &'a mut ChaCha8Rng,
     ) -> Self {
-        Matcher { net, mode: Mode::Train, real, syn, cfg, method, seeds, rng }
+        Matcher { net, mode: Mode::Train, real, syn, cfg, method, passes, seeds, rng }
     }
 
     /// The matching loss of one step. Batch-norm networks first take their statistics from real
@@ -454,10 +482,16 @@ impl<'a> Matcher<'a> {
         Tensor::cat(&self.syn.iter().map(|v| v.as_tensor()).collect::<Vec<_>>(), 0)
     }
 
-    fn classes_per_pass(&self) -> usize {
-        let classes = self.seeds.classes;
-        let default = if self.real.images.device().is_cpu() { 1 } else { classes };
-        self.cfg.classes_per_pass.unwrap_or(default).clamp(1, classes)
+    /// Refuses a one-group pass (a mixed batch) larger than a pass may hold.
+    fn check_mixed(&self, images: usize, side: &str) -> Result<()> {
+        if images > self.passes.max_images {
+            candle_core::bail!(
+                "a mixed {side} batch of {images} images is more than one pass may hold ({}): lower the level's batch option \
+                 or raise max_images_per_pass",
+                self.passes.max_images
+            )
+        }
+        Ok(())
     }
 }
 
@@ -480,7 +514,7 @@ impl MatchContext for Matcher<'_> {
         // Drawn in class order whatever the chunking: the same seed gives the same batches.
         let batches: Vec<Vec<usize>> = (0..classes).map(|c| self.real.split.sample_class(c, self.cfg.batch_real, self.rng)).collect();
         let mut grads = Vec::with_capacity(classes);
-        let per_pass = self.classes_per_pass();
+        let per_pass = self.passes.classes_per_pass;
         for (first, chunk) in (0..).step_by(per_pass).zip(batches.chunks(per_pass)) {
             // Each class's batch gets its own seed, the one its synthetic images get.
             let x = chunk.iter().enumerate().map(|(k, idx)| self.real_class_batch(first + k, idx)).collect::<Result<Vec<_>>>()?;
@@ -490,17 +524,25 @@ impl MatchContext for Matcher<'_> {
     }
 
     fn syn_class_grads(&mut self) -> Result<Vec<Vec<Tensor>>> {
-        let classes = self.seeds.classes;
         let augmented = self
             .syn
             .iter()
             .enumerate()
             .map(|(c, v)| self.method.augment.augment(v.as_tensor(), self.seeds.class(c)))
             .collect::<Result<Vec<_>>>()?;
-        self.grads(&Tensor::cat(&augmented, 0)?, &class_labels(classes, self.cfg.ipc), classes)
+        // Per-class gradients do not depend on the other classes of the pass: split when one pass
+        // of every class would hold too many images.
+        let per_pass = (self.passes.max_images / self.cfg.ipc).max(1);
+        let mut grads = Vec::with_capacity(augmented.len());
+        for (first, chunk) in (0u32..).step_by(per_pass).zip(augmented.chunks(per_pass)) {
+            let labels: Vec<u32> = (first..first + chunk.len() as u32).flat_map(|c| std::iter::repeat_n(c, self.cfg.ipc)).collect();
+            grads.extend(self.grads(&Tensor::cat(chunk, 0)?, &labels, chunk.len())?);
+        }
+        Ok(grads)
     }
 
     fn real_mixed_grads(&mut self, n: usize) -> Result<Vec<Tensor>> {
+        self.check_mixed(n, "real")?;
         let idx = self.real.split.sample_any(n, self.rng);
         let x = self.method.augment.augment(&self.real.select(&idx)?, self.seeds.mixed())?;
         Ok(self.real_grads(&x, &idx, 1)?.remove(0))
@@ -511,6 +553,7 @@ impl MatchContext for Matcher<'_> {
         let mut order: Vec<u32> = (0..all.dim(0)? as u32).collect();
         order.shuffle(self.rng);
         order.truncate(max);
+        self.check_mixed(order.len(), "synthetic")?;
         let labels: Vec<u32> = order.iter().map(|&i| i / self.cfg.ipc as u32).collect();
         let x = all.index_select(&Tensor::from_slice(&order, order.len(), all.device())?, 0)?;
         let x = self.method.augment.augment(&x, self.seeds.mixed())?;

@@ -2,23 +2,69 @@ use candle_core::{DType, Device, Result, Tensor};
 use gradmatch_data::Split;
 
 /// `auto` (the first GPU when built with `cuda` and one is present, else the CPU), `cpu`, `cuda` or
-/// `cuda:N`.
+/// `cuda:N`. GPUs are opened by [`open_cuda`].
 pub fn select_device(spec: &str) -> Result<Device> {
     match spec {
         "cpu" => Ok(Device::Cpu),
         "auto" => {
             if candle_core::utils::cuda_is_available() {
-                Device::new_cuda(0).or(Ok(Device::Cpu))
+                open_cuda(0).or(Ok(Device::Cpu))
             } else {
                 Ok(Device::Cpu)
             }
         }
-        "cuda" => Device::new_cuda(0),
+        "cuda" => open_cuda(0),
         other => match other.strip_prefix("cuda:").and_then(|n| n.parse::<usize>().ok()) {
-            Some(n) => Device::new_cuda(n),
+            Some(n) => open_cuda(n),
             None => candle_core::bail!("unknown device `{other}`: expected auto, cpu, cuda or cuda:N"),
         },
     }
+}
+
+/// GPU `ordinal` with a stream of its own, and without cudarc's cross-stream event tracking.
+///
+/// Every operation on the returned device, from whichever thread, goes to that one stream, so the
+/// ordering the events would enforce is already guaranteed; without them each kernel launch saves
+/// creating and recording CUDA events (candle's `disable_event_tracking`: safe when tensors never
+/// cross streams, which one stream per device makes true).
+pub fn open_cuda(ordinal: usize) -> Result<Device> {
+    let device = Device::new_cuda_with_stream(ordinal)?;
+    #[cfg(feature = "cuda")]
+    if let Device::Cuda(cuda) = &device {
+        // SAFETY: one stream per device (above); nothing of this device has been created yet.
+        unsafe { cuda.disable_event_tracking() };
+    }
+    Ok(device)
+}
+
+/// Lets cuBLAS run f32 GEMMs with TF32 tensor cores (as PyTorch's cuDNN convolutions do by
+/// default). Process-wide, as candle's setting is; no effect on the CPU.
+pub fn set_tf32(on: bool) {
+    candle_core::cuda::set_gemm_reduced_precision_f32(on);
+}
+
+/// Bytes the device can still give: free GPU memory, or the host's available memory on the CPU.
+pub fn available_bytes(device: &Device) -> Result<usize> {
+    match device {
+        #[cfg(feature = "cuda")]
+        Device::Cuda(cuda) => {
+            let (free, _total) =
+                cuda.cuda_stream().context().mem_get_info().map_err(|e| candle_core::Error::Msg(format!("querying GPU memory: {e:?}")))?;
+            Ok(free)
+        }
+        _ => host_available_bytes(),
+    }
+}
+
+/// `MemAvailable` of `/proc/meminfo` (Linux); unbounded where it cannot be read.
+fn host_available_bytes() -> Result<usize> {
+    let Ok(meminfo) = std::fs::read_to_string("/proc/meminfo") else { return Ok(usize::MAX) };
+    let kb = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse::<usize>().ok());
+    Ok(kb.map_or(usize::MAX, |kb| kb.saturating_mul(1024)))
 }
 
 /// A split uploaded once to the device, with its per-class index on the host for sampling.

@@ -7,13 +7,15 @@ mod condense;
 mod device;
 mod evaluate;
 mod optim;
+mod passes;
 mod seed;
 mod synset;
 
 pub use augment::{augment_batch, MnistAugmentation};
 pub use condense::{condense, initial_set, matching_gradient, CondenseConfig, CondenseOutcome, Init, IterationLog, Method, RunContext};
-pub use device::{select_device, DeviceData};
+pub use device::{available_bytes, open_cuda, select_device, set_tf32, DeviceData};
 pub use evaluate::{evaluate, EvalConfig, EvalOutcome, EvalTask, Protocol};
 pub use optim::Sgd;
+pub use passes::PassSizes;
 pub use seed::{derive_seed, stream};
 pub use synset::{SyntheticSet, VERSION};

@@ -5,7 +5,8 @@ use candle_core::{DType, Device, Tensor};
 use gradmatch_augment::NoAugmentation;
 use gradmatch_data::{Dataset, DatasetName};
 use gradmatch_engine::{
-    condense, evaluate, CondenseConfig, CondenseOutcome, DeviceData, EvalConfig, EvalTask, Init, Method, RunContext, SyntheticSet,
+    condense, evaluate, initial_set, matching_gradient, CondenseConfig, CondenseOutcome, DeviceData, EvalConfig, EvalTask, Init, Method,
+    RunContext, SyntheticSet,
 };
 use gradmatch_models::ModelSpec;
 use std::collections::HashMap;
@@ -145,4 +146,36 @@ fn synthetic_set_files_round_trip_with_metadata_and_grid() {
     std::fs::write(&path, b"not a safetensors file").unwrap();
     let err = SyntheticSet::load(&path, &Device::Cpu).unwrap_err().to_string();
     assert!(err.contains("set.safetensors"), "{err}");
+}
+
+/// The matching loss and gradient of the first step of `level` at `cfg`, in f64 on the CPU.
+fn first_step(level: &str, cfg: &CondenseConfig) -> candle_core::Result<(f64, Tensor)> {
+    let run =
+        RunContext { dataset: mnist(), model: &SMALL, device: &Device::Cpu, dtype: DType::F64, checkpoint: None, metadata: HashMap::new() };
+    let (plugins, none) = (gradmatch_plugins::Plugins::builtin(), gradmatch_plugins::Params::new());
+    let level = plugins.levels.build(level, &none).expect("registered");
+    let distance = plugins.distances.build("combined", &none).expect("registered");
+    let steps = plugins.steps.build("fixed", &none).expect("registered");
+    let method = Method { level: level.as_ref(), distance: distance.as_ref(), steps: steps.as_ref(), augment: &NoAugmentation };
+    let images = initial_set(&run, cfg)?;
+    matching_gradient(&run, method, cfg, &images, 0)
+}
+
+/// A cap on the images per pass splits both sides into passes (real: 1 class of 8 images per pass,
+/// synthetic: 4 classes of 2 images per pass) and changes nothing beyond float rounding.
+#[test]
+fn passes_split_under_a_cap_match_one_pass() {
+    let one_pass = CondenseConfig { ipc: 2, batch_real: 8, classes_per_pass: Some(10), ..config(Init::Real, 1, 4) };
+    let capped = CondenseConfig { max_images_per_pass: Some(8), ..one_pass.clone() };
+    for level in ["intra", "multi-level"] {
+        let (loss, grad) = first_step(level, &one_pass).unwrap();
+        let (loss_capped, grad_capped) = first_step(level, &capped).unwrap();
+        assert!((loss - loss_capped).abs() <= 1e-12 * loss.abs(), "{level}: {loss} vs {loss_capped}");
+        let scale = grad.abs().unwrap().max_all().unwrap().to_scalar::<f64>().unwrap();
+        let gap = (&grad - &grad_capped).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f64>().unwrap();
+        assert!(scale > 0.0 && gap <= 1e-10 * scale, "{level}: largest difference {gap} (gradient scale {scale})");
+    }
+    // A mixed batch (the inter-class level's 1024 real images) is one group: refused by name.
+    let err = first_step("inter", &capped).unwrap_err().to_string();
+    assert!(err.contains("mixed real batch of 1024 images") && err.contains("max_images_per_pass"), "{err}");
 }

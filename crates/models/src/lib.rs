@@ -7,6 +7,7 @@
 //! from a seeded host RNG (the same seed gives the same network on every device).
 
 pub mod arch;
+mod footprint;
 pub mod layers;
 mod loss;
 mod network;
@@ -15,6 +16,7 @@ mod params;
 pub mod reference;
 mod spec;
 
+pub use footprint::{Footprint, MAX_TENSOR_ELEMENTS};
 pub use layers::Mode;
 pub use loss::{accuracy_count, cross_entropy, cross_entropy_grad, one_hot};
 pub use network::Network;

@@ -47,6 +47,11 @@ impl Network {
         self.body.forward(&channels_last(x)?, &mut Forward::new(mode))
     }
 
+    /// Logits through `forward`, whatever it records.
+    pub(crate) fn forward_with(&self, x: &Tensor, forward: &mut Forward) -> Result<Tensor> {
+        self.body.forward(&channels_last(x)?, forward)
+    }
+
     /// Logits with candle's autodiff reaching the parameters: the reference that the explicit
     /// backward is tested against (with `CANDLE_GRAD_DO_NOT_DETACH`, to second order).
     pub fn forward_autodiff(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {

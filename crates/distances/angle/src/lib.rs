@@ -1,6 +1,6 @@
 //! The angle distance of DC ("baseline" in the reference code): sum over rows of (1 - cos).
 
-use gradmatch_core::{sum_over_tensors, Distance, NoOptions, OptionError, Plugin, Result, Tensor};
+use gradmatch_core::{at_least, sum_over_tensors, Distance, NoOptions, OptionError, Plugin, Result, Tensor};
 
 /// torch's `cosine_similarity` guard.
 pub const EPS: f64 = 1e-8;
@@ -10,7 +10,7 @@ pub const EPS: f64 = 1e-8;
 pub fn row_cosine(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let dot = (a * b)?.sum(1)?;
     let norms = (a.sqr()?.sum(1)? * b.sqr()?.sum(1)?)?;
-    dot / norms.clamp(EPS * EPS, f64::INFINITY)?.sqrt()?
+    dot / at_least(&norms, EPS * EPS)?.sqrt()?
 }
 
 #[derive(Debug, Default, Clone, Copy)]

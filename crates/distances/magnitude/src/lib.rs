@@ -1,6 +1,6 @@
 //! The magnitude distance of Jiang et al.: sum over rows of |real - syn|_2.
 
-use gradmatch_core::{sum_over_tensors, Distance, NoOptions, OptionError, Plugin, Result, Tensor};
+use gradmatch_core::{at_least, sum_over_tensors, Distance, NoOptions, OptionError, Plugin, Result, Tensor};
 
 /// Floor under the squared norm: keeps the gradient of sqrt finite.
 const TINY: f64 = 1e-30;
@@ -10,8 +10,9 @@ const TINY: f64 = 1e-30;
 /// sides. The value is exact: the floor only applies where the mask zeroes the result.
 pub fn row_norm(x: &Tensor) -> Result<Tensor> {
     let sq = x.sqr()?.sum(1)?;
-    let nonzero = sq.gt(0.0)?.to_dtype(sq.dtype())?;
-    sq.clamp(TINY, f64::INFINITY)?.sqrt()? * nonzero
+    // sq >= 0, so its sign is the mask sq > 0 (and no scalar goes to the GPU).
+    let nonzero = sq.detach().sign()?;
+    at_least(&sq, TINY)?.sqrt()? * nonzero
 }
 
 #[derive(Debug, Default, Clone, Copy)]

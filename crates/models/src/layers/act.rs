@@ -22,8 +22,9 @@ impl Layer for Act {
     fn backward(&self, grad: &Tensor, ctx: &mut Backward, _need_input: bool) -> Result<Option<Tensor>> {
         let y = ctx.pop()?.values.remove(0);
         // The ReLU slopes are piecewise constant: a mask taken from the detached output, as the
-        // derivative of ReLU's backward is zero almost everywhere.
-        let positive = || -> Result<Tensor> { y.detach().gt(0.0)?.to_dtype(y.dtype()) };
+        // derivative of ReLU's backward is zero almost everywhere. `sign` then `relu` is 1 where
+        // y > 0, else 0, exactly `y > 0`, with no scalar to upload to a GPU as `gt(0.0)` would.
+        let positive = || -> Result<Tensor> { y.detach().sign()?.relu() };
         let dx = match self.0 {
             Kind::Relu if fused::eligible(grad) && fused::eligible(&y) => fused::relu_backward(grad, &y)?,
             Kind::Relu => (grad * positive()?)?,

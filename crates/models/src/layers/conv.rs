@@ -130,6 +130,7 @@ impl Layer for Conv2d {
         let (ho, wo) = (out_side(h, k, s, p), out_side(w, k, s, p));
         let weight = self.weight_matrix(&ctx.param(&self.weight))?;
         let cols = im2col(x, k, s, p)?;
+        ctx.observe(&cols);
         let mut y = cols.matmul(&weight.t()?)?;
         if let Some(b) = &self.bias {
             y = y.broadcast_add(&ctx.param(b))?;

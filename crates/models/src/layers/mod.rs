@@ -41,19 +41,21 @@ pub struct Forward {
     pub autodiff: bool,
     /// Where layers save what their backward needs; `None` for inference.
     pub tape: Option<Tape>,
+    /// Elements of the largest tensor seen in this pass (saved ones, and what layers [`observe`](Forward::observe)).
+    pub largest: usize,
 }
 
 impl Forward {
     pub fn new(mode: Mode) -> Forward {
-        Forward { mode, autodiff: false, tape: None }
+        Forward { mode, autodiff: false, tape: None, largest: 0 }
     }
 
     pub fn recording(mode: Mode) -> Forward {
-        Forward { mode, autodiff: false, tape: Some(Tape::default()) }
+        Forward { mode, autodiff: false, tape: Some(Tape::default()), largest: 0 }
     }
 
     pub fn autodiff(mode: Mode) -> Forward {
-        Forward { mode, autodiff: true, tape: None }
+        Forward { mode, autodiff: true, tape: None, largest: 0 }
     }
 
     /// The value of a parameter for this pass.
@@ -65,8 +67,14 @@ impl Forward {
         }
     }
 
+    /// Notes the size of a transient tensor of the pass (for [`crate::Footprint`]).
+    pub fn observe(&mut self, t: &Tensor) {
+        self.largest = self.largest.max(t.elem_count());
+    }
+
     /// Saves `values` for the backward pass (nothing when not recording).
     pub fn save(&mut self, values: Vec<Tensor>, dims: Vec<usize>) {
+        values.iter().for_each(|v| self.observe(v));
         if let Some(tape) = &mut self.tape {
             tape.0.push(Saved { values, dims });
         }
@@ -82,6 +90,13 @@ pub struct Saved {
 /// Saved values, last layer on top: the backward pops them in reverse order.
 #[derive(Default)]
 pub struct Tape(Vec<Saved>);
+
+impl Tape {
+    /// Elements of every saved value.
+    pub fn elements(&self) -> usize {
+        self.0.iter().flat_map(|s| &s.values).map(Tensor::elem_count).sum()
+    }
+}
 
 /// What a backward pass needs besides the output gradient, and where it puts parameter gradients.
 pub struct Backward {

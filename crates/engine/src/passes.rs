@@ -1,0 +1,179 @@
+//! How the matching step's passes through the network are sized: every tensor under 2^31 elements
+//! (candle's CUDA kernels index with 32-bit integers), and what the device's memory holds, checked
+//! before any work starts.
+
+use crate::condense::{CondenseConfig, RunContext};
+use crate::device::available_bytes;
+use candle_core::{DType, Result};
+use gradmatch_models::{Footprint, ModelSpec, MAX_TENSOR_ELEMENTS};
+
+const GIB: f64 = (1u64 << 30) as f64;
+
+/// The sizes of one matching step's passes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PassSizes {
+    /// Images one pass may hold (both sides; the synthetic side is split by classes to stay under it).
+    pub max_images: usize,
+    /// Classes whose real batches share one pass.
+    pub classes_per_pass: usize,
+}
+
+/// Where the passes run.
+struct Target<'a> {
+    model: &'a ModelSpec,
+    dtype: DType,
+    gpu: bool,
+    /// Free bytes of the device.
+    available: usize,
+}
+
+/// What a step needs of the device's memory, in bytes.
+#[derive(Debug, Clone, Copy)]
+struct Needs {
+    /// The largest real pass.
+    real_pass: usize,
+    /// The synthetic side's graph (every class: it lives until the image step), with the real gradients it is matched against.
+    synthetic: usize,
+}
+
+impl PassSizes {
+    /// The passes of `cfg` on the run's model, dataset and device, or an error naming the field to
+    /// change when they cannot be made to fit.
+    pub fn plan(run: &RunContext, cfg: &CondenseConfig, classes: usize) -> Result<PassSizes> {
+        let footprint = Footprint::measure(run.model, run.dataset.shape(), classes)?;
+        let target = Target { model: run.model, dtype: run.dtype, gpu: !run.device.is_cpu(), available: available_bytes(run.device)? };
+        Self::fit(&footprint, &target, cfg, classes)
+    }
+
+    fn fit(footprint: &Footprint, target: &Target, cfg: &CondenseConfig, classes: usize) -> Result<PassSizes> {
+        let (dtype, available) = (target.dtype, target.available);
+        let max_images = max_images(footprint, target.model, cfg)?;
+        let one_pass = |field: &str, value: usize| -> Result<()> {
+            if value > max_images {
+                candle_core::bail!(
+                    "{field} = {value}: one class's images must fit in one pass of at most {max_images} images \
+                     ({}); lower {field}",
+                    limit_reason(cfg)
+                )
+            }
+            Ok(())
+        };
+        one_pass("batch_real", cfg.batch_real)?;
+        one_pass("ipc", cfg.ipc)?;
+        let by_index = (max_images / cfg.batch_real).clamp(1, classes);
+        let needs = |per_pass: usize| Needs {
+            real_pass: footprint.untracked_bytes(per_pass * cfg.batch_real, per_pass, dtype),
+            synthetic: footprint.tracked_bytes(classes * cfg.ipc, classes, dtype) + footprint.untracked_bytes(0, classes, dtype),
+        };
+        let classes_per_pass = match cfg.classes_per_pass {
+            Some(n) => n.clamp(1, classes).min(by_index),
+            // On a GPU, as many classes as its free memory holds; one at a time on the CPU.
+            None if !target.gpu => 1,
+            None => (1..=by_index).rev().find(|&n| needs(n).real_pass <= available).unwrap_or(1),
+        };
+        check_memory(needs(classes_per_pass), available, classes_per_pass, cfg)?;
+        Ok(PassSizes { max_images, classes_per_pass })
+    }
+}
+
+/// `max_images_per_pass`, or the most the index range allows.
+fn max_images(footprint: &Footprint, model: &ModelSpec, cfg: &CondenseConfig) -> Result<usize> {
+    let by_index = footprint.max_images();
+    match cfg.max_images_per_pass {
+        None => Ok(by_index),
+        Some(0) => candle_core::bail!("max_images_per_pass = 0: a pass needs at least one image"),
+        Some(n) if n > by_index => candle_core::bail!(
+            "max_images_per_pass = {n}: a pass of {} holds at most {by_index} images with every tensor under {MAX_TENSOR_ELEMENTS} \
+             elements (its largest is {} elements per image); lower it or leave it out",
+            model,
+            footprint.largest_per_image
+        ),
+        Some(n) => Ok(n),
+    }
+}
+
+fn limit_reason(cfg: &CondenseConfig) -> &'static str {
+    if cfg.max_images_per_pass.is_some() {
+        "max_images_per_pass"
+    } else {
+        "every tensor under 2^31 elements"
+    }
+}
+
+/// Refuses a step whose passes are predicted not to fit, naming what to lower.
+fn check_memory(needs: Needs, available: usize, classes_per_pass: usize, cfg: &CondenseConfig) -> Result<()> {
+    let gib = |b: usize| b as f64 / GIB;
+    if needs.synthetic > available {
+        candle_core::bail!(
+            "the synthetic side's graph (every class, {} images each) needs about {:.1} GiB and the device has {:.1} GiB free: \
+             lower ipc or use a smaller model",
+            cfg.ipc,
+            gib(needs.synthetic),
+            gib(available)
+        )
+    }
+    if needs.real_pass > available {
+        let fix = if classes_per_pass > 1 { "lower classes_per_pass or batch_real" } else { "lower batch_real" };
+        candle_core::bail!(
+            "a real pass of {classes_per_pass} classes x {} images needs about {:.1} GiB and the device has {:.1} GiB free: {fix}",
+            cfg.batch_real,
+            gib(needs.real_pass),
+            gib(available)
+        )
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONVNET_MNIST: Footprint = Footprint {
+        largest_per_image: 16 * 16 * 9 * 128,
+        saved_per_image: 500_000,
+        graph_per_image: 5_000_000,
+        graph_per_group: 1_000_000,
+        params: 300_000,
+    };
+
+    fn fit(cfg: &CondenseConfig, gpu: bool, available: usize) -> Result<PassSizes> {
+        let target = Target { model: &ModelSpec::CONVNET, dtype: DType::F32, gpu, available };
+        PassSizes::fit(&CONVNET_MNIST, &target, cfg, 10)
+    }
+
+    #[test]
+    fn index_range_caps_the_real_passes() {
+        let cfg = CondenseConfig { classes_per_pass: Some(10), batch_real: 4000, ..Default::default() };
+        let sizes = fit(&cfg, false, usize::MAX).unwrap();
+        assert_eq!(sizes.max_images, CONVNET_MNIST.max_images());
+        assert_eq!(sizes.classes_per_pass, CONVNET_MNIST.max_images() / 4000);
+        let cfg = CondenseConfig { max_images_per_pass: Some(9), batch_real: 3, classes_per_pass: Some(10), ..Default::default() };
+        assert_eq!(fit(&cfg, false, usize::MAX).unwrap(), PassSizes { max_images: 9, classes_per_pass: 3 });
+    }
+
+    #[test]
+    fn refusals_name_the_field() {
+        let err = |cfg: CondenseConfig, available| fit(&cfg, false, available).unwrap_err().to_string();
+        assert!(err(CondenseConfig { batch_real: 100_000, ..Default::default() }, usize::MAX).contains("lower batch_real"));
+        assert!(err(CondenseConfig { max_images_per_pass: Some(5), ipc: 10, batch_real: 4, ..Default::default() }, usize::MAX)
+            .contains("lower ipc"));
+        assert!(err(CondenseConfig { max_images_per_pass: Some(0), ..Default::default() }, usize::MAX).contains("at least one"));
+        assert!(err(CondenseConfig { max_images_per_pass: Some(1 << 20), ..Default::default() }, usize::MAX).contains("at most"));
+        let ipc_50 = CondenseConfig { ipc: 50, ..Default::default() };
+        let graph = CONVNET_MNIST.tracked_bytes(500, 10, DType::F32);
+        assert!(err(ipc_50.clone(), graph / 2).contains("synthetic side's graph"));
+        let real = CONVNET_MNIST.untracked_bytes(5 * 256, 5, DType::F32);
+        let five = CondenseConfig { classes_per_pass: Some(5), ..Default::default() };
+        assert!(err(five, real - 1).contains("lower classes_per_pass"));
+    }
+
+    /// On a GPU, left to itself, a real pass takes as many classes as fit both limits.
+    #[test]
+    fn gpu_default_fits_the_free_memory() {
+        let cfg = CondenseConfig::default();
+        assert_eq!(fit(&cfg, true, usize::MAX).unwrap().classes_per_pass, 10);
+        let three = CONVNET_MNIST.untracked_bytes(3 * 256, 3, DType::F32);
+        assert_eq!(fit(&cfg, true, three).unwrap().classes_per_pass, 3);
+        assert_eq!(fit(&cfg, false, usize::MAX).unwrap().classes_per_pass, 1);
+    }
+}
