@@ -1,50 +1,72 @@
 #!/usr/bin/env bash
-# On the GPU machine (run from the repository root with gpu-pack carried): correctness of the CUDA
-# backend against the CPU, then seconds per outer iteration of DC and MDA on MNIST at ipc 1 and 10
-# against the reference PyTorch code on an H100, as one table. `bash gpu-pack/check.sh accuracy` also
-# condenses MNIST and FashionMNIST at ipc 1 with DC and MDA (1000 iterations, 10 evaluation networks).
-set -euo pipefail
+# The bounded GPU check: about 4 minutes of run time, hard-capped at 510 s (give the device call 600).
+# On the GPU machine, from the repository root with gpu-pack/ carried:   bash gpu-pack/check.sh
+#   1 agree       CUDA vs CPU: the matching gradient of every level x distance (f32, and with TF32)
+#   2 bench       seconds per outer iteration / evaluation, ratio to the authors' code on an H100
+#   3 bench-tf32  the same rows with --tf32
+#   4 quick       the quick start with the seeds of the CPU figure in results/cpu.md
+# Ends with one table: step, exit code, seconds, peak GPU memory, mean GPU utilisation. No step can
+# stop the ones after it (no `set -e`; each runs under `timeout`), and a step never starts past the
+# budget. With OUT set (the device tool's folder), everything lands in $OUT/gpu-check.tgz.
+# Test knobs: CHECK_TIME_SCALE multiplies every limit; CHECK_DIR is the working folder.
+set -uo pipefail
 pack="$(cd "$(dirname "$0")" && pwd)"
-out="${OUT:-$pack/out}"
-mkdir -p "$out"
-[ -x "$pack/gradmatch" ] || { xz -dkf "$pack/gradmatch.xz" && chmod +x "$pack/gradmatch"; }
-gm() { bash "$pack/gpu-run.sh" "$pack/gradmatch" --quiet --device cuda --data-dir "$pack/data" "$@"; }
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
-git rev-parse --short HEAD 2>/dev/null | tee "$out/commit.txt" || true
+dir=${CHECK_DIR:-/tmp/gm-check}
+scale=${CHECK_TIME_SCALE:-1}
+rm -rf "$dir" && mkdir -p "$dir"
+scaled() { awk -v s="$1" -v k="$scale" 'BEGIN { printf "%.2f", s * k }'; }
+deadline=$(awk -v now="$(date +%s.%N)" -v b="$(scaled 510)" 'BEGIN { printf "%.2f", now + b }')
+export CUDA_CACHE_PATH=${CUDA_CACHE_PATH:-/tmp/gm-cuda-cache} CUDA_CACHE_MAXSIZE=4294967296 # PTX JIT-compiled once, then cached
 
-echo "== correctness: CUDA vs CPU (f32) =="
-gm device-check --json "$out/device-check.json" | tee "$out/device-check.txt"
+sampler=
+finish() {
+    [ -n "$sampler" ] && kill "$sampler" 2>/dev/null && wait "$sampler" 2>/dev/null
+    [ -n "${OUT:-}" ] && tar czf "$OUT/gpu-check.tgz" -C "$dir" . 2>/dev/null
+}
+trap finish EXIT
 
-echo "== speed: steady-state seconds per outer iteration =="
-(while sleep 1; do nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits; done) > "$out/memory.log" &
-sampler=$!
-for method in dc mda; do
-    for ipc in 1 10; do
-        its=$([ "$ipc" = 1 ] && echo 60 || echo 12)
-        gm condense --config "experiments/$method.toml" --ipc "$ipc" --iterations "$its" --num-eval 1 \
-            --out "$out/speed-$method-ipc$ipc" > "$out/speed-$method-ipc$ipc.txt" 2>&1
-    done
-done
-kill "$sampler"
-python3 - "$out" <<'PY'
-import json, statistics, sys, pathlib
-out = pathlib.Path(sys.argv[1])
-reference = {("dc", 1): 0.144, ("mda", 1): 0.151, ("dc", 10): 3.45, ("mda", 10): 2.94}
-print(f"{'method':<6} {'ipc':>3} {'s/iter (ours)':>14} {'reference H100':>15} {'ratio ref/ours':>15}")
-for (method, ipc), ref in reference.items():
-    log = [json.loads(l) for l in open(out / f"speed-{method}-ipc{ipc}" / "log.jsonl")]
-    steady = statistics.median(e["seconds"] for e in log[2:])  # the first calls JIT-compile PTX
-    print(f"{method.upper():<6} {ipc:>3} {steady:>14.3f} {ref:>15.3f} {ref / steady:>15.2f}x")
-mem = [int(x) for x in open(out / "memory.log").read().split() if x.isdigit()]
-print(f"peak GPU memory used: {max(mem) if mem else 'n/a'} MiB")
-PY
-
-if [ "${1:-}" = accuracy ]; then
-    echo "== accuracy: ipc 1, 1000 iterations, 10 evaluation networks =="
-    for dataset in mnist fashion-mnist; do
-        for method in dc mda; do
-            gm condense --config "experiments/$method.toml" --dataset "$dataset" --num-eval 10 \
-                --out "$out/acc-$dataset-$method" --json "$out/acc-$dataset-$method.json" | tail -2
-        done
-    done
+if [ ! -x "$pack/gradmatch" ]; then
+    xz -dkf "$pack/gradmatch.xz" 2>/dev/null || python3 -c 'import lzma, shutil, sys
+shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' "$pack/gradmatch.xz" "$pack/gradmatch"
+    chmod +x "$pack/gradmatch"
 fi
+
+# step NAME LIMIT_S GRADMATCH-ARGS...: runs under min(LIMIT, time left), logs its exit code and times.
+step() {
+    local name=$1 limit left rc t0
+    limit=$(scaled "$2")
+    shift 2
+    left=$(awk -v d="$deadline" -v now="$(date +%s.%N)" 'BEGIN { printf "%.2f", d - now }')
+    t0=$(date +%s.%N)
+    if awk -v l="$left" 'BEGIN { exit !(l < 1) }'; then
+        echo "$name skipped $t0 $t0" >>"$dir/steps.txt"
+        echo "== $name: skipped (the budget is spent)"
+        return
+    fi
+    limit=$(awk -v a="$limit" -v b="$left" 'BEGIN { print (a < b ? a : b) }')
+    timeout -k 5 "$limit" bash "$pack/gpu-run.sh" "$pack/gradmatch" --quiet --device cuda --data-dir "$pack/data" "$@" \
+        >"$dir/$name.log" 2>&1
+    rc=$?
+    echo "$name $rc $t0 $(date +%s.%N)" >>"$dir/steps.txt"
+    echo "== $name: exit $rc$([ "$rc" = 124 ] && echo " (timed out after ${limit} s)")"
+    tail -n 15 "$dir/$name.log"
+}
+
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$dir/gpu.txt"
+echo "commit $(cat "$pack/commit.txt" 2>/dev/null || echo unknown)" | tee "$dir/commit.txt"
+(while :; do
+    echo "$(date +%s.%N),$(nvidia-smi --query-gpu=memory.used,utilization.gpu --format=csv,noheader,nounits | head -n 1)"
+    sleep 0.5
+done) >"$dir/gpu-usage.csv" 2>/dev/null &
+sampler=$!
+
+rows=dc-1,mda-1,dc-10,mda-10,eval-1
+step agree 100 device-check --batch-real 64 --iterations 3 --json "$dir/agree.json"
+step bench 150 bench --rows $rows --iterations 10 --json "$dir/bench.json"
+step bench-tf32 120 bench --rows $rows --iterations 10 --tf32 --json "$dir/bench-tf32.json"
+step quick 90 condense --config experiments/quick.toml --out "$dir/quick" --json "$dir/quick.json"
+
+kill "$sampler" 2>/dev/null && wait "$sampler" 2>/dev/null
+sampler=
+python3 "$pack/summary.py" "$dir" | tee "$dir/summary.md"
+awk '$2 != 0 { failed = 1 } END { exit failed }' "$dir/steps.txt" # non-zero when a step failed

@@ -75,6 +75,12 @@ struct Shared<'a> {
 
 /// Runs the jobs of `grid` (already expanded and validated) that this shard owns and the store lacks.
 pub fn run(global: &Global, grid: &Grid, plugins: &Plugins, opts: &Options) -> Result<Summary> {
+    let tf32_varies = grid.cells.iter().any(|c| c.experiment.condense.tf32 != grid.cells[0].experiment.condense.tf32);
+    anyhow::ensure!(
+        !(tf32_varies && opts.jobs > 1),
+        "{}: its cells differ in condense.tf32, a process-wide switch: run it with --jobs 1",
+        grid.name
+    );
     std::fs::create_dir_all(&opts.store).with_context(|| format!("creating store folder {}", opts.store.display()))?;
     write_grid_copy(grid, &opts.store)?;
     let records = Records::read(&[&opts.store])?;

@@ -27,6 +27,9 @@ pub struct Args {
     /// Outer iterations timed per step row at ipc 1 (after one warm-up iteration); ipc-10 rows time one.
     #[arg(long, default_value_t = 2)]
     iterations: usize,
+    /// TF32 GEMMs on a GPU (every row's work; the PyTorch rows are as they are).
+    #[arg(long)]
+    tf32: bool,
     /// Write the table as JSON.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -107,14 +110,14 @@ struct TableRow {
 pub fn run(global: &Global, args: Args) -> Result<()> {
     if let Some(name) = &args.row {
         let row = find(name)?;
-        let seconds = measure(global, row, args.iterations)?;
+        let seconds = measure(global, row, args.iterations, args.tf32)?;
         println!("GRADMATCH_ROW seconds={seconds:.3} peak_rss_mb={:.0}", peak_rss_mb()?);
         return Ok(());
     }
     let rows: Vec<Row> = if args.rows.is_empty() { ROWS.to_vec() } else { args.rows.iter().map(|r| find(r)).collect::<Result<_>>()? };
     let mut table = Vec::new();
     for row in rows {
-        let ours = run_ours(global, row, args.iterations)?;
+        let ours = run_ours(global, row, args.iterations, args.tf32)?;
         let torch = match &args.torch {
             Some(python) => Some(run_torch(python, &args.torch_script, row, args.iterations)?),
             None => None,
@@ -160,11 +163,14 @@ fn print_table(table: &[TableRow]) {
 }
 
 /// Runs `row` in a child process of this binary (its own peak memory).
-fn run_ours(global: &Global, row: Row, iterations: usize) -> Result<Measured> {
+fn run_ours(global: &Global, row: Row, iterations: usize, tf32: bool) -> Result<Measured> {
     let exe = std::env::current_exe().context("locating the gradmatch binary")?;
     let mut cmd = Command::new(exe);
     cmd.arg("--data-dir").arg(&global.data_dir).arg("--device").arg(&global.device).arg("--quiet");
     cmd.args(["bench", "--row", row.name, "--iterations", &iterations.to_string()]);
+    if tf32 {
+        cmd.arg("--tf32");
+    }
     parse_line(&output_of(cmd, "gradmatch bench --row")?, "GRADMATCH_ROW")
 }
 
@@ -209,8 +215,9 @@ fn peak_rss_mb() -> Result<f64> {
 }
 
 /// Seconds of the row's work, measured in this process.
-fn measure(global: &Global, row: Row, iterations: usize) -> Result<f64> {
+fn measure(global: &Global, row: Row, iterations: usize, tf32: bool) -> Result<f64> {
     let device = global.device()?;
+    gradmatch_engine::set_tf32(tf32);
     let dataset = global.load(DatasetName::Mnist)?;
     let model = ModelSpec::CONVNET;
     match row.what {
@@ -224,7 +231,7 @@ fn measure(global: &Global, row: Row, iterations: usize) -> Result<f64> {
             let steps = plugins.steps.build(steps, &none)?;
             let augment = plugins.augmentations.build("none", &none)?;
             let timed = row.timed_iterations(iterations);
-            let cfg = CondenseConfig { ipc: row.ipc, iterations: timed + 1, ..CondenseConfig::default() };
+            let cfg = CondenseConfig { ipc: row.ipc, iterations: timed + 1, tf32, ..CondenseConfig::default() };
             let run = RunContext {
                 dataset: &dataset,
                 model: &model,

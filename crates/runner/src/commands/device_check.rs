@@ -1,7 +1,8 @@
 //! `gradmatch device-check`: does the selected device (a GPU) compute what the CPU computes? The
 //! matching gradient (through the explicit backward) of every registered gradient level with every
 //! registered distance, on the same network, real batches and synthetic images, and the loss curve of
-//! a short condensation.
+//! a short condensation. The same gradients with TF32 GEMMs on the device are reported beside them
+//! (the error TF32 costs; not held to the tolerance).
 
 use super::write_json;
 
@@ -48,8 +49,11 @@ struct GradientRow {
     loss_cpu: f64,
     loss_device: f64,
     relative_error: f64,
+    /// The device with TF32 GEMMs against the CPU.
+    relative_error_tf32: f64,
     seconds_cpu: f64,
     seconds_device: f64,
+    seconds_device_tf32: f64,
 }
 
 #[derive(Serialize)]
@@ -83,29 +87,41 @@ struct Comparison<'a> {
 }
 
 impl Comparison<'_> {
-    /// The matching loss and gradient of one method on both devices, timed.
+    /// The matching loss and gradient of one method on both devices (and with TF32 on the device), timed.
     fn gradient_row(&self, level: &str, distance: &str, method: Method) -> Result<GradientRow> {
-        let timed = |run: &RunContext| -> Result<(f64, Tensor, f64)> {
+        let timed = |run: &RunContext, tf32: bool| -> Result<(f64, Tensor, f64)> {
             let started = Instant::now();
-            let (loss, grad) = matching_gradient(run, method, &self.cfg, &self.images, 0)?;
+            let cfg = CondenseConfig { tf32, ..self.cfg.clone() };
+            let (loss, grad) = matching_gradient(run, method, &cfg, &self.images, 0)?;
             let grad = grad.to_device(&Device::Cpu)?; // waits for the device
             Ok((loss, grad, started.elapsed().as_secs_f64()))
         };
-        let (loss_cpu, grad_cpu, seconds_cpu) = timed(&self.cpu).with_context(|| format!("{level}/{distance} on cpu"))?;
-        let (loss_device, grad_device, seconds_device) = timed(&self.device).with_context(|| format!("{level}/{distance} on device"))?;
-        let relative_error = relative_error(&grad_device, &grad_cpu)?;
+        let (loss_cpu, grad_cpu, seconds_cpu) = timed(&self.cpu, false).with_context(|| format!("{level}/{distance} on cpu"))?;
+        let (loss_device, grad_device, seconds_device) =
+            timed(&self.device, false).with_context(|| format!("{level}/{distance} on device"))?;
+        let (_, grad_tf32, seconds_device_tf32) = timed(&self.device, true).with_context(|| format!("{level}/{distance} with tf32"))?;
         let row = GradientRow {
             level: level.into(),
             distance: distance.into(),
             loss_cpu,
             loss_device,
-            relative_error,
+            relative_error: relative_error(&grad_device, &grad_cpu)?,
+            relative_error_tf32: relative_error(&grad_tf32, &grad_cpu)?,
             seconds_cpu,
             seconds_device,
+            seconds_device_tf32,
         };
         println!(
-            "{:<12} {:<12} {:>14.6} {:>14.6} {:>10.2e} {:>8.2} {:>8.2}",
-            row.level, row.distance, row.loss_cpu, row.loss_device, row.relative_error, row.seconds_cpu, row.seconds_device
+            "{:<12} {:<12} {:>14.6} {:>14.6} {:>10.2e} {:>10.2e} {:>8.2} {:>8.2} {:>8.2}",
+            row.level,
+            row.distance,
+            row.loss_cpu,
+            row.loss_device,
+            row.relative_error,
+            row.relative_error_tf32,
+            row.seconds_cpu,
+            row.seconds_device,
+            row.seconds_device_tf32
         );
         Ok(row)
     }
@@ -113,8 +129,8 @@ impl Comparison<'_> {
     /// Every registered level with every registered distance.
     fn gradient_rows(&self, plugins: &Plugins, steps: &dyn StepStrategy, augment: &dyn Augmentation) -> Result<Vec<GradientRow>> {
         println!(
-            "{:<12} {:<12} {:>14} {:>14} {:>10} {:>8} {:>8}",
-            "level", "distance", "loss cpu", "loss device", "rel. err", "s cpu", "s dev"
+            "{:<12} {:<12} {:>14} {:>14} {:>10} {:>10} {:>8} {:>8} {:>8}",
+            "level", "distance", "loss cpu", "loss device", "rel. err", "err tf32", "s cpu", "s dev", "s tf32"
         );
         let mut rows = Vec::new();
         for (level_name, level) in plugins.levels.defaults() {
