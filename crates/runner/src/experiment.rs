@@ -103,6 +103,10 @@ impl Experiment {
         anyhow::ensure!(c.ipc >= 1, "[condense] ipc must be at least 1, found {}", c.ipc);
         anyhow::ensure!(c.lr_img > 0.0 && c.lr_net > 0.0, "[condense] lr_img and lr_net must be positive");
         anyhow::ensure!(c.batch_real >= 1 && c.batch_train >= 1, "[condense] batch sizes must be at least 1");
+        anyhow::ensure!(
+            c.max_images_per_pass != Some(0) && c.classes_per_pass != Some(0),
+            "[condense] max_images_per_pass and classes_per_pass must be at least 1 (or left out: the device's default)"
+        );
         let e = &self.evaluation;
         crate::pipeline::training_augmentation(&e.augment, plugins)?;
         anyhow::ensure!(e.num_eval >= 1, "[evaluation] num_eval must be at least 1, found {}", e.num_eval);

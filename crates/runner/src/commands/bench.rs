@@ -130,11 +130,12 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
             torch.as_ref().map(|t| format!(" (torch {:.2} s)", t.seconds)).unwrap_or_default()
         );
         table.push(TableRow { row: row.name.into(), work: row.describe(), gradmatch: ours, torch, ratio });
+        // After every row: a run stopped by a time limit keeps the rows it finished.
+        if let Some(path) = &args.json {
+            std::fs::write(path, serde_json::to_string_pretty(&table)?).with_context(|| format!("writing {}", path.display()))?;
+        }
     }
     print_table(&table);
-    if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_string_pretty(&table)?).with_context(|| format!("writing {}", path.display()))?;
-    }
     Ok(())
 }
 
