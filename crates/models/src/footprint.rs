@@ -3,8 +3,8 @@
 
 use crate::layers::{Forward, Mode};
 use crate::{one_hot, ModelSpec, Network};
-use candle_core::{DType, Device, Result, Var};
-use std::collections::HashSet;
+use candle_core::{CpuStorage, DType, Device, Result, Storage, Tensor, Var};
+use std::collections::HashMap;
 
 /// Candle's CUDA kernels index elements with 32-bit integers (and cuBLAS takes `int` sizes): every
 /// tensor of a pass must hold fewer elements than this.
@@ -67,7 +67,8 @@ impl Footprint {
 }
 
 /// One pass of `n` zero images (one group) as the synthetic side runs it: the largest tensor, the
-/// tape, and the elements of the autodiff graph from the images to the parameter gradients.
+/// tape, and the elements of the autodiff graph from the images to the parameter gradients (each
+/// allocation once: views and broadcasts share their source's).
 fn probe(net: &Network, (c, h, w): (usize, usize, usize), classes: usize, n: usize) -> Result<Probe> {
     let x = Var::zeros((n, c, h, w), DType::F32, &Device::Cpu)?;
     let mut forward = Forward::recording(Mode::Train);
@@ -75,9 +76,25 @@ fn probe(net: &Network, (c, h, w): (usize, usize, usize), classes: usize, n: usi
     let saved = forward.tape.as_ref().map_or(0, |t| t.elements());
     let targets = one_hot(&vec![0; n], classes, DType::F32, &Device::Cpu)?;
     let (_, grads) = net.loss_and_grads(x.as_tensor(), &targets, Mode::Train, 1)?;
-    let mut seen = HashSet::new();
-    let graph = grads.iter().flat_map(|g| g.sorted_nodes()).filter(|t| seen.insert(t.id())).map(|t| t.elem_count()).sum();
-    Ok(Probe { largest: forward.largest, saved, graph })
+    let mut allocations = HashMap::new();
+    for node in grads.iter().flat_map(|g| g.sorted_nodes()) {
+        let (key, elements) = allocation(node);
+        allocations.insert(key, elements);
+    }
+    Ok(Probe { largest: forward.largest, saved, graph: allocations.values().sum() })
+}
+
+/// The identity and element count of the allocation behind `t` (on the CPU).
+fn allocation(t: &Tensor) -> (usize, usize) {
+    let (storage, _) = t.storage_and_layout();
+    let key = &*storage as *const Storage as usize;
+    let elements = match &*storage {
+        Storage::Cpu(CpuStorage::F32(v)) => v.len(),
+        Storage::Cpu(CpuStorage::U8(v)) => v.len(), // comparison masks, counted as if f32: a bound
+        Storage::Cpu(CpuStorage::U32(v)) => v.len(),
+        _ => t.elem_count(),
+    };
+    (key, elements)
 }
 
 #[cfg(test)]
