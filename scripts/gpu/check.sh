@@ -7,7 +7,8 @@
 #   4 quick       the quick start with the seeds of the CPU figure in results/cpu.md
 # Ends with one table: step, exit code, seconds, peak GPU memory, mean GPU utilisation. No step can
 # stop the ones after it (no `set -e`; each runs under `timeout`), and a step never starts past the
-# budget. With OUT set (the device tool's folder), everything lands in $OUT/gpu-check.tgz.
+# budget; the exit code is non-zero when a step failed, timed out or was skipped. With OUT set (the
+# device tool's folder), everything lands in $OUT/gpu-check.tgz.
 # Test knobs: CHECK_TIME_SCALE multiplies every limit; CHECK_DIR is the working folder.
 set -uo pipefail
 pack="$(cd "$(dirname "$0")" && pwd)"
@@ -48,14 +49,14 @@ step() {
         >"$dir/$name.log" 2>&1
     rc=$?
     echo "$name $rc $t0 $(date +%s.%N)" >>"$dir/steps.txt"
-    echo "== $name: exit $rc$([ "$rc" = 124 ] && echo " (timed out after ${limit} s)")"
+    echo "== $name: exit $rc$( (( rc == 124 || rc == 137 )) && echo " (timed out after ${limit} s)")"
     tail -n 15 "$dir/$name.log"
 }
 
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$dir/gpu.txt"
+timeout 20 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$dir/gpu.txt"
 echo "commit $(cat "$pack/commit.txt" 2>/dev/null || echo unknown)" | tee "$dir/commit.txt"
 (while :; do
-    echo "$(date +%s.%N),$(nvidia-smi --query-gpu=memory.used,utilization.gpu --format=csv,noheader,nounits | head -n 1)"
+    echo "$(date +%s.%N),$(timeout 5 nvidia-smi --query-gpu=memory.used,utilization.gpu --format=csv,noheader,nounits | head -n 1)"
     sleep 0.5
 done) >"$dir/gpu-usage.csv" 2>/dev/null &
 sampler=$!
@@ -68,5 +69,5 @@ step quick 90 condense --config experiments/quick.toml --out "$dir/quick" --json
 
 kill "$sampler" 2>/dev/null && wait "$sampler" 2>/dev/null
 sampler=
-python3 "$pack/summary.py" "$dir" | tee "$dir/summary.md"
+timeout 30 python3 "$pack/summary.py" "$dir" | tee "$dir/summary.md"
 awk '$2 != 0 { failed = 1 } END { exit failed }' "$dir/steps.txt" # non-zero when a step failed

@@ -195,6 +195,9 @@ impl<'a> Condensation<'a> {
     fn start_or_resume(run: &'a RunContext<'a>, method: Method<'a>, cfg: &'a CondenseConfig) -> Result<Self> {
         let ds = run.dataset;
         let classes = ds.num_classes();
+        if cfg.loops().outer == 0 {
+            candle_core::bail!("outer_loop = 0: an outer iteration needs at least one matching step")
+        }
         let real = DeviceData::new(&ds.train, ds.shape(), run.dtype, run.device)?;
         let passes = PassSizes::plan(run, cfg, classes)?;
         set_tf32(cfg.tf32);

@@ -9,6 +9,10 @@ use gradmatch_models::{Footprint, ModelSpec, MAX_TENSOR_ELEMENTS};
 
 const GIB: f64 = (1u64 << 30) as f64;
 
+/// The share of free GPU memory a default-sized real pass may take: the prediction leaves out
+/// cuBLAS's workspace and the allocator's fragmentation. The plan assumes one job per GPU.
+const HEADROOM: f64 = 0.8;
+
 /// The sizes of one matching step's passes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PassSizes {
@@ -69,7 +73,7 @@ impl PassSizes {
             Some(n) => n.clamp(1, classes).min(by_index),
             // On a GPU, as many classes as its free memory holds; one at a time on the CPU.
             None if !target.gpu => 1,
-            None => (1..=by_index).rev().find(|&n| needs(n).real_pass <= available).unwrap_or(1),
+            None => (1..=by_index).rev().find(|&n| needs(n).real_pass as f64 <= HEADROOM * available as f64).unwrap_or(1),
         };
         check_memory(needs(classes_per_pass), available, classes_per_pass, cfg)?;
         Ok(PassSizes { max_images, classes_per_pass })
@@ -173,7 +177,8 @@ mod tests {
         let cfg = CondenseConfig::default();
         assert_eq!(fit(&cfg, true, usize::MAX).unwrap().classes_per_pass, 10);
         let three = CONVNET_MNIST.untracked_bytes(3 * 256, 3, DType::F32);
-        assert_eq!(fit(&cfg, true, three).unwrap().classes_per_pass, 3);
+        assert_eq!(fit(&cfg, true, (three as f64 / HEADROOM) as usize + 1).unwrap().classes_per_pass, 3);
+        assert_eq!(fit(&cfg, true, three).unwrap().classes_per_pass, 2, "headroom for what the prediction leaves out");
         assert_eq!(fit(&cfg, false, usize::MAX).unwrap().classes_per_pass, 1);
     }
 }

@@ -52,10 +52,11 @@ impl Footprint {
     }
 
     /// Bytes at the peak of a graph-free pass of `images` in `groups` groups (the real side): the
-    /// tape, three patch-sized transients (the patches rebuilt in the backward, their gradient,
-    /// col2im's sums) and the per-group gradients.
+    /// tape, four patch-sized transients (on a GPU im2col stacks its shifted copies, then the
+    /// backward rebuilds the patches beside their gradient and col2im's sums) and the per-group
+    /// gradients.
     pub fn untracked_bytes(&self, images: usize, groups: usize, dtype: DType) -> usize {
-        let per_image = self.saved_per_image + 3 * self.largest_per_image;
+        let per_image = self.saved_per_image + 4 * self.largest_per_image;
         (images * per_image + 2 * groups * self.params) * dtype.size_in_bytes()
     }
 
@@ -90,8 +91,6 @@ fn allocation(t: &Tensor) -> (usize, usize) {
     let key = &*storage as *const Storage as usize;
     let elements = match &*storage {
         Storage::Cpu(CpuStorage::F32(v)) => v.len(),
-        Storage::Cpu(CpuStorage::U8(v)) => v.len(), // comparison masks, counted as if f32: a bound
-        Storage::Cpu(CpuStorage::U32(v)) => v.len(),
         _ => t.elem_count(),
     };
     (key, elements)

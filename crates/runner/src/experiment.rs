@@ -104,8 +104,8 @@ impl Experiment {
         anyhow::ensure!(c.lr_img > 0.0 && c.lr_net > 0.0, "[condense] lr_img and lr_net must be positive");
         anyhow::ensure!(c.batch_real >= 1 && c.batch_train >= 1, "[condense] batch sizes must be at least 1");
         anyhow::ensure!(
-            c.max_images_per_pass != Some(0) && c.classes_per_pass != Some(0),
-            "[condense] max_images_per_pass and classes_per_pass must be at least 1 (or left out: the device's default)"
+            c.max_images_per_pass != Some(0) && c.classes_per_pass != Some(0) && c.outer_loop != Some(0),
+            "[condense] max_images_per_pass, classes_per_pass and outer_loop must be at least 1 (or left out: the default)"
         );
         let e = &self.evaluation;
         crate::pipeline::training_augmentation(&e.augment, plugins)?;

@@ -206,6 +206,8 @@ impl<'a> Shared<'a> {
     /// recorded and reported, never propagated: the grid goes on.
     fn run_job(&self, index: usize, job: &Job) -> Summary {
         let cell = &self.cells[job.cell];
+        // Process-wide: set for each job, also one whose set is found and only evaluated here.
+        gradmatch_engine::set_tf32(cell.experiment.condense.tf32);
         let mut running = RunningJob {
             cell,
             experiment: job.experiment,
