@@ -64,10 +64,11 @@ fn check(root: &Path, scale: &str) -> (i32, String, f64, PathBuf) {
     (result.status.code().unwrap_or(-1), text, started.elapsed().as_secs_f64(), out)
 }
 
-/// No process of the script (its GPU sampler) outlives it.
-fn leftovers(root: &Path) -> String {
-    let out = Command::new("pgrep").args(["-af", &root.join("gpu-pack/check.sh").to_string_lossy()]).output().unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
+/// The command lines of processes still running the script (its GPU sampler is one), from /proc.
+fn leftovers(root: &Path) -> Vec<String> {
+    let script = root.join("gpu-pack/check.sh").to_string_lossy().into_owned();
+    let cmdlines = std::fs::read_dir("/proc").unwrap().filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok());
+    cmdlines.map(|c| String::from_utf8_lossy(&c).replace('\0', " ")).filter(|c| c.contains(&script)).collect()
 }
 
 #[test]
@@ -86,7 +87,7 @@ fn every_step_runs_bounded_and_the_table_lists_them() {
     assert!(seconds < 20.0, "took {seconds:.1} s");
     assert!(out.join("gpu-check.tgz").exists());
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(leftovers(root.path()), "", "the sampler outlived the script");
+    assert_eq!(leftovers(root.path()), Vec::<String>::new(), "the sampler outlived the script");
 }
 
 #[test]
