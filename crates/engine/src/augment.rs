@@ -1,18 +1,102 @@
+//! DC's evaluation augmentation (`augment` in DC's and Jiang et al.'s `utils.py`, parameters from
+//! `get_daparam`): each image of a training batch gets ONE transform, drawn uniformly from the
+//! strategy's list, such as `crop_scale_rotate` (MNIST) or `crop_noise` (ConvNetBN networks).
+//! It runs on the host and is not differentiable: it augments evaluation training only.
+
+mod rotate;
+
 use gradmatch_core::{Augmentation, Result, Tensor};
 use rand::Rng;
 use rand::SeedableRng;
+use rand_distr::{Distribution, StandardNormal};
 
-/// The reference's MNIST evaluation augmentation as a training-batch augmentation: one random
-/// transform per image (see [`augment_batch`]), drawn from `seed`. It runs on the host and is not
-/// differentiable, so it augments evaluation training only, never a gradient match.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct MnistAugmentation;
+/// `get_daparam`'s constants: crop by up to 4 px, scale by x(1 +- 0.2), rotate by up to 45 degrees,
+/// noise of std 0.001.
+const CROP: usize = 4;
+const SCALE: f32 = 0.2;
+const ROTATE: i32 = 45;
+const NOISE: f32 = 0.001;
 
-impl MnistAugmentation {
-    pub const NAME: &'static str = "mnist";
+/// One transform of DC's strategies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transform {
+    Crop,
+    Scale,
+    Rotate,
+    Noise,
 }
 
-impl Augmentation for MnistAugmentation {
+impl Transform {
+    const ALL: [Transform; 4] = [Transform::Crop, Transform::Scale, Transform::Rotate, Transform::Noise];
+
+    fn name(self) -> &'static str {
+        match self {
+            Transform::Crop => "crop",
+            Transform::Scale => "scale",
+            Transform::Rotate => "rotate",
+            Transform::Noise => "noise",
+        }
+    }
+}
+
+/// A DC augmentation strategy: its transforms, named as DC names them (`crop_scale_rotate`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DcAugmentation {
+    transforms: Vec<Transform>,
+}
+
+impl DcAugmentation {
+    /// The strategy of MNIST in `get_daparam`.
+    pub const MNIST: &'static str = "crop_scale_rotate";
+    /// The strategy of ConvNetBN evaluation networks in `get_daparam`.
+    pub const BATCH_NORM: &'static str = "crop_noise";
+    /// The name `augment = "mnist"` (and `true`) had before the strategies had theirs.
+    pub const MNIST_ALIAS: &'static str = "mnist";
+
+    /// The strategy `name` (`crop_scale_rotate`, `crop_noise`, any `_`-joined subset of crop, scale,
+    /// rotate and noise), or `None` if `name` is not one.
+    pub fn parse(name: &str) -> Option<DcAugmentation> {
+        let name = if name == Self::MNIST_ALIAS { Self::MNIST } else { name };
+        let transforms: Option<Vec<Transform>> =
+            name.split('_').map(|part| Transform::ALL.into_iter().find(|t| t.name() == part)).collect();
+        transforms.filter(|t| !t.is_empty()).map(|transforms| DcAugmentation { transforms })
+    }
+
+    pub fn name(&self) -> String {
+        self.transforms.iter().map(|t| t.name()).collect::<Vec<_>>().join("_")
+    }
+
+    /// Augments `(n, c, h, w)` row-major `images` in place, as the reference does; the channel means
+    /// (crop's padding, rotate's fill) are taken over the whole batch.
+    pub fn augment_batch<R: Rng + ?Sized>(&self, images: &mut [f32], (c, h, w): (usize, usize, usize), rng: &mut R) {
+        let plane = h * w;
+        let n = images.len() / (c * plane);
+        let means: Vec<f32> = (0..c)
+            .map(|ch| {
+                let sum: f64 = (0..n).flat_map(|i| &images[(i * c + ch) * plane..][..plane]).map(|&v| v as f64).sum();
+                (sum / (n * plane) as f64) as f32
+            })
+            .collect();
+        let fill = (means.iter().map(|&m| m as f64).sum::<f64>() / c as f64) as f32;
+        for image in images.chunks_exact_mut(c * plane) {
+            match self.transforms[rng.random_range(0..self.transforms.len())] {
+                Transform::Crop => {
+                    let offsets = (rng.random_range(0..2 * CROP), rng.random_range(0..2 * CROP));
+                    crop(image, (c, h, w), offsets, &means)
+                }
+                Transform::Scale => {
+                    let mut side = || ((rng.random_range(1.0 - SCALE..1.0 + SCALE)) * h as f32) as usize;
+                    let size = (side(), side());
+                    scale(image, (c, h, w), size)
+                }
+                Transform::Rotate => rotate::rotate(image, (c, h, w), rng.random_range(-ROTATE..ROTATE), fill),
+                Transform::Noise => image.iter_mut().for_each(|v| *v += NOISE * Distribution::<f32>::sample(&StandardNormal, rng)),
+            }
+        }
+    }
+}
+
+impl Augmentation for DcAugmentation {
     /// Per image already: evaluation training is its only use.
     fn augment(&self, x: &Tensor, seed: u64) -> Result<Tensor> {
         self.augment_each(x, seed)
@@ -21,132 +105,46 @@ impl Augmentation for MnistAugmentation {
     fn augment_each(&self, x: &Tensor, seed: u64) -> Result<Tensor> {
         let (_, c, h, w) = x.dims4()?;
         let mut host = x.flatten_all()?.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?;
-        augment_batch(&mut host, (c, h, w), &mut rand_chacha::ChaCha8Rng::seed_from_u64(seed));
+        self.augment_batch(&mut host, (c, h, w), &mut rand_chacha::ChaCha8Rng::seed_from_u64(seed));
         Tensor::from_vec(host, x.shape(), x.device())?.to_dtype(x.dtype())
     }
 }
 
-/// The reference's MNIST evaluation augmentation ("crop_scale_rotate"): each image gets ONE of
-/// - crop: shift by up to 4 px, the uncovered border filled with the channel mean;
-/// - scale: resize by a factor in [0.8, 1.2] (nearest neighbour), centred, zero-padded or cropped;
-/// - rotate: rotate by an integer angle in [-45, 45) degrees about the centre (bilinear), filled with
-///   the mean of the channel means.
-///
-/// `images` is `(n, c, h, w)` row-major; channel means are taken over the batch, as the reference.
-pub fn augment_batch<R: Rng + ?Sized>(images: &mut [f32], (c, h, w): (usize, usize, usize), rng: &mut R) {
-    let plane = h * w;
-    let n = images.len() / (c * plane);
-    let means: Vec<f32> = (0..c)
-        .map(|ch| {
-            let sum: f64 = (0..n).flat_map(|i| &images[(i * c + ch) * plane..(i * c + ch + 1) * plane]).map(|&v| v as f64).sum();
-            (sum / (n * plane) as f64) as f32
-        })
-        .collect();
-    let fill = means.iter().sum::<f32>() / c as f32;
-    for i in 0..n {
-        let choice = rng.random_range(0..3);
-        let (dy, dx) = (rng.random_range(0..8) as isize - 4, rng.random_range(0..8) as isize - 4);
-        let factor = rng.random_range(0.8f32..1.2);
-        let angle = (rng.random_range(-45i32..45) as f32).to_radians();
-        for (ch, &mean) in means.iter().enumerate() {
-            let start = (i * c + ch) * plane;
-            let src = images[start..start + plane].to_vec();
-            let dst = &mut images[start..start + plane];
-            match choice {
-                0 => shift(&src, dst, (h, w), (dy, dx), mean),
-                1 => scale(&src, dst, (h, w), factor),
-                _ => rotate(&src, dst, (h, w), angle, fill),
+/// Pads the image by `CROP` px on every side with its channel's mean, then takes the `h x w` window
+/// at row and column offsets `(r, c)` in `0 .. 2 * CROP`.
+fn crop(image: &mut [f32], (ch, h, w): (usize, usize, usize), (r, c): (usize, usize), means: &[f32]) {
+    for (plane, &mean) in image.chunks_exact_mut(h * w).zip(means).take(ch) {
+        let src = plane.to_vec();
+        for y in 0..h {
+            for x in 0..w {
+                let (sy, sx) = ((y + r) as isize - CROP as isize, (x + c) as isize - CROP as isize);
+                let inside = (0..h as isize).contains(&sy) && (0..w as isize).contains(&sx);
+                plane[y * w + x] = if inside { src[sy as usize * w + sx as usize] } else { mean };
             }
         }
     }
 }
 
-fn shift(src: &[f32], dst: &mut [f32], (h, w): (usize, usize), (dy, dx): (isize, isize), fill: f32) {
-    for y in 0..h {
-        for x in 0..w {
-            let (sy, sx) = (y as isize + dy, x as isize + dx);
-            dst[y * w + x] =
-                if (0..h as isize).contains(&sy) && (0..w as isize).contains(&sx) { src[sy as usize * w + sx as usize] } else { fill };
-        }
-    }
-}
-
-fn scale(src: &[f32], dst: &mut [f32], (h, w): (usize, usize), factor: f32) {
-    // New size, then centre it in (h, w): the reference pads with zeros or crops the centre.
-    let (nh, nw) = (((h as f32) * factor) as usize, ((w as f32) * factor) as usize);
-    let (oy, ox) = (nh as isize / 2 - h as isize / 2, nw as isize / 2 - w as isize / 2);
-    for y in 0..h {
-        for x in 0..w {
-            let (ty, tx) = (y as isize + oy, x as isize + ox);
-            dst[y * w + x] = if (0..nh as isize).contains(&ty) && (0..nw as isize).contains(&tx) {
-                let sy = ((ty as f32 * h as f32 / nh as f32) as usize).min(h - 1);
-                let sx = ((tx as f32 * w as f32 / nw as f32) as usize).min(w - 1);
-                src[sy * w + sx]
-            } else {
-                0.0
-            };
-        }
-    }
-}
-
-fn rotate(src: &[f32], dst: &mut [f32], (h, w): (usize, usize), angle: f32, fill: f32) {
-    let (cy, cx) = ((h as f32 - 1.0) / 2.0, (w as f32 - 1.0) / 2.0);
-    let (sin, cos) = angle.sin_cos();
-    let at = |y: isize, x: isize| {
-        if (0..h as isize).contains(&y) && (0..w as isize).contains(&x) {
-            src[y as usize * w + x as usize]
-        } else {
-            fill
-        }
-    };
-    for y in 0..h {
-        for x in 0..w {
-            // Inverse mapping: where does the output pixel come from in the source?
-            let (ry, rx) = (y as f32 - cy, x as f32 - cx);
-            let sy = cos * ry - sin * rx + cy;
-            let sx = sin * ry + cos * rx + cx;
-            let (y0, x0) = (sy.floor(), sx.floor());
-            let (fy, fx) = (sy - y0, sx - x0);
-            let (y0, x0) = (y0 as isize, x0 as isize);
-            dst[y * w + x] = at(y0, x0) * (1.0 - fy) * (1.0 - fx)
-                + at(y0, x0 + 1) * (1.0 - fy) * fx
-                + at(y0 + 1, x0) * fy * (1.0 - fx)
-                + at(y0 + 1, x0 + 1) * fy * fx;
+/// Resizes the image to `(nh, nw)` by nearest neighbour (`F.interpolate`'s default), pastes it
+/// centred into a zero square of side `max(nh, nw, h, w)` and takes the centred `h x w` window.
+fn scale(image: &mut [f32], (ch, h, w): (usize, usize, usize), (nh, nw): (usize, usize)) {
+    let side = nh.max(nw).max(h).max(w);
+    let (pasted_r, pasted_c) = ((side - nh) / 2, (side - nw) / 2);
+    let (window_r, window_c) = ((side - h) / 2, (side - w) / 2);
+    // PyTorch's nearest source index: floor(dst * (in / out)) in f32, at most in - 1.
+    let nearest =
+        |dst: usize, len_in: usize, len_out: usize| ((dst as f32 * (len_in as f32 / len_out as f32)).floor() as usize).min(len_in - 1);
+    for plane in image.chunks_exact_mut(h * w).take(ch) {
+        let src = plane.to_vec();
+        for y in 0..h {
+            for x in 0..w {
+                let (ty, tx) = ((y + window_r) as isize - pasted_r as isize, (x + window_c) as isize - pasted_c as isize);
+                let inside = (0..nh as isize).contains(&ty) && (0..nw as isize).contains(&tx);
+                plane[y * w + x] = if inside { src[nearest(ty as usize, h, nh) * w + nearest(tx as usize, w, nw)] } else { 0.0 };
+            }
         }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn identity_cases_and_geometry() {
-        let (h, w) = (6, 6);
-        let src: Vec<f32> = (0..36).map(|v| v as f32).collect();
-        let mut dst = vec![0.0; 36];
-        shift(&src, &mut dst, (h, w), (0, 0), -1.0);
-        assert_eq!(dst, src);
-        shift(&src, &mut dst, (h, w), (1, 0), -1.0);
-        assert_eq!(dst[0], 6.0, "row 0 now shows source row 1");
-        assert_eq!(dst[30], -1.0, "the uncovered last row is filled");
-        rotate(&src, &mut dst, (h, w), 0.0, -1.0);
-        assert!(dst.iter().zip(&src).all(|(a, b)| (a - b).abs() < 1e-5));
-        rotate(&src, &mut dst, (h, w), std::f32::consts::PI, -1.0);
-        assert!((dst[0] - 35.0).abs() < 1e-3, "a half turn maps the first pixel to the last: {}", dst[0]);
-        scale(&src, &mut dst, (h, w), 1.0);
-        assert_eq!(dst, src);
-    }
-
-    #[test]
-    fn batch_changes_images_but_keeps_shape_and_finiteness() {
-        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
-        use rand::SeedableRng;
-        let original: Vec<f32> = (0..4 * 28 * 28).map(|v| ((v % 97) as f32) / 97.0).collect();
-        let mut images = original.clone();
-        augment_batch(&mut images, (1, 28, 28), &mut rng);
-        assert_eq!(images.len(), original.len());
-        assert!(images.iter().all(|v| v.is_finite()));
-        assert_ne!(images, original);
-    }
-}
+mod tests;

@@ -1,6 +1,6 @@
 //! The engine of gradmatch: the condensation loop of DC / Jiang et al. composed from the plug-in
-//! traits of `gradmatch-core`, the evaluation protocol, SGD with PyTorch's semantics, the MNIST
-//! augmentation, and the synthetic-set files.
+//! traits of `gradmatch-core`, the evaluation protocol, SGD with PyTorch's semantics, DC's
+//! evaluation augmentation, and the synthetic-set files.
 
 mod augment;
 mod condense;
@@ -8,14 +8,16 @@ mod device;
 mod evaluate;
 mod optim;
 mod passes;
+mod recipe;
 mod seed;
 mod synset;
 
-pub use augment::{augment_batch, MnistAugmentation};
+pub use augment::DcAugmentation;
 pub use condense::{condense, initial_set, matching_gradient, CondenseConfig, CondenseOutcome, Init, IterationLog, Method, RunContext};
 pub use device::{available_bytes, open_cuda, select_device, set_tf32, DeviceData};
-pub use evaluate::{evaluate, EvalConfig, EvalOutcome, EvalTask, Protocol};
+pub use evaluate::{evaluate, EvalOutcome, EvalTask};
 pub use optim::Sgd;
 pub use passes::PassSizes;
+pub use recipe::{EvalConfig, Phases, Protocol, Recipe, Schedule, NO_AUGMENTATION};
 pub use seed::{derive_seed, stream};
 pub use synset::{SyntheticSet, VERSION};

@@ -43,6 +43,11 @@ impl Sgd {
         self.step(&grads)
     }
 
+    /// Forgets the momentum, as a newly built optimiser starts.
+    pub fn clear_momentum(&mut self) {
+        self.buffers.iter_mut().for_each(|b| *b = None);
+    }
+
     /// Momentum buffers (zeros where no step was taken yet), for checkpoints.
     pub fn buffers(&self) -> Result<Vec<Tensor>> {
         self.vars

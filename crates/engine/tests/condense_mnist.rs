@@ -65,7 +65,8 @@ fn run(cfg: &CondenseConfig, checkpoint: Option<&Path>) -> CondenseOutcome {
 fn accuracy(set: &SyntheticSet, seeds: &[u64]) -> f64 {
     let ds = mnist();
     let test = DeviceData::new(&ds.test, ds.shape(), DType::F32, &Device::Cpu).unwrap();
-    let cfg = EvalConfig { epochs: 100, test_limit: Some(2000), ..EvalConfig::default() };
+    let cfg = EvalConfig { epochs: Some(100), augment: Some("none".into()), test_limit: Some(2000), ..EvalConfig::default() };
+    let recipe = cfg.resolve(DatasetName::Mnist, &ModelSpec::CONVNET);
     let task = |seed| EvalTask {
         spec: &SMALL,
         images: &set.images,
@@ -75,7 +76,7 @@ fn accuracy(set: &SyntheticSet, seeds: &[u64]) -> f64 {
         augment: &NoAugmentation,
         seed,
     };
-    let total: f64 = seeds.iter().map(|&s| evaluate(&task(s), &cfg).unwrap().accuracy).sum();
+    let total: f64 = seeds.iter().map(|&s| evaluate(&task(s), &cfg, &recipe).unwrap().accuracy).sum();
     total / seeds.len() as f64
 }
 

@@ -4,7 +4,7 @@
 
 use anyhow::{Context, Result};
 use gradmatch_data::DatasetName;
-use gradmatch_engine::{CondenseConfig, EvalConfig};
+use gradmatch_engine::{CondenseConfig, EvalConfig, Recipe};
 use gradmatch_models::ModelSpec;
 use gradmatch_plugins::Params;
 use serde::{Deserialize, Serialize};
@@ -108,10 +108,29 @@ impl Experiment {
             "[condense] max_images_per_pass, classes_per_pass and outer_loop must be at least 1 (or left out: the default)"
         );
         let e = &self.evaluation;
-        crate::pipeline::training_augmentation(&e.augment, plugins)?;
+        for recipe in self.recipes() {
+            crate::pipeline::training_augmentation(&recipe.augment, plugins)?;
+        }
         anyhow::ensure!(e.num_eval >= 1, "[evaluation] num_eval must be at least 1, found {}", e.num_eval);
         anyhow::ensure!(e.batch_size >= 1 && e.lr > 0.0, "[evaluation] batch_size must be >= 1 and lr positive");
         Ok(())
+    }
+
+    /// The distinct recipes its evaluation networks train under, in the order of the models.
+    pub fn recipes(&self) -> Vec<Recipe> {
+        let mut recipes: Vec<Recipe> = Vec::new();
+        for model in self.eval_models() {
+            let recipe = self.evaluation.resolve(self.dataset, &model);
+            if !recipes.contains(&recipe) {
+                recipes.push(recipe);
+            }
+        }
+        recipes
+    }
+
+    /// [`Experiment::recipes`] for a line of text.
+    pub fn recipes_text(&self) -> String {
+        self.recipes().iter().map(Recipe::to_string).collect::<Vec<_>>().join("; ")
     }
 
     /// A short name for output folders: `mnist-ipc1-intra-angle-fixed`, `...-fixed-dsa` when augmented.

@@ -81,6 +81,9 @@ pub struct Cell {
     pub experiment: Experiment,
     /// Hash of the resolved config: a changed config is a new cell, never mixed with old records.
     pub id: String,
+    /// The id this cell had before evaluation recipes were resolved per dataset (gradmatch's recipe
+    /// v1): the store's records under it are this cell's, made under the old recipe.
+    pub first_revision_id: String,
     /// Hash of the config without `[evaluation]`: cells that differ only in how their sets are
     /// evaluated (a protocol axis, say) condense the same sets, once.
     pub condensation: String,
@@ -196,7 +199,9 @@ impl Grid {
             experiment.validate(plugins).with_context(|| where_.clone())?;
             let condensation = hash(&Experiment { evaluation: EvalConfig::default(), ..experiment.clone() })?;
             let labels = combo.iter().map(|(a, v)| (a.to_string(), v.label.clone())).collect();
-            cells.push(Cell { labels, id: hash(&experiment)?, experiment, condensation });
+            let first_revision = Experiment { evaluation: experiment.evaluation.as_first_revision(), ..experiment.clone() };
+            let (id, first_revision_id) = (hash(&experiment)?, hash(&first_revision)?);
+            cells.push(Cell { labels, id, first_revision_id, experiment, condensation });
         }
         for (i, c) in cells.iter().enumerate() {
             if let Some(same) = cells[..i].iter().find(|d| d.id == c.id) {
@@ -303,6 +308,7 @@ fn with_suggestion(message: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use gradmatch_engine::Schedule;
 
     const GRID: &str = r#"
 experiments = 2
@@ -351,9 +357,13 @@ columns = "ipc"
         let text = "[base]\ndataset = \"mnist\"\n[base.evaluation]\nnum_eval = 2\n\
                     [[axis]]\nname = \"protocol\"\nfield = \"evaluation.protocol\"\nvalues = [\"dc\", \"dsa\"]\n";
         let grid = parse(text).unwrap();
-        let recipes: Vec<_> =
-            grid.cells.iter().map(|c| &c.experiment.evaluation).map(|e| (e.epochs, e.augment.as_str(), e.num_eval)).collect();
-        assert_eq!(recipes, [(300, "none", 2), (1000, "dsa", 2)]);
+        let recipes: Vec<_> = grid
+            .cells
+            .iter()
+            .map(|c| (c.experiment.recipes(), c.experiment.evaluation.num_eval))
+            .map(|(r, n)| (r[0].epochs, r[0].augment.clone(), r[0].schedule, n))
+            .collect();
+        assert_eq!(recipes, [(1000, "crop_scale_rotate".into(), Schedule::MultiStep, 2), (1000, "dsa".into(), Schedule::Restart, 2)]);
         let (dc, dsa) = (&grid.cells[0], &grid.cells[1]);
         assert!(dc.id != dsa.id && dc.condensation == dsa.condensation, "two cells, one condensation");
         let methods = parse(GRID).unwrap();

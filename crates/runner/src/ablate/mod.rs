@@ -2,12 +2,13 @@
 //! deterministic part of it with `--shard`), record every finished unit, and report.
 
 pub mod grid;
+mod neighbours;
 mod plot;
 pub mod report;
 pub mod store;
 
 use crate::global::Global;
-use crate::pipeline::{condense_into, eval_seed, Condensation, Evaluator, ImageSet, Recipe};
+use crate::pipeline::{condense_into, eval_seed, Condensation, Evaluator, ImageSet};
 use anyhow::{Context, Result};
 use candle_core::Device;
 use gradmatch_data::{Dataset, DatasetName};
@@ -125,7 +126,7 @@ pub fn run(global: &Global, grid: &Grid, plugins: &Plugins, opts: &Options) -> R
 fn condensed_sets(cells: &[Cell], records: &Records) -> HashMap<(String, usize), (String, Outcome)> {
     let mut sets = HashMap::new();
     for record in records.done.values().filter(|r| matches!(r.outcome, Outcome::Condensed { .. })) {
-        if let Some(cell) = cells.iter().find(|c| c.id == record.cell) {
+        if let Some(cell) = cells.iter().find(|c| c.id == record.cell || c.first_revision_id == record.cell) {
             sets.insert((cell.condensation.clone(), record.experiment), (cell.label(), record.outcome.clone()));
         }
     }
@@ -297,7 +298,7 @@ impl<'a> Shared<'a> {
             Ok(accuracy) => {
                 job.summary.ran += 1;
                 let seconds = started.elapsed().as_secs_f64();
-                let recipe = Recipe::from(&job.cell.experiment.evaluation);
+                let recipe = job.cell.experiment.evaluation.resolve(job.cell.experiment.dataset, &model);
                 self.note(format!("{}: {model} #{index}: {:.2}%, {recipe} ({seconds:.1} s)", job.name, 100.0 * accuracy));
             }
             Err(e) => self.fail(job, &format!("evaluate {model} #{index}"), key, e),
@@ -336,7 +337,7 @@ impl<'a> Shared<'a> {
             eval_seed: eval_seed(job.seed, *index),
             accuracy: o.accuracy,
             final_train_loss: o.final_train_loss,
-            recipe: Some(evaluator.recipe()),
+            recipe: Some(evaluator.recipe(model)),
         };
         self.record(job, key.clone(), started.elapsed().as_secs_f64(), outcome)?;
         Ok(o.accuracy)

@@ -8,8 +8,8 @@
 
 use crate::experiment::Experiment;
 use crate::jsonl::{complete_lines, open_for_append};
-use crate::pipeline::Recipe;
 use anyhow::{bail, Context, Result};
+use gradmatch_engine::Recipe;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fs::File;

@@ -1,7 +1,6 @@
 use crate::ablate::grid::{Grid, Shard};
 use crate::ablate::{self, report, Options};
 use crate::global::Global;
-use crate::pipeline::Recipe;
 use anyhow::Result;
 use gradmatch_plugins::Plugins;
 use std::path::{Path, PathBuf};
@@ -43,7 +42,7 @@ fn print_cells(path: &Path, grid: &Grid) {
             e.distance.name,
             e.steps.name,
             e.augment.name,
-            Recipe::from(&e.evaluation)
+            e.recipes_text()
         );
     }
 }

@@ -53,7 +53,8 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
     let mut cfg = args.recipe.apply(&EvalConfig { test_limit: args.test_limit, ..EvalConfig::default() });
     // DC's table reports the random baseline over 5 subsets, whatever the protocol's network count.
     cfg.num_eval = args.recipe.num_eval.unwrap_or(5);
-    let evaluator = Evaluator::new(global, &ds, &device, &cfg, &Plugins::builtin())?;
+    let plugins = Plugins::builtin();
+    let evaluator = Evaluator::new(global, &ds, &device, &cfg, &plugins)?;
     let per_class = vec![args.ipc; ds.num_classes()];
     let result = evaluator.evaluate_random_subsets(&train, &per_class, &args.model, args.seed)?;
     println!("random baseline: {} ipc {} on {}", args.dataset, args.ipc, device_name(&device));

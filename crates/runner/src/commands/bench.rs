@@ -251,12 +251,13 @@ fn measure(global: &Global, row: Row, iterations: usize, tf32: bool) -> Result<f
             let (c, h, w) = dataset.shape();
             let images = Tensor::randn(0f32, 1.0, (10 * row.ipc, c, h, w), &device)?;
             let labels: Vec<u32> = (0..10u32).flat_map(|l| std::iter::repeat_n(l, row.ipc)).collect();
-            let cfg = EvalConfig { num_eval: 1, ..EvalConfig::default() };
+            // The PyTorch reference's row: 300 epochs without augmentation.
+            let cfg = EvalConfig { epochs: Some(300), augment: Some("none".into()), num_eval: 1, ..EvalConfig::default() };
             let none = crate::pipeline::training_augmentation("none", &gradmatch_plugins::Plugins::builtin())?;
             let started = std::time::Instant::now();
             let task =
                 EvalTask { spec: &model, images: &images, labels: &labels, test: &test, num_classes: 10, augment: none.as_ref(), seed: 0 };
-            evaluate(&task, &cfg)?;
+            evaluate(&task, &cfg, &cfg.resolve(dataset.name, &model))?;
             Ok(started.elapsed().as_secs_f64())
         }
     }

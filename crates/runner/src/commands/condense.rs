@@ -1,7 +1,8 @@
 use super::{print_accuracies, write_json, RecipeArgs};
 use crate::experiment::{Experiment, PluginSpec};
 use crate::global::{device_name, Global};
-use crate::pipeline::{condense_into, Condensation, Condensed, Evaluator, ImageSet, ModelAccuracy, Recipe};
+use crate::pipeline::{condense_into, Condensation, Condensed, Evaluator, ImageSet, ModelAccuracy};
+use crate::set_files::{self, Normalisation};
 use anyhow::Result;
 use gradmatch_data::DatasetName;
 use gradmatch_engine::{Init, IterationLog};
@@ -46,6 +47,10 @@ pub struct Args {
     /// Output folder (default runs/<experiment>); a run resumes from the checkpoint found there.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Also save the set with its images in another tool's normalisation, for that tool's code:
+    /// <out>/synthetic.<tool>.safetensors (dc: DC/DSA/DM and DC-BENCH; mtt: MTT and DD-Ranking).
+    #[arg(long)]
+    export_for: Option<Normalisation>,
     /// Write a machine-readable summary here (also written to <out>/summary.json).
     #[arg(long)]
     json: Option<PathBuf>,
@@ -150,7 +155,7 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
         exp.model,
         device_name(&device),
         exp.condense.iterations,
-        Recipe::from(&exp.evaluation),
+        exp.recipes_text(),
         out.display()
     );
     let bar = global.progress(exp.condense.iterations as u64, "condense");
@@ -158,6 +163,11 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
     let condensed = condense_into(&out, &job, &mut show_iteration(global, &bar, exp.condense.iterations))?;
     bar.finish_and_clear();
     print_condensed(&condensed);
+    if let Some(tool) = args.export_for {
+        let path = condensed.set_path.with_file_name(format!("synthetic.{tool}.safetensors"));
+        set_files::export_for(&condensed.outcome.set, exp.dataset, tool, &path)?;
+        println!("saved {} with its images in {}", path.display(), tool.describe(exp.dataset));
+    }
 
     let outcome = &condensed.outcome;
     let set = ImageSet { images: &outcome.set.images, labels: &outcome.set.labels, seed: exp.condense.seed };

@@ -1,0 +1,350 @@
+//! Evaluation recipes as the reference tools run them: the protocols, their learning-rate schedules,
+//! the per-dataset and per-model choices of DC's `get_daparam`, and the resolved [`Recipe`] that
+//! every accuracy is recorded with.
+
+use crate::augment::DcAugmentation;
+use crate::optim::Sgd;
+use gradmatch_data::DatasetName;
+use gradmatch_models::{Arch, ModelSpec, NormKind};
+use serde::{Deserialize, Serialize};
+
+/// A named evaluation recipe. Numbers from different recipes cannot be compared, so every
+/// accuracy the runner prints or stores names the recipe it was measured under.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// DC's and Jiang et al.'s `evaluate_synset`: augmentation and epochs per dataset and model as
+    /// `get_daparam` chooses them (MNIST: `crop_scale_rotate`, 1000 epochs; ConvNetBN: `crop_noise`,
+    /// 1000 epochs; otherwise none, 300 epochs), [`Schedule::MultiStep`], 20 networks.
+    #[default]
+    Dc,
+    /// The `evaluate_synset` of DSA, DM, MTT and DC-BENCH: 1000 (+1) epochs, DSA on every training
+    /// batch, [`Schedule::Restart`], 5 networks.
+    Dsa,
+}
+
+impl Protocol {
+    pub const ALL: [Protocol; 2] = [Protocol::Dc, Protocol::Dsa];
+
+    /// The protocol's fields that do not depend on the dataset: SGD lr 0.01, momentum 0.9, weight
+    /// decay 5e-4, batch 256, and its number of networks. Epochs, augmentation and schedule are
+    /// resolved per dataset and model by [`EvalConfig::resolve`].
+    pub fn recipe(self) -> EvalConfig {
+        EvalConfig {
+            protocol: self,
+            epochs: None,
+            lr: 0.01,
+            momentum: 0.9,
+            weight_decay: 5e-4,
+            batch_size: 256,
+            augment: None,
+            // Written for DSA, whose schedule changed when it became the reference's: its configs
+            // (ablation ids) then differ from those made before.
+            schedule: (self == Protocol::Dsa).then_some(Schedule::Restart),
+            test_limit: None,
+            num_eval: match self {
+                Protocol::Dc => 20,
+                Protocol::Dsa => 5,
+            },
+            models: Vec::new(),
+        }
+    }
+
+    fn schedule(self) -> Schedule {
+        match self {
+            Protocol::Dc => Schedule::MultiStep,
+            Protocol::Dsa => Schedule::Restart,
+        }
+    }
+
+    /// `get_daparam`'s strategy (DC) or DSA's, for `dataset` and evaluation network `model`.
+    fn augment(self, dataset: DatasetName, model: &ModelSpec) -> String {
+        match self {
+            Protocol::Dsa => "dsa".into(),
+            Protocol::Dc if *model == ModelSpec::with_arch(Arch::ConvNet, NormKind::Batch) => DcAugmentation::BATCH_NORM.into(),
+            Protocol::Dc if dataset == DatasetName::Mnist => DcAugmentation::MNIST.into(),
+            Protocol::Dc => NO_AUGMENTATION.into(),
+        }
+    }
+
+    /// DC trains 1000 epochs with augmentation and 300 without; DSA's recipe 1000.
+    fn epochs(self, augment: &str) -> usize {
+        match self {
+            Protocol::Dc if augment == NO_AUGMENTATION => 300,
+            _ => 1000,
+        }
+    }
+
+    fn is_dc(&self) -> bool {
+        *self == Protocol::Dc
+    }
+}
+
+/// The name of the identity augmentation.
+pub const NO_AUGMENTATION: &str = "none";
+
+impl std::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Protocol::Dc => "dc",
+            Protocol::Dsa => "dsa",
+        })
+    }
+}
+
+impl std::str::FromStr for Protocol {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Protocol, String> {
+        Protocol::ALL
+            .into_iter()
+            .find(|p| p.to_string() == s.to_ascii_lowercase())
+            .ok_or_else(|| format!("unknown evaluation protocol `{s}`; the protocols are: dc, dsa"))
+    }
+}
+
+/// How the learning rate drops once, x0.1, in the middle of training.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Schedule {
+    /// DC's and Jiang et al.'s: `epochs` epochs, `MultiStepLR(milestones=[epochs // 2])` stepped
+    /// after every epoch, one optimiser throughout (momentum kept).
+    MultiStep,
+    /// DSA's, DM's, MTT's and DC-BENCH's: `epochs + 1` epochs; after epoch `epochs // 2 + 1` a new
+    /// SGD optimiser at lr x0.1 (the momentum starts from zero again).
+    Restart,
+}
+
+/// The epochs a schedule trains and where its learning rate drops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Phases {
+    /// Epochs trained in all.
+    pub total: usize,
+    /// The first epoch at lr x0.1 (`>= total`: none is).
+    pub drop_at: usize,
+    /// Whether the momentum buffers are cleared where the learning rate drops.
+    pub fresh_momentum: bool,
+}
+
+impl Phases {
+    /// Sets `opt` up for `epoch`: lr x0.1 from `drop_at` on (momentum cleared there if fresh).
+    pub fn before_epoch(&self, epoch: usize, opt: &mut Sgd) {
+        if epoch == self.drop_at {
+            opt.lr *= 0.1;
+            if self.fresh_momentum {
+                opt.clear_momentum();
+            }
+        }
+    }
+}
+
+impl Schedule {
+    pub fn phases(self, epochs: usize) -> Phases {
+        match self {
+            Schedule::MultiStep => Phases { total: epochs, drop_at: epochs / 2, fresh_momentum: false },
+            Schedule::Restart => Phases { total: epochs + 1, drop_at: epochs / 2 + 2, fresh_momentum: true },
+        }
+    }
+
+    /// Records written before schedules were named all used the multistep schedule.
+    fn before_schedules() -> Schedule {
+        Schedule::MultiStep
+    }
+}
+
+impl std::fmt::Display for Schedule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Schedule::MultiStep => "multistep",
+            Schedule::Restart => "restart",
+        })
+    }
+}
+
+impl std::str::FromStr for Schedule {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Schedule, String> {
+        [Schedule::MultiStep, Schedule::Restart]
+            .into_iter()
+            .find(|p| p.to_string() == s.to_ascii_lowercase())
+            .ok_or_else(|| format!("unknown schedule `{s}`; the schedules are: multistep, restart"))
+    }
+}
+
+/// What an accuracy was measured under, resolved for its dataset and evaluation network: written
+/// next to every accuracy the runner prints or stores.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Recipe {
+    pub protocol: Protocol,
+    /// The recipe's epochs (the `restart` schedule trains one more).
+    pub epochs: usize,
+    /// The augmentation of every training batch.
+    pub augment: String,
+    #[serde(default = "Schedule::before_schedules")]
+    pub schedule: Schedule,
+    #[serde(default = "default_lr")]
+    pub lr: f64,
+    /// [`Recipe::REVISION`] for recipes resolved as the reference tools resolve them; 1 (absent)
+    /// for records made before (`dc`: 300 epochs and no augmentation on every dataset; `dsa`:
+    /// 1000 epochs with the multistep schedule).
+    #[serde(default = "first_revision")]
+    pub revision: u32,
+}
+
+fn default_lr() -> f64 {
+    0.01
+}
+
+fn first_revision() -> u32 {
+    1
+}
+
+impl Recipe {
+    pub const REVISION: u32 = 2;
+}
+
+impl std::fmt::Display for Recipe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Phases { total, drop_at, fresh_momentum } = self.schedule.phases(self.epochs);
+        let revision = if self.revision < Recipe::REVISION { format!(" (gradmatch's recipe v{})", self.revision) } else { String::new() };
+        write!(f, "protocol {}{revision}: {total} epochs, augment {}, lr {}", self.protocol, self.augment, self.lr)?;
+        if drop_at < total {
+            write!(f, " x0.1 from epoch {drop_at}{}", if fresh_momentum { " with a fresh optimiser" } else { "" })?;
+        }
+        Ok(())
+    }
+}
+
+/// The evaluation protocol: train a fresh network on the (synthetic) set, test on the full test set.
+/// In a file, `protocol` picks the recipe and any field given overrides it; `epochs`, `augment` and
+/// `schedule` left out are resolved per dataset and model ([`EvalConfig::resolve`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "EvalFile")]
+pub struct EvalConfig {
+    /// The recipe the other fields started from; left out of the serialised config when `dc`, so
+    /// that configs (ablation ids) made before protocols existed stay as they were.
+    #[serde(skip_serializing_if = "Protocol::is_dc")]
+    pub protocol: Protocol,
+    /// Training epochs (`None`: the protocol's for the dataset and model).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub epochs: Option<usize>,
+    pub lr: f64,
+    pub momentum: f64,
+    pub weight_decay: f64,
+    pub batch_size: usize,
+    /// What every training batch goes through: `none`, a DC strategy (`crop_scale_rotate`,
+    /// `crop_noise`, ...; `mnist` and `true` read as the first) or a registered augmentation plug-in
+    /// such as `dsa` (`None`: the protocol's for the dataset and model). Serialised as `false` for
+    /// `none`, as before names existed.
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "augment_as_written")]
+    pub augment: Option<String>,
+    /// `None`: the protocol's (DC: multistep, DSA: restart).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<Schedule>,
+    /// Test on the first `n` test images only (for quick checks; `None` = the full test set).
+    pub test_limit: Option<usize>,
+    /// Networks trained per set (each with its own seed).
+    pub num_eval: usize,
+    /// Architectures to evaluate on (cross-architecture tables); empty = the condensing model.
+    pub models: Vec<ModelSpec>,
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        Protocol::Dc.recipe()
+    }
+}
+
+impl EvalConfig {
+    /// The recipe of `protocol` with this config's choice of networks, models and test subset.
+    pub fn with_protocol(&self, protocol: Protocol) -> EvalConfig {
+        EvalConfig { test_limit: self.test_limit, models: self.models.clone(), ..protocol.recipe() }
+    }
+
+    /// The recipe an evaluation network `model` trains under on `dataset`: the fields this config
+    /// gives, the protocol's choice for the others.
+    pub fn resolve(&self, dataset: DatasetName, model: &ModelSpec) -> Recipe {
+        let augment = self.augment.clone().unwrap_or_else(|| self.protocol.augment(dataset, model));
+        Recipe {
+            protocol: self.protocol,
+            epochs: self.epochs.unwrap_or_else(|| self.protocol.epochs(&augment)),
+            augment,
+            schedule: self.schedule.unwrap_or(self.protocol.schedule()),
+            lr: self.lr,
+            revision: Recipe::REVISION,
+        }
+    }
+
+    /// This config as configs were written before recipes were resolved per dataset (epochs and
+    /// augment always given, no schedule): the identity that ablation cells had then.
+    pub fn as_first_revision(&self) -> EvalConfig {
+        let (epochs, augment) = match self.protocol {
+            Protocol::Dc => (300, NO_AUGMENTATION),
+            Protocol::Dsa => (1000, "dsa"),
+        };
+        EvalConfig {
+            epochs: Some(self.epochs.unwrap_or(epochs)),
+            augment: Some(self.augment.clone().unwrap_or_else(|| augment.into())),
+            schedule: None,
+            ..self.clone()
+        }
+    }
+}
+
+/// `[evaluation]` as written: every field optional, filled from the protocol's recipe.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EvalFile {
+    protocol: Option<Protocol>,
+    epochs: Option<usize>,
+    lr: Option<f64>,
+    momentum: Option<f64>,
+    weight_decay: Option<f64>,
+    batch_size: Option<usize>,
+    augment: Option<AugmentField>,
+    schedule: Option<Schedule>,
+    test_limit: Option<usize>,
+    num_eval: Option<usize>,
+    models: Option<Vec<ModelSpec>>,
+}
+
+/// `augment = true` (the MNIST strategy, as before names existed) or a name.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum AugmentField {
+    Flag(bool),
+    Name(String),
+}
+
+impl From<EvalFile> for EvalConfig {
+    fn from(f: EvalFile) -> EvalConfig {
+        let r = f.protocol.unwrap_or_default().recipe();
+        EvalConfig {
+            protocol: r.protocol,
+            epochs: f.epochs,
+            lr: f.lr.unwrap_or(r.lr),
+            momentum: f.momentum.unwrap_or(r.momentum),
+            weight_decay: f.weight_decay.unwrap_or(r.weight_decay),
+            batch_size: f.batch_size.unwrap_or(r.batch_size),
+            augment: f.augment.map(|a| match a {
+                AugmentField::Flag(false) => NO_AUGMENTATION.into(),
+                AugmentField::Flag(true) => DcAugmentation::MNIST.into(),
+                AugmentField::Name(name) => DcAugmentation::parse(&name).map_or(name, |a| a.name()),
+            }),
+            schedule: f.schedule.or(r.schedule),
+            test_limit: f.test_limit.or(r.test_limit),
+            num_eval: f.num_eval.unwrap_or(r.num_eval),
+            models: f.models.unwrap_or(r.models),
+        }
+    }
+}
+
+fn augment_as_written<S: serde::Serializer>(name: &Option<String>, s: S) -> std::result::Result<S::Ok, S::Error> {
+    match name.as_deref() {
+        Some(NO_AUGMENTATION) => s.serialize_bool(false),
+        Some(other) => s.serialize_str(other),
+        None => s.serialize_none(),
+    }
+}
+
+#[cfg(test)]
+mod tests;
