@@ -1,13 +1,20 @@
 //! Image sets from files, ours and other tools': gradmatch's safetensors (with metadata), a plain
 //! safetensors with `images` and `labels`, the result files of DC / DSA / DM (`res_*.pt`: a dict
 //! whose `data` is a list of `[images, labels]`, one pair per experiment) and MTT's
-//! `images_best.pt` + `labels_best.pt`. PyTorch files are parsed by candle's pickle reader and read
-//! from their zip archive with the `zip` crate.
+//! `images_best.pt` + `labels_best.pt` (+ `lr_best.pt`). PyTorch files are parsed by candle's pickle
+//! reader and read from their zip archive with the `zip` crate.
+//!
+//! Each format is in its tool's normalisation ([`Normalisation`]): [`read_as_ours`] converts the
+//! images to gradmatch's, and [`export_for`] writes a set in another tool's.
+
+mod normalisation;
 
 use anyhow::{bail, Context, Result};
 use candle_core::pickle::{Object, Stack, TensorInfo};
 use candle_core::{DType, Device, Tensor};
 use gradmatch_data::DatasetName;
+use gradmatch_engine::SyntheticSet;
+pub use normalisation::Normalisation;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -49,17 +56,97 @@ pub struct SetFile {
     pub format: SetFormat,
     pub dataset: Option<DatasetName>,
     pub sets: Vec<LabelledImages>,
+    /// The normalisation the images are in: the format's tool's as read (a plain safetensors:
+    /// gradmatch's; ours: its `normalisation` metadata, else gradmatch's), gradmatch's after
+    /// [`read_as_ours`].
+    pub normalisation: Normalisation,
+    /// What [`read_as_ours`] did to the images, for the user: the tool and both sets of constants.
+    pub conversion: Option<String>,
+    /// The learning rate the set was distilled for: MTT's learned `syn_lr` (`lr_best.pt`), when saved.
+    pub learning_rate: Option<f64>,
 }
 
-/// Reads every set of `path` (a file, or MTT's folder) onto `device`; errors name the file, what was
-/// found and what was expected.
-pub fn read(path: &Path, device: &Device) -> Result<SetFile> {
+/// What the user says about a file that the file cannot say (`evaluate`'s flags).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Declared {
+    /// `--dataset`: required when the file names none; must agree when it does.
+    pub dataset: Option<DatasetName>,
+    /// `--normalisation`: the images are in this tool's normalisation, whatever the format says.
+    pub normalisation: Option<Normalisation>,
+    /// `--not-zca`: an MTT set was distilled without `--zca` (MTT's files do not say).
+    pub not_zca: bool,
+}
+
+/// What `evaluate` reads: every set of `path` in gradmatch's normalisation of its dataset (the file's,
+/// or `--dataset`), converted from the normalisation its format (or `declared`) says it is in; the
+/// conversion, if any, is described in [`SetFile::conversion`].
+pub fn read_as_ours(path: &Path, device: &Device, declared: &Declared) -> Result<(SetFile, DatasetName)> {
+    let mut file = read(path, device, declared)?;
+    let dataset = dataset_of(&file, declared.dataset)?;
+    let from = declared.normalisation.unwrap_or(file.normalisation);
+    let mut converted = false;
+    for set in &mut file.sets {
+        if let Some(images) = normalisation::convert(&set.images, dataset, from, Normalisation::Gradmatch)? {
+            set.images = images;
+            converted = true;
+        }
+    }
+    if converted {
+        let why = match declared.normalisation {
+            Some(n) => format!("--normalisation {n}"),
+            None => format!("as a {} is saved", file.format),
+        };
+        file.conversion = Some(format!(
+            "images read in {} ({why}) and converted to {}",
+            from.describe(dataset),
+            Normalisation::Gradmatch.describe(dataset)
+        ));
+    }
+    file.normalisation = Normalisation::Gradmatch;
+    file.dataset = Some(dataset);
+    Ok((file, dataset))
+}
+
+/// The file's dataset, or `--dataset` when the file names none (they must agree when both do).
+fn dataset_of(file: &SetFile, flag: Option<DatasetName>) -> Result<DatasetName> {
+    match (file.dataset, flag) {
+        (Some(named), Some(given)) if named != given => {
+            bail!("{}: the file is a set of {named}, but --dataset {given} was given", file.path.display())
+        }
+        (Some(d), _) | (None, Some(d)) => Ok(d),
+        (None, None) => bail!(
+            "{}: a {} does not name its dataset; give --dataset ({})",
+            file.path.display(),
+            file.format,
+            DatasetName::all().map(|d| d.as_str()).join(", ")
+        ),
+    }
+}
+
+/// Writes `set` (images in gradmatch's normalisation of `dataset`, as `condense` saves them) to `path`
+/// as a gradmatch safetensors whose images are in `tool`'s normalisation: metadata `normalisation`
+/// names it, `mean` and `std` are its constants. [`read_as_ours`] converts it back.
+pub fn export_for(set: &SyntheticSet, dataset: DatasetName, tool: Normalisation, path: &Path) -> Result<()> {
+    let images = normalisation::convert(&set.images, dataset, Normalisation::Gradmatch, tool)?.unwrap_or_else(|| set.images.clone());
+    let mut metadata = set.metadata.clone();
+    let constants = tool.constants(dataset);
+    metadata.insert("dataset".into(), dataset.to_string());
+    metadata.insert("normalisation".into(), tool.name().into());
+    metadata.insert("mean".into(), serde_json::to_string(constants.mean)?);
+    metadata.insert("std".into(), serde_json::to_string(constants.std)?);
+    let exported = SyntheticSet { images, labels: set.labels.clone(), metadata, momentum: None };
+    exported.save(path).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Reads every set of `path` (a file, or MTT's folder) onto `device` as saved, in its tool's
+/// normalisation; errors name the file, what was found and what was expected.
+pub fn read(path: &Path, device: &Device, declared: &Declared) -> Result<SetFile> {
     let mtt_folder = path.is_dir().then(|| path.join("images_best.pt"));
     let file = mtt_folder.as_deref().unwrap_or(path);
     let name = file.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
     let read = match file.extension().and_then(|e| e.to_str()) {
         Some("safetensors") => read_safetensors(file, &name, device),
-        Some("pt" | "pth") if name == "images_best.pt" => read_mtt(file, device),
+        Some("pt" | "pth") if name == "images_best.pt" => read_mtt(file, device, declared.not_zca),
         Some("pt" | "pth") => read_dc_results(file, &name, device),
         _ => Err(anyhow::anyhow!("expected a .safetensors file, a res_*.pt file or MTT's images_best.pt (or its folder)")),
     };
@@ -81,7 +168,12 @@ fn read_safetensors(path: &Path, name: &str, device: &Device) -> Result<SetFile>
         Some(d) => (SetFormat::Gradmatch, Some(d.parse().map_err(|e| anyhow::anyhow!("metadata `dataset`: {e}"))?)),
         None => (SetFormat::Safetensors, None),
     };
-    Ok(SetFile { path: path.to_path_buf(), format, dataset, sets: vec![set] })
+    // Written by `condense --export-for`; anything else is in ours.
+    let normalisation = match metadata.get("normalisation") {
+        Some(n) => n.parse().map_err(|e| anyhow::anyhow!("metadata `normalisation`: {e}"))?,
+        None => Normalisation::Gradmatch,
+    };
+    Ok(SetFile { path: path.to_path_buf(), format, dataset, sets: vec![set], normalisation, conversion: None, learning_rate: None })
 }
 
 fn read_dc_results(path: &Path, name: &str, device: &Device) -> Result<SetFile> {
@@ -106,7 +198,16 @@ fn read_dc_results(path: &Path, name: &str, device: &Device) -> Result<SetFile> 
         sets.push(labelled(format!("experiment {k}"), &images, &labels, device).with_context(|| format!("`data[{k}]`"))?);
     }
     anyhow::ensure!(!sets.is_empty(), "`data` is an empty list: the run saved no set");
-    Ok(SetFile { path: path.to_path_buf(), format: SetFormat::DcResults, dataset: dataset_of_results_name(name), sets })
+    let dataset = dataset_of_results_name(name);
+    Ok(SetFile {
+        path: path.to_path_buf(),
+        format: SetFormat::DcResults,
+        dataset,
+        sets,
+        normalisation: Normalisation::Dc,
+        conversion: None,
+        learning_rate: None,
+    })
 }
 
 /// The dataset of `res_<method>_<dataset>_<model>_<ipc>ipc.pt`, as DC, DSA and DM name their files.
@@ -114,13 +215,69 @@ fn dataset_of_results_name(name: &str) -> Option<DatasetName> {
     name.strip_prefix("res_")?.split('_').nth(1)?.parse().ok()
 }
 
-fn read_mtt(path: &Path, device: &Device) -> Result<SetFile> {
+/// Why gradmatch cannot evaluate a ZCA-whitened set, for the errors below.
+const ZCA_WHY: &str = "gradmatch cannot evaluate a ZCA-whitened set: un-whitening it, or whitening the test images the \
+     same way, needs the ZCA transform that MTT fitted on the whole real training set, and the training set cannot be \
+     fetched here to fit it again";
+
+fn read_mtt(path: &Path, device: &Device, not_zca: bool) -> Result<SetFile> {
+    // MTT's distill.py writes images_zca_<iteration>.pt (the un-whitened images) beside its sets only
+    // under --zca: evidence no declaration overrides. Nothing else it saves tells ZCA apart.
+    let folder = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if let Some(zca) = std::fs::read_dir(folder)?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .find(|n| n.strip_prefix("images_zca_").and_then(|rest| rest.strip_suffix(".pt")).is_some_and(|it| it.parse::<u64>().is_ok()))
+    {
+        bail!(
+            "this MTT set is ZCA-whitened: {zca} beside it is written by MTT's distill.py only under --zca{}. {ZCA_WHY}. \
+             (If {zca} belongs to another run, move it away.)",
+            if not_zca { ", whatever --not-zca says" } else { "" }
+        );
+    }
+    anyhow::ensure!(
+        not_zca,
+        "MTT may save its sets ZCA-whitened (distill.py --zca, as its CIFAR settings do), and neither images_best.pt nor \
+         labels_best.pt says whether this one is; {ZCA_WHY}. If the set was distilled without --zca, pass --not-zca"
+    );
     let labels_path = path.with_file_name("labels_best.pt");
     anyhow::ensure!(labels_path.exists(), "MTT's images_best.pt needs labels_best.pt beside it: {} does not exist", labels_path.display());
     let images = PthArchive::open(path)?.root_tensor().context("images_best.pt")?;
     let labels = PthArchive::open(&labels_path)?.root_tensor().with_context(|| labels_path.display().to_string())?;
     let set = labelled("images_best.pt".into(), &images, &labels, device)?;
-    Ok(SetFile { path: path.to_path_buf(), format: SetFormat::Mtt, dataset: None, sets: vec![set] })
+    let lr_path = path.with_file_name("lr_best.pt");
+    let learning_rate =
+        if lr_path.exists() { Some(read_learning_rate(&lr_path).with_context(|| lr_path.display().to_string())?) } else { None };
+    Ok(SetFile {
+        path: path.to_path_buf(),
+        format: SetFormat::Mtt,
+        dataset: None,
+        sets: vec![set],
+        normalisation: Normalisation::Mtt,
+        conversion: None,
+        learning_rate,
+    })
+}
+
+/// The learned learning rate of `lr_best.pt`: `syn_lr.detach().cpu()` (a float tensor of one
+/// element, as DATM and FTD save it) or `syn_lr.item()` (a Python float). MTT's own distill.py logs
+/// `syn_lr` to wandb without saving it.
+fn read_learning_rate(path: &Path) -> Result<f64> {
+    let archive = PthArchive::open(path)?;
+    let lr = match &archive.root {
+        Object::Float(lr) => *lr,
+        _ => {
+            let t = archive.root_tensor()?;
+            anyhow::ensure!(t.dtype().is_float() && t.elem_count() == 1, "expected one float, found {:?} {:?}", t.dtype(), t.dims());
+            match t.dtype() {
+                // The learned f32 as PyTorch prints it (0.0120 rather than 0.012000000104308128).
+                DType::F64 => t.flatten_all()?.to_vec1::<f64>()?[0],
+                _ => t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?[0].to_string().parse()?,
+            }
+        }
+    };
+    anyhow::ensure!(lr.is_finite() && lr > 0.0, "the learning rate is {lr}, expected a positive number");
+    Ok(lr)
 }
 
 /// Checks shapes and types and moves the set to `device`: images (N, C, H, W) of any float type,
@@ -236,8 +393,15 @@ mod tests {
         assert!(worst < 1e-5, "{}: pixels differ from MNIST's by up to {worst}", set.name);
     }
 
+    /// What `evaluate --not-zca` declares: enough to read every fixture as saved.
+    const NOT_ZCA: Declared = Declared { dataset: None, normalisation: None, not_zca: true };
+
     fn error_of(path: &Path) -> String {
-        match read(path, &Device::Cpu) {
+        error_with(path, &NOT_ZCA)
+    }
+
+    fn error_with(path: &Path, declared: &Declared) -> String {
+        match read_as_ours(path, &Device::Cpu, declared) {
             Ok(_) => panic!("{} should not read", path.display()),
             Err(e) => format!("{e:#}"),
         }
@@ -245,7 +409,7 @@ mod tests {
 
     #[test]
     fn dc_results_hold_one_set_per_experiment_and_name_the_dataset() {
-        let file = read(&fixture("res_DC_MNIST_ConvNet_1ipc.pt"), &Device::Cpu).unwrap();
+        let file = read(&fixture("res_DC_MNIST_ConvNet_1ipc.pt"), &Device::Cpu, &NOT_ZCA).unwrap();
         assert_eq!((file.format, file.dataset, file.sets.len()), (SetFormat::DcResults, Some(DatasetName::Mnist), 2));
         assert_is_kth(&file.sets[0], 0);
         assert_is_kth(&file.sets[1], 1);
@@ -255,7 +419,7 @@ mod tests {
     #[test]
     fn mtt_sets_read_from_the_folder_or_the_images_file() {
         for path in [fixture("mtt"), fixture("mtt/images_best.pt")] {
-            let file = read(&path, &Device::Cpu).unwrap();
+            let file = read(&path, &Device::Cpu, &NOT_ZCA).unwrap();
             assert_eq!((file.format, file.dataset, file.sets.len()), (SetFormat::Mtt, None, 1));
             assert_is_kth(&file.sets[0], 0);
         }
@@ -263,7 +427,7 @@ mod tests {
 
     #[test]
     fn plain_safetensors_read_without_metadata() {
-        let file = read(&fixture("plain.safetensors"), &Device::Cpu).unwrap();
+        let file = read(&fixture("plain.safetensors"), &Device::Cpu, &NOT_ZCA).unwrap();
         assert_eq!((file.format, file.dataset), (SetFormat::Safetensors, None));
         assert_is_kth(&file.sets[0], 1);
     }
@@ -286,6 +450,124 @@ mod tests {
         let err = error_of(&no_labels);
         assert!(err.contains("set.safetensors") && err.contains("no tensor `images`") && err.contains("\"pixels\""), "{err}");
         assert!(error_of(&fixture("make.py")).contains("expected a .safetensors file"));
+        let err = error_with(&fixture("plain.safetensors"), &Declared::default());
+        assert!(err.contains("plain.safetensors") && err.contains("give --dataset"), "{err}");
+        let mnist = Declared { dataset: Some(DatasetName::Cifar10), ..NOT_ZCA };
+        let err = error_with(&fixture("res_DC_MNIST_ConvNet_1ipc.pt"), &mnist);
+        assert!(err.contains("a set of mnist, but --dataset cifar10"), "{err}");
+    }
+
+    /// The fixture's image in gradmatch's normalisation of `dataset`, as PyTorch computed it.
+    fn expected(dataset: DatasetName) -> Vec<f32> {
+        let tensors = candle_core::safetensors::load(fixture("cifar/expected.safetensors"), &Device::Cpu).unwrap();
+        tensors[&format!("ours_{dataset}")].flatten_all().unwrap().to_vec1().unwrap()
+    }
+
+    fn assert_lands_on_ours(file: &SetFile, dataset: DatasetName) {
+        assert_eq!((file.dataset, file.normalisation, file.sets.len()), (Some(dataset), Normalisation::Gradmatch, 1));
+        let set = &file.sets[0];
+        assert_eq!((set.labels.as_slice(), set.images.dims()), (&[3u32][..], &[1, 3, 32, 32][..]));
+        let ours = set.images.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let worst = expected(dataset).iter().zip(&ours).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        assert!(worst < 1e-5, "{}: pixels differ from ours by up to {worst}", file.path.display());
+    }
+
+    fn read_ours(path: &str, declared: &Declared) -> SetFile {
+        read_as_ours(&fixture(path), &Device::Cpu, declared).unwrap().0
+    }
+
+    /// Done means: `gradmatch evaluate` of a DSA-normalised CIFAR-10 file gives the same pixels as ours
+    /// (`read_as_ours` is what `evaluate` reads with).
+    #[test]
+    fn a_dsa_normalised_cifar10_result_file_lands_on_our_pixels() {
+        let file = read_ours("cifar/res_DSA_CIFAR10_ConvNet_1ipc.pt", &Declared::default());
+        assert_lands_on_ours(&file, DatasetName::Cifar10);
+        let note = file.conversion.as_deref().unwrap();
+        for needle in ["DC/DSA/DM", "std [0.2023, 0.1994, 0.2010]", "gradmatch", "std [0.2470, 0.2435, 0.2616]", "cifar10"] {
+            assert!(note.contains(needle), "{needle}: {note}");
+        }
+        assert_eq!(file.learning_rate, None);
+    }
+
+    #[test]
+    fn dm_cifar100_results_are_read_with_dcs_cifar100_constants() {
+        let file = read_ours("cifar/res_DM_CIFAR100_ConvNet_1ipc.pt", &Declared::default());
+        assert_lands_on_ours(&file, DatasetName::Cifar100);
+        assert!(file.conversion.unwrap().contains("mean [0.5071, 0.4866, 0.4409], std [0.2673, 0.2564, 0.2762]"));
+    }
+
+    #[test]
+    fn mtt_cifar_sets_land_on_our_pixels_with_their_learned_learning_rate() {
+        // `syn_lr.item()` is the float32 widened: the file holds 0.032099999487400055.
+        for (folder, dataset, lr) in
+            [("cifar/mtt-cifar10", DatasetName::Cifar10, 0.0123), ("cifar/mtt-cifar100", DatasetName::Cifar100, 0.0321f32 as f64)]
+        {
+            let file = read_ours(folder, &Declared { dataset: Some(dataset), ..NOT_ZCA });
+            assert_lands_on_ours(&file, dataset);
+            assert!(file.conversion.as_deref().unwrap().contains("MTT"), "{folder}");
+            // lr_best.pt: a 0-dim float32 tensor (CIFAR-10's) or a Python float (CIFAR-100's).
+            assert_eq!(file.learning_rate, Some(lr), "{folder}");
+        }
+        // MTT normalises CIFAR-100 with CIFAR-10's constants.
+        let file = read_ours("cifar/mtt-cifar100", &Declared { dataset: Some(DatasetName::Cifar100), ..NOT_ZCA });
+        assert!(file.conversion.unwrap().contains("std [0.2023, 0.1994, 0.2010]) (as a MTT"));
+    }
+
+    #[test]
+    fn a_plain_safetensors_is_ours_unless_declared_otherwise() {
+        let dd_ranking = "cifar/plain_cifar100_dd-ranking.safetensors";
+        let cifar100 = Declared { dataset: Some(DatasetName::Cifar100), ..Declared::default() };
+        let as_is = read_ours(dd_ranking, &cifar100);
+        assert!(as_is.conversion.is_none());
+        let declared = Declared { normalisation: Some("dd-ranking".parse().unwrap()), ..cifar100 };
+        let file = read_ours(dd_ranking, &declared);
+        assert_lands_on_ours(&file, DatasetName::Cifar100);
+        assert!(file.conversion.unwrap().contains("(--normalisation mtt)"));
+        // The same images read as DC's CIFAR-100 would be off: the declaration matters.
+        let wrong = read_ours(dd_ranking, &Declared { normalisation: Some(Normalisation::Dc), ..cifar100 });
+        let ours = wrong.sets[0].images.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let worst = expected(DatasetName::Cifar100).iter().zip(&ours).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        assert!(worst > 0.1, "{worst}");
+    }
+
+    #[test]
+    fn a_set_exported_for_another_tool_is_in_its_normalisation_and_reads_back_to_the_same_pixels() {
+        let dir = tempfile::tempdir().unwrap();
+        let ours = Tensor::from_vec(expected(DatasetName::Cifar100), (1, 3, 32, 32), &Device::Cpu).unwrap();
+        let metadata =
+            std::collections::HashMap::from([("dataset".to_string(), "cifar100".to_string()), ("ipc".to_string(), "1".to_string())]);
+        let set = SyntheticSet { images: ours, labels: vec![3], metadata, momentum: None };
+        let flat = |file: &SetFile| file.sets[0].images.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let worst = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+        for (tool, theirs) in [(Normalisation::Dc, "cifar/res_DM_CIFAR100_ConvNet_1ipc.pt"), (Normalisation::Mtt, "cifar/mtt-cifar100")] {
+            let path = dir.path().join(format!("synthetic.{tool}.safetensors"));
+            export_for(&set, DatasetName::Cifar100, tool, &path).unwrap();
+            // As saved: the tool's own pixels, the same as its files' (made by PyTorch).
+            let exported = read(&path, &Device::Cpu, &NOT_ZCA).unwrap();
+            assert_eq!((exported.format, exported.normalisation), (SetFormat::Gradmatch, tool));
+            let tool_file = read(&fixture(theirs), &Device::Cpu, &NOT_ZCA).unwrap();
+            assert!(worst(&flat(&exported), &flat(&tool_file)) < 1e-5, "{tool}");
+            let (_, meta) = safetensors::SafeTensors::read_metadata(&std::fs::read(&path).unwrap()).unwrap();
+            let meta = meta.metadata().clone().unwrap();
+            assert_eq!((meta["normalisation"].as_str(), meta["ipc"].as_str()), (tool.name(), "1"));
+            assert_eq!(meta["std"], serde_json::to_string(tool.constants(DatasetName::Cifar100).std).unwrap());
+            // Read back: our pixels.
+            let back = read_as_ours(&path, &Device::Cpu, &Declared::default()).unwrap().0;
+            assert_lands_on_ours(&back, DatasetName::Cifar100);
+        }
+    }
+
+    #[test]
+    fn mtt_sets_are_refused_unless_declared_not_zca_and_always_with_zca_evidence() {
+        let err = error_with(&fixture("cifar/mtt-cifar10"), &Declared { dataset: Some(DatasetName::Cifar10), ..Declared::default() });
+        assert!(err.contains("ZCA-whitened") && err.contains("pass --not-zca") && err.contains("cannot be fetched"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["images_best.pt", "labels_best.pt"] {
+            std::fs::copy(fixture("cifar/mtt-cifar10").join(name), dir.path().join(name)).unwrap();
+        }
+        std::fs::write(dir.path().join("images_zca_5000.pt"), "").unwrap();
+        let err = error_with(dir.path(), &Declared { dataset: Some(DatasetName::Cifar10), ..NOT_ZCA });
+        assert!(err.contains("is ZCA-whitened: images_zca_5000.pt") && err.contains("whatever --not-zca says"), "{err}");
     }
 
     #[test]

@@ -47,7 +47,19 @@ fn dc_results_are_evaluated_per_experiment_and_compared_with_random_subsets() {
 
 #[test]
 fn the_dsa_protocol_augments_every_batch_and_says_so() {
-    let s = summary(&["evaluate", &fixture("mtt"), "--dataset", "mnist", "--protocol", "dsa", "--epochs", "10", "--num-eval", "2"]);
+    let s = summary(&[
+        "evaluate",
+        &fixture("mtt"),
+        "--dataset",
+        "mnist",
+        "--not-zca",
+        "--protocol",
+        "dsa",
+        "--epochs",
+        "10",
+        "--num-eval",
+        "2",
+    ]);
     let ours = &s["sets"][0]["evaluations"][0];
     assert_recipe(ours, "dsa", 10, "dsa");
     assert_eq!(ours["accuracies"].as_array().unwrap().len(), 2);
@@ -65,4 +77,27 @@ fn a_set_that_names_no_dataset_needs_one() {
     let out = gradmatch(&["evaluate", &fixture("plain.safetensors"), "--dataset", "mnist", "--eval-augment", "dsx"]).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("did you mean `dsa`"), "{err}");
+}
+
+#[test]
+fn mtt_sets_must_be_declared_not_zca_and_train_at_their_learned_lr() {
+    let out = gradmatch(&["evaluate", &fixture("mtt"), "--dataset", "mnist"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("ZCA-whitened") && err.contains("pass --not-zca"), "{err}");
+    // MNIST images with the lr_best.pt of the CIFAR-10 fixture (a 0-dim float32 tensor, 0.0123).
+    let dir = tempfile::tempdir().unwrap();
+    for (from, name) in [("mtt", "images_best.pt"), ("mtt", "labels_best.pt"), ("cifar/mtt-cifar10", "lr_best.pt")] {
+        std::fs::copy(Path::new(&fixture(from)).join(name), dir.path().join(name)).unwrap();
+    }
+    let set = dir.path().to_str().unwrap();
+    let json = dir.path().join("summary.json");
+    let args = ["evaluate", set, "--dataset", "mnist", "--not-zca", "--epochs", "2", "--num-eval", "1", "--test-limit", "100"];
+    let out = gradmatch(&[&args[..], &["--json", json.to_str().unwrap()]].concat()).stdout(std::process::Stdio::piped()).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("lr 0.0123: MTT's learned syn_lr from lr_best.pt"), "{stdout}");
+    let s: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(s["evaluation"]["lr"].as_f64(), Some(0.0123));
+    let s = summary(&[&args[..9], &["--lr", "0.02"]].concat());
+    assert_eq!(s["evaluation"]["lr"].as_f64(), Some(0.02));
 }

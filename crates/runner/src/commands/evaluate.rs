@@ -1,7 +1,7 @@
 use super::{print_accuracies, write_json, RecipeArgs};
 use crate::global::{device_name, Global};
 use crate::pipeline::{Evaluator, ImageSet, ModelAccuracy};
-use crate::set_files::{self, LabelledImages, SetFile};
+use crate::set_files::{self, LabelledImages, Normalisation};
 use anyhow::{bail, Result};
 use candle_core::DType;
 use gradmatch_data::DatasetName;
@@ -19,6 +19,16 @@ pub struct Args {
     /// The dataset of the set, required when the file does not name it (plain safetensors, MTT).
     #[arg(long)]
     dataset: Option<DatasetName>,
+    /// The tool whose normalisation the images are in, overriding what the format implies (a plain
+    /// safetensors: gradmatch's): gradmatch (or jiang), dc (or dsa, dm, dc-bench), mtt (or dd-ranking).
+    #[arg(long)]
+    normalisation: Option<Normalisation>,
+    /// Declares that an MTT set was distilled without MTT's `--zca` (its files do not say; required).
+    #[arg(long)]
+    not_zca: bool,
+    /// Learning rate of the evaluation networks instead of the recipe's (and of MTT's learned `syn_lr`).
+    #[arg(long)]
+    lr: Option<f64>,
     /// Architectures to evaluate on (repeatable); default ConvNet.
     #[arg(long = "model", default_values = ["ConvNet"])]
     models: Vec<ModelSpec>,
@@ -54,6 +64,9 @@ struct Summary<'a> {
     command: &'static str,
     file: &'a Path,
     format: String,
+    /// The conversion from the file's normalisation to ours, when one was made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    conversion: Option<&'a str>,
     dataset: DatasetName,
     sets: &'a [SetResult],
     evaluation: &'a EvalConfig,
@@ -65,14 +78,18 @@ struct Summary<'a> {
 pub fn run(global: &Global, args: Args) -> Result<()> {
     let started = std::time::Instant::now();
     let device = global.device()?;
-    let file = set_files::read(&args.set, &device)?;
-    let dataset = dataset_of(&file, args.dataset)?;
+    let declared = set_files::Declared { dataset: args.dataset, normalisation: args.normalisation, not_zca: args.not_zca };
+    let (file, dataset) = set_files::read_as_ours(&args.set, &device, &declared)?;
     let per_class = file.sets.iter().map(|set| check_fits(set, dataset, &file.path)).collect::<Result<Vec<_>>>()?;
     let ds = global.load(dataset)?;
-    let cfg = args.recipe.apply(&EvalConfig { test_limit: args.test_limit, ..EvalConfig::default() });
+    let mut cfg = args.recipe.apply(&EvalConfig { test_limit: args.test_limit, ..EvalConfig::default() });
+    let lr_note = learning_rate(&mut cfg, args.lr, file.learning_rate);
     let evaluator = Evaluator::new(global, &ds, &device, &cfg, &Plugins::builtin())?;
     let train = if args.compare { Some(DeviceData::new(&ds.train, ds.shape(), DType::F32, &device)?) } else { None };
     println!("{} ({}): {} set(s) of {dataset} on {}", file.path.display(), file.format, file.sets.len(), device_name(&device));
+    for note in file.conversion.iter().chain(&lr_note) {
+        println!("{note}");
+    }
     let mut results = Vec::new();
     for (set, per_class) in file.sets.iter().zip(per_class) {
         println!("{}: {} images ({:?} per class)", set.name, set.labels.len(), per_class);
@@ -99,6 +116,7 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
             command: "evaluate",
             file: &file.path,
             format: file.format.to_string(),
+            conversion: file.conversion.as_deref(),
             dataset,
             sets: &results,
             evaluation: &cfg,
@@ -111,20 +129,17 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
     Ok(())
 }
 
-/// The file's dataset, or `--dataset` when the file names none (they must agree when both do).
-fn dataset_of(file: &SetFile, flag: Option<DatasetName>) -> Result<DatasetName> {
-    match (file.dataset, flag) {
-        (Some(named), Some(given)) if named != given => {
-            bail!("{}: the file is a set of {named}, but --dataset {given} was given", file.path.display())
-        }
-        (Some(d), _) | (None, Some(d)) => Ok(d),
-        (None, None) => bail!(
-            "{}: a {} does not name its dataset; give --dataset ({})",
-            file.path.display(),
-            file.format,
-            DatasetName::all().map(|d| d.as_str()).join(", ")
-        ),
-    }
+/// The evaluation's learning rate: `--lr`, else the one the set was distilled for (MTT's learned
+/// `syn_lr`), else the recipe's; returns what to print when it is not the recipe's.
+fn learning_rate(cfg: &mut EvalConfig, flag: Option<f64>, learned: Option<f64>) -> Option<String> {
+    let note = match (flag, learned) {
+        (Some(lr), Some(l)) => format!("lr {lr}: --lr, instead of MTT's learned syn_lr {l} from lr_best.pt"),
+        (Some(lr), None) => format!("lr {lr}: --lr"),
+        (None, Some(lr)) => format!("lr {lr}: MTT's learned syn_lr from lr_best.pt"),
+        (None, None) => return None,
+    };
+    cfg.lr = flag.or(learned)?;
+    Some(note)
 }
 
 /// Images per class of `set`, after checking that its images and labels fit the dataset.
