@@ -5,7 +5,7 @@
 use crate::experiment::Experiment;
 use crate::global::Global;
 use crate::jsonl::{complete_lines, open_for_append};
-use crate::stats::mean_std;
+use crate::stats::{Estimate, Over};
 use anyhow::{Context, Result};
 use candle_core::{DType, Device, Tensor};
 use gradmatch_core::Augmentation;
@@ -149,8 +149,9 @@ pub struct ModelAccuracy {
     pub recipe: Recipe,
     pub parameters: usize,
     pub accuracies: Vec<f64>,
-    pub mean: f64,
-    pub std: f64,
+    /// Count, mean, std and 95 % interval of `accuracies`, and what they are over.
+    #[serde(flatten)]
+    pub estimate: Estimate,
     pub seconds_per_evaluation: f64,
 }
 
@@ -190,14 +191,14 @@ impl<'a> Evaluator<'a> {
 
     /// Runs the protocol `num_eval` times for each model on `set`.
     pub fn evaluate_set(&self, set: &ImageSet, models: &[ModelSpec]) -> Result<Vec<ModelAccuracy>> {
-        models.iter().map(|spec| self.run_networks(spec, |e| self.network(spec, set, e))).collect()
+        models.iter().map(|spec| self.run_networks(spec, Over::one_set(self.cfg.num_eval), |e| self.network(spec, set, e))).collect()
     }
 
     /// The "Random" baseline under this protocol: network `e` trains on its own random real subset
     /// of `train` with `per_class[c]` images of class `c`, drawn from `seed`.
     pub fn evaluate_random_subsets(&self, train: &DeviceData, per_class: &[usize], spec: &ModelSpec, seed: u64) -> Result<ModelAccuracy> {
         let split = &self.dataset.train;
-        self.run_networks(spec, |e| {
+        self.run_networks(spec, Over::one_network_each(self.cfg.num_eval), |e| {
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(derive_seed(seed, stream::BASELINE_SUBSET, e as u64));
             let idx: Vec<usize> = per_class.iter().enumerate().flat_map(|(c, &n)| split.sample_class(c, n, &mut rng)).collect();
             let images = train.select(&idx)?;
@@ -207,8 +208,8 @@ impl<'a> Evaluator<'a> {
         })
     }
 
-    /// Trains and tests `num_eval` networks of `spec`, network `e` by `network(e)`.
-    fn run_networks(&self, spec: &ModelSpec, mut network: impl FnMut(usize) -> Result<EvalOutcome>) -> Result<ModelAccuracy> {
+    /// Trains and tests `num_eval` networks of `spec`, network `e` by `network(e)`; they come from `over`.
+    fn run_networks(&self, spec: &ModelSpec, over: Over, mut network: impl FnMut(usize) -> Result<EvalOutcome>) -> Result<ModelAccuracy> {
         let num_eval = self.cfg.num_eval;
         let bar = self.global.progress(num_eval as u64, "evaluate");
         bar.set_message(spec.to_string());
@@ -227,16 +228,14 @@ impl<'a> Evaluator<'a> {
             bar.inc(1);
         }
         bar.finish_and_clear();
-        let (mean, std) = mean_std(&accuracies);
         let ds = self.dataset;
         let parameters = gradmatch_models::Network::new(spec, ds.shape(), ds.num_classes(), 0, DType::F32, &Device::Cpu)?.num_params();
         Ok(ModelAccuracy {
             model: spec.to_string(),
             recipe: self.recipe(),
             parameters,
+            estimate: Estimate::of(&accuracies, over),
             accuracies,
-            mean,
-            std,
             seconds_per_evaluation: started.elapsed().as_secs_f64() / num_eval as f64,
         })
     }

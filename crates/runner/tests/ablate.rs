@@ -111,7 +111,10 @@ fn killed_and_resumed_equals_uninterrupted_and_shards_merge() {
     let expected = results(&reference);
     assert_eq!(expected.len(), UNITS, "one record per unit");
     let reference_table = table(&reference);
-    assert!(reference_table.contains("| DC |") && reference_table.contains("(n=4)"), "{reference_table}");
+    assert!(
+        reference_table.contains("| DC |") && reference_table.contains("(n=2×2)") && reference_table.contains("95 % CI"),
+        "{reference_table}"
+    );
     assert!(reference_table.contains("| protocol dc (8 epochs, augment none) |"), "every row names its recipe: {reference_table}");
     for r in records(&reference).iter().filter(|r| r["kind"] == "evaluated") {
         assert_eq!((r["recipe"]["protocol"].as_str(), r["recipe"]["epochs"].as_u64()), (Some("dc"), Some(8)), "{r}");

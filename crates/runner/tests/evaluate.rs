@@ -42,6 +42,10 @@ fn dc_results_are_evaluated_per_experiment_and_compared_with_random_subsets() {
         // One real image per class trains a network far above chance (10 %).
         assert!(ours["mean"].as_f64().unwrap() > 0.3 && random["mean"].as_f64().unwrap() > 0.2, "{set}");
         assert_eq!(set["images_per_class"], serde_json::json!([1, 1, 1, 1, 1, 1, 1, 1, 1, 1]));
+        // One network a side: the count and what it is over, no interval, and so no interval of the gain.
+        assert_eq!((ours["count"].as_u64(), &ours["over"]), (Some(1), &serde_json::json!({"sets": 1, "networks": 1})), "{set}");
+        assert!(ours["ci95"].is_null() && random["ci95"].is_null(), "{set}");
+        assert!(set["gains_over_random"][0]["difference"].is_null(), "{set}");
     }
 }
 

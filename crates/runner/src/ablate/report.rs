@@ -1,36 +1,54 @@
 //! Reports from the store alone: the paper-style table, per-cell plots, and an index page.
 
 use super::grid::{Cell, Grid, EVAL_MODEL_AXIS};
+use super::neighbours::{self, Side};
 use super::plot;
 use super::store::{Outcome, Records};
 use crate::pipeline::Recipe;
-use crate::stats::mean_std;
+use crate::stats::{Estimate, Over};
 use anyhow::{Context, Result};
 use gradmatch_plugins::Plugins;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::Path;
 
-/// Accuracies of one table entry, over experiments x evaluations.
+/// One evaluation network of a table entry: its accuracy (%) and what pairs it with another entry's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub experiment: usize,
+    pub model: String,
+    pub index: usize,
+    pub eval_seed: u64,
+    pub percent: f64,
+}
+
+/// Accuracies (%) of one table entry, over experiments x evaluations.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entry {
-    pub mean: f64,
-    pub std: f64,
-    pub count: usize,
+    pub estimate: Estimate,
+    pub samples: Vec<Sample>,
 }
 
 impl Entry {
-    fn of(accuracies: &[f64]) -> Option<Entry> {
-        (!accuracies.is_empty()).then(|| {
-            let (mean, std) = mean_std(accuracies);
-            Entry { mean: 100.0 * mean, std: 100.0 * std, count: accuracies.len() }
+    fn of(samples: Vec<Sample>) -> Option<Entry> {
+        (!samples.is_empty()).then(|| {
+            let sets = samples.iter().map(|s| s.experiment).collect::<BTreeSet<_>>().len();
+            let over = Over { sets, networks: samples.len() };
+            Entry { estimate: Estimate::of(&Entry::percents(&samples), over), samples }
         })
+    }
+
+    pub fn percents(samples: &[Sample]) -> Vec<f64> {
+        samples.iter().map(|s| s.percent).collect()
     }
 }
 
+/// `93.00 ± 1.20, CI [92.10, 93.90] (n=2×5)`.
 impl std::fmt::Display for Entry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:.2} ± {:.2} (n={})", self.mean, self.std, self.count)
+        let e = &self.estimate;
+        let ci = e.ci95.map_or("no CI".to_string(), |ci| format!("CI {ci}"));
+        write!(f, "{:.2} ± {:.2}, {ci} ({})", e.mean, e.std, e.over.short())
     }
 }
 
@@ -56,7 +74,7 @@ pub fn table(grid: &Grid, records: &Records) -> Table {
     // (row, column) -> accuracies, keeping first-seen order of rows and columns (the grid's order).
     let mut row_order: Vec<String> = Vec::new();
     let mut column_order: Vec<String> = Vec::new();
-    let mut values: BTreeMap<(usize, usize), Vec<f64>> = BTreeMap::new();
+    let mut values: BTreeMap<(usize, usize), Vec<Sample>> = BTreeMap::new();
     let mut recipes: Vec<Vec<Recipe>> = Vec::new();
     let index_of = |order: &mut Vec<String>, key: String| match order.iter().position(|k| *k == key) {
         Some(i) => i,
@@ -77,12 +95,13 @@ pub fn table(grid: &Grid, records: &Records) -> Table {
             let column_key =
                 if column_axis == EVAL_MODEL_AXIS { model.to_string() } else { cell.label_of(&column_axis).unwrap_or("-").to_string() };
             let column = index_of(&mut column_order, column_key);
-            let accuracies = values.entry((row, column)).or_default();
+            let samples = values.entry((row, column)).or_default();
             for k in 0..grid.experiments {
                 for n in 0..cell.experiment.evaluation.num_eval {
                     let key = super::store::evaluation_key(&cell.id, k, &model.to_string(), n);
-                    if let Some(Outcome::Evaluated { accuracy, .. }) = records.done.get(&key).map(|r| &r.outcome) {
-                        accuracies.push(*accuracy);
+                    if let Some(Outcome::Evaluated { accuracy, eval_seed, .. }) = records.done.get(&key).map(|r| &r.outcome) {
+                        let model = model.to_string();
+                        samples.push(Sample { experiment: k, model, index: n, eval_seed: *eval_seed, percent: 100.0 * accuracy });
                     }
                 }
             }
@@ -91,22 +110,51 @@ pub fn table(grid: &Grid, records: &Records) -> Table {
     let rows = row_order
         .iter()
         .enumerate()
-        .map(|(r, name)| (name.clone(), (0..column_order.len()).map(|c| values.get(&(r, c)).and_then(|v| Entry::of(v))).collect()))
+        .map(|(r, name)| (name.clone(), (0..column_order.len()).map(|c| values.remove(&(r, c)).and_then(Entry::of)).collect()))
         .collect();
     Table { row_axes, column_axis, columns: column_order, rows, recipes }
 }
+
+/// Below every table: what a cell and a mark say.
+const LEGEND: &str = "Cells: mean ± std (%), 95 % CI of the mean (Student t over the n accuracies, pooled: \
+sets and networks counted alike), n = sets (condensation experiments) × networks per set. \
+◀ the cell differs from the one to its left beyond noise, ▲ from the one above: the 95 % CI of their \
+difference leaves out 0 (significant at 5 %, two-sided). Paired t over the networks of both cells when \
+they share evaluation seeds one to one (same experiment, network index and seed: cells condensed with \
+the same seeds), Welch's unequal-variance t otherwise; each difference below says which.";
 
 impl Table {
     pub fn markdown(&self) -> String {
         let head = if self.row_axes.is_empty() { "cell".to_string() } else { self.row_axes.join(" / ") };
         let mut out = format!("| {head} \\ {} | {} | evaluated under |\n", self.column_axis, self.columns.join(" | "));
         let _ = writeln!(out, "|---|{}---|", "---|".repeat(self.columns.len()));
-        for ((name, entries), recipes) in self.rows.iter().zip(&self.recipes) {
-            let cells: Vec<String> = entries.iter().map(|e| e.as_ref().map_or("—".to_string(), Entry::to_string)).collect();
+        let marked = neighbours::marked(self);
+        for (r, ((name, entries), recipes)) in self.rows.iter().zip(&self.recipes).enumerate() {
+            let cells: Vec<String> = entries
+                .iter()
+                .enumerate()
+                .map(|(c, e)| {
+                    let marks: String = marked.iter().filter(|m| (m.row, m.column) == (r, c)).map(|m| m.side.mark()).collect();
+                    e.as_ref().map_or("—".to_string(), |e| format!("{e}{}{marks}", if marks.is_empty() { "" } else { " " }))
+                })
+                .collect();
             let recipes: Vec<String> = recipes.iter().map(Recipe::to_string).collect();
             let _ = writeln!(out, "| {name} | {} | {} |", cells.join(" | "), recipes.join("; "));
         }
+        let _ = writeln!(out, "\n{LEGEND}");
+        for m in &marked {
+            let (nr, nc) = match m.side {
+                Side::Left => (m.row, m.column - 1),
+                Side::Above => (m.row - 1, m.column),
+            };
+            let _ = writeln!(out, "- {} {} − {}: {}", m.side.mark(), self.label(m.row, m.column), self.label(nr, nc), m.difference);
+        }
         out
+    }
+
+    /// `row @ column` of a cell.
+    fn label(&self, row: usize, column: usize) -> String {
+        format!("{} @ {}", self.rows[row].0, self.columns[column])
     }
 }
 
@@ -203,64 +251,120 @@ fn cell_accuracies(cell: &Cell, records: &Records) -> Vec<(String, Vec<f64>)> {
 mod tests {
     use super::super::store::{evaluation_key, Record};
     use super::*;
+    use crate::pipeline::eval_seed;
+    use crate::stats::Pairing;
     use std::collections::HashMap;
 
-    #[test]
-    fn table_entries_are_the_mean_std_and_count_of_their_records() {
-        let text = r#"
-experiments = 2
+    /// A grid of methods (rows) x evaluation models (columns).
+    fn grid(methods: &str, experiments: usize, num_eval: usize) -> Grid {
+        let text = format!(
+            r#"
+experiments = {experiments}
 [base]
 dataset = "mnist"
 [base.evaluation]
-num_eval = 2
+num_eval = {num_eval}
 models = ["ConvNet", "MLP"]
 [[axis]]
 name = "method"
-variants = [{ label = "DC", set = {} }, { label = "M", set = { level.name = "multi-level" } }]
+variants = [{methods}]
 [table]
 rows = ["method"]
 columns = "eval_model"
-"#;
-        let grid = Grid::parse(text, Path::new("t.toml"), &Plugins::builtin()).unwrap();
-        let cells = &grid.cells;
-        let mut done = HashMap::new();
-        let mut add = |cell: &Cell, k: usize, model: &str, n: usize, accuracy: f64| {
-            let key = evaluation_key(&cell.id, k, model, n);
-            let outcome = Outcome::Evaluated { model: model.into(), index: n, eval_seed: 0, accuracy, final_train_loss: 0.0, recipe: None };
-            let record = Record {
-                key: key.clone(),
-                cell: cell.id.clone(),
-                labels: cell.labels.clone(),
-                experiment: k,
-                seed: k as u64,
-                config: cell.experiment.clone(),
-                device: "cpu".into(),
-                version: "t".into(),
-                seconds: 0.0,
-                finished_unix: 0,
-                outcome,
-            };
-            done.insert(key, record);
-        };
-        // DC on ConvNet: 4 records (2 experiments x 2 evaluations); M on ConvNet: only 1; MLP: none for M.
-        for (k, n, a) in [(0, 0, 0.90), (0, 1, 0.92), (1, 0, 0.94), (1, 1, 0.96)] {
-            add(&cells[0], k, "ConvNet", n, a);
+"#
+        );
+        Grid::parse(&text, Path::new("t.toml"), &Plugins::builtin()).unwrap()
+    }
+
+    /// The record of network `n` of experiment `k` of `cell` on `model`, with the evaluation seed
+    /// `ablate` gives it, moved by `seed_offset`.
+    fn record(cell: &Cell, k: usize, model: &str, n: usize, seed_offset: u64, accuracy: f64) -> Record {
+        let key = evaluation_key(&cell.id, k, model, n);
+        let seed = eval_seed(k as u64, n) + seed_offset;
+        let outcome = Outcome::Evaluated { model: model.into(), index: n, eval_seed: seed, accuracy, final_train_loss: 0.0, recipe: None };
+        Record {
+            key,
+            cell: cell.id.clone(),
+            labels: cell.labels.clone(),
+            experiment: k,
+            seed: k as u64,
+            config: cell.experiment.clone(),
+            device: "cpu".into(),
+            version: "t".into(),
+            seconds: 0.0,
+            finished_unix: 0,
+            outcome,
         }
-        add(&cells[0], 0, "MLP", 0, 0.5);
-        add(&cells[1], 1, "ConvNet", 1, 0.8);
-        let records = Records { done, failures: Vec::new() };
-        let t = table(&grid, &records);
+    }
+
+    fn records(list: Vec<Record>) -> Records {
+        Records { done: list.into_iter().map(|r| (r.key.clone(), r)).collect::<HashMap<_, _>>(), failures: Vec::new() }
+    }
+
+    #[test]
+    fn table_entries_are_the_estimates_of_their_records() {
+        let grid = grid(r#"{ label = "DC", set = {} }, { label = "M", set = { level.name = "multi-level" } }"#, 2, 2);
+        let cells = &grid.cells;
+        // DC on ConvNet: 4 records (2 experiments x 2 evaluations); M on ConvNet: only 1; MLP: none for M.
+        let mut list: Vec<Record> = [(0, 0, 0.90), (0, 1, 0.92), (1, 0, 0.94), (1, 1, 0.96)]
+            .iter()
+            .map(|&(k, n, a)| record(&cells[0], k, "ConvNet", n, 0, a))
+            .collect();
+        list.push(record(&cells[0], 0, "MLP", 0, 0, 0.5));
+        list.push(record(&cells[1], 1, "ConvNet", 1, 0, 0.8));
+        let t = table(&grid, &records(list));
         assert_eq!(t.columns, ["ConvNet", "MLP"]);
         assert_eq!(t.rows.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(), ["DC", "M"]);
         let dc = t.rows[0].1[0].as_ref().unwrap();
-        let (mean, std) = mean_std(&[0.90, 0.92, 0.94, 0.96]);
-        assert_eq!((dc.count, dc.mean, dc.std), (4, 100.0 * mean, 100.0 * std));
-        assert!((dc.mean - 93.0).abs() < 1e-9);
-        assert_eq!(t.rows[0].1[1].as_ref().unwrap().count, 1);
-        assert_eq!(t.rows[1].1[0].as_ref().unwrap().mean, 80.0);
+        assert_eq!(dc.estimate, Estimate::of(&[90.0, 92.0, 94.0, 96.0], Over { sets: 2, networks: 4 }));
+        assert!((dc.estimate.mean - 93.0).abs() < 1e-9);
+        assert_eq!(t.rows[0].1[1].as_ref().unwrap().estimate.count, 1);
+        assert_eq!(t.rows[1].1[0].as_ref().unwrap().estimate.mean, 80.0);
         assert!(t.rows[1].1[1].is_none());
         let md = t.markdown();
         assert_eq!(md.matches(" | protocol dc (").count(), 2, "each row names its recipe: {md}");
-        assert!(md.contains("| DC | 93.00 ± ") && md.contains("(n=4)") && md.contains("| M | 80.00 ± 0.00 (n=1) | — |"), "{md}");
+        // 93 +- t(3) 3.182 x sample std 2.582 / sqrt(4) = 93 +- 4.11; population std sqrt(5) = 2.24.
+        assert!(md.contains("| DC | 93.00 ± 2.24, CI [88.89, 97.11] (n=2×2) | "), "{md}");
+        assert!(md.contains("| M | 80.00 ± 0.00, no CI (n=1×1) | — |"), "{md}");
+        assert!(md.contains("95 % CI of the mean") && !md.contains("NaN"), "{md}");
+    }
+
+    /// Three methods x two models, 2 experiments x 3 networks each. DC and M hold the same accuracies
+    /// in another order (one distribution); MD is 10 points higher. MD's MLP networks carry other
+    /// seeds, so they can only be compared unpaired.
+    #[test]
+    fn report_marks_neighbours_that_differ_beyond_noise_and_no_others() {
+        let variants = r#"{ label = "DC", set = {} }, { label = "M", set = { level.name = "multi-level" } },
+            { label = "MD", set = { level.name = "multi-level", distance.name = "combined" } }"#;
+        let grid = grid(variants, 2, 3);
+        let base = [0.900, 0.925, 0.890, 0.910, 0.930, 0.885];
+        let reversed: Vec<f64> = base.iter().rev().copied().collect();
+        let higher: Vec<f64> = base.iter().zip([0.001, -0.002, 0.0, 0.002, -0.001, 0.0]).map(|(b, e)| b + 0.1 + e).collect();
+        let columns: [(usize, &str, &[f64], u64); 6] = [
+            (0, "ConvNet", &base, 0),
+            (0, "MLP", &reversed, 0),
+            (1, "ConvNet", &reversed, 0),
+            (1, "MLP", &base, 0),
+            (2, "ConvNet", &higher, 0),
+            (2, "MLP", &base.map(|b| b + 0.1), 1000),
+        ];
+        let mut list = Vec::new();
+        for (cell, model, values, seed_offset) in columns {
+            for (i, &accuracy) in values.iter().enumerate() {
+                list.push(record(&grid.cells[cell], i / 3, model, i % 3, seed_offset, accuracy));
+            }
+        }
+        let t = table(&grid, &records(list));
+        let marked = neighbours::marked(&t);
+        let found: Vec<_> = marked.iter().map(|m| (m.row, m.column, m.side, m.difference.test)).collect();
+        assert_eq!(found, [(2, 0, Side::Above, Pairing::Paired), (2, 1, Side::Above, Pairing::Welch)], "{marked:?}");
+        assert!(marked.iter().all(|m| (m.difference.mean - 10.0).abs() < 0.01), "{marked:?}");
+        let md = t.markdown();
+        let rows: Vec<&str> = md.lines().filter(|l| l.starts_with("| ")).collect();
+        assert!(!rows[1].contains('▲') && !rows[2].contains('▲'), "DC and M are one distribution: {md}");
+        assert!(rows.iter().all(|r| !r.contains('◀')), "the models of a row are one distribution: {md}");
+        assert_eq!(rows[3].matches(" ▲ |").count(), 2, "{md}");
+        assert!(md.contains("- ▲ MD @ ConvNet − M @ ConvNet: +10.00 points") && md.contains("(paired), significant at 5 %"), "{md}");
+        assert!(md.contains("- ▲ MD @ MLP − M @ MLP: +10.00 points") && md.contains("(Welch), significant at 5 %"), "{md}");
     }
 }

@@ -2,6 +2,7 @@ use super::{print_accuracies, write_json, RecipeArgs};
 use crate::global::{device_name, Global};
 use crate::pipeline::{Evaluator, ImageSet, ModelAccuracy};
 use crate::set_files::{self, LabelledImages, Normalisation};
+use crate::stats::Difference;
 use anyhow::{bail, Result};
 use candle_core::DType;
 use gradmatch_data::DatasetName;
@@ -57,6 +58,19 @@ struct SetResult {
     evaluations: Vec<ModelAccuracy>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     random_subsets: Vec<ModelAccuracy>,
+    /// Per model, the set's mean accuracy minus the random subsets' (fractions), with its interval.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    gains_over_random: Vec<Gain>,
+}
+
+/// What a set gains over random real subsets of its size on one model: Welch's interval, since the
+/// subsets' networks have seeds of their own (`Evaluator::evaluate_random_subsets`), none shared
+/// with the set's networks.
+#[derive(Serialize)]
+struct Gain {
+    model: String,
+    /// `None` when either side has a single network.
+    difference: Option<Difference>,
 }
 
 #[derive(Serialize)]
@@ -96,10 +110,11 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
         let evaluations = evaluator.evaluate_set(&ImageSet { images: &set.images, labels: &set.labels, seed: args.seed }, &args.models)?;
         print_accuracies(&evaluations);
         let mut random_subsets = Vec::new();
+        let mut gains_over_random = Vec::new();
         if let Some(train) = &train {
             for (spec, ours) in args.models.iter().zip(&evaluations) {
                 let random = evaluator.evaluate_random_subsets(train, &per_class, spec, args.seed)?;
-                print_comparison(ours, &random);
+                gains_over_random.push(compare(ours, &random));
                 random_subsets.push(random);
             }
         }
@@ -109,6 +124,7 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
             images_per_class: per_class,
             evaluations,
             random_subsets,
+            gains_over_random,
         });
     }
     if let Some(path) = &args.json {
@@ -158,13 +174,15 @@ fn check_fits(set: &LabelledImages, ds: DatasetName, path: &Path) -> Result<Vec<
     Ok(per_class)
 }
 
-/// `ours` next to the random subsets of the same size and recipe: what the condensation bought.
-fn print_comparison(ours: &ModelAccuracy, random: &ModelAccuracy) {
-    println!(
-        "{:<14} random real subsets of the same size: {:.2} +- {:.2} %; the set gains {:+.2} points over them",
-        random.model,
-        100.0 * random.mean,
-        100.0 * random.std,
-        100.0 * (ours.mean - random.mean)
-    );
+/// `ours` next to the random subsets of the same size and recipe, printed: what the condensation
+/// bought, with its interval.
+fn compare(ours: &ModelAccuracy, random: &ModelAccuracy) -> Gain {
+    let difference = Difference::welch(&ours.accuracies, &random.accuracies);
+    let gain = match &difference {
+        Some(d) => d.scaled(100.0).to_string(),
+        None => format!("{:+.2} points (no CI: one side has 1 network)", 100.0 * (ours.estimate.mean - random.estimate.mean)),
+    };
+    println!("{:<14} random real subsets of the same size: {}", random.model, random.estimate.percent());
+    println!("{:<14} the set gains {gain} over them", random.model);
+    Gain { model: random.model.clone(), difference }
 }

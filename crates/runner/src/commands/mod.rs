@@ -15,15 +15,7 @@ use std::path::Path;
 
 pub fn print_accuracies(results: &[ModelAccuracy]) {
     for r in results {
-        println!(
-            "{:<14} accuracy {:.2} +- {:.2} % over {} networks, {} ({:.1} s per evaluation)",
-            r.model,
-            100.0 * r.mean,
-            100.0 * r.std,
-            r.accuracies.len(),
-            r.recipe,
-            r.seconds_per_evaluation
-        );
+        println!("{:<14} accuracy {}, {} ({:.1} s per evaluation)", r.model, r.estimate.percent(), r.recipe, r.seconds_per_evaluation);
     }
 }
 

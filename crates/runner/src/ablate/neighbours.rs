@@ -1,0 +1,77 @@
+//! Which neighbouring cells of a report table differ beyond noise.
+//!
+//! An evaluation network's seed is `eval_seed(condensation seed + experiment, index)`
+//! (`ablate::Shared::evaluate_and_record`), whatever its model and evaluation recipe: two cells
+//! condensed with the same seeds train their k-th experiment's n-th networks from the same seed (the
+//! same initialisation and batch order where the sets have the same size), and those pairs are compared
+//! paired. Cells whose records do not match one to one (another condensation seed, missing records)
+//! are compared with Welch's interval.
+
+use super::report::{Entry, Sample, Table};
+use crate::stats::Difference;
+
+/// The neighbour a cell is compared with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Left,
+    Above,
+}
+
+impl Side {
+    pub fn mark(self) -> &'static str {
+        match self {
+            Side::Left => "◀",
+            Side::Above => "▲",
+        }
+    }
+}
+
+/// A cell whose accuracies differ from its neighbour's beyond noise: its mean minus the neighbour's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Marked {
+    pub row: usize,
+    pub column: usize,
+    pub side: Side,
+    pub difference: Difference,
+}
+
+/// Entry `a` minus entry `b`: paired when their networks share evaluation seeds one to one, Welch
+/// otherwise; `None` when a side has too few networks for an interval.
+pub fn difference(a: &Entry, b: &Entry) -> Option<Difference> {
+    match paired(&a.samples, &b.samples) {
+        Some((x, y)) => Difference::paired(&x, &y),
+        None => Difference::welch(&Entry::percents(&a.samples), &Entry::percents(&b.samples)),
+    }
+}
+
+/// The accuracies of `a` and `b` in matching order when every network of one has the other's seed
+/// (experiment, index and evaluation seed) and none is left over.
+fn paired(a: &[Sample], b: &[Sample]) -> Option<(Vec<f64>, Vec<f64>)> {
+    let key = |s: &Sample| (s.experiment, s.index, s.eval_seed);
+    let sorted = |samples: &[Sample]| {
+        let mut sorted = samples.to_vec();
+        sorted.sort_by(|x, y| key(x).cmp(&key(y)).then_with(|| x.model.cmp(&y.model)));
+        sorted
+    };
+    let (a, b) = (sorted(a), sorted(b));
+    let matched = a.len() == b.len() && a.iter().zip(&b).all(|(x, y)| key(x) == key(y));
+    matched.then(|| (Entry::percents(&a), Entry::percents(&b)))
+}
+
+/// Every cell of `table` that differs significantly from the cell to its left or above it.
+pub fn marked(table: &Table) -> Vec<Marked> {
+    let mut marked = Vec::new();
+    for (row, (_, entries)) in table.rows.iter().enumerate() {
+        for (column, entry) in entries.iter().enumerate() {
+            let Some(entry) = entry else { continue };
+            let left = column.checked_sub(1).and_then(|c| entries[c].as_ref()).map(|n| (Side::Left, n));
+            let above = row.checked_sub(1).and_then(|r| table.rows[r].1[column].as_ref()).map(|n| (Side::Above, n));
+            for (side, neighbour) in left.into_iter().chain(above) {
+                if let Some(difference) = difference(entry, neighbour).filter(|d| d.significant) {
+                    marked.push(Marked { row, column, side, difference });
+                }
+            }
+        }
+    }
+    marked
+}
