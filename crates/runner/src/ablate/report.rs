@@ -172,7 +172,7 @@ pub fn write(grid: &Grid, store: &Path, more: &[&Path]) -> Result<Table> {
     let table = table(grid, &records);
 
     let mut page = format!(
-        "# Ablation `{}`\n\n{}\n\n## Test accuracy (%), mean ± std over experiments × evaluations\n\n",
+        "# Ablation `{}`\n\n{}\n\n## Test accuracy (%): mean ± std and 95 % CI over experiments × evaluation networks\n\n",
         grid.name, grid.description
     );
     page += &table.markdown();

@@ -183,6 +183,6 @@ fn compare(ours: &ModelAccuracy, random: &ModelAccuracy) -> Gain {
         None => format!("{:+.2} points (no CI: one side has 1 network)", 100.0 * (ours.estimate.mean - random.estimate.mean)),
     };
     println!("{:<14} random real subsets of the same size: {}", random.model, random.estimate.percent());
-    println!("{:<14} the set gains {gain} over them", random.model);
+    println!("{:<14} the set's gain over them: {gain}", random.model);
     Gain { model: random.model.clone(), difference }
 }
