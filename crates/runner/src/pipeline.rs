@@ -13,11 +13,11 @@ use gradmatch_data::Dataset;
 use gradmatch_engine::{
     condense, derive_seed, evaluate, stream, CondenseOutcome, DeviceData, EvalConfig, EvalOutcome, EvalTask, IterationLog,
 };
-use gradmatch_engine::{Method, MnistAugmentation, Protocol, RunContext};
+use gradmatch_engine::{DcAugmentation, Method, Recipe, RunContext};
 use gradmatch_models::ModelSpec;
 use gradmatch_plugins::{Params, Plugins};
 use rand::SeedableRng;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -108,37 +108,19 @@ pub struct ImageSet<'a> {
     pub seed: u64,
 }
 
-/// What an accuracy was measured under: written next to every accuracy the runner prints or stores.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Recipe {
-    pub protocol: Protocol,
-    pub epochs: usize,
-    /// The augmentation of every training batch.
-    pub augment: String,
-}
-
-impl From<&EvalConfig> for Recipe {
-    fn from(cfg: &EvalConfig) -> Recipe {
-        Recipe { protocol: cfg.protocol, epochs: cfg.epochs, augment: cfg.augment.clone() }
-    }
-}
-
-impl std::fmt::Display for Recipe {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "protocol {} ({} epochs, augment {})", self.protocol, self.epochs, self.augment)
-    }
-}
-
-/// The augmentation that an evaluation's `augment` names: `mnist` (the reference's, evaluation only)
-/// or a registered augmentation with its default options (`none`, `dsa`, ...).
+/// The augmentation that an evaluation's `augment` names: a DC strategy (`crop_scale_rotate`, ...:
+/// evaluation only) or a registered augmentation with its default options (`none`, `dsa`, ...).
 pub fn training_augmentation(name: &str, plugins: &Plugins) -> Result<Box<dyn Augmentation>> {
-    if name == MnistAugmentation::NAME {
-        return Ok(Box::new(MnistAugmentation));
+    if let Some(strategy) = DcAugmentation::parse(name) {
+        return Ok(Box::new(strategy));
     }
-    plugins
-        .augmentations
-        .build(name, &Params::new())
-        .with_context(|| format!("[evaluation] augment `{name}`: give `{}` or a registered augmentation", MnistAugmentation::NAME))
+    plugins.augmentations.build(name, &Params::new()).with_context(|| {
+        format!(
+            "[evaluation] augment `{name}`: give a DC strategy (`_`-joined crop, scale, rotate, noise: `{}`, `{}`) or a registered augmentation",
+            DcAugmentation::MNIST,
+            DcAugmentation::BATCH_NORM
+        )
+    })
 }
 
 /// Accuracies of `num_eval` networks per model trained on one image set.
@@ -161,32 +143,40 @@ pub struct Evaluator<'a> {
     dataset: &'a Dataset,
     test: DeviceData<'a>,
     cfg: &'a EvalConfig,
-    augment: Box<dyn Augmentation>,
+    plugins: &'a Plugins,
 }
 
 impl<'a> Evaluator<'a> {
-    pub fn new(global: &'a Global, dataset: &'a Dataset, device: &Device, cfg: &'a EvalConfig, plugins: &Plugins) -> Result<Evaluator<'a>> {
-        let augment = training_augmentation(&cfg.augment, plugins)?;
+    pub fn new(
+        global: &'a Global,
+        dataset: &'a Dataset,
+        device: &Device,
+        cfg: &'a EvalConfig,
+        plugins: &'a Plugins,
+    ) -> Result<Evaluator<'a>> {
         let test = DeviceData::new(&dataset.test, dataset.shape(), DType::F32, device)?;
-        Ok(Evaluator { global, dataset, test, cfg, augment })
+        Ok(Evaluator { global, dataset, test, cfg, plugins })
     }
 
-    pub fn recipe(&self) -> Recipe {
-        Recipe::from(self.cfg)
+    /// The recipe that networks of `spec` train under on this dataset.
+    pub fn recipe(&self, spec: &ModelSpec) -> Recipe {
+        self.cfg.resolve(self.dataset.name, spec)
     }
 
     /// Trains evaluation network `index` of `spec` on `set` and tests it.
     pub fn network(&self, spec: &ModelSpec, set: &ImageSet, index: usize) -> Result<EvalOutcome> {
+        let recipe = self.recipe(spec);
+        let augment = training_augmentation(&recipe.augment, self.plugins)?;
         let task = EvalTask {
             spec,
             images: set.images,
             labels: set.labels,
             test: &self.test,
             num_classes: self.dataset.num_classes(),
-            augment: self.augment.as_ref(),
+            augment: augment.as_ref(),
             seed: eval_seed(set.seed, index),
         };
-        Ok(evaluate(&task, self.cfg)?)
+        Ok(evaluate(&task, self.cfg, &recipe)?)
     }
 
     /// Runs the protocol `num_eval` times for each model on `set`.
@@ -232,7 +222,7 @@ impl<'a> Evaluator<'a> {
         let parameters = gradmatch_models::Network::new(spec, ds.shape(), ds.num_classes(), 0, DType::F32, &Device::Cpu)?.num_params();
         Ok(ModelAccuracy {
             model: spec.to_string(),
-            recipe: self.recipe(),
+            recipe: self.recipe(spec),
             parameters,
             estimate: Estimate::of(&accuracies, over),
             accuracies,

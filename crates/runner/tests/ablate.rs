@@ -246,5 +246,61 @@ fn cells_that_differ_only_in_evaluation_condense_once() {
         .map(|r| format!("{}/{}", r["recipe"]["protocol"], r["recipe"]["augment"]))
         .collect();
     recipes.sort();
-    assert_eq!(recipes, ["\"dc\"/\"none\"", "\"dsa\"/\"dsa\""]);
+    assert_eq!(recipes, ["\"dc\"/\"crop_scale_rotate\"", "\"dsa\"/\"dsa\""], "MNIST's dc recipe augments");
+}
+
+/// One cell whose `[evaluation]` gives `augment` when `augment` is set: with `augment = "none"`
+/// its config is, byte for byte, the default config of gradmatch's first recipes.
+fn one_cell(augment: &str) -> String {
+    let text = PROTOCOLS.split("[[axis]]").next().unwrap().replace("name = \"protocols\"", "name = \"old\"");
+    text + augment
+}
+
+#[test]
+fn an_old_store_keeps_its_recipe_and_is_evaluated_again_under_the_new_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    // A store as gradmatch made it under its first dc recipe: no augmentation on MNIST, records
+    // whose recipe has no schedule, learning rate or revision.
+    let old_grid = dir.path().join("old.toml");
+    std::fs::write(&old_grid, one_cell("augment = \"none\"\n")).unwrap();
+    ablate(&old_grid, &store, &[]);
+    let text = std::fs::read_to_string(store.join("records.jsonl")).unwrap();
+    let mut old: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    for r in old.iter_mut().filter(|r| r["kind"] == "evaluated") {
+        let recipe = r["recipe"].as_object_mut().unwrap();
+        recipe.retain(|k, _| ["protocol", "epochs", "augment"].contains(&k.as_str()));
+    }
+    let lines: Vec<String> = old.iter().map(|r| r.to_string() + "\n").collect();
+    std::fs::write(store.join("records.jsonl"), lines.concat()).unwrap();
+    let old_accuracy = old.iter().find(|r| r["kind"] == "evaluated").unwrap()["accuracy"].as_f64().unwrap();
+
+    // Today's default resolves MNIST's dc recipe to crop_scale_rotate: a new cell id, whose report
+    // shows the old figure under the old recipe until the new one exists.
+    std::fs::write(store.join("grid.toml"), one_cell("")).unwrap();
+    let out = gradmatch(&["report", store.to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let before = table(&store);
+    assert!(before.contains("recipe v1") && before.contains("augment none"), "the old recipe, named as such: {before}");
+    assert!(before.contains(&format!("{:.2}", 100.0 * old_accuracy)), "the old figure: {before}");
+
+    let new_grid = dir.path().join("new.toml");
+    std::fs::write(&new_grid, one_cell("")).unwrap();
+    ablate(&new_grid, &store, &[]);
+    let all = records(&store);
+    let condensed: Vec<&serde_json::Value> = all.iter().filter(|r| r["kind"] == "condensed").collect();
+    assert_eq!(condensed.len(), 2, "the new cell records the old cell's set");
+    assert_eq!(
+        (condensed[0]["set"].clone(), condensed[1]["seconds"].as_f64()),
+        (condensed[1]["set"].clone(), Some(0.0)),
+        "not condensed again"
+    );
+    let evaluated: Vec<&serde_json::Value> = all.iter().filter(|r| r["kind"] == "evaluated").collect();
+    assert_eq!(evaluated.len(), 2, "evaluated again under the new recipe");
+    assert_eq!(
+        (evaluated[1]["recipe"]["augment"].as_str(), evaluated[1]["recipe"]["revision"].as_u64()),
+        (Some("crop_scale_rotate"), Some(2))
+    );
+    let after = table(&store);
+    assert!(!after.contains("recipe v1") && after.contains("crop_scale_rotate"), "the new figures replace the old: {after}");
 }

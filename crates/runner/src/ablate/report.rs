@@ -3,10 +3,11 @@
 use super::grid::{Cell, Grid, EVAL_MODEL_AXIS};
 use super::neighbours::{self, Side};
 use super::plot;
-use super::store::{Outcome, Records};
-use crate::pipeline::Recipe;
+use super::store::{Outcome, Record, Records};
 use crate::stats::{Estimate, Over};
 use anyhow::{Context, Result};
+use gradmatch_engine::Recipe;
+use gradmatch_models::ModelSpec;
 use gradmatch_plugins::Plugins;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -76,6 +77,7 @@ pub fn table(grid: &Grid, records: &Records) -> Table {
     let mut column_order: Vec<String> = Vec::new();
     let mut values: BTreeMap<(usize, usize), Vec<Sample>> = BTreeMap::new();
     let mut recipes: Vec<Vec<Recipe>> = Vec::new();
+    let mut cell_rows = Vec::new();
     let index_of = |order: &mut Vec<String>, key: String| match order.iter().position(|k| *k == key) {
         Some(i) => i,
         None => {
@@ -86,11 +88,9 @@ pub fn table(grid: &Grid, records: &Records) -> Table {
     for cell in &grid.cells {
         let row_key = row_axes.iter().map(|a| cell.label_of(a).unwrap_or("-")).collect::<Vec<_>>().join(" / ");
         let row = index_of(&mut row_order, row_key);
+        cell_rows.push(row);
         recipes.resize(row_order.len(), Vec::new());
-        let recipe = Recipe::from(&cell.experiment.evaluation);
-        if !recipes[row].contains(&recipe) {
-            recipes[row].push(recipe);
-        }
+        let id = shown_id(cell, records);
         for model in cell.experiment.eval_models() {
             let column_key =
                 if column_axis == EVAL_MODEL_AXIS { model.to_string() } else { cell.label_of(&column_axis).unwrap_or("-").to_string() };
@@ -98,13 +98,20 @@ pub fn table(grid: &Grid, records: &Records) -> Table {
             let samples = values.entry((row, column)).or_default();
             for k in 0..grid.experiments {
                 for n in 0..cell.experiment.evaluation.num_eval {
-                    let key = super::store::evaluation_key(&cell.id, k, &model.to_string(), n);
-                    if let Some(Outcome::Evaluated { accuracy, eval_seed, .. }) = records.done.get(&key).map(|r| &r.outcome) {
+                    let key = super::store::evaluation_key(id, k, &model.to_string(), n);
+                    if let Some(record @ Record { outcome: Outcome::Evaluated { accuracy, eval_seed, .. }, .. }) = records.done.get(&key) {
+                        add_recipe(&mut recipes[row], record_recipe(record, &model));
                         let model = model.to_string();
                         samples.push(Sample { experiment: k, model, index: n, eval_seed: *eval_seed, percent: 100.0 * accuracy });
                     }
                 }
             }
+        }
+    }
+    for (&row, cell) in cell_rows.iter().zip(&grid.cells) {
+        // A row with no records yet names what its cells will be evaluated under.
+        if recipes[row].is_empty() {
+            cell.experiment.recipes().into_iter().for_each(|r| add_recipe(&mut recipes[row], r));
         }
     }
     let rows = row_order
@@ -113,6 +120,34 @@ pub fn table(grid: &Grid, records: &Records) -> Table {
         .map(|(r, name)| (name.clone(), (0..column_order.len()).map(|c| values.remove(&(r, c)).and_then(Entry::of)).collect()))
         .collect();
     Table { row_axes, column_axis, columns: column_order, rows, recipes }
+}
+
+/// The id whose records a cell shows: its own, or, when the store has none under it, the id it had
+/// under gradmatch's first recipes (an old store, read as it was made, under its own recipe).
+fn shown_id<'c>(cell: &'c Cell, records: &Records) -> &'c str {
+    let prefix = format!("{}/", cell.id);
+    match records.done.keys().any(|k| k.starts_with(&prefix)) {
+        true => &cell.id,
+        false => &cell.first_revision_id,
+    }
+}
+
+/// The recipe a record was measured under: as recorded, or, for records made before recipes were
+/// recorded, its config's `[evaluation]` as gradmatch's first recipes read it.
+fn record_recipe(record: &Record, model: &ModelSpec) -> Recipe {
+    match &record.outcome {
+        Outcome::Evaluated { recipe: Some(recipe), .. } => recipe.clone(),
+        _ => {
+            let config = &record.config;
+            Recipe { revision: 1, ..config.evaluation.as_first_revision().resolve(config.dataset, model) }
+        }
+    }
+}
+
+fn add_recipe(recipes: &mut Vec<Recipe>, recipe: Recipe) {
+    if !recipes.contains(&recipe) {
+        recipes.push(recipe);
+    }
 }
 
 /// Below every table: what a cell and a mark say.

@@ -9,7 +9,7 @@ pub mod report;
 
 use crate::pipeline::ModelAccuracy;
 use anyhow::{Context, Result};
-use gradmatch_engine::{EvalConfig, Protocol};
+use gradmatch_engine::{EvalConfig, Protocol, Schedule};
 use serde::Serialize;
 use std::path::Path;
 
@@ -29,17 +29,25 @@ pub fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
 /// The evaluation recipe's flags, shared by every command that evaluates.
 #[derive(clap::Args)]
 pub struct RecipeArgs {
-    /// Evaluation protocol: `dc` (300 epochs, no augmentation, 20 networks) or `dsa` (1000 epochs, DSA
-    /// on every training batch, 5 networks); the flags below override its fields.
+    /// Evaluation protocol, as the reference tools run it: `dc` (DC's and Jiang et al.'s: per dataset
+    /// and model as `get_daparam` chooses, MNIST 1000 epochs of `crop_scale_rotate`, ConvNetBN 1000
+    /// of `crop_noise`, otherwise 300 without augmentation; 20 networks) or `dsa` (DSA's, DM's, MTT's:
+    /// 1000 + 1 epochs of DSA, a fresh optimiser at lr x0.1 after epoch 501; 5 networks); the flags
+    /// below override its fields.
     #[arg(long)]
     protocol: Option<Protocol>,
     /// Training epochs of each evaluation network (the learning rate drops x0.1 at half of them).
     #[arg(long)]
     epochs: Option<usize>,
-    /// Augmentation of every training batch: `none`, `mnist` (the reference's MNIST augmentation) or
-    /// a registered augmentation such as `dsa`.
+    /// Augmentation of every training batch: `none`, a DC strategy (`crop_scale_rotate` = `mnist`,
+    /// `crop_noise`, any `_`-joined subset of crop, scale, rotate, noise) or a registered
+    /// augmentation such as `dsa`.
     #[arg(long)]
     eval_augment: Option<String>,
+    /// How the learning rate drops: `multistep` (DC's: x0.1 at epochs/2, momentum kept) or `restart`
+    /// (DSA's: epochs + 1 epochs, a fresh optimiser at x0.1 after epoch epochs/2 + 1).
+    #[arg(long)]
+    schedule: Option<Schedule>,
     /// Networks trained per set.
     #[arg(long)]
     pub num_eval: Option<usize>,
@@ -52,8 +60,9 @@ impl RecipeArgs {
             Some(p) => base.with_protocol(p),
             None => base.clone(),
         };
-        cfg.epochs = self.epochs.unwrap_or(cfg.epochs);
-        cfg.augment = self.eval_augment.clone().unwrap_or(cfg.augment);
+        cfg.epochs = self.epochs.or(cfg.epochs);
+        cfg.augment = self.eval_augment.clone().or(cfg.augment);
+        cfg.schedule = self.schedule.or(cfg.schedule);
         cfg.num_eval = self.num_eval.unwrap_or(cfg.num_eval);
         cfg
     }
