@@ -94,6 +94,7 @@ pub fn read_as_ours(path: &Path, device: &Device, declared: &Declared) -> Result
     if converted {
         let why = match declared.normalisation {
             Some(n) => format!("--normalisation {n}"),
+            None if file.format == SetFormat::Gradmatch => "its `normalisation` metadata".to_string(),
             None => format!("as a {} is saved", file.format),
         };
         file.conversion = Some(format!(
@@ -554,6 +555,7 @@ mod tests {
             // Read back: our pixels.
             let back = read_as_ours(&path, &Device::Cpu, &Declared::default()).unwrap().0;
             assert_lands_on_ours(&back, DatasetName::Cifar100);
+            assert!(back.conversion.unwrap().contains("(its `normalisation` metadata)"), "{tool}");
         }
     }
 
