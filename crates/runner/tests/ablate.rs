@@ -115,7 +115,8 @@ fn killed_and_resumed_equals_uninterrupted_and_shards_merge() {
         reference_table.contains("| DC |") && reference_table.contains("(n=2×2)") && reference_table.contains("95 % CI"),
         "{reference_table}"
     );
-    assert!(reference_table.contains("| protocol dc (8 epochs, augment none) |"), "every row names its recipe: {reference_table}");
+    let recipe = "| protocol dc: 8 epochs, augment crop_scale_rotate, lr 0.01 x0.1 from epoch 4 |";
+    assert!(reference_table.contains(recipe), "every row names its recipe: {reference_table}");
     for r in records(&reference).iter().filter(|r| r["kind"] == "evaluated") {
         assert_eq!((r["recipe"]["protocol"].as_str(), r["recipe"]["epochs"].as_u64()), (Some("dc"), Some(8)), "{r}");
     }

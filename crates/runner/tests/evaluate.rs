@@ -37,8 +37,8 @@ fn dc_results_are_evaluated_per_experiment_and_compared_with_random_subsets() {
     assert_eq!(sets.len(), 2, "one set per experiment of the file");
     for set in sets {
         let (ours, random) = (&set["evaluations"][0], &set["random_subsets"][0]);
-        assert_recipe(ours, "dc", 15, "none");
-        assert_recipe(random, "dc", 15, "none");
+        assert_recipe(ours, "dc", 15, "crop_scale_rotate");
+        assert_recipe(random, "dc", 15, "crop_scale_rotate");
         // One real image per class trains a network far above chance (10 %).
         assert!(ours["mean"].as_f64().unwrap() > 0.3 && random["mean"].as_f64().unwrap() > 0.2, "{set}");
         assert_eq!(set["images_per_class"], serde_json::json!([1, 1, 1, 1, 1, 1, 1, 1, 1, 1]));

@@ -98,7 +98,8 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
     let ds = global.load(dataset)?;
     let mut cfg = args.recipe.apply(&EvalConfig { test_limit: args.test_limit, ..EvalConfig::default() });
     let lr_note = learning_rate(&mut cfg, args.lr, file.learning_rate);
-    let evaluator = Evaluator::new(global, &ds, &device, &cfg, &Plugins::builtin())?;
+    let plugins = Plugins::builtin();
+    let evaluator = Evaluator::new(global, &ds, &device, &cfg, &plugins)?;
     let train = if args.compare { Some(DeviceData::new(&ds.train, ds.shape(), DType::F32, &device)?) } else { None };
     println!("{} ({}): {} set(s) of {dataset} on {}", file.path.display(), file.format, file.sets.len(), device_name(&device));
     for note in file.conversion.iter().chain(&lr_note) {
