@@ -25,9 +25,10 @@ impl Sgd {
                 d = (d + (var.as_tensor() * self.weight_decay)?)?;
             }
             if self.momentum != 0.0 {
+                // Detached: a buffer that kept its graph would keep every earlier step's buffer alive.
                 d = match buf.take() {
-                    Some(b) => ((b * self.momentum)? + d)?,
-                    None => d,
+                    Some(b) => ((b * self.momentum)? + d)?.detach(),
+                    None => d.detach(),
                 };
                 *buf = Some(d.clone());
             }
@@ -82,5 +83,6 @@ mod tests {
         }
         let v = p.as_tensor().to_vec1::<f64>().unwrap()[0];
         assert!((v - 0.317301).abs() < 1e-12, "{v}");
+        assert!(sgd.buffers().unwrap().iter().all(|b| !b.track_op()), "momentum buffers hold no graph of earlier steps");
     }
 }
