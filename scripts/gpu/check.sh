@@ -4,7 +4,7 @@
 #   1 agree       CUDA vs CPU: the matching gradient of every level x distance (f32, and with TF32)
 #   2 bench       seconds per outer iteration / evaluation, ratio to the authors' code on an H100
 #   3 bench-tf32  the same rows with --tf32
-#   4 quick       the quick start with the seeds of the CPU figure in results/cpu.md
+#   4 quick       the quick start with the seeds of the CPU figure in results/recipes.md
 # Ends with one table: step, exit code, seconds, peak GPU memory, mean GPU utilisation. No step can
 # stop the ones after it (no `set -e`; each runs under `timeout`), and a step never starts past the
 # budget; the exit code is non-zero when a step failed, timed out or was skipped. With OUT set (the
