@@ -62,6 +62,11 @@ impl DcAugmentation {
         transforms.filter(|t| !t.is_empty()).map(|transforms| DcAugmentation { transforms })
     }
 
+    /// A strategy's own name (`mnist` is `crop_scale_rotate`); any other name as given.
+    pub fn canonical(name: &str) -> String {
+        DcAugmentation::parse(name).map_or_else(|| name.to_string(), |a| a.name())
+    }
+
     pub fn name(&self) -> String {
         self.transforms.iter().map(|t| t.name()).collect::<Vec<_>>().join("_")
     }

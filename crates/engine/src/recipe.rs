@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
-    /// DC's and Jiang et al.'s `evaluate_synset`: augmentation and epochs per dataset and model as
-    /// `get_daparam` chooses them (MNIST: `crop_scale_rotate`, 1000 epochs; ConvNetBN: `crop_noise`,
+    /// Jiang et al.'s `evaluate_synset` (this paper's tables): augmentation and epochs per dataset and
+    /// model as DC's `get_daparam` chooses them (MNIST: `crop_scale_rotate`, 1000 epochs; ConvNetBN: `crop_noise`,
     /// 1000 epochs; otherwise none, 300 epochs), [`Schedule::MultiStep`], 20 networks.
     #[default]
     Dc,
@@ -106,10 +106,10 @@ impl std::str::FromStr for Protocol {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Schedule {
-    /// DC's and Jiang et al.'s: `epochs` epochs, `MultiStepLR(milestones=[epochs // 2])` stepped
+    /// Jiang et al.'s: `epochs` epochs, `MultiStepLR(milestones=[epochs // 2])` stepped
     /// after every epoch, one optimiser throughout (momentum kept).
     MultiStep,
-    /// DSA's, DM's, MTT's and DC-BENCH's: `epochs + 1` epochs; after epoch `epochs // 2 + 1` a new
+    /// DC's own repository's (DC, DSA, DM), MTT's and DC-BENCH's: `epochs + 1` epochs; after epoch `epochs // 2 + 1` a new
     /// SGD optimiser at lr x0.1 (the momentum starts from zero again).
     Restart,
 }
@@ -281,12 +281,12 @@ impl EvalConfig {
             Protocol::Dc => (300, NO_AUGMENTATION),
             Protocol::Dsa => (1000, "dsa"),
         };
-        EvalConfig {
-            epochs: Some(self.epochs.unwrap_or(epochs)),
-            augment: Some(self.augment.clone().unwrap_or_else(|| augment.into())),
-            schedule: None,
-            ..self.clone()
-        }
+        // The MNIST strategy was written `true` then (under the name `mnist`).
+        let augment = match self.augment.as_deref().unwrap_or(augment) {
+            DcAugmentation::MNIST => DcAugmentation::MNIST_ALIAS,
+            other => other,
+        };
+        EvalConfig { epochs: Some(self.epochs.unwrap_or(epochs)), augment: Some(augment.into()), schedule: None, ..self.clone() }
     }
 }
 
@@ -328,7 +328,7 @@ impl From<EvalFile> for EvalConfig {
             augment: f.augment.map(|a| match a {
                 AugmentField::Flag(false) => NO_AUGMENTATION.into(),
                 AugmentField::Flag(true) => DcAugmentation::MNIST.into(),
-                AugmentField::Name(name) => DcAugmentation::parse(&name).map_or(name, |a| a.name()),
+                AugmentField::Name(name) => DcAugmentation::canonical(&name),
             }),
             schedule: f.schedule.or(r.schedule),
             test_limit: f.test_limit.or(r.test_limit),
@@ -341,6 +341,8 @@ impl From<EvalFile> for EvalConfig {
 fn augment_as_written<S: serde::Serializer>(name: &Option<String>, s: S) -> std::result::Result<S::Ok, S::Error> {
     match name.as_deref() {
         Some(NO_AUGMENTATION) => s.serialize_bool(false),
+        // Only `as_first_revision` keeps the old name (files' `mnist` reads as `crop_scale_rotate`).
+        Some(DcAugmentation::MNIST_ALIAS) => s.serialize_bool(true),
         Some(other) => s.serialize_str(other),
         None => s.serialize_none(),
     }

@@ -73,6 +73,10 @@ fn the_new_recipes_have_new_identities_and_the_first_revision_keeps_the_old_ones
         assert_ne!(serde_json::to_string(&cfg).unwrap(), before, "{protocol}: a new recipe must not reuse old results");
         assert_eq!(serde_json::to_string(&cfg.as_first_revision()).unwrap(), before, "{protocol}: old stores must stay findable");
     }
+    let mnist_before = DC_BEFORE.replace(r#""augment":false"#, r#""augment":true"#);
+    let mnist = parse(r#"{"epochs": 300, "augment": "mnist"}"#);
+    assert_ne!(serde_json::to_string(&mnist).unwrap(), mnist_before, "the MNIST strategy is exact now: a new recipe");
+    assert_eq!(serde_json::to_string(&mnist.as_first_revision()).unwrap(), mnist_before, "written `true` before");
     let explicit = parse(r#"{"epochs": 300, "augment": "none"}"#);
     assert_eq!(serde_json::to_string(&explicit).unwrap(), DC_BEFORE, "the same recipe written out keeps its identity");
 }

@@ -7,7 +7,7 @@
 //! paired. Cells whose records do not match one to one (another condensation seed, missing records)
 //! are compared with Welch's interval.
 
-use super::report::{Entry, Sample, Table};
+use super::report::{Entry, Sample, Table, ROW_SEPARATOR};
 use crate::stats::Difference;
 
 /// The neighbour a cell is compared with.
@@ -58,6 +58,14 @@ fn paired(a: &[Sample], b: &[Sample]) -> Option<(Vec<f64>, Vec<f64>)> {
     matched.then(|| (Entry::percents(&a), Entry::percents(&b)))
 }
 
+/// The nearest row above `row` whose labels differ from its own in exactly one row axis: rows that
+/// differ in several (another dataset and another protocol, say) are not a comparison of one choice.
+fn row_above(table: &Table, row: usize) -> Option<usize> {
+    let labels = |r: usize| table.rows[r].0.split(ROW_SEPARATOR).collect::<Vec<_>>();
+    let own = labels(row);
+    (0..row).rev().find(|&r| labels(r).iter().zip(&own).filter(|(a, b)| a != b).count() == 1)
+}
+
 /// Every cell of `table` that differs significantly from the cell to its left or above it.
 pub fn marked(table: &Table) -> Vec<Marked> {
     let mut marked = Vec::new();
@@ -65,7 +73,7 @@ pub fn marked(table: &Table) -> Vec<Marked> {
         for (column, entry) in entries.iter().enumerate() {
             let Some(entry) = entry else { continue };
             let left = column.checked_sub(1).and_then(|c| entries[c].as_ref()).map(|n| (Side::Left, n));
-            let above = row.checked_sub(1).and_then(|r| table.rows[r].1[column].as_ref()).map(|n| (Side::Above, n));
+            let above = row_above(table, row).and_then(|r| table.rows[r].1[column].as_ref()).map(|n| (Side::Above, n));
             for (side, neighbour) in left.into_iter().chain(above) {
                 if let Some(difference) = difference(entry, neighbour).filter(|d| d.significant) {
                     marked.push(Marked { row, column, side, difference });
@@ -74,4 +82,33 @@ pub fn marked(table: &Table) -> Vec<Marked> {
         }
     }
     marked
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::{Estimate, Over};
+
+    /// Four networks around `80 + shift` %, with the seeds every cell shares.
+    fn entry(shift: f64) -> Option<Entry> {
+        let noise = [0.3, -0.2, 0.1, -0.1];
+        let samples: Vec<Sample> = (0..4)
+            .map(|i| Sample { experiment: 0, model: "ConvNet".into(), index: i, eval_seed: i as u64, percent: 80.0 + shift + noise[i] })
+            .collect();
+        Some(Entry { estimate: Estimate::of(&Entry::percents(&samples), Over { sets: 1, networks: 4 }), samples })
+    }
+
+    #[test]
+    fn a_row_is_compared_with_the_nearest_row_above_that_differs_in_one_axis() {
+        let rows = [("mnist / dc", 0.0), ("mnist / dsa", 5.0), ("fashion / dc", -10.0)];
+        let table = Table {
+            row_axes: vec!["dataset".into(), "protocol".into()],
+            column_axis: "eval_model".into(),
+            columns: vec!["ConvNet".into()],
+            rows: rows.iter().map(|(name, shift)| (name.to_string(), vec![entry(*shift)])).collect(),
+            recipes: vec![Vec::new(); rows.len()],
+        };
+        let found: Vec<(usize, f64)> = marked(&table).iter().map(|m| (m.row, (m.difference.mean * 1e6).round() / 1e6)).collect();
+        assert_eq!(found, [(1, 5.0), (2, -10.0)], "fashion / dc against mnist / dc (one axis apart), never mnist / dsa (two)");
+    }
 }

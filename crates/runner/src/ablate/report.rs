@@ -63,6 +63,9 @@ pub struct Table {
     pub recipes: Vec<Vec<Recipe>>,
 }
 
+/// Between the labels of a row's axes in its name.
+pub const ROW_SEPARATOR: &str = " / ";
+
 /// Lays the evaluation records out as the grid's `[table]` says.
 pub fn table(grid: &Grid, records: &Records) -> Table {
     let column_axis = grid.table.columns.clone().unwrap_or_else(|| EVAL_MODEL_AXIS.to_string());
@@ -86,7 +89,7 @@ pub fn table(grid: &Grid, records: &Records) -> Table {
         }
     };
     for cell in &grid.cells {
-        let row_key = row_axes.iter().map(|a| cell.label_of(a).unwrap_or("-")).collect::<Vec<_>>().join(" / ");
+        let row_key = row_axes.iter().map(|a| cell.label_of(a).unwrap_or("-")).collect::<Vec<_>>().join(ROW_SEPARATOR);
         let row = index_of(&mut row_order, row_key);
         cell_rows.push(row);
         recipes.resize(row_order.len(), Vec::new());
@@ -125,8 +128,8 @@ pub fn table(grid: &Grid, records: &Records) -> Table {
 /// The id whose records a cell shows: its own, or, when the store has none under it, the id it had
 /// under gradmatch's first recipes (an old store, read as it was made, under its own recipe).
 fn shown_id<'c>(cell: &'c Cell, records: &Records) -> &'c str {
-    let prefix = format!("{}/", cell.id);
-    match records.done.keys().any(|k| k.starts_with(&prefix)) {
+    let evaluated = |r: &Record| r.cell == cell.id && matches!(r.outcome, Outcome::Evaluated { .. });
+    match records.done.values().any(evaluated) {
         true => &cell.id,
         false => &cell.first_revision_id,
     }
@@ -136,6 +139,10 @@ fn shown_id<'c>(cell: &'c Cell, records: &Records) -> &'c str {
 /// recorded, its config's `[evaluation]` as gradmatch's first recipes read it.
 fn record_recipe(record: &Record, model: &ModelSpec) -> Recipe {
     match &record.outcome {
+        // Recipes recorded before revision 2 did not record the learning rate: their config did.
+        Outcome::Evaluated { recipe: Some(recipe), .. } if recipe.revision < Recipe::REVISION => {
+            Recipe { lr: record.config.evaluation.lr, ..recipe.clone() }
+        }
         Outcome::Evaluated { recipe: Some(recipe), .. } => recipe.clone(),
         _ => {
             let config = &record.config;
@@ -232,8 +239,10 @@ pub fn write(grid: &Grid, store: &Path, more: &[&Path]) -> Result<Table> {
 /// The line of `cell` in the report's cells table; draws the cell's plot into `store` when some
 /// experiment of it is condensed.
 fn cell_row(grid: &Grid, cell: &Cell, records: &Records, store: &Path) -> Result<String> {
-    let runs: Vec<_> =
-        (0..grid.experiments).filter_map(|k| records.done.get(&super::store::condense_key(&cell.id, k)).map(|r| (k, r))).collect();
+    let id = shown_id(cell, records);
+    let condensed =
+        |k| records.done.get(&super::store::condense_key(&cell.id, k)).or_else(|| records.done.get(&super::store::condense_key(id, k)));
+    let runs: Vec<_> = (0..grid.experiments).filter_map(|k| condensed(k).map(|r| (k, r))).collect();
     let mut curves = Vec::new();
     let mut images = Vec::new();
     let mut speed = Vec::new();
@@ -264,6 +273,7 @@ fn cell_row(grid: &Grid, cell: &Cell, records: &Records, store: &Path) -> Result
 
 /// Accuracies (%) of every evaluation of `cell` per evaluation model.
 fn cell_accuracies(cell: &Cell, records: &Records) -> Vec<(String, Vec<f64>)> {
+    let id = shown_id(cell, records);
     cell.experiment
         .eval_models()
         .iter()
@@ -271,7 +281,7 @@ fn cell_accuracies(cell: &Cell, records: &Records) -> Vec<(String, Vec<f64>)> {
             let acc = records
                 .done
                 .values()
-                .filter(|r| r.cell == cell.id)
+                .filter(|r| r.cell == id)
                 .filter_map(|r| match &r.outcome {
                     Outcome::Evaluated { model, accuracy, .. } if *model == m.to_string() => Some(100.0 * accuracy),
                     _ => None,

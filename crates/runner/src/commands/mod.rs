@@ -9,7 +9,7 @@ pub mod report;
 
 use crate::pipeline::ModelAccuracy;
 use anyhow::{Context, Result};
-use gradmatch_engine::{EvalConfig, Protocol, Schedule};
+use gradmatch_engine::{DcAugmentation, EvalConfig, Protocol, Schedule};
 use serde::Serialize;
 use std::path::Path;
 
@@ -29,7 +29,7 @@ pub fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
 /// The evaluation recipe's flags, shared by every command that evaluates.
 #[derive(clap::Args)]
 pub struct RecipeArgs {
-    /// Evaluation protocol, as the reference tools run it: `dc` (DC's and Jiang et al.'s: per dataset
+    /// Evaluation protocol, as the reference tools run it: `dc` (Jiang et al.'s: per dataset
     /// and model as `get_daparam` chooses, MNIST 1000 epochs of `crop_scale_rotate`, ConvNetBN 1000
     /// of `crop_noise`, otherwise 300 without augmentation; 20 networks) or `dsa` (DSA's, DM's, MTT's:
     /// 1000 + 1 epochs of DSA, a fresh optimiser at lr x0.1 after epoch 501; 5 networks); the flags
@@ -44,8 +44,8 @@ pub struct RecipeArgs {
     /// augmentation such as `dsa`.
     #[arg(long)]
     eval_augment: Option<String>,
-    /// How the learning rate drops: `multistep` (DC's: x0.1 at epochs/2, momentum kept) or `restart`
-    /// (DSA's: epochs + 1 epochs, a fresh optimiser at x0.1 after epoch epochs/2 + 1).
+    /// How the learning rate drops: `multistep` (Jiang et al.'s: x0.1 at epochs/2, momentum kept) or
+    /// `restart` (DC's, DSA's, DM's and MTT's code: epochs + 1 epochs, a fresh optimiser at x0.1 after epoch epochs/2 + 1).
     #[arg(long)]
     schedule: Option<Schedule>,
     /// Networks trained per set.
@@ -61,7 +61,7 @@ impl RecipeArgs {
             None => base.clone(),
         };
         cfg.epochs = self.epochs.or(cfg.epochs);
-        cfg.augment = self.eval_augment.clone().or(cfg.augment);
+        cfg.augment = self.eval_augment.as_deref().map(DcAugmentation::canonical).or(cfg.augment);
         cfg.schedule = self.schedule.or(cfg.schedule);
         cfg.num_eval = self.num_eval.unwrap_or(cfg.num_eval);
         cfg
