@@ -7,7 +7,16 @@ pub struct Loops {
 }
 
 impl Loops {
-    /// The published values for ipc 1, 10, 20, 30, 40, 50; other ipc values take the nearest row below.
+    /// The images per class of the table's rows.
+    pub const PUBLISHED_IPC: [usize; 6] = [1, 10, 20, 30, 40, 50];
+
+    /// The table's row for `ipc`, if it has one.
+    pub fn published(ipc: usize) -> Option<Loops> {
+        Self::PUBLISHED_IPC.contains(&ipc).then(|| Loops::for_ipc(ipc))
+    }
+
+    /// The published values for ipc 1, 10, 20, 30, 40, 50; other ipc values take the nearest row below
+    /// (configs are checked to give their own loops for those).
     pub fn for_ipc(ipc: usize) -> Loops {
         let (outer, inner) = match ipc {
             0..=9 => (1, 1),
@@ -33,5 +42,9 @@ mod tests {
         assert_eq!(Loops::for_ipc(30), Loops { outer: 30, inner: 20 });
         assert_eq!(Loops::for_ipc(40), Loops { outer: 40, inner: 15 });
         assert_eq!(Loops::for_ipc(50), Loops { outer: 50, inner: 10 });
+        for ipc in Loops::PUBLISHED_IPC {
+            assert_eq!(Loops::published(ipc), Some(Loops::for_ipc(ipc)));
+        }
+        assert_eq!(Loops::published(7), None);
     }
 }

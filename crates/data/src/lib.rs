@@ -72,6 +72,18 @@ impl DatasetName {
         }
     }
 
+    /// The smallest class of the published training split and its size: more real images per
+    /// class than this cannot be drawn.
+    pub fn smallest_class(&self) -> (usize, usize) {
+        match self {
+            DatasetName::Mnist => (5, 5421),
+            DatasetName::FashionMnist => (0, 6000),
+            DatasetName::Svhn => (9, 4659),
+            DatasetName::Cifar10 => (0, 5000),
+            DatasetName::Cifar100 => (0, 500),
+        }
+    }
+
     /// Per-channel mean of the [0, 1]-scaled training images.
     pub fn mean(&self) -> &'static [f32] {
         match self {

@@ -74,6 +74,11 @@ impl Split {
         &self.by_class[class]
     }
 
+    /// The class with the fewest images and their count (`(0, 0)` for a split without classes).
+    pub fn smallest_class(&self) -> (usize, usize) {
+        self.by_class.iter().enumerate().map(|(c, v)| (c, v.len())).min_by_key(|&(_, n)| n).unwrap_or((0, 0))
+    }
+
     /// `n` distinct random indices of images of `class` (without replacement).
     ///
     /// If the class has fewer than `n` images, all of them are returned in random order,

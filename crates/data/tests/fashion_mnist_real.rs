@@ -13,6 +13,7 @@ fn real_fashion_mnist_loads() {
         assert_eq!(ds.train.class_indices(c).len(), 6000);
         assert_eq!(ds.test.class_indices(c).len(), 1000);
     }
+    assert_eq!(ds.train.smallest_class(), DatasetName::FashionMnist.smallest_class());
     let n = ds.train.images.len() as f64;
     let mean = ds.train.images.iter().map(|&v| v as f64).sum::<f64>() / n;
     assert!(mean.abs() < 0.02, "mean {mean}");

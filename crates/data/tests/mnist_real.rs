@@ -26,6 +26,7 @@ fn real_mnist_loads_and_samples() {
     }
     let total: usize = (0..10).map(|c| ds.train.class_indices(c).len()).sum();
     assert_eq!(total, 60_000);
+    assert_eq!(ds.train.smallest_class(), DatasetName::Mnist.smallest_class(), "the published table the checks use");
 
     let n = ds.train.images.len() as f64;
     let mean = ds.train.images.iter().map(|&v| v as f64).sum::<f64>() / n;

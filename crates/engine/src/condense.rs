@@ -195,8 +195,14 @@ impl<'a> Condensation<'a> {
     fn start_or_resume(run: &'a RunContext<'a>, method: Method<'a>, cfg: &'a CondenseConfig) -> Result<Self> {
         let ds = run.dataset;
         let classes = ds.num_classes();
-        if cfg.loops().outer == 0 {
-            candle_core::bail!("outer_loop = 0: an outer iteration needs at least one matching step")
+        cfg.check(ds.name).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+        let (class, size) = ds.train.smallest_class();
+        if cfg.init == Init::Real && cfg.ipc > size {
+            candle_core::bail!(
+                "[condense] `ipc` = {}: init = \"real\" draws ipc real images per class, and class {class} of this copy of {} has {size}",
+                cfg.ipc,
+                ds.name
+            )
         }
         let real = DeviceData::new(&ds.train, ds.shape(), run.dtype, run.device)?;
         let passes = PassSizes::plan(run, cfg, classes)?;

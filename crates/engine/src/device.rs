@@ -28,6 +28,12 @@ pub fn select_device(spec: &str) -> Result<Device> {
 /// creating and recording CUDA events (candle's `disable_event_tracking`: safe when tensors never
 /// cross streams, which one stream per device makes true).
 pub fn open_cuda(ordinal: usize) -> Result<Device> {
+    if !cfg!(feature = "cuda") {
+        candle_core::bail!(
+            "this gradmatch was built without CUDA: rebuild it with `cargo build --release --features cuda` (needs the CUDA \
+             toolkit; `just gpu-pack` builds a binary for a GPU machine), or run with --device cpu"
+        )
+    }
     let device = Device::new_cuda_with_stream(ordinal)?;
     #[cfg(feature = "cuda")]
     if let Device::Cuda(cuda) = &device {

@@ -3,6 +3,7 @@
 //! evaluation augmentation, and the synthetic-set files.
 
 mod augment;
+mod checks;
 mod condense;
 mod device;
 mod evaluate;
@@ -13,6 +14,7 @@ mod seed;
 mod synset;
 
 pub use augment::DcAugmentation;
+pub use checks::{Checked, InvalidValue};
 pub use condense::{condense, initial_set, matching_gradient, CondenseConfig, CondenseOutcome, Init, IterationLog, Method, RunContext};
 pub use device::{available_bytes, open_cuda, select_device, set_tf32, DeviceData};
 pub use evaluate::{evaluate, EvalOutcome, EvalTask};
@@ -20,4 +22,4 @@ pub use optim::Sgd;
 pub use passes::PassSizes;
 pub use recipe::{EvalConfig, Phases, Protocol, Recipe, Schedule, NO_AUGMENTATION};
 pub use seed::{derive_seed, stream};
-pub use synset::{SyntheticSet, VERSION};
+pub use synset::{check_length as check_safetensors_length, SyntheticSet, VERSION};

@@ -34,6 +34,48 @@ fn f32_values(bytes: &[u8]) -> Vec<f32> {
     bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
 }
 
+/// The file with its JSON header's keys in sorted order: safetensors writes the metadata from a
+/// hash map, in an order that changes from run to run, and two identical runs must give identical
+/// bytes (so that a checksum confirms a reproduction). Same keys, same length: the offsets hold.
+fn with_sorted_header(mut bytes: Vec<u8>) -> Vec<u8> {
+    let n = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).expect("safetensors wrote a JSON header");
+    // serde_json's maps are ordered by key (the `preserve_order` feature is off).
+    let sorted = serde_json::to_vec(&header).expect("a JSON value serialises");
+    debug_assert!(sorted.len() <= n, "the same keys and values, reordered");
+    bytes[8..8 + sorted.len()].copy_from_slice(&sorted);
+    bytes[8 + sorted.len()..8 + n].fill(b' ');
+    bytes
+}
+
+/// Whether a safetensors file is as long as its header says, in the user's words: the library's
+/// own error for a cut file is "incomplete metadata, file not fully covered".
+pub fn check_length(bytes: &[u8]) -> std::result::Result<(), String> {
+    let Some(prefix) = bytes.get(..8) else {
+        return Err(format!(
+            "this file is truncated or not a safetensors file: {} bytes, fewer than the 8 of its header length",
+            bytes.len()
+        ));
+    };
+    let n = u64::from_le_bytes(prefix.try_into().expect("8 bytes"));
+    const MAX_HEADER: u64 = 100 << 20;
+    if n > MAX_HEADER {
+        return Err(format!("not a safetensors file: its first 8 bytes give a header of {n} bytes"));
+    }
+    let header_end = 8 + n as usize;
+    let Some(header) = bytes.get(8..header_end) else {
+        return Err(format!("this file is truncated: {} bytes, fewer than the {header_end} of its header alone", bytes.len()));
+    };
+    let header: serde_json::Value =
+        serde_json::from_slice(header).map_err(|e| format!("not a safetensors file: its header is not JSON ({e})"))?;
+    let data_end = header.as_object().into_iter().flatten().filter_map(|(_, t)| t.get("data_offsets")?.get(1)?.as_u64()).max();
+    let expected = header_end + data_end.unwrap_or(0) as usize;
+    match bytes.len() < expected {
+        true => Err(format!("this file is truncated: {} of its {expected} bytes (an interrupted copy or download?)", bytes.len())),
+        false => Ok(()),
+    }
+}
+
 impl SyntheticSet {
     pub fn save(&self, path: &Path) -> Result<()> {
         let images = self.images.to_dtype(DType::F32)?.to_device(&Device::Cpu)?;
@@ -55,12 +97,14 @@ impl SyntheticSet {
         metadata.entry("version".into()).or_insert_with(|| VERSION.into());
         // Write then rename: a crash never leaves a half-written checkpoint under the final name.
         let tmp = path.with_extension("safetensors.tmp");
-        safetensors::serialize_to_file(views, Some(metadata), &tmp).map_err(|e| io_error(path, e))?;
+        let bytes = safetensors::serialize(views, Some(metadata)).map_err(|e| io_error(path, e))?;
+        std::fs::write(&tmp, with_sorted_header(bytes)).map_err(|e| io_error(&tmp, e))?;
         std::fs::rename(&tmp, path).map_err(|e| io_error(path, e))
     }
 
     pub fn load(path: &Path, device: &Device) -> Result<SyntheticSet> {
         let data = std::fs::read(path).map_err(|e| io_error(path, e))?;
+        check_length(&data).map_err(|e| io_error(path, e))?;
         let (_, meta) = safetensors::SafeTensors::read_metadata(&data).map_err(|e| io_error(path, e))?;
         let st = safetensors::SafeTensors::deserialize(&data).map_err(|e| io_error(path, e))?;
         let images = st.tensor("images").map_err(|e| io_error(path, format!("{e} (expected a tensor `images`)")))?;
@@ -108,5 +152,44 @@ impl SyntheticSet {
             }
         }
         img.save(path).map_err(|e| io_error(path, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set() -> SyntheticSet {
+        let metadata = (0..20).map(|i| (format!("key{i}"), format!("value {i}"))).collect();
+        let images = Tensor::arange(0f32, 12.0, &Device::Cpu).unwrap().reshape((3, 1, 2, 2)).unwrap();
+        SyntheticSet { images, labels: vec![0, 1, 2], metadata, momentum: None }
+    }
+
+    #[test]
+    fn the_same_set_gives_the_same_bytes_and_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.safetensors"), dir.path().join("b.safetensors"));
+        set().save(&a).unwrap();
+        // A fresh map: another iteration order of the same keys.
+        set().save(&b).unwrap();
+        assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+        let back = SyntheticSet::load(&a, &Device::Cpu).unwrap();
+        assert_eq!(back.labels, [0, 1, 2]);
+        assert_eq!(back.metadata["key7"], "value 7");
+        assert_eq!(back.images.flatten_all().unwrap().to_vec1::<f32>().unwrap()[11], 11.0);
+    }
+
+    #[test]
+    fn a_cut_file_is_called_truncated_with_its_sizes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("set.safetensors");
+        set().save(&path).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() - 10]).unwrap();
+        let err = SyntheticSet::load(&path, &Device::Cpu).unwrap_err().to_string();
+        let expected = format!("this file is truncated: {} of its {} bytes", bytes.len() - 10, bytes.len());
+        assert!(err.contains(&expected) && err.contains("set.safetensors"), "{err}");
+        assert!(check_length(&bytes[..5]).unwrap_err().contains("5 bytes"));
+        assert!(check_length(&bytes[..100]).unwrap_err().contains("of its header alone"));
     }
 }

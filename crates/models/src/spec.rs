@@ -61,6 +61,10 @@ impl ModelSpec {
     pub const CONVNET: ModelSpec =
         ModelSpec { arch: Arch::ConvNet, width: 128, depth: 3, act: Act::Relu, norm: NormKind::Instance, pool: PoolKind::Avg };
 
+    /// The widest ConvNet accepted: 32 times the reference's; one of its layers holds 150M
+    /// parameters, beyond what condensation on any one device can use.
+    pub const MAX_WIDTH: usize = 4096;
+
     pub fn with_arch(arch: Arch, norm: NormKind) -> ModelSpec {
         ModelSpec { arch, norm, ..ModelSpec::CONVNET }
     }
@@ -73,8 +77,22 @@ impl ModelSpec {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("unknown model `{0}`; known models: {known}", known = ModelSpec::known_names())]
-pub struct UnknownModel(pub String);
+#[error("unknown model `{name}`{why}; known models: {known}", why = self.why.as_ref().map(|w| format!(" ({w})")).unwrap_or_default(), known = ModelSpec::known_names())]
+pub struct UnknownModel {
+    pub name: String,
+    /// What is wrong with a name of a known pattern.
+    pub why: Option<String>,
+}
+
+impl UnknownModel {
+    fn new(name: &str) -> UnknownModel {
+        UnknownModel { name: name.to_string(), why: None }
+    }
+
+    fn because(name: &str, why: String) -> UnknownModel {
+        UnknownModel { name: name.to_string(), why: Some(why) }
+    }
+}
 
 impl FromStr for ModelSpec {
     type Err = UnknownModel;
@@ -94,8 +112,8 @@ impl FromStr for ModelSpec {
             "resnet18bn_ap" => ModelSpec::with_arch(Arch::ResNet18Ap, NormKind::Batch),
             "convnet" => convnet,
             other => {
-                let variant = other.strip_prefix("convnet").ok_or_else(|| UnknownModel(s.to_string()))?;
-                let unknown = || UnknownModel(s.to_string());
+                let variant = other.strip_prefix("convnet").ok_or_else(|| UnknownModel::new(s))?;
+                let unknown = || UnknownModel::new(s);
                 match variant {
                     "as" => ModelSpec { act: Act::Sigmoid, ..convnet },
                     "ar" => ModelSpec { act: Act::Relu, ..convnet },
@@ -110,8 +128,11 @@ impl FromStr for ModelSpec {
                     "ap" => ModelSpec { pool: PoolKind::Avg, ..convnet },
                     v if v.starts_with('w') => {
                         let width: usize = v[1..].parse().map_err(|_| unknown())?;
-                        if width == 0 {
-                            return Err(unknown());
+                        if !(1..=ModelSpec::MAX_WIDTH).contains(&width) {
+                            return Err(UnknownModel::because(
+                                s,
+                                format!("width {width}: a ConvNet's width is 1 to {}, the reference's 128", ModelSpec::MAX_WIDTH),
+                            ));
                         }
                         ModelSpec { width, ..convnet }
                     }

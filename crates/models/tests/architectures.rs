@@ -79,6 +79,9 @@ fn names_round_trip_and_unknown_names_list_the_known_ones() {
     }
     let err = "ConvNett".parse::<ModelSpec>().unwrap_err().to_string();
     assert!(err.contains("unknown model `ConvNett`") && err.contains("ResNet18BN_AP"), "{err}");
+    let err = "ConvNetW99999999".parse::<ModelSpec>().unwrap_err().to_string();
+    assert!(err.contains("width 99999999") && err.contains("1 to 4096"), "{err}");
+    assert_eq!("ConvNetW4096".parse::<ModelSpec>().unwrap().width, 4096);
 }
 
 #[test]

@@ -99,20 +99,11 @@ impl Experiment {
         plugins.distances.build(&self.distance.name, &self.distance.options).context("[distance]")?;
         plugins.steps.build(&self.steps.name, &self.steps.options).context("[steps]")?;
         plugins.augmentations.build(&self.augment.name, &self.augment.options).context("[augment]")?;
-        let c = &self.condense;
-        anyhow::ensure!(c.ipc >= 1, "[condense] ipc must be at least 1, found {}", c.ipc);
-        anyhow::ensure!(c.lr_img > 0.0 && c.lr_net > 0.0, "[condense] lr_img and lr_net must be positive");
-        anyhow::ensure!(c.batch_real >= 1 && c.batch_train >= 1, "[condense] batch sizes must be at least 1");
-        anyhow::ensure!(
-            c.max_images_per_pass != Some(0) && c.classes_per_pass != Some(0) && c.outer_loop != Some(0),
-            "[condense] max_images_per_pass, classes_per_pass and outer_loop must be at least 1 (or left out: the default)"
-        );
-        let e = &self.evaluation;
+        self.condense.check(self.dataset)?;
+        self.evaluation.check()?;
         for recipe in self.recipes() {
             crate::pipeline::training_augmentation(&recipe.augment, plugins)?;
         }
-        anyhow::ensure!(e.num_eval >= 1, "[evaluation] num_eval must be at least 1, found {}", e.num_eval);
-        anyhow::ensure!(e.batch_size >= 1 && e.lr > 0.0, "[evaluation] batch_size must be >= 1 and lr positive");
         Ok(())
     }
 
@@ -217,6 +208,8 @@ mod tests {
         let err = write("dataset = \"mnist\"\n[evaluation]\naugment = \"dsb\"\n");
         assert!(err.contains("bad.toml") && err.contains("line 3") && err.contains("did you mean `dsa`"), "{err}");
         let err = write("dataset = \"mnist\"\n[condense]\nipc = 0\n");
-        assert!(err.contains("ipc must be at least 1"), "{err}");
+        assert!(err.contains("line 3") && err.contains("[condense] `ipc` = 0"), "{err}");
+        let err = write("dataset = \"mnist\"\n[evaluation]\nnum_eval = 0\n");
+        assert!(err.contains("line 3") && err.contains("[evaluation] `num_eval` = 0"), "{err}");
     }
 }

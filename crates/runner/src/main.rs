@@ -3,6 +3,7 @@
 mod ablate;
 mod commands;
 mod experiment;
+mod files;
 mod global;
 mod jsonl;
 mod pipeline;

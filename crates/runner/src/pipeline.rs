@@ -75,7 +75,11 @@ pub fn condense_into(out: &Path, job: &Condensation, on_iteration: &mut dyn FnMu
     let set_path = out.join("synthetic.safetensors");
     outcome.set.save(&set_path)?;
     outcome.set.save_grid(&out.join("synthetic.png"), ds.mean(), ds.std(), ds.num_classes(), 4)?;
+    drop(log_file);
     let log = read_log(&log_path, exp.condense.iterations)?;
+    // A resume repeats the iterations after its checkpoint: the file keeps one line per iteration.
+    let lines: String = log.iter().map(|entry| serde_json::to_string(entry).expect("log entry serialises") + "\n").collect();
+    crate::files::write_atomic(&log_path, lines)?;
     Ok(Condensed { outcome, log, set_path })
 }
 

@@ -156,6 +156,7 @@ pub fn read(path: &Path, device: &Device, declared: &Declared) -> Result<SetFile
 
 fn read_safetensors(path: &Path, name: &str, device: &Device) -> Result<SetFile> {
     let bytes = std::fs::read(path)?;
+    gradmatch_engine::check_safetensors_length(&bytes).map_err(anyhow::Error::msg)?;
     let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)?;
     let metadata = header.metadata().clone().unwrap_or_default();
     let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)?;

@@ -147,13 +147,14 @@ impl Grid {
         if grid.name.is_empty() {
             grid.name = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "grid".into());
         }
-        grid.check_shape().map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        grid.check_shape().map_err(|e| anyhow::anyhow!("{}: {}", path.display(), locate(text, &format!("{e:#}"))))?;
         // Expanding builds and validates every cell; errors point at the axis, variant and line.
         grid.cells = grid.expand(plugins).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), locate(text, &format!("{e:#}"))))?;
         Ok(grid)
     }
 
     fn check_shape(&self) -> Result<()> {
+        check_name(&self.name)?;
         anyhow::ensure!(self.experiments >= 1, "`experiments` must be at least 1, found {}", self.experiments);
         let mut names: Vec<&str> = Vec::new();
         for axis in &self.axes {
@@ -185,8 +186,10 @@ impl Grid {
         for (name, variants) in &axes {
             combos = combos.into_iter().flat_map(|c| variants.iter().map(move |v| [c.clone(), vec![(*name, v)]].concat())).collect();
         }
+        self.check_base_keys()?;
         let mut cells = Vec::new();
         for combo in combos {
+            check_no_overlap(&combo)?;
             let mut table = self.base.clone();
             for (_, variant) in &combo {
                 merge(&mut table, &variant.set);
@@ -209,6 +212,32 @@ impl Grid {
             }
         }
         Ok(cells)
+    }
+
+    /// A key of `[base]` that no experiment has is the base's error, whatever the axes set (the
+    /// base may lack fields that the axes give, such as `dataset`).
+    fn check_base_keys(&self) -> Result<()> {
+        match toml::Value::Table(self.base.clone()).try_into::<Experiment>() {
+            Err(e) if e.message().contains("unknown field") => bail!("[base]: {}", with_suggestion(e.message())),
+            _ => Ok(()),
+        }
+    }
+
+    /// The lines in which `other` differs from this grid (`- ` this one's, `+ ` the other's), its
+    /// description aside; none when they are the same grid.
+    pub fn differences(&self, other: &Grid) -> Result<Vec<String>> {
+        let lines = |g: &Grid| -> Result<Vec<String>> {
+            let text = toml::to_string(&Grid { description: String::new(), ..g.clone() })?;
+            Ok(text.lines().map(str::to_string).collect())
+        };
+        let (mine, theirs) = (lines(self)?, lines(other)?);
+        let gone = mine.iter().filter(|l| !theirs.contains(l)).map(|l| format!("- {l}"));
+        let new = theirs.iter().filter(|l| !mine.contains(l)).map(|l| format!("+ {l}"));
+        let mut differences: Vec<String> = gone.chain(new).collect();
+        if differences.is_empty() && mine != theirs {
+            differences.push("(the same lines in another order)".into());
+        }
+        Ok(differences)
     }
 
     /// All condensation runs, in a fixed order.
@@ -251,6 +280,51 @@ impl std::str::FromStr for Shard {
         }
         Ok(Shard { index, count })
     }
+}
+
+/// A grid's name is its store folder under `runs/ablations/`: one plain folder name, never a path.
+fn check_name(name: &str) -> Result<()> {
+    let plain = name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) && !name.starts_with('.') && !name.is_empty();
+    anyhow::ensure!(
+        plain,
+        "`name` = {name:?}: a grid's name is its store folder under runs/ablations/, so it must be a plain name \
+         (letters, digits, '-', '_' and '.', not starting with a dot); to store the grid elsewhere run ablate --store <folder>"
+    );
+    Ok(())
+}
+
+/// The dotted fields a variant sets (`distance.name`, `condense.ipc`).
+fn fields_set(table: &toml::Table, prefix: &str) -> Vec<String> {
+    table
+        .iter()
+        .flat_map(|(key, value)| {
+            let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+            match value {
+                toml::Value::Table(inner) if !inner.is_empty() => fields_set(inner, &path),
+                _ => vec![path],
+            }
+        })
+        .collect()
+}
+
+/// Two axes that set the same field would label a cell with what it does not run: the later one wins
+/// the merge, so the cell labelled "DC" might run another distance.
+fn check_no_overlap(combo: &[(&str, &Variant)]) -> Result<()> {
+    let fields: Vec<Vec<String>> = combo.iter().map(|(_, v)| fields_set(&v.set, "")).collect();
+    for (i, (axis, variant)) in combo.iter().enumerate() {
+        for (j, (other_axis, other)) in combo.iter().enumerate().skip(i + 1) {
+            let overlap = |a: &String, b: &String| a == b || a.starts_with(&format!("{b}.")) || b.starts_with(&format!("{a}."));
+            if let Some(field) = fields[i].iter().find(|a| fields[j].iter().any(|b| overlap(a, b))) {
+                bail!(
+                    "axis `{axis}` variant `{}` and axis `{other_axis}` variant `{}` both set `{field}`: a cell's labels must say what \
+                     it runs, so set each field on one axis only (or in [base])",
+                    variant.label,
+                    other.label
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 fn axis_variants(axis: &Axis) -> Result<Vec<Variant>> {
@@ -425,12 +499,36 @@ columns = "ipc"
         let e = err(&GRID.replace("field = \"condense.ipc\"", "field = \"condense.ipcs\""));
         assert!(e.contains("ipcs") && e.contains("did you mean `ipc`"), "{e}");
         let e = err(&GRID.replace("values = [1, 10]", "values = [0, 10]"));
-        assert!(e.contains("ipc must be at least 1") && e.contains("variant `0`"), "{e}");
+        assert!(e.contains("`ipc` = 0") && e.contains("variant `0`"), "{e}");
         let e = err(&GRID.replace("columns = \"ipc\"", "columns = \"ipcc\""));
         assert!(e.contains("did you mean `ipc`"), "{e}");
         let e = err(&GRID.replace("{ label = \"M\", set = { level.name = \"multi-level\" } }", "{ label = \"DC\", set = {} }"));
         assert!(e.contains("label `DC` appears twice"), "{e}");
         let e = err(&GRID.replace("level.name = \"multi-level\"", "level.name = \"intra\""));
         assert!(e.contains("resolve to the same experiment"), "{e}");
+    }
+
+    #[test]
+    fn a_name_is_a_plain_folder_name() {
+        for name in ["/elsewhere/victim", "../../../x", "a/b", "..", ".hidden"] {
+            let e = format!("{:#}", parse(&format!("name = {name:?}\n{GRID}")).unwrap_err());
+            assert!(e.contains("must be a plain name") && e.contains("--store") && e.contains("line 1"), "{name}: {e}");
+        }
+        assert_eq!(parse(&format!("name = \"table-3_v2.1\"\n{GRID}")).unwrap().name, "table-3_v2.1");
+    }
+
+    #[test]
+    fn two_axes_never_set_one_field() {
+        let text = GRID.replace("field = \"condense.ipc\"\nvalues = [1, 10]", "field = \"level.name\"\nvalues = [\"intra\", \"inter\"]");
+        let e = format!("{:#}", parse(&text).unwrap_err());
+        assert!(e.contains("axis `method` variant `M` and axis `ipc` variant `intra` both set `level.name`"), "{e}");
+        let text = GRID.replace("field = \"condense.ipc\"\nvalues = [1, 10]", "field = \"level\"\nvalues = [{ name = \"intra\" }]");
+        assert!(format!("{:#}", parse(&text).unwrap_err()).contains("both set `level"));
+    }
+
+    #[test]
+    fn an_unknown_base_key_is_the_bases_error() {
+        let e = format!("{:#}", parse(&GRID.replace("iterations = 5", "iterations = 5\n[base.evaluation]\nnum_evals = 2")).unwrap_err());
+        assert!(e.contains("[base]") && !e.contains("variant") && e.contains("did you mean `num_eval`") && e.contains("line 9"), "{e}");
     }
 }

@@ -31,6 +31,8 @@ pub struct Options {
     /// Devices by name; job runners take them round-robin.
     pub devices: Vec<String>,
     pub shard: Shard,
+    /// Make this grid the store's even when the store holds another one.
+    pub replace_grid: bool,
 }
 
 /// What one run of a grid did.
@@ -83,14 +85,15 @@ pub fn run(global: &Global, grid: &Grid, plugins: &Plugins, opts: &Options) -> R
         grid.name
     );
     std::fs::create_dir_all(&opts.store).with_context(|| format!("creating store folder {}", opts.store.display()))?;
-    write_grid_copy(grid, &opts.store)?;
+    let _lock = store::Lock::acquire(&opts.store, &opts.shard.records_file())?;
+    store::keep_grid(grid, &opts.store, opts.replace_grid)?;
     let records = Records::read(&[&opts.store])?;
     let appender = Appender::open(&opts.store, &opts.shard.records_file())?;
     let datasets = load_datasets(global, &grid.cells)?;
     let (device_names, devices) = open_devices(global, opts)?;
 
-    let jobs: Vec<(usize, Job)> = grid.jobs().into_iter().enumerate().filter(|(i, _)| opts.shard.owns(*i)).collect();
-    let units: usize = jobs.iter().map(|(_, j)| 1 + units_of_evaluation(&grid.cells[j.cell])).sum();
+    let jobs: Vec<Job> = grid.jobs().into_iter().enumerate().filter(|(i, _)| opts.shard.owns(*i)).map(|(_, job)| job).collect();
+    let units: usize = jobs.iter().map(|j| 1 + units_of_evaluation(&grid.cells[j.cell])).sum();
     let progress = if global.quiet { MultiProgress::with_draw_target(ProgressDrawTarget::hidden()) } else { MultiProgress::new() };
     let bar = progress.add(global.progress(units as u64, "units"));
     println!(
@@ -180,24 +183,17 @@ fn units_of_evaluation(cell: &Cell) -> usize {
     cell.experiment.eval_models().len() * cell.experiment.evaluation.num_eval
 }
 
-/// The store keeps the grid it was made from, so that `report` needs nothing else.
-fn write_grid_copy(grid: &Grid, store: &Path) -> Result<()> {
-    let text = format!("# Written by `gradmatch ablate`; `gradmatch report` reads it.\n{}", toml::to_string(grid)?);
-    let tmp = store.join(format!("grid.toml.{}.tmp", std::process::id()));
-    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, store.join("grid.toml")).with_context(|| format!("writing {}", store.join("grid.toml").display()))
-}
-
 impl<'a> Shared<'a> {
-    /// Runs `jobs` (numbered in the grid's job order), `threads` at a time, and sums up what they did.
-    fn run_jobs(&self, jobs: &[(usize, Job)], threads: usize) -> Result<Summary> {
+    /// Runs `jobs` (this shard's), `threads` at a time, and sums up what they did; each is labelled
+    /// by its place among them (`[k/n]`).
+    fn run_jobs(&self, jobs: &[Job], threads: usize) -> Result<Summary> {
         // One job at a time runs on the global pool: inside a 1-thread pool candle's GEMMs and the fused
         // kernels would run on one core (measured: 12.5 s instead of 7.8 s per iteration).
         let summaries: Vec<Summary> = if threads <= 1 {
-            jobs.iter().map(|(i, job)| self.run_job(*i, job)).collect()
+            jobs.iter().enumerate().map(|(k, job)| self.run_job(k, job)).collect()
         } else {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
-            pool.install(|| jobs.par_iter().map(|(i, job)| self.run_job(*i, job)).collect())
+            pool.install(|| jobs.par_iter().enumerate().map(|(k, job)| self.run_job(k, job)).collect())
         };
         self.units.finish_and_clear();
         Ok(summaries.into_iter().fold(Summary::default(), Summary::add))
@@ -205,7 +201,7 @@ impl<'a> Shared<'a> {
 
     /// Condenses (or finds) one experiment of one cell, then runs its missing evaluations. Failures are
     /// recorded and reported, never propagated: the grid goes on.
-    fn run_job(&self, index: usize, job: &Job) -> Summary {
+    fn run_job(&self, place: usize, job: &Job) -> Summary {
         let cell = &self.cells[job.cell];
         // Process-wide: set for each job, also one whose set is found and only evaluated here.
         gradmatch_engine::set_tf32(cell.experiment.condense.tf32);
@@ -214,7 +210,7 @@ impl<'a> Shared<'a> {
             experiment: job.experiment,
             seed: cell.experiment.condense.seed + job.experiment as u64,
             device: rayon::current_thread_index().unwrap_or(0) % self.devices.len(),
-            name: format!("[{}/{}] {} e{}", index + 1, self.total_jobs, cell.label(), job.experiment),
+            name: format!("[{}/{}] {} e{}", place + 1, self.total_jobs, cell.label(), job.experiment),
             summary: Summary::default(),
         };
         if let Some(path) = self.find_or_condense(&mut running) {

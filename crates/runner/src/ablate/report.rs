@@ -231,9 +231,32 @@ pub fn write(grid: &Grid, store: &Path, more: &[&Path]) -> Result<Table> {
             }
         }
     }
-    std::fs::write(store.join("report.md"), page).with_context(|| format!("writing {}", store.join("report.md").display()))?;
-    std::fs::write(store.join("table.md"), table.markdown())?;
+    if !records.conflicts.is_empty() {
+        page += "\n## Disagreeing duplicates (the first record of each unit is the one used)\n\n";
+        for conflict in &records.conflicts {
+            let first = &records.done[&conflict.key];
+            let _ = writeln!(page, "- `{}`: {} (used) vs {}", conflict.key, outcome_text(&first.outcome), outcome_text(&conflict.outcome));
+        }
+        eprintln!(
+            "warning: {} unit(s) of {} have records that disagree; the first of each is used (listed in report.md)",
+            records.conflicts.len(),
+            store.display()
+        );
+    }
+    crate::files::write_atomic(&store.join("report.md"), page)?;
+    crate::files::write_atomic(&store.join("table.md"), table.markdown())?;
     Ok(table)
+}
+
+/// A record's result in a few words.
+fn outcome_text(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Evaluated { accuracy, final_train_loss, .. } => {
+            format!("accuracy {:.4} %, final loss {final_train_loss:.6}", 100.0 * accuracy)
+        }
+        Outcome::Condensed { losses, .. } => format!("final matching loss {:?}", losses.last()),
+        Outcome::Failed { error, .. } => format!("failed: {error}"),
+    }
 }
 
 /// The line of `cell` in the report's cells table; draws the cell's plot into `store` when some
@@ -257,7 +280,9 @@ fn cell_row(grid: &Grid, cell: &Cell, records: &Records, store: &Path) -> Result
     let plotted = !curves.is_empty();
     if plotted {
         let accuracies = cell_accuracies(cell, records);
-        plot::cell_plot(&store.join(&plot_name), &cell.label(), &curves, &accuracies, cell.experiment.condense.iterations)?;
+        let (path, tmp) = (store.join(&plot_name), crate::files::beside(&store.join(&plot_name)));
+        plot::cell_plot(&tmp, &cell.label(), &curves, &accuracies, cell.experiment.condense.iterations)?;
+        crate::files::publish(&tmp, &path)?;
     }
     let loss = curves.first().and_then(|(_, l)| Some(format!("{:.4} → {:.4}", l.first()?, l.last()?))).unwrap_or_else(|| "—".into());
     Ok(format!(
@@ -343,7 +368,11 @@ columns = "eval_model"
     }
 
     fn records(list: Vec<Record>) -> Records {
-        Records { done: list.into_iter().map(|r| (r.key.clone(), r)).collect::<HashMap<_, _>>(), failures: Vec::new() }
+        Records {
+            done: list.into_iter().map(|r| (r.key.clone(), r)).collect::<HashMap<_, _>>(),
+            failures: Vec::new(),
+            conflicts: Vec::new(),
+        }
     }
 
     #[test]

@@ -6,10 +6,12 @@
 //! folder, so merging is reading every `records*.jsonl`; the files are greppable, diffable and need
 //! no C library. Keys make records idempotent: a unit already recorded is never run or counted twice.
 
+use super::grid::Grid;
 use crate::experiment::Experiment;
 use crate::jsonl::{complete_lines, open_for_append};
 use anyhow::{bail, Context, Result};
 use gradmatch_engine::Recipe;
+use gradmatch_plugins::Plugins;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fs::File;
@@ -78,10 +80,27 @@ pub fn evaluation_key(cell: &str, experiment: usize, model: &str, index: usize) 
     format!("{cell}/e{experiment}/{model}/{index}")
 }
 
+impl Outcome {
+    /// Whether two records of one unit report the same result (timings aside): a resumed or shared
+    /// unit reproduces its numbers exactly, so any difference is worth a reader's attention.
+    fn agrees_with(&self, other: &Outcome) -> bool {
+        match (self, other) {
+            (Outcome::Condensed { losses: a, set: s, .. }, Outcome::Condensed { losses: b, set: t, .. }) => a == b && s == t,
+            (
+                Outcome::Evaluated { accuracy: a, final_train_loss: la, .. },
+                Outcome::Evaluated { accuracy: b, final_train_loss: lb, .. },
+            ) => a == b && la == lb,
+            _ => self == other,
+        }
+    }
+}
+
 /// All records of a store folder (every shard's file), successes deduplicated by key.
 pub struct Records {
     pub done: HashMap<String, Record>,
     pub failures: Vec<Record>,
+    /// Records of a unit that disagree with the first one recorded (which is the one used).
+    pub conflicts: Vec<Record>,
 }
 
 impl Records {
@@ -104,13 +123,17 @@ impl Records {
                 Err(e) => return Err(e).with_context(|| format!("reading store folder {}", dir.display())),
             }
         }
-        let mut records = Records { done: HashMap::new(), failures: Vec::new() };
+        let mut records = Records { done: HashMap::new(), failures: Vec::new(), conflicts: Vec::new() };
         for file in files {
             for record in read_file(&file)? {
                 if record.is_failure() {
                     records.failures.push(record);
-                } else {
-                    records.done.entry(record.key.clone()).or_insert(record);
+                    continue;
+                }
+                match records.done.get(&record.key) {
+                    None => drop(records.done.insert(record.key.clone(), record)),
+                    Some(first) if !first.outcome.agrees_with(&record.outcome) => records.conflicts.push(record),
+                    Some(_) => {}
                 }
             }
         }
@@ -162,6 +185,67 @@ impl Appender {
     }
 }
 
+/// The exclusive right to run one shard of a store, held while the process lives (the OS releases
+/// it when the process ends, even by `kill -9`): two processes on one shard would run every unit twice.
+pub struct Lock {
+    _file: File,
+}
+
+impl Lock {
+    /// Takes the lock of `records_file` in `store`, or says who holds it.
+    pub fn acquire(store: &Path, records_file: &str) -> Result<Lock> {
+        std::fs::create_dir_all(store).with_context(|| format!("creating store folder {}", store.display()))?;
+        let path = store.join(format!(".{records_file}.lock"));
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let holder = std::fs::read_to_string(&path).unwrap_or_default();
+                bail!(
+                    "store {} is in use by another `gradmatch ablate` ({}) running the same shard; wait for it to end, or run \
+                     another shard of the grid (--shard i/n) or another store (--store)",
+                    store.display(),
+                    holder.trim()
+                )
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(e).with_context(|| format!("locking {}", path.display())),
+        }
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        file.set_len(0)?;
+        write!(file, "pid {} on {} since unix time {}", std::process::id(), host.trim(), now_unix())?;
+        Ok(Lock { _file: file })
+    }
+}
+
+/// Makes `grid` the one `store` keeps (`grid.toml`, what `report` reads), refusing a store that holds
+/// another grid unless `replace` says so.
+pub fn keep_grid(grid: &Grid, store: &Path, replace: bool) -> Result<()> {
+    let path = store.join("grid.toml");
+    if path.exists() && !replace {
+        let kept = Grid::from_file(&path, &Plugins::builtin())
+            .with_context(|| format!("{} is not the grid copy of a gradmatch store; give another --store", path.display()))?;
+        let differences = kept.differences(grid)?;
+        if !differences.is_empty() {
+            bail!(
+                "store {} holds the records of another grid (`{}`); it differs from `{}` in:\n  {}\nrun this grid into \
+                 another store (--store), or pass --replace-grid to make it this store's grid (the records stay)",
+                store.display(),
+                kept.name,
+                grid.name,
+                differences.join("\n  ")
+            );
+        }
+    }
+    let text = format!("# Written by `gradmatch ablate`; `gradmatch report` reads it.\n{}", toml::to_string(grid)?);
+    crate::files::write_atomic(&path, text)
+}
+
 pub fn now_unix() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
@@ -207,6 +291,8 @@ mod tests {
         let records = Records::read(&[dir.path()]).unwrap();
         assert_eq!(records.done.len(), 1);
         assert_eq!(records.done["a"].outcome, evaluated(0.5), "the first record of a key wins");
+        assert_eq!(records.conflicts.len(), 1, "and the disagreeing one is reported");
+        assert_eq!(records.conflicts[0].outcome, evaluated(0.9));
         assert_eq!(records.failures.len(), 1);
 
         let store = Appender::open(dir.path(), "records.jsonl").unwrap();

@@ -14,14 +14,18 @@ pub struct Args {
     #[arg(long)]
     store: Option<PathBuf>,
     /// Condensation runs in parallel on this machine.
-    #[arg(long, default_value_t = 1)]
-    jobs: usize,
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    jobs: u16,
     /// Devices for the parallel runs, e.g. cuda:0,cuda:1 (default: --device).
     #[arg(long, value_delimiter = ',')]
     devices: Vec<String>,
     /// Run only part i of n of the grid (0-based), e.g. one task of a Slurm job array.
     #[arg(long, default_value = "0/1")]
     shard: Shard,
+    /// Run into a store that holds another grid, making this one its grid (its records stay; the
+    /// report shows this grid's cells).
+    #[arg(long)]
+    replace_grid: bool,
     /// Only expand and validate the grid, then list its cells.
     #[arg(long)]
     check: bool,
@@ -56,7 +60,8 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
         return Ok(());
     }
     let store = args.store.unwrap_or_else(|| ablate::default_store(&grid));
-    let opts = Options { store: store.clone(), jobs: args.jobs, devices: args.devices, shard: args.shard };
+    let opts =
+        Options { store: store.clone(), jobs: args.jobs.into(), devices: args.devices, shard: args.shard, replace_grid: args.replace_grid };
     let summary = ablate::run(global, &grid, &plugins, &opts)?;
     let table = report::write(&grid, &store, &[])?;
     println!("\n{}", table.markdown());

@@ -47,12 +47,15 @@ struct Summary<'a> {
 
 pub fn run(global: &Global, args: Args) -> Result<()> {
     let started = std::time::Instant::now();
-    let device = global.device()?;
-    let ds = global.load(args.dataset)?;
-    let train = DeviceData::new(&ds.train, ds.shape(), DType::F32, &device)?;
     let mut cfg = args.recipe.apply(&EvalConfig { test_limit: args.test_limit, ..EvalConfig::default() });
     // DC's table reports the random baseline over 5 subsets, whatever the protocol's network count.
     cfg.num_eval = args.recipe.num_eval.unwrap_or(5);
+    cfg.check()?;
+    check_ipc(args.ipc, args.dataset.smallest_class(), args.dataset)?;
+    let device = global.device()?;
+    let ds = global.load(args.dataset)?;
+    check_ipc(args.ipc, ds.train.smallest_class(), args.dataset)?;
+    let train = DeviceData::new(&ds.train, ds.shape(), DType::F32, &device)?;
     let plugins = Plugins::builtin();
     let evaluator = Evaluator::new(global, &ds, &device, &cfg, &plugins)?;
     let per_class = vec![args.ipc; ds.num_classes()];
@@ -74,5 +77,12 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
         };
         write_json(path, &summary)?;
     }
+    Ok(())
+}
+
+/// A random subset holds between one image per class and the whole smallest class.
+fn check_ipc(ipc: usize, (class, size): (usize, usize), dataset: DatasetName) -> Result<()> {
+    anyhow::ensure!(ipc >= 1, "--ipc 0: a random subset needs at least 1 image per class");
+    anyhow::ensure!(ipc <= size, "--ipc {ipc}: class {class} of {dataset} has {size} training images; give --ipc {size} or less");
     Ok(())
 }

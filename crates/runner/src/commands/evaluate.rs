@@ -95,9 +95,10 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
     let declared = set_files::Declared { dataset: args.dataset, normalisation: args.normalisation, not_zca: args.not_zca };
     let (file, dataset) = set_files::read_as_ours(&args.set, &device, &declared)?;
     let per_class = file.sets.iter().map(|set| check_fits(set, dataset, &file.path)).collect::<Result<Vec<_>>>()?;
-    let ds = global.load(dataset)?;
     let mut cfg = args.recipe.apply(&EvalConfig { test_limit: args.test_limit, ..EvalConfig::default() });
     let lr_note = learning_rate(&mut cfg, args.lr, file.learning_rate);
+    cfg.check()?;
+    let ds = global.load(dataset)?;
     let plugins = Plugins::builtin();
     let evaluator = Evaluator::new(global, &ds, &device, &cfg, &plugins)?;
     let train = if args.compare { Some(DeviceData::new(&ds.train, ds.shape(), DType::F32, &device)?) } else { None };
@@ -165,6 +166,9 @@ fn check_fits(set: &LabelledImages, ds: DatasetName, path: &Path) -> Result<Vec<
     let where_ = format!("{}: {}", path.display(), set.name);
     let (ec, eh, ew) = ds.shape();
     anyhow::ensure!((c, h, w) == (ec, eh, ew), "{where_}: images are {c}x{h}x{w}, but {} images are {ec}x{eh}x{ew}", ds);
+    anyhow::ensure!(!set.labels.is_empty(), "{where_}: the set has no images: there is nothing to evaluate");
+    let total = set.images.sum_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+    anyhow::ensure!(total.is_finite(), "{where_}: the images hold values that are not finite numbers (NaN or infinity)");
     let mut per_class = vec![0; ds.num_classes()];
     for &label in &set.labels {
         match per_class.get_mut(label as usize) {

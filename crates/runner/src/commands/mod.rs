@@ -23,7 +23,7 @@ pub fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    std::fs::write(path, serde_json::to_string_pretty(value)? + "\n").with_context(|| format!("writing {}", path.display()))
+    crate::files::write_atomic(path, serde_json::to_string_pretty(value)? + "\n")
 }
 
 /// The evaluation recipe's flags, shared by every command that evaluates.

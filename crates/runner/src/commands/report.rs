@@ -1,5 +1,6 @@
+use crate::ablate::grid::Grid;
 use crate::ablate::report;
-use anyhow::Result;
+use anyhow::{Context, Result};
 use gradmatch_plugins::Plugins;
 use std::path::{Path, PathBuf};
 
@@ -15,8 +16,28 @@ pub struct Args {
 pub fn run(args: Args) -> Result<()> {
     let more: Vec<&Path> = args.merge.iter().map(PathBuf::as_path).collect();
     let grid = report::store_grid(&args.store, &Plugins::builtin())?;
+    for dir in &args.merge {
+        check_same_grid(dir, &grid)?;
+    }
     let table = report::write(&grid, &args.store, &more)?;
     println!("{}", table.markdown());
     println!("report: {}", args.store.join("report.md").display());
+    Ok(())
+}
+
+/// A folder merged in must be a store of the same grid: anything else would fill the table with
+/// another grid's numbers, or leave it partial while presenting it as complete.
+fn check_same_grid(dir: &Path, grid: &Grid) -> Result<()> {
+    anyhow::ensure!(dir.is_dir(), "--merge {}: no such folder", dir.display());
+    let theirs = report::store_grid(dir, &Plugins::builtin()).with_context(|| format!("--merge {}", dir.display()))?;
+    let differences = grid.differences(&theirs)?;
+    anyhow::ensure!(
+        differences.is_empty(),
+        "--merge {}: its grid `{}` is not this store's `{}`; it differs in:\n  {}",
+        dir.display(),
+        theirs.name,
+        grid.name,
+        differences.join("\n  ")
+    );
     Ok(())
 }
