@@ -260,6 +260,16 @@ impl Shard {
     }
 
     /// The store file this shard appends to (shards never share a file, so they never interleave writes).
+    /// The shard whose lock file is `name` (`.records.jsonl.lock`, `.records-shard1of4.jsonl.lock`).
+    pub fn of_lock_file(name: &str) -> Option<Shard> {
+        let records = name.strip_prefix('.')?.strip_suffix(".lock")?;
+        if records == "records.jsonl" {
+            return Some(Shard { index: 0, count: 1 });
+        }
+        let (index, count) = records.strip_prefix("records-shard")?.strip_suffix(".jsonl")?.split_once("of")?;
+        Some(Shard { index: index.parse().ok()?, count: count.parse().ok()? })
+    }
+
     pub fn records_file(&self) -> String {
         if self.count == 1 {
             "records.jsonl".into()
@@ -484,6 +494,10 @@ columns = "ipc"
             assert_eq!(shards.iter().filter(|s| s.owns(job)).count(), 1);
         }
         assert!("3/3".parse::<Shard>().is_err() && "1-2".parse::<Shard>().is_err() && "0/0".parse::<Shard>().is_err());
+        for shard in [Shard { index: 0, count: 1 }, Shard { index: 2, count: 3 }] {
+            assert_eq!(Shard::of_lock_file(&format!(".{}.lock", shard.records_file())), Some(shard));
+        }
+        assert_eq!(Shard::of_lock_file("records.jsonl"), None);
     }
 
     #[test]

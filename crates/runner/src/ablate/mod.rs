@@ -85,7 +85,7 @@ pub fn run(global: &Global, grid: &Grid, plugins: &Plugins, opts: &Options) -> R
         grid.name
     );
     std::fs::create_dir_all(&opts.store).with_context(|| format!("creating store folder {}", opts.store.display()))?;
-    let _lock = store::Lock::acquire(&opts.store, &opts.shard.records_file())?;
+    let _lock = store::Lock::acquire(&opts.store, &opts.shard)?;
     store::keep_grid(grid, &opts.store, opts.replace_grid)?;
     let records = Records::read(&[&opts.store])?;
     let appender = Appender::open(&opts.store, &opts.shard.records_file())?;

@@ -6,7 +6,7 @@
 //! folder, so merging is reading every `records*.jsonl`; the files are greppable, diffable and need
 //! no C library. Keys make records idempotent: a unit already recorded is never run or counted twice.
 
-use super::grid::Grid;
+use super::grid::{Grid, Shard};
 use crate::experiment::Experiment;
 use crate::jsonl::{complete_lines, open_for_append};
 use anyhow::{bail, Context, Result};
@@ -192,10 +192,11 @@ pub struct Lock {
 }
 
 impl Lock {
-    /// Takes the lock of `records_file` in `store`, or says who holds it.
-    pub fn acquire(store: &Path, records_file: &str) -> Result<Lock> {
+    /// Takes the lock of `shard` in `store`, or says who holds it; refuses to run beside a shard of
+    /// another split of the grid (`--shard i/m` running now), whose units overlap this one's.
+    pub fn acquire(store: &Path, shard: &Shard) -> Result<Lock> {
         std::fs::create_dir_all(store).with_context(|| format!("creating store folder {}", store.display()))?;
-        let path = store.join(format!(".{records_file}.lock"));
+        let path = store.join(lock_name(&shard.records_file()));
         let mut file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -219,8 +220,41 @@ impl Lock {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
         file.set_len(0)?;
         write!(file, "pid {} on {} since unix time {}", std::process::id(), host.trim(), now_unix())?;
+        check_no_other_split(store, shard)?;
         Ok(Lock { _file: file })
     }
+}
+
+fn lock_name(records_file: &str) -> String {
+    format!(".{records_file}.lock")
+}
+
+/// Shards of one split (`i/n`, same n) own disjoint units; a shard of another split running at the
+/// same time would run some of them twice.
+fn check_no_other_split(store: &Path, shard: &Shard) -> Result<()> {
+    for entry in std::fs::read_dir(store).with_context(|| format!("reading store folder {}", store.display()))? {
+        let path = entry?.path();
+        let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        let Some(other) = Shard::of_lock_file(&name) else { continue };
+        if other.count == shard.count {
+            continue;
+        }
+        let file = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+        if let Err(std::fs::TryLockError::WouldBlock) = file.try_lock_shared() {
+            bail!(
+                "store {} is being run as shard {}/{} by another process ({}); shard {}/{} would run some of its units \
+                 again: run the same split (--shard i/{}) or wait for it to end",
+                store.display(),
+                other.index,
+                other.count,
+                std::fs::read_to_string(&path).unwrap_or_default().trim(),
+                shard.index,
+                shard.count,
+                other.count
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Makes `grid` the one `store` keeps (`grid.toml`, what `report` reads), refusing a store that holds

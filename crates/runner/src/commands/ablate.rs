@@ -36,8 +36,12 @@ fn print_cells(path: &Path, grid: &Grid) {
     println!("{}: {} cells x {} experiments, valid", path.display(), grid.cells.len(), grid.experiments);
     for cell in &grid.cells {
         let e = &cell.experiment;
+        let iterations = match e.condense.iterations {
+            0 => "0 iterations (the initial set itself)".to_string(),
+            n => format!("{n} iterations"),
+        };
         println!(
-            "  {:<40} {} ipc {} {} {}/{}/{}/augment {}; evaluated under {}",
+            "  {:<40} {} ipc {}, {iterations}, {} {}/{}/{}/augment {}; evaluated under {}",
             cell.label(),
             e.dataset,
             e.condense.ipc,
