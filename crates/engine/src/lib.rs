@@ -19,7 +19,7 @@ pub use condense::{condense, initial_set, matching_gradient, CondenseConfig, Con
 pub use device::{available_bytes, open_cuda, select_device, set_tf32, DeviceData};
 pub use evaluate::{evaluate, EvalOutcome, EvalTask};
 pub use optim::Sgd;
-pub use passes::PassSizes;
+pub use passes::{PassSizes, PassTarget};
 pub use recipe::{EvalConfig, Phases, Protocol, Recipe, Schedule, NO_AUGMENTATION};
 pub use seed::{derive_seed, stream};
 pub use synset::{check_length as check_safetensors_length, SyntheticSet, VERSION};

@@ -22,6 +22,16 @@ pub struct PassSizes {
     pub classes_per_pass: usize,
 }
 
+/// The network, images and device a condensation's passes run on.
+pub struct PassTarget<'a> {
+    pub model: &'a ModelSpec,
+    /// (C, H, W) of an image.
+    pub shape: (usize, usize, usize),
+    pub classes: usize,
+    pub dtype: DType,
+    pub device: &'a candle_core::Device,
+}
+
 /// Where the passes run.
 struct Target<'a> {
     model: &'a ModelSpec,
@@ -44,9 +54,16 @@ impl PassSizes {
     /// The passes of `cfg` on the run's model, dataset and device, or an error naming the field to
     /// change when they cannot be made to fit.
     pub fn plan(run: &RunContext, cfg: &CondenseConfig, classes: usize) -> Result<PassSizes> {
-        let footprint = Footprint::measure(run.model, run.dataset.shape(), classes)?;
-        let target = Target { model: run.model, dtype: run.dtype, gpu: !run.device.is_cpu(), available: available_bytes(run.device)? };
-        Self::fit(&footprint, &target, cfg, classes)
+        Self::predict(&PassTarget { model: run.model, shape: run.dataset.shape(), classes, dtype: run.dtype, device: run.device }, cfg)
+    }
+
+    /// [`PassSizes::plan`] without the data: what a run of `cfg` on `target` would need, checked
+    /// against the device's free memory now (a grid checks every cell so before its first one runs).
+    pub fn predict(target: &PassTarget, cfg: &CondenseConfig) -> Result<PassSizes> {
+        let footprint = Footprint::measure(target.model, target.shape, target.classes)?;
+        let device = target.device;
+        let on = Target { model: target.model, dtype: target.dtype, gpu: !device.is_cpu(), available: available_bytes(device)? };
+        Self::fit(&footprint, &on, cfg, target.classes)
     }
 
     fn fit(footprint: &Footprint, target: &Target, cfg: &CondenseConfig, classes: usize) -> Result<PassSizes> {

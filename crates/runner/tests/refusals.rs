@@ -154,6 +154,10 @@ fn cases() -> Vec<Case> {
             .with("g.toml", grid("g", "multi-level").replace("num_eval = 1", "num_evals = 1")),
         case("an ipc outside the loops table in a grid", &["ablate", "g.toml", "--check"], &["variant `7`", "`ipc` = 7"])
             .with("g.toml", grid("g", "multi-level") + "[[axis]]\nname = \"ipc\"\nfield = \"condense.ipc\"\nvalues = [1, 7]\n"),
+        case("a grid cell beyond the machine's memory", &["ablate", "g.toml", "--check"], &["cell `method=DC`", "GiB", "lower ipc"]).with(
+            "g.toml",
+            grid("g", "multi-level").replace("iterations = 1", "iterations = 1\nipc = 50000\nouter_loop = 1\ninner_epochs = 1"),
+        ),
         // Stores.
         case("merging a missing folder", &["report", "store", "--merge", "missing"], &["--merge missing", "no such folder"])
             .with("store/grid.toml", grid("g", "multi-level")),

@@ -10,9 +10,9 @@ pub mod store;
 use crate::global::Global;
 use crate::pipeline::{condense_into, eval_seed, Condensation, Evaluator, ImageSet};
 use anyhow::{Context, Result};
-use candle_core::Device;
+use candle_core::{DType, Device};
 use gradmatch_data::{Dataset, DatasetName};
-use gradmatch_engine::{SyntheticSet, VERSION};
+use gradmatch_engine::{PassSizes, PassTarget, SyntheticSet, VERSION};
 use gradmatch_models::ModelSpec;
 use gradmatch_plugins::Plugins;
 use grid::{Cell, Grid, Job, Shard};
@@ -84,13 +84,14 @@ pub fn run(global: &Global, grid: &Grid, plugins: &Plugins, opts: &Options) -> R
         "{}: its cells differ in condense.tf32, a process-wide switch: run it with --jobs 1",
         grid.name
     );
+    let (device_names, devices) = open_devices(global, opts)?;
+    check_memory(&grid.cells, &devices[0])?;
     std::fs::create_dir_all(&opts.store).with_context(|| format!("creating store folder {}", opts.store.display()))?;
     let _lock = store::Lock::acquire(&opts.store, &opts.shard)?;
     store::keep_grid(grid, &opts.store, opts.replace_grid)?;
     let records = Records::read(&[&opts.store])?;
     let appender = Appender::open(&opts.store, &opts.shard.records_file())?;
     let datasets = load_datasets(global, &grid.cells)?;
-    let (device_names, devices) = open_devices(global, opts)?;
 
     let jobs: Vec<Job> = grid.jobs().into_iter().enumerate().filter(|(i, _)| opts.shard.owns(*i)).map(|(_, job)| job).collect();
     let units: usize = jobs.iter().map(|j| 1 + units_of_evaluation(&grid.cells[j.cell])).sum();
@@ -134,6 +135,32 @@ fn condensed_sets(cells: &[Cell], records: &Records) -> HashMap<(String, usize),
         }
     }
     sets
+}
+
+/// Every cell's passes fit `device`'s free memory now, checked before the first cell runs (each
+/// condensation checks its own again when it starts); the error lists every cell that does not.
+pub fn check_memory(cells: &[Cell], device: &Device) -> Result<()> {
+    let mut checked = Vec::new();
+    let mut misfits = Vec::new();
+    for cell in cells {
+        if checked.contains(&cell.condensation) {
+            continue;
+        }
+        let e = &cell.experiment;
+        let target = PassTarget { model: &e.model, shape: e.dataset.shape(), classes: e.dataset.num_classes(), dtype: DType::F32, device };
+        if let Err(error) = PassSizes::predict(&target, &e.condense) {
+            misfits.push(format!("cell `{}`: {error}", cell.label()));
+        }
+        checked.push(cell.condensation.clone());
+    }
+    anyhow::ensure!(
+        misfits.is_empty(),
+        "{} cell(s) do not fit on {} as it is now (check a grid with the --device it will run on):\n  {}",
+        misfits.len(),
+        crate::global::device_name(device),
+        misfits.join("\n  ")
+    );
+    Ok(())
 }
 
 /// Every dataset of the cells, loaded once.

@@ -60,6 +60,7 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
     let plugins = Plugins::builtin();
     let grid = Grid::from_file(&args.grid, &plugins)?;
     if args.check {
+        ablate::check_memory(&grid.cells, &global.device()?)?;
         print_cells(&args.grid, &grid);
         return Ok(());
     }
