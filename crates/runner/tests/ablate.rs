@@ -100,6 +100,28 @@ fn kill_when(grid: &Path, store: &Path, moment: &dyn Fn() -> bool) -> bool {
     }
 }
 
+/// Every condensed set of `b` has the bytes of `a`'s (a checksum confirms a reproduction), and every
+/// `log.jsonl` holds each iteration once, resumed or not.
+fn assert_same_sets_and_logs(a: &Path, b: &Path) {
+    let mut sets = 0;
+    for cell in std::fs::read_dir(a.join("cells")).unwrap() {
+        for run in std::fs::read_dir(cell.unwrap().path()).unwrap() {
+            let run = run.unwrap().path();
+            let twin = b.join(run.strip_prefix(a).unwrap());
+            let bytes = |dir: &Path| std::fs::read(dir.join("synthetic.safetensors")).unwrap();
+            assert!(bytes(&run) == bytes(&twin), "{} differs from {}", twin.display(), run.display());
+            let iterations: Vec<u64> = std::fs::read_to_string(twin.join("log.jsonl"))
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["iteration"].as_u64().unwrap())
+                .collect();
+            assert_eq!(iterations, (0..iterations.len() as u64).collect::<Vec<_>>(), "{}: one line per iteration", twin.display());
+            sets += 1;
+        }
+    }
+    assert!(sets >= 2, "the grid condensed its sets ({sets})");
+}
+
 #[test]
 fn killed_and_resumed_equals_uninterrupted_and_shards_merge() {
     let dir = tempfile::tempdir().unwrap();
@@ -143,6 +165,7 @@ fn killed_and_resumed_equals_uninterrupted_and_shards_merge() {
     ablate(&grid, &killed, &[]);
     assert_eq!(results(&killed), expected, "no lost, duplicated or different record after kill -9 and resume");
     assert_eq!(table(&killed), reference_table);
+    assert_same_sets_and_logs(&reference, &killed);
 
     // Re-running a finished grid runs nothing and keeps the table.
     ablate(&grid, &killed, &[]);
