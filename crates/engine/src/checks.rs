@@ -18,11 +18,12 @@ pub struct InvalidValue {
     pub problem: String,
 }
 
-/// The fields that a command-line flag also sets, named in the error so that both paths read it.
+/// The fields that a command-line flag of every command having the field also sets, named in the
+/// error so that both paths read it.
 fn flag_of(field: &str) -> String {
-    const FLAGS: [&str; 6] = ["ipc", "iterations", "num_eval", "epochs", "test_limit", "lr"];
+    const FLAGS: [&str; 4] = ["ipc", "iterations", "num_eval", "epochs"];
     match FLAGS.contains(&field) {
-        true => format!(" (--{})", field.replace('_', "-")),
+        true => format!(" (or --{})", field.replace('_', "-")),
         false => String::new(),
     }
 }
@@ -170,7 +171,7 @@ mod tests {
     fn meaningless_condense_values_name_field_and_fix() {
         let d = CondenseConfig::default;
         let err = condense_error(CondenseConfig { ipc: 0, ..d() });
-        assert!(err.contains("[condense] `ipc` = 0 (--ipc): must be at least 1"), "{err}");
+        assert!(err.contains("[condense] `ipc` = 0 (or --ipc): must be at least 1"), "{err}");
         let err = condense_error(CondenseConfig { momentum_net: -5.0, ..d() });
         assert!(err.contains("`momentum_net` = -5") && err.contains("[0, 1)"), "{err}");
         let err = condense_error(CondenseConfig { lr_img: f64::NAN, ..d() });
@@ -202,10 +203,10 @@ mod tests {
     fn meaningless_evaluation_values_name_field_and_flag() {
         let d = EvalConfig::default;
         let cases = [
-            (EvalConfig { num_eval: 0, ..d() }, "`num_eval` = 0 (--num-eval)"),
-            (EvalConfig { epochs: Some(0), ..d() }, "`epochs` = 0 (--epochs)"),
-            (EvalConfig { test_limit: Some(0), ..d() }, "`test_limit` = 0 (--test-limit)"),
-            (EvalConfig { lr: 0.0, ..d() }, "`lr` = 0 (--lr)"),
+            (EvalConfig { num_eval: 0, ..d() }, "`num_eval` = 0 (or --num-eval)"),
+            (EvalConfig { epochs: Some(0), ..d() }, "`epochs` = 0 (or --epochs)"),
+            (EvalConfig { test_limit: Some(0), ..d() }, "`test_limit` = 0"),
+            (EvalConfig { lr: 0.0, ..d() }, "`lr` = 0"),
             (EvalConfig { weight_decay: -1.0, ..d() }, "`weight_decay` = -1"),
             (EvalConfig { momentum: 1.0, ..d() }, "`momentum` = 1"),
             (EvalConfig { batch_size: 0, ..d() }, "`batch_size` = 0"),

@@ -34,28 +34,24 @@ pub struct EvalTask<'a> {
     pub seed: u64,
 }
 
-/// Trains a fresh network on the task's images under `recipe` (with `cfg`'s momentum, weight decay,
-/// batch size and test subset), then measures its accuracy on the test set.
-/// Refuses an evaluation whose accuracy would mean nothing: no images, images that are not numbers,
-/// no training, or a config out of range.
-fn check_task(task: &EvalTask, cfg: &EvalConfig, recipe: &Recipe) -> Result<()> {
-    cfg.check().map_err(|e| candle_core::Error::Msg(e.to_string()))?;
-    if task.labels.is_empty() {
+/// Refuses a set whose accuracy would mean nothing: no images, or values that are not numbers.
+pub fn check_images(images: &Tensor, labels: &[u32]) -> Result<()> {
+    if labels.is_empty() {
         candle_core::bail!("the set has no images: there is nothing to train an evaluation network on")
     }
-    if recipe.epochs == 0 {
-        candle_core::bail!("[evaluation] `epochs` = 0 (--epochs): an untrained network's score says nothing of the set")
-    }
-    let total = task.images.sum_all()?.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?;
+    let total = images.sum_all()?.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?;
     if !total.is_finite() {
         candle_core::bail!("the set's images hold values that are not finite numbers (NaN or infinity): it cannot be evaluated")
     }
     Ok(())
 }
 
+/// Trains a fresh network on the task's images under `recipe` (with `cfg`'s momentum, weight decay,
+/// batch size and test subset), then measures its accuracy on the test set.
 pub fn evaluate(task: &EvalTask, cfg: &EvalConfig, recipe: &Recipe) -> Result<EvalOutcome> {
     let EvalTask { spec, images, labels, test, num_classes, augment, seed } = *task;
-    check_task(task, cfg, recipe)?;
+    cfg.check().map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+    check_images(images, labels)?;
     let (dtype, device) = (images.dtype(), images.device());
     let net = Network::new(spec, test.shape, num_classes, derive_seed(seed, stream::NETWORK, 0), dtype, device)?;
     let mut opt = Sgd::new(net.vars(), recipe.lr, cfg.momentum, cfg.weight_decay);

@@ -17,7 +17,7 @@ pub use augment::DcAugmentation;
 pub use checks::{Checked, InvalidValue};
 pub use condense::{condense, initial_set, matching_gradient, CondenseConfig, CondenseOutcome, Init, IterationLog, Method, RunContext};
 pub use device::{available_bytes, open_cuda, select_device, set_tf32, DeviceData};
-pub use evaluate::{evaluate, EvalOutcome, EvalTask};
+pub use evaluate::{check_images, evaluate, EvalOutcome, EvalTask};
 pub use optim::Sgd;
 pub use passes::{PassSizes, PassTarget};
 pub use recipe::{EvalConfig, Phases, Protocol, Recipe, Schedule, NO_AUGMENTATION};

@@ -6,14 +6,17 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A fresh temporary path beside `path` with the same extension (writers such as image encoders
-/// choose the format by it): `name.tmp-<pid>-<n>.ext`.
+/// choose the format by it): `name.tmp-<host>-<pid>-<n>.ext`; the host, since Slurm tasks on
+/// different nodes share a store and may have the same process id.
 pub fn beside(path: &Path) -> PathBuf {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let unique = format!("{}-{}-{n}", host.trim(), std::process::id());
     let stem = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
     let name = match path.extension() {
-        Some(ext) => format!("{stem}.tmp-{}-{n}.{}", std::process::id(), ext.to_string_lossy()),
-        None => format!("{stem}.tmp-{}-{n}", std::process::id()),
+        Some(ext) => format!("{stem}.tmp-{unique}.{}", ext.to_string_lossy()),
+        None => format!("{stem}.tmp-{unique}"),
     };
     path.with_file_name(name)
 }

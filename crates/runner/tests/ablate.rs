@@ -171,6 +171,19 @@ fn killed_and_resumed_equals_uninterrupted_and_shards_merge() {
     ablate(&grid, &killed, &[]);
     assert_eq!(records(&killed).len(), UNITS);
 
+    // A second record of a unit that disagrees with the first (a store merged by hand, say) is listed.
+    let mut duplicate = records(&killed).into_iter().find(|r| r["kind"] == "evaluated").unwrap();
+    duplicate["accuracy"] = serde_json::json!(0.123456);
+    duplicate["finished_unix"] = serde_json::json!(duplicate["finished_unix"].as_u64().unwrap() + 1);
+    let path = killed.join("records-shard0of2.jsonl");
+    std::fs::write(&path, duplicate.to_string() + "\n").unwrap();
+    let out = gradmatch(&["report", killed.to_str().unwrap()]).output().unwrap();
+    let (stderr, report) = (String::from_utf8_lossy(&out.stderr), std::fs::read_to_string(killed.join("report.md")).unwrap());
+    assert!(out.status.success() && stderr.contains("1 unit(s)") && stderr.contains("disagree"), "{stderr}");
+    assert!(report.contains("Disagreeing duplicates") && report.contains("12.3456 %"), "{report}");
+    assert_eq!(table(&killed), reference_table, "the earliest record is the one used");
+    std::fs::remove_file(path).unwrap();
+
     // Two shards into one folder, and two shards in separate folders merged by `report`.
     let shared = dir.path().join("shards");
     ablate(&grid, &shared, &["--shard", "0/2"]);

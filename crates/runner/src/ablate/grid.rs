@@ -154,7 +154,6 @@ impl Grid {
     }
 
     fn check_shape(&self) -> Result<()> {
-        check_name(&self.name)?;
         anyhow::ensure!(self.experiments >= 1, "`experiments` must be at least 1, found {}", self.experiments);
         let mut names: Vec<&str> = Vec::new();
         for axis in &self.axes {
@@ -259,7 +258,6 @@ impl Shard {
         job_index % self.count == self.index
     }
 
-    /// The store file this shard appends to (shards never share a file, so they never interleave writes).
     /// The shard whose lock file is `name` (`.records.jsonl.lock`, `.records-shard1of4.jsonl.lock`).
     pub fn of_lock_file(name: &str) -> Option<Shard> {
         let records = name.strip_prefix('.')?.strip_suffix(".lock")?;
@@ -270,6 +268,7 @@ impl Shard {
         Some(Shard { index: index.parse().ok()?, count: count.parse().ok()? })
     }
 
+    /// The store file this shard appends to (shards never share a file, so they never interleave writes).
     pub fn records_file(&self) -> String {
         if self.count == 1 {
             "records.jsonl".into()
@@ -292,13 +291,15 @@ impl std::str::FromStr for Shard {
     }
 }
 
-/// A grid's name is its store folder under `runs/ablations/`: one plain folder name, never a path.
-fn check_name(name: &str) -> Result<()> {
+/// A grid's name is its default store folder under `runs/ablations/`: one plain folder name, never
+/// a path (with `--store` the name is only a label).
+pub fn check_name(name: &str) -> Result<()> {
     let plain = name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) && !name.starts_with('.') && !name.is_empty();
     anyhow::ensure!(
         plain,
-        "`name` = {name:?}: a grid's name is its store folder under runs/ablations/, so it must be a plain name \
-         (letters, digits, '-', '_' and '.', not starting with a dot); to store the grid elsewhere run ablate --store <folder>"
+        "the grid's `name` = {name:?} (its file name when it gives none) names its store folder under runs/ablations/, so it \
+         must be a plain name (letters, digits, '-', '_' and '.', not starting with a dot); rename it, or choose the \
+         folder with ablate --store <folder>"
     );
     Ok(())
 }
@@ -524,11 +525,11 @@ columns = "ipc"
 
     #[test]
     fn a_name_is_a_plain_folder_name() {
-        for name in ["/elsewhere/victim", "../../../x", "a/b", "..", ".hidden"] {
-            let e = format!("{:#}", parse(&format!("name = {name:?}\n{GRID}")).unwrap_err());
-            assert!(e.contains("must be a plain name") && e.contains("--store") && e.contains("line 1"), "{name}: {e}");
+        for name in ["/elsewhere/victim", "../../../x", "a/b", "..", ".hidden", "my grid"] {
+            let e = format!("{:#}", check_name(name).unwrap_err());
+            assert!(e.contains("must be a plain name") && e.contains("--store") && e.contains(&format!("{name:?}")), "{name}: {e}");
         }
-        assert_eq!(parse(&format!("name = \"table-3_v2.1\"\n{GRID}")).unwrap().name, "table-3_v2.1");
+        check_name("table-3_v2.1").unwrap();
     }
 
     #[test]

@@ -53,8 +53,9 @@ impl Summary {
 }
 
 /// The store folder of a grid unless `--store` says otherwise.
-pub fn default_store(grid: &Grid) -> PathBuf {
-    PathBuf::from("runs/ablations").join(&grid.name)
+pub fn default_store(grid: &Grid) -> Result<PathBuf> {
+    grid::check_name(&grid.name)?;
+    Ok(PathBuf::from("runs/ablations").join(&grid.name))
 }
 
 /// What every job runner shares.
@@ -85,7 +86,10 @@ pub fn run(global: &Global, grid: &Grid, plugins: &Plugins, opts: &Options) -> R
         grid.name
     );
     let (device_names, devices) = open_devices(global, opts)?;
-    check_memory(&grid.cells, &devices[0])?;
+    let jobs: Vec<Job> = grid.jobs().into_iter().enumerate().filter(|(i, _)| opts.shard.owns(*i)).map(|(_, job)| job).collect();
+    for device in &devices {
+        check_memory(jobs.iter().map(|job| &grid.cells[job.cell]), device)?;
+    }
     std::fs::create_dir_all(&opts.store).with_context(|| format!("creating store folder {}", opts.store.display()))?;
     let _lock = store::Lock::acquire(&opts.store, &opts.shard)?;
     store::keep_grid(grid, &opts.store, opts.replace_grid)?;
@@ -93,7 +97,6 @@ pub fn run(global: &Global, grid: &Grid, plugins: &Plugins, opts: &Options) -> R
     let appender = Appender::open(&opts.store, &opts.shard.records_file())?;
     let datasets = load_datasets(global, &grid.cells)?;
 
-    let jobs: Vec<Job> = grid.jobs().into_iter().enumerate().filter(|(i, _)| opts.shard.owns(*i)).map(|(_, job)| job).collect();
     let units: usize = jobs.iter().map(|j| 1 + units_of_evaluation(&grid.cells[j.cell])).sum();
     let progress = if global.quiet { MultiProgress::with_draw_target(ProgressDrawTarget::hidden()) } else { MultiProgress::new() };
     let bar = progress.add(global.progress(units as u64, "units"));
@@ -139,7 +142,7 @@ fn condensed_sets(cells: &[Cell], records: &Records) -> HashMap<(String, usize),
 
 /// Every cell's passes fit `device`'s free memory now, checked before the first cell runs (each
 /// condensation checks its own again when it starts); the error lists every cell that does not.
-pub fn check_memory(cells: &[Cell], device: &Device) -> Result<()> {
+pub fn check_memory<'c>(cells: impl IntoIterator<Item = &'c Cell>, device: &Device) -> Result<()> {
     let mut checked = Vec::new();
     let mut misfits = Vec::new();
     for cell in cells {

@@ -232,13 +232,13 @@ pub fn write(grid: &Grid, store: &Path, more: &[&Path]) -> Result<Table> {
         }
     }
     if !records.conflicts.is_empty() {
-        page += "\n## Disagreeing duplicates (the first record of each unit is the one used)\n\n";
+        page += "\n## Disagreeing duplicates (the earliest finished record of each unit is the one used)\n\n";
         for conflict in &records.conflicts {
             let first = &records.done[&conflict.key];
             let _ = writeln!(page, "- `{}`: {} (used) vs {}", conflict.key, outcome_text(&first.outcome), outcome_text(&conflict.outcome));
         }
         eprintln!(
-            "warning: {} unit(s) of {} have records that disagree; the first of each is used (listed in report.md)",
+            "warning: {} unit(s) of {} have records that disagree; the earliest of each is used (listed in report.md)",
             records.conflicts.len(),
             store.display()
         );

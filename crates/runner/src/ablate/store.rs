@@ -99,7 +99,7 @@ impl Outcome {
 pub struct Records {
     pub done: HashMap<String, Record>,
     pub failures: Vec<Record>,
-    /// Records of a unit that disagree with the first one recorded (which is the one used).
+    /// Records of a unit that disagree with its earliest finished one (which is the one used).
     pub conflicts: Vec<Record>,
 }
 
@@ -130,9 +130,16 @@ impl Records {
                     records.failures.push(record);
                     continue;
                 }
-                match records.done.get(&record.key) {
+                match records.done.get_mut(&record.key) {
                     None => drop(records.done.insert(record.key.clone(), record)),
-                    Some(first) if !first.outcome.agrees_with(&record.outcome) => records.conflicts.push(record),
+                    // The earliest finished record of a unit is the one used, whichever file holds it.
+                    Some(first) if !first.outcome.agrees_with(&record.outcome) => {
+                        let later = match record.finished_unix < first.finished_unix {
+                            true => std::mem::replace(first, record),
+                            false => record,
+                        };
+                        records.conflicts.push(later);
+                    }
                     Some(_) => {}
                 }
             }
@@ -262,8 +269,13 @@ fn check_no_other_split(store: &Path, shard: &Shard) -> Result<()> {
 pub fn keep_grid(grid: &Grid, store: &Path, replace: bool) -> Result<()> {
     let path = store.join("grid.toml");
     if path.exists() && !replace {
-        let kept = Grid::from_file(&path, &Plugins::builtin())
-            .with_context(|| format!("{} is not the grid copy of a gradmatch store; give another --store", path.display()))?;
+        let kept = Grid::from_file(&path, &Plugins::builtin()).with_context(|| {
+            format!(
+                "{} is not a grid this gradmatch accepts (another tool's file, or a grid that today's checks refuse): \
+                     give another --store, or pass --replace-grid to make this grid the store's",
+                path.display()
+            )
+        })?;
         let differences = kept.differences(grid)?;
         if !differences.is_empty() {
             bail!(
@@ -324,7 +336,7 @@ mod tests {
         f.write_all(b"{\"key\":\"c\",\"ce").unwrap();
         let records = Records::read(&[dir.path()]).unwrap();
         assert_eq!(records.done.len(), 1);
-        assert_eq!(records.done["a"].outcome, evaluated(0.5), "the first record of a key wins");
+        assert_eq!(records.done["a"].outcome, evaluated(0.5), "of two finished at the same second, the first read is used");
         assert_eq!(records.conflicts.len(), 1, "and the disagreeing one is reported");
         assert_eq!(records.conflicts[0].outcome, evaluated(0.9));
         assert_eq!(records.failures.len(), 1);

@@ -59,12 +59,15 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
     let started = std::time::Instant::now();
     let plugins = Plugins::builtin();
     let grid = Grid::from_file(&args.grid, &plugins)?;
+    let store = match args.store {
+        Some(store) => store,
+        None => ablate::default_store(&grid)?,
+    };
     if args.check {
         ablate::check_memory(&grid.cells, &global.device()?)?;
         print_cells(&args.grid, &grid);
         return Ok(());
     }
-    let store = args.store.unwrap_or_else(|| ablate::default_store(&grid));
     let opts =
         Options { store: store.clone(), jobs: args.jobs.into(), devices: args.devices, shard: args.shard, replace_grid: args.replace_grid };
     let summary = ablate::run(global, &grid, &plugins, &opts)?;

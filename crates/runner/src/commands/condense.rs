@@ -100,7 +100,7 @@ fn experiment(args: &Args, plugins: &Plugins) -> Result<Experiment> {
     // A grid may evaluate the initial set as a baseline cell; `condense` promises a condensed one.
     anyhow::ensure!(
         exp.condense.iterations >= 1,
-        "[condense] `iterations` = 0 (--iterations): the saved set would be its initialisation (init = {}), not a condensed set; \
+        "[condense] `iterations` = 0 (or --iterations): the saved set would be its initialisation (init = {}), not a condensed set; \
          give --iterations 1 or more (to evaluate initial sets, use `random-baseline` or a grid such as ablations/init-vs-condensed.toml)",
         format!("{:?}", exp.condense.init).to_lowercase()
     );

@@ -3,7 +3,7 @@ use crate::global::{device_name, Global};
 use crate::pipeline::{Evaluator, ImageSet, ModelAccuracy};
 use crate::set_files::{self, LabelledImages, Normalisation};
 use crate::stats::Difference;
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use candle_core::DType;
 use gradmatch_data::DatasetName;
 use gradmatch_engine::{DeviceData, EvalConfig};
@@ -166,9 +166,7 @@ fn check_fits(set: &LabelledImages, ds: DatasetName, path: &Path) -> Result<Vec<
     let where_ = format!("{}: {}", path.display(), set.name);
     let (ec, eh, ew) = ds.shape();
     anyhow::ensure!((c, h, w) == (ec, eh, ew), "{where_}: images are {c}x{h}x{w}, but {} images are {ec}x{eh}x{ew}", ds);
-    anyhow::ensure!(!set.labels.is_empty(), "{where_}: the set has no images: there is nothing to evaluate");
-    let total = set.images.sum_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-    anyhow::ensure!(total.is_finite(), "{where_}: the images hold values that are not finite numbers (NaN or infinity)");
+    gradmatch_engine::check_images(&set.images, &set.labels).with_context(|| where_.clone())?;
     let mut per_class = vec![0; ds.num_classes()];
     for &label in &set.labels {
         match per_class.get_mut(label as usize) {
