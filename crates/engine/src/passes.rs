@@ -32,10 +32,9 @@ pub struct PassTarget<'a> {
     pub device: &'a candle_core::Device,
 }
 
-/// Where the passes run.
-struct Target<'a> {
-    model: &'a ModelSpec,
-    dtype: DType,
+/// What the target's device offers.
+#[derive(Debug, Clone, Copy)]
+struct Memory {
     gpu: bool,
     /// Free bytes of the device.
     available: usize,
@@ -61,13 +60,12 @@ impl PassSizes {
     /// against the device's free memory now (a grid checks every cell so before its first one runs).
     pub fn predict(target: &PassTarget, cfg: &CondenseConfig) -> Result<PassSizes> {
         let footprint = Footprint::measure(target.model, target.shape, target.classes)?;
-        let device = target.device;
-        let on = Target { model: target.model, dtype: target.dtype, gpu: !device.is_cpu(), available: available_bytes(device)? };
-        Self::fit(&footprint, &on, cfg, target.classes)
+        let memory = Memory { gpu: !target.device.is_cpu(), available: available_bytes(target.device)? };
+        Self::fit(&footprint, target, memory, cfg)
     }
 
-    fn fit(footprint: &Footprint, target: &Target, cfg: &CondenseConfig, classes: usize) -> Result<PassSizes> {
-        let (dtype, available) = (target.dtype, target.available);
+    fn fit(footprint: &Footprint, target: &PassTarget, memory: Memory, cfg: &CondenseConfig) -> Result<PassSizes> {
+        let (dtype, classes, available) = (target.dtype, target.classes, memory.available);
         let max_images = max_images(footprint, target.model, cfg)?;
         let one_pass = |field: &str, value: usize| -> Result<()> {
             if value > max_images {
@@ -89,7 +87,7 @@ impl PassSizes {
         let classes_per_pass = match cfg.classes_per_pass {
             Some(n) => n.clamp(1, classes).min(by_index),
             // On a GPU, as many classes as its free memory holds; one at a time on the CPU.
-            None if !target.gpu => 1,
+            None if !memory.gpu => 1,
             None => (1..=by_index).rev().find(|&n| needs(n).real_pass as f64 <= HEADROOM * available as f64).unwrap_or(1),
         };
         check_memory(needs(classes_per_pass), available, classes_per_pass, cfg)?;
@@ -148,6 +146,7 @@ fn check_memory(needs: Needs, available: usize, classes_per_pass: usize, cfg: &C
 #[cfg(test)]
 mod tests {
     use super::*;
+    use candle_core::Device;
 
     const CONVNET_MNIST: Footprint = Footprint {
         largest_per_image: 16 * 16 * 9 * 128,
@@ -158,8 +157,8 @@ mod tests {
     };
 
     fn fit(cfg: &CondenseConfig, gpu: bool, available: usize) -> Result<PassSizes> {
-        let target = Target { model: &ModelSpec::CONVNET, dtype: DType::F32, gpu, available };
-        PassSizes::fit(&CONVNET_MNIST, &target, cfg, 10)
+        let target = PassTarget { model: &ModelSpec::CONVNET, shape: (1, 28, 28), classes: 10, dtype: DType::F32, device: &Device::Cpu };
+        PassSizes::fit(&CONVNET_MNIST, &target, Memory { gpu, available }, cfg)
     }
 
     #[test]

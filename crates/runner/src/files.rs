@@ -4,6 +4,14 @@
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+
+/// This machine's name (empty where it cannot be read), read once: it tells apart the processes of
+/// several nodes that share a folder.
+pub fn host() -> &'static str {
+    static HOST: OnceLock<String> = OnceLock::new();
+    HOST.get_or_init(|| std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default().trim().to_string())
+}
 
 /// A fresh temporary path beside `path` with the same extension (writers such as image encoders
 /// choose the format by it): `name.tmp-<host>-<pid>-<n>.ext`; the host, since Slurm tasks on
@@ -11,8 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub fn beside(path: &Path) -> PathBuf {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-    let unique = format!("{}-{}-{n}", host.trim(), std::process::id());
+    let unique = format!("{}-{}-{n}", host(), std::process::id());
     let stem = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
     let name = match path.extension() {
         Some(ext) => format!("{stem}.tmp-{unique}.{}", ext.to_string_lossy()),

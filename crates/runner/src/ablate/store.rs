@@ -224,9 +224,8 @@ impl Lock {
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(e).with_context(|| format!("locking {}", path.display())),
         }
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
         file.set_len(0)?;
-        write!(file, "pid {} on {} since unix time {}", std::process::id(), host.trim(), now_unix())?;
+        write!(file, "pid {} on {} since unix time {}", std::process::id(), crate::files::host(), now_unix())?;
         check_no_other_split(store, shard)?;
         Ok(Lock { _file: file })
     }
