@@ -59,7 +59,7 @@ impl PassSizes {
     /// [`PassSizes::plan`] without the data: what a run of `cfg` on `target` would need, checked
     /// against the device's free memory now (a grid checks every cell so before its first one runs).
     pub fn predict(target: &PassTarget, cfg: &CondenseConfig) -> Result<PassSizes> {
-        let footprint = Footprint::measure(target.model, target.shape, target.classes)?;
+        let footprint = Footprint::measure(target.model, target.shape, target.classes, target.device)?;
         let memory = Memory { gpu: !target.device.is_cpu(), available: available_bytes(target.device)? };
         Self::fit(&footprint, target, memory, cfg)
     }

@@ -5,7 +5,7 @@
 mod common;
 
 use common::{max_relative_error, random_tensor, relative_difference, Problem};
-use gradmatch_models::layers::{col2im, im2col};
+use gradmatch_models::layers::{col2im, fused, im2col};
 use gradmatch_models::{Act, Arch, Mode, ModelSpec, NormKind, PoolKind};
 
 const EXACT: f64 = 1e-9;
@@ -40,6 +40,19 @@ fn check_finite_differences(spec: &ModelSpec, input: (usize, usize, usize), mode
     let f = || p.phi(&dirs, true)?.to_scalar::<f64>();
     let err = max_relative_error(&p.x, &analytic, 8, 3, &f).unwrap();
     assert!(err < FINITE_DIFFERENCES, "{spec} {mode:?}: second-order relative error {err:e} against finite differences");
+}
+
+/// The path of gradient matching on the CPU (im2col and col2im as graph operations) against the
+/// compositions CUDA runs: d/dx of a functional of the parameter gradients.
+#[test]
+fn second_order_through_the_cpu_graph_operations_equals_the_compositions() {
+    for (spec, input) in [(small_convnet(), (1, 12, 12)), (small_convnet(), (3, 7, 7)), ("ResNet18".parse().unwrap(), (1, 16, 16))] {
+        let p = Problem::new(&spec, input, 2, Mode::Train).unwrap();
+        let dirs = p.directions().unwrap();
+        let dx = || p.phi(&dirs, true)?.backward().map(|mut g| g.remove(p.x.as_tensor()).expect("phi depends on x"));
+        let err = relative_difference(&dx().unwrap(), &fused::compositions_only(dx).unwrap()).unwrap();
+        assert!(err <= 1e-12, "{spec} {input:?}: the graph operations' second-order gradient differs by {err:e}");
+    }
 }
 
 #[test]
@@ -144,28 +157,37 @@ fn col2im_is_the_adjoint_of_im2col() {
         let back = col2im(&y, x.dims4().unwrap(), k, stride, padding).unwrap();
         let rhs = (&x * &back).unwrap().sum_all().unwrap().to_scalar::<f64>().unwrap();
         assert!((lhs - rhs).abs() <= 1e-10 * lhs.abs().max(1.0), "k {k} s {stride} p {padding} side {side}: {lhs} vs {rhs}");
-        // The one-pass CPU kernel (graph-free tensors) equals the candle composition (tracked ones).
+        // The one-pass CPU kernel equals the candle composition (what CUDA runs), tracked or not.
         let v = candle_core::Var::from_tensor(&x).unwrap();
-        assert!(gradmatch_models::layers::fused::eligible(&x) && !gradmatch_models::layers::fused::eligible(v.as_tensor()));
-        let composed = im2col(v.as_tensor(), k, stride, padding).unwrap();
+        assert!(fused::eligible(&x) && !fused::eligible(v.as_tensor()) && fused::cpu_float(v.as_tensor()));
+        let composed = fused::compositions_only(|| im2col(v.as_tensor(), k, stride, padding)).unwrap();
         assert_eq!(relative_difference(&cols, &composed).unwrap(), 0.0, "k {k} s {stride} p {padding} side {side}");
-        // And autodiff of im2col is col2im.
-        let g = (im2col(v.as_tensor(), k, stride, padding).unwrap() * &y).unwrap().sum_all().unwrap().backward().unwrap();
-        let err = relative_difference(g.get(v.as_tensor()).unwrap(), &back).unwrap();
-        assert!(err <= EXACT, "autodiff of im2col differs from col2im by {err:e}");
-        // col2im's one-pass CPU kernel (graph-free) equals its composition (tracked).
+        assert_eq!(relative_difference(&cols, &im2col(v.as_tensor(), k, stride, padding).unwrap()).unwrap(), 0.0);
+        // Autodiff of im2col is col2im: of the graph operation and of the composition.
+        for compositions in [false, true] {
+            let pairing = || (im2col(v.as_tensor(), k, stride, padding)? * &y)?.sum_all()?.backward();
+            let g = if compositions { fused::compositions_only(pairing) } else { pairing() }.unwrap();
+            let err = relative_difference(g.get(v.as_tensor()).unwrap(), &back).unwrap();
+            assert!(err <= EXACT, "autodiff of im2col (compositions: {compositions}) differs from col2im by {err:e}");
+        }
+        // col2im's one-pass CPU kernel equals its composition; autodiff of col2im is im2col.
         let tracked = candle_core::Var::from_tensor(&y).unwrap();
-        let composed = col2im(tracked.as_tensor(), x.dims4().unwrap(), k, stride, padding).unwrap();
+        let composed = fused::compositions_only(|| col2im(tracked.as_tensor(), x.dims4().unwrap(), k, stride, padding)).unwrap();
         let err = relative_difference(&back, &composed).unwrap();
         assert!(err <= 1e-14, "col2im's kernel differs from its composition by {err:e}");
+        let g = (col2im(tracked.as_tensor(), x.dims4().unwrap(), k, stride, padding).unwrap() * &x).unwrap().sum_all().unwrap();
+        let g = g.backward().unwrap();
+        let err = relative_difference(g.get(tracked.as_tensor()).unwrap(), &cols).unwrap();
+        assert!(err <= EXACT, "autodiff of col2im differs from im2col by {err:e}");
     }
 }
 
 #[test]
 fn cpu_fast_paths_equal_the_candle_composition() {
-    // Plain tensors take the fused CPU kernels (instance norm, per-channel affine, ReLU backward,
-    // average-pool backward, im2col/col2im); tracked ones the composition of candle operations. Same
-    // gradients, per group too, in f64 and f32, with odd sides and batch norm.
+    // Plain tensors take the fused CPU kernels (the ConvNet block's norm, affine, ReLU and pooling,
+    // the conv bias in the GEMM, im2col/col2im; batch norm's affine); tracked ones im2col and col2im
+    // as graph operations; `compositions_only` the candle operations CUDA runs. Same gradients, per
+    // group too, in f64 and f32, with odd sides and batch norm.
     let bn = ModelSpec { norm: NormKind::Batch, ..small_convnet() };
     let cases = [(small_convnet(), (1, 12, 12), Mode::Train), (small_convnet(), (3, 7, 7), Mode::Train), (bn, (1, 12, 12), Mode::Eval)];
     for dtype in [candle_core::DType::F64, candle_core::DType::F32] {
@@ -173,24 +195,31 @@ fn cpu_fast_paths_equal_the_candle_composition() {
             for groups in [1, 2] {
                 let p = Problem::new(&spec, input, 4, mode).unwrap();
                 let x = p.x.as_tensor().detach().to_dtype(dtype).unwrap();
-                assert!(gradmatch_models::layers::fused::eligible(&x), "a plain CPU tensor takes the fast path");
+                assert!(fused::eligible(&x), "a plain CPU tensor takes the fast path");
                 let net = gradmatch_models::Network::new(&spec, input, 3, 7, dtype, &candle_core::Device::Cpu).unwrap();
                 let targets = p.targets.to_dtype(dtype).unwrap();
                 let fast = net.loss_and_grads(&x, &targets, mode, groups).unwrap().1;
                 let tracked = candle_core::Var::from_tensor(&x).unwrap();
-                let composed = net.loss_and_grads(tracked.as_tensor(), &targets, mode, groups).unwrap().1;
+                let composed = fused::compositions_only(|| net.loss_and_grads(tracked.as_tensor(), &targets, mode, groups)).unwrap().1;
+                // On the CPU a tracked input takes im2col and col2im as graph operations.
+                let graph_ops = net.loss_and_grads(tracked.as_tensor(), &targets, mode, groups).unwrap().1;
                 // Over all gradients at once, relative to the largest entry: in f32 a conv bias before
                 // a norm (exactly zero in exact arithmetic) is rounding noise on both paths.
                 let flat = |g: &[candle_core::Tensor]| {
                     let parts: Vec<_> = g.iter().map(|t| t.flatten_all().unwrap().to_dtype(candle_core::DType::F64).unwrap()).collect();
                     candle_core::Tensor::cat(&parts, 0).unwrap()
                 };
-                let err = relative_difference(&flat(&fast), &flat(&composed)).unwrap();
                 let tolerance = if dtype == candle_core::DType::F64 { 1e-12 } else { 1e-5 };
-                assert!(
-                    err <= tolerance,
-                    "{spec} {input:?} {dtype:?} groups {groups}: the fast path differs from the composition by {err:e}"
-                );
+                for (path, grads) in [("the fast path", &fast), ("the graph operations", &graph_ops)] {
+                    let err = relative_difference(&flat(grads), &flat(&composed)).unwrap();
+                    assert!(err <= tolerance, "{spec} {input:?} {dtype:?} groups {groups}: {path} differs from the composition by {err:e}");
+                }
+                // Inference (no tape: the block's forward writes the pooled map only).
+                let f64_logits = |t: candle_core::Result<candle_core::Tensor>| t.and_then(|t| t.to_dtype(candle_core::DType::F64)).unwrap();
+                let logits = f64_logits(net.forward(&x, mode));
+                let composed = f64_logits(fused::compositions_only(|| net.forward(&x, mode)));
+                let err = relative_difference(&logits, &composed).unwrap();
+                assert!(err <= tolerance, "{spec} {input:?} {dtype:?}: inference differs from the composition by {err:e}");
             }
         }
     }

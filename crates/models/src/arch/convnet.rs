@@ -1,7 +1,7 @@
 use super::push_norm;
-use crate::layers::{Act, Conv2d, Flatten, Linear, Pool2d, Sequential};
+use crate::layers::{self, Conv2d, Flatten, Linear, NormReluPool, Pool2d, Sequential};
 use crate::params::ParamInit;
-use crate::spec::ModelSpec;
+use crate::spec::{Act, ModelSpec, NormKind, PoolKind};
 use candle_core::Result;
 
 /// ConvNet: `depth` x [conv 3x3 -> norm -> act -> pool 2x2], flatten, linear. A 1-channel input is
@@ -13,11 +13,18 @@ pub fn convnet(init: &mut ParamInit, spec: &ModelSpec, input: (usize, usize, usi
         let padding = if d == 0 && input.0 == 1 { 3 } else { 1 };
         seq.push(Conv2d::new(init, &format!("features.{d}.conv"), c, spec.width, 3, padding)?);
         (c, h, w) = (spec.width, h + 2 * padding - 2, w + 2 * padding - 2);
-        push_norm(&mut seq, init, &format!("features.{d}.norm"), spec.norm, (c, h, w))?;
-        seq.push(Act(spec.act));
         let pool = Pool2d { kind: spec.pool, kernel: 2 };
-        (h, w) = (pool.output_side(h), pool.output_side(w));
-        seq.push(pool);
+        let (pooled_h, pooled_w) = (pool.output_side(h), pool.output_side(w));
+        let norm = format!("features.{d}.norm");
+        if (spec.norm, spec.act, spec.pool) == (NormKind::Instance, Act::Relu, PoolKind::Avg) {
+            // The paper's ConvNet: its block tail has a fused CPU path.
+            seq.push(NormReluPool::new(init, &norm, c, pool.kernel)?);
+        } else {
+            push_norm(&mut seq, init, &norm, spec.norm, (c, h, w))?;
+            seq.push(layers::Act(spec.act));
+            seq.push(pool);
+        }
+        (h, w) = (pooled_h, pooled_w);
     }
     seq.push(Flatten);
     seq.push(Linear::new(init, "classifier", c * h * w, classes)?);

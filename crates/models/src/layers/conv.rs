@@ -11,7 +11,7 @@ fn out_side(side: usize, k: usize, stride: usize, padding: usize) -> usize {
 /// (kernel row, kernel column, channel). A linear map of `x`, so candle's autodiff of it is its
 /// adjoint (col2im) and the convolution's derivatives are again GEMMs.
 pub fn im2col(x: &Tensor, k: usize, stride: usize, padding: usize) -> Result<Tensor> {
-    if fused::eligible(x) {
+    if fused::cpu_float(x) {
         return fused::im2col(x, k, stride, padding);
     }
     let (n, h, w, c) = x.dims4()?;
@@ -36,7 +36,7 @@ pub fn im2col(x: &Tensor, k: usize, stride: usize, padding: usize) -> Result<Ten
 /// The adjoint of [`im2col`]: patch gradients `(n * ho * wo, k * k * c)` added back at their places,
 /// `(n, h, w, c)`. Each kernel row's patches are summed in a row band, then the bands are placed.
 pub fn col2im(cols: &Tensor, input: (usize, usize, usize, usize), k: usize, stride: usize, padding: usize) -> Result<Tensor> {
-    if fused::eligible(cols) {
+    if fused::cpu_float(cols) {
         return fused::col2im(cols, input, k, stride, padding);
     }
     let (n, h, w, c) = input;
@@ -129,12 +129,25 @@ impl Layer for Conv2d {
         let (k, s, p) = (self.kernel, self.stride, self.padding);
         let (ho, wo) = (out_side(h, k, s, p), out_side(w, k, s, p));
         let weight = self.weight_matrix(&ctx.param(&self.weight))?;
-        let cols = im2col(x, k, s, p)?;
-        ctx.observe(&cols);
-        let mut y = cols.matmul(&weight.t()?)?;
-        if let Some(b) = &self.bias {
-            y = y.broadcast_add(&ctx.param(b))?;
-        }
+        let y = match &self.bias {
+            // Graph-free on the CPU: the bias is the weight matrix's last column, added by the GEMM
+            // against patches that end with a 1 (no pass of its own over the output).
+            Some(b) if fused::eligible(x) && !ctx.autodiff => {
+                let cols = fused::im2col_with_ones(x, k, s, p)?;
+                ctx.observe(&cols);
+                let weight = Tensor::cat(&[&weight, &ctx.param(b).unsqueeze(1)?], 1)?;
+                cols.matmul(&weight.t()?)?
+            }
+            bias => {
+                let cols = im2col(x, k, s, p)?;
+                ctx.observe(&cols);
+                let y = cols.matmul(&weight.t()?)?;
+                match bias {
+                    Some(b) => y.broadcast_add(&ctx.param(b))?,
+                    None => y,
+                }
+            }
+        };
         // The input, not the patches, is kept: k*k times smaller; the patches are rebuilt in backward.
         ctx.save(vec![x.clone()], vec![]);
         y.reshape((n, ho, wo, ()))

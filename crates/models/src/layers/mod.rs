@@ -8,6 +8,7 @@
 //! and gradients computed from plain tensors (real images, training) build no graph at all.
 
 mod act;
+mod block;
 mod conv;
 pub mod fused;
 mod linear;
@@ -16,6 +17,7 @@ mod pool;
 mod sequential;
 
 pub use act::Act;
+pub use block::NormReluPool;
 pub use conv::{col2im, im2col, Conv2d};
 pub use linear::Linear;
 pub use norm::{BatchNorm2d, ChannelAffine, ElementAffine, Standardise};
@@ -111,6 +113,16 @@ pub struct Backward {
 impl Backward {
     pub fn new(tape: Tape, groups: usize, mode: Mode, num_params: usize) -> Backward {
         Backward { tape, groups, mode, grads: vec![None; num_params] }
+    }
+
+    /// The entry `depth` places under the top of the tape (0: what [`Backward::pop`] returns next).
+    pub fn peek(&self, depth: usize) -> Result<&Saved> {
+        self.tape
+            .0
+            .iter()
+            .rev()
+            .nth(depth)
+            .ok_or_else(|| candle_core::Error::Msg("backward: the tape is shorter than a layer's entries".into()))
     }
 
     pub fn pop(&mut self) -> Result<Saved> {

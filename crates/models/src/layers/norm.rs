@@ -64,8 +64,8 @@ impl Layer for Standardise {
 
 /// `x * weight + bias` with one weight and bias per channel (the last axis).
 pub struct ChannelAffine {
-    weight: ParamRef,
-    bias: ParamRef,
+    pub(super) weight: ParamRef,
+    pub(super) bias: ParamRef,
 }
 
 impl ChannelAffine {
