@@ -121,6 +121,30 @@ impl Conv2d {
         let out = weight.dim(0)?;
         weight.permute((0, 2, 3, 1))?.contiguous()?.reshape((out, ()))
     }
+
+    /// The transposed weight matrix `(k * k * in, out)`, contiguous: the forward GEMM's right-hand
+    /// side (gemm packs a contiguous one faster than a transposed view).
+    fn weight_matrix_t(&self, weight: &Tensor) -> Result<Tensor> {
+        let out = weight.dim(0)?;
+        weight.permute((2, 3, 1, 0))?.contiguous()?.reshape(((), out))
+    }
+
+    /// The kernel flipped in both spatial axes as a `(k * k * out, in)` matrix, rows (kernel row,
+    /// kernel column, output channel): the weight of the convolution that maps the output gradient
+    /// to the input gradient.
+    fn flipped_weight_matrix(&self, weight: &Tensor) -> Result<Tensor> {
+        let (k, c_in) = (self.kernel, weight.dim(1)?);
+        let reversed = Tensor::from_vec((0..k as u32).rev().collect::<Vec<_>>(), k, weight.device())?;
+        let flipped = weight.index_select(&reversed, 2)?.index_select(&reversed, 3)?;
+        flipped.permute((2, 3, 0, 1))?.contiguous()?.reshape(((), c_in))
+    }
+
+    /// Whether the input gradient can be the convolution of the output gradient with the flipped
+    /// kernel (stride 1 and padding below the kernel size): a GEMM of the forward's shape instead
+    /// of a GEMM with only `out` terms per product and col2im's scatter.
+    fn transposed_backward(&self, grad: &Tensor) -> bool {
+        self.stride == 1 && self.padding < self.kernel && fused::eligible(grad)
+    }
 }
 
 impl Layer for Conv2d {
@@ -128,20 +152,19 @@ impl Layer for Conv2d {
         let (n, h, w, _) = x.dims4()?;
         let (k, s, p) = (self.kernel, self.stride, self.padding);
         let (ho, wo) = (out_side(h, k, s, p), out_side(w, k, s, p));
-        let weight = self.weight_matrix(&ctx.param(&self.weight))?;
+        let weight = self.weight_matrix_t(&ctx.param(&self.weight))?;
         let y = match &self.bias {
-            // Graph-free on the CPU: the bias is the weight matrix's last column, added by the GEMM
+            // Graph-free on the CPU: the bias is the weight matrix's last row, added by the GEMM
             // against patches that end with a 1 (no pass of its own over the output).
             Some(b) if fused::eligible(x) && !ctx.autodiff => {
                 let cols = fused::im2col_with_ones(x, k, s, p)?;
                 ctx.observe(&cols);
-                let weight = Tensor::cat(&[&weight, &ctx.param(b).unsqueeze(1)?], 1)?;
-                cols.matmul(&weight.t()?)?
+                cols.matmul(&Tensor::cat(&[&weight, &ctx.param(b).unsqueeze(0)?], 0)?)?
             }
             bias => {
                 let cols = im2col(x, k, s, p)?;
                 ctx.observe(&cols);
-                let y = cols.matmul(&weight.t()?)?;
+                let y = cols.matmul(&weight)?;
                 match bias {
                     Some(b) => y.broadcast_add(&ctx.param(b))?,
                     None => y,
@@ -176,8 +199,12 @@ impl Layer for Conv2d {
         if !need_input {
             return Ok(None);
         }
-        let weight = self.weight_matrix(&ctx.param(&self.weight))?;
-        let dcols = g.matmul(&weight)?;
+        let weight = ctx.param(&self.weight);
+        if self.transposed_backward(grad) {
+            let grad_cols = fused::im2col(grad, k, 1, k - 1 - p)?;
+            return Ok(Some(grad_cols.matmul(&self.flipped_weight_matrix(&weight)?)?.reshape(x.dims4()?)?));
+        }
+        let dcols = g.matmul(&self.weight_matrix(&weight)?)?;
         Ok(Some(col2im(&dcols, x.dims4()?, k, s, p)?))
     }
 }
