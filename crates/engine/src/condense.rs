@@ -1,10 +1,11 @@
 use crate::device::{set_tf32, DeviceData};
+use crate::matcher::MatchStep;
 use crate::optim::Sgd;
 use crate::passes::PassSizes;
 use crate::seed::{derive_seed, stream, AugmentSeeds};
 use crate::synset::SyntheticSet;
 use candle_core::{DType, Device, Result, Tensor, Var};
-use gradmatch_core::{Augmentation, Distance, GradientLevel, InnerTrainer, Loops, MatchContext, StepContext, StepStrategy};
+use gradmatch_core::{Augmentation, Distance, GradientLevel, InnerTrainer, Loops, StepContext, StepStrategy};
 use gradmatch_data::Dataset;
 use gradmatch_models::{cross_entropy, one_hot, Mode, ModelSpec, Network};
 use rand::seq::SliceRandom;
@@ -253,10 +254,10 @@ impl<'a> Condensation<'a> {
     /// matching loss, whose value it returns, detached and still on the device: reading it here
     /// would make the host wait for the GPU before launching the backward.
     fn matching_step(&mut self, net: &Network, seeds: AugmentSeeds, rng: &mut ChaCha8Rng) -> Result<Tensor> {
-        let loss = Matcher::new(net, &self.real, &self.syn, self.cfg, self.method, self.passes, seeds, rng).loss()?;
-        let grads = loss.backward()?;
-        self.img_opt.step(&self.syn.iter().map(|v| grads.get(v.as_tensor()).cloned()).collect::<Vec<_>>())?;
-        Ok(loss.detach())
+        let step = MatchStep { net, real: &self.real, syn: &self.syn, cfg: self.cfg, method: self.method, passes: self.passes, seeds };
+        let matched = step.run(rng)?;
+        self.img_opt.step(&matched.image_grads)?;
+        Ok(matched.loss)
     }
 
     /// Trains the network on the (detached) synthetic images after the matching step of `seeds` for
@@ -370,11 +371,10 @@ pub fn matching_gradient(
     let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(cfg.seed, stream::ITERATION, iteration as u64));
     let net = Network::new(run.model, shape, classes, derive_seed(cfg.seed, stream::NETWORK, iteration as u64), run.dtype, run.device)?;
     let seeds = AugmentSeeds { run_seed: cfg.seed, iteration, step: 0, steps: cfg.loops().outer, classes };
-    let loss = Matcher::new(&net, &real, &syn, cfg, method, passes, seeds, &mut rng).loss()?;
-    let grads = loss.backward()?;
+    let matched = MatchStep { net: &net, real: &real, syn: &syn, cfg, method, passes, seeds }.run(&mut rng)?;
     let class_grads =
-        syn.iter().map(|v| grads.get(v.as_tensor()).cloned().map_or_else(|| v.zeros_like(), Ok)).collect::<Result<Vec<_>>>()?;
-    Ok((loss.to_dtype(DType::F64)?.to_scalar::<f64>()?, Tensor::cat(&class_grads, 0)?))
+        matched.image_grads.into_iter().zip(&syn).map(|(g, v)| g.map_or_else(|| v.zeros_like(), Ok)).collect::<Result<Vec<_>>>()?;
+    Ok((matched.loss.to_dtype(DType::F64)?.to_scalar::<f64>()?, Tensor::cat(&class_grads, 0)?))
 }
 
 /// The initial synthetic images of `cfg` (noise or real), classes x ipc, class-major.
@@ -418,156 +418,6 @@ fn resume(path: &Path, fingerprint: &str, cfg: &CondenseConfig, classes: usize, 
     let mut opt = Sgd::new(syn.clone(), cfg.lr_img, cfg.momentum_img, 0.0);
     opt.set_buffers(per_class(&momentum.to_dtype(run.dtype)?, classes, cfg.ipc)?);
     Ok((syn, opt, done))
-}
-
-/// Batch-norm networks: statistics from `per_class` real images of each class (train mode), then
-/// frozen for the matching step.
-fn set_batch_norm_statistics(net: &Network, real: &DeviceData, per_class: usize, classes: usize, rng: &mut ChaCha8Rng) -> Result<()> {
-    let idx: Vec<usize> = (0..classes).flat_map(|c| real.split.sample_class(c, per_class, rng)).collect();
-    net.forward(&real.select(&idx)?, Mode::Train)?;
-    Ok(())
-}
-
-/// The engine's side of [`MatchContext`].
-struct Matcher<'a> {
-    net: &'a Network,
-    mode: Mode,
-    real: &'a DeviceData<'a>,
-    syn: &'a [Var],
-    cfg: &'a CondenseConfig,
-    method: Method<'a>,
-    passes: PassSizes,
-    /// The augmentation seeds of this matching step (which also name its iteration and class count).
-    seeds: AugmentSeeds,
-    rng: &'a mut ChaCha8Rng,
-}
-
-impl<'a> Matcher<'a> {
-    #[allow(clippy::too_many_arguments)] // the parts of one matching step, each named by its type
-    fn new(
-        net: &'a Network,
-        real: &'a DeviceData<'a>,
-        syn: &'a [Var],
-        cfg: &'a CondenseConfig,
-        method: Method<'a>,
-        passes: PassSizes,
-        seeds: AugmentSeeds,
-        rng: &'a mut ChaCha8Rng,
-    ) -> Self {
-        Matcher { net, mode: Mode::Train, real, syn, cfg, method, passes, seeds, rng }
-    }
-
-    /// The matching loss of one step. Batch-norm networks first take their statistics from real
-    /// images (train mode), then match with them frozen.
-    fn loss(mut self) -> Result<Tensor> {
-        if self.net.has_batch_norm() {
-            set_batch_norm_statistics(self.net, self.real, self.cfg.bn_images_per_class, self.seeds.classes, self.rng)?;
-            self.mode = Mode::Eval;
-        }
-        let method = self.method;
-        method.level.matching_loss(&mut self, method.distance)
-    }
-
-    /// Per-group gradients of the real images `x`, rows `idx` of the training split (`groups` equal,
-    /// contiguous groups), no graph.
-    fn real_grads(&self, x: &Tensor, idx: &[usize], groups: usize) -> Result<Vec<Vec<Tensor>>> {
-        self.grads(x, &self.real.split.gather_labels(idx), groups)
-    }
-
-    /// The real images of class `class`'s batch `idx`, augmented with the class's seed.
-    fn real_class_batch(&self, class: usize, idx: &[usize]) -> Result<Tensor> {
-        self.method.augment.augment(&self.real.select(idx)?, self.seeds.class(class))
-    }
-
-    /// Per-group gradients of images `x` (`groups` equal, contiguous groups): differentiable when `x`
-    /// is tracked (the synthetic images), graph-free otherwise.
-    fn grads(&self, x: &Tensor, labels: &[u32], groups: usize) -> Result<Vec<Vec<Tensor>>> {
-        let t = one_hot(labels, self.seeds.classes, x.dtype(), x.device())?;
-        split_groups(self.net.loss_and_grads(x, &t, self.mode, groups)?.1, groups)
-    }
-
-    /// Every synthetic image, class-major.
-    fn syn_images(&self) -> Result<Tensor> {
-        Tensor::cat(&self.syn.iter().map(|v| v.as_tensor()).collect::<Vec<_>>(), 0)
-    }
-
-    /// Refuses a one-group pass (a mixed batch) larger than a pass may hold.
-    fn check_mixed(&self, images: usize, side: &str) -> Result<()> {
-        if images > self.passes.max_images {
-            candle_core::bail!(
-                "a mixed {side} batch of {images} images is more than one pass may hold ({}): lower the level's batch option \
-                 or raise max_images_per_pass",
-                self.passes.max_images
-            )
-        }
-        Ok(())
-    }
-}
-
-/// `(groups, *shape)` gradients -> one list of `shape` gradients per group.
-fn split_groups(grads: Vec<Tensor>, groups: usize) -> Result<Vec<Vec<Tensor>>> {
-    (0..groups).map(|g| grads.iter().map(|t| t.get(g)).collect()).collect()
-}
-
-impl MatchContext for Matcher<'_> {
-    fn num_classes(&self) -> usize {
-        self.seeds.classes
-    }
-
-    fn iteration(&self) -> usize {
-        self.seeds.iteration
-    }
-
-    fn real_class_grads(&mut self) -> Result<Vec<Vec<Tensor>>> {
-        let classes = self.seeds.classes;
-        // Drawn in class order whatever the chunking: the same seed gives the same batches.
-        let batches: Vec<Vec<usize>> = (0..classes).map(|c| self.real.split.sample_class(c, self.cfg.batch_real, self.rng)).collect();
-        let mut grads = Vec::with_capacity(classes);
-        let per_pass = self.passes.classes_per_pass;
-        for (first, chunk) in (0..).step_by(per_pass).zip(batches.chunks(per_pass)) {
-            // Each class's batch gets its own seed, the one its synthetic images get.
-            let x = chunk.iter().enumerate().map(|(k, idx)| self.real_class_batch(first + k, idx)).collect::<Result<Vec<_>>>()?;
-            grads.extend(self.real_grads(&Tensor::cat(&x, 0)?, &chunk.concat(), chunk.len())?);
-        }
-        Ok(grads)
-    }
-
-    fn syn_class_grads(&mut self) -> Result<Vec<Vec<Tensor>>> {
-        let augmented = self
-            .syn
-            .iter()
-            .enumerate()
-            .map(|(c, v)| self.method.augment.augment(v.as_tensor(), self.seeds.class(c)))
-            .collect::<Result<Vec<_>>>()?;
-        // Per-class gradients do not depend on the other classes of the pass: split when one pass
-        // of every class would hold too many images.
-        let per_pass = (self.passes.max_images / self.cfg.ipc).max(1);
-        let mut grads = Vec::with_capacity(augmented.len());
-        for (first, chunk) in (0u32..).step_by(per_pass).zip(augmented.chunks(per_pass)) {
-            let labels: Vec<u32> = (first..first + chunk.len() as u32).flat_map(|c| std::iter::repeat_n(c, self.cfg.ipc)).collect();
-            grads.extend(self.grads(&Tensor::cat(chunk, 0)?, &labels, chunk.len())?);
-        }
-        Ok(grads)
-    }
-
-    fn real_mixed_grads(&mut self, n: usize) -> Result<Vec<Tensor>> {
-        self.check_mixed(n, "real")?;
-        let idx = self.real.split.sample_any(n, self.rng);
-        let x = self.method.augment.augment(&self.real.select(&idx)?, self.seeds.mixed())?;
-        Ok(self.real_grads(&x, &idx, 1)?.remove(0))
-    }
-
-    fn syn_mixed_grads(&mut self, max: usize) -> Result<Vec<Tensor>> {
-        let all = self.syn_images()?;
-        let mut order: Vec<u32> = (0..all.dim(0)? as u32).collect();
-        order.shuffle(self.rng);
-        order.truncate(max);
-        self.check_mixed(order.len(), "synthetic")?;
-        let labels: Vec<u32> = order.iter().map(|&i| i / self.cfg.ipc as u32).collect();
-        let x = all.index_select(&Tensor::from_slice(&order, order.len(), all.device())?, 0)?;
-        let x = self.method.augment.augment(&x, self.seeds.mixed())?;
-        Ok(self.grads(&x, &labels, 1)?.remove(0))
-    }
 }
 
 /// The engine's side of [`InnerTrainer`]: SGD on the (detached) synthetic set.

@@ -73,25 +73,53 @@ fn host_available_bytes() -> Result<usize> {
     Ok(kb.map_or(usize::MAX, |kb| kb.saturating_mul(1024)))
 }
 
-/// A split uploaded once to the device, with its per-class index on the host for sampling.
+/// A split as a device reads it, with its per-class index on the host for sampling. A GPU gets the
+/// whole split uploaded once; on the CPU the split's own values are read, so the host holds the
+/// images once (MNIST's training set is 188 MB).
 pub struct DeviceData<'a> {
     pub split: &'a Split,
-    pub images: Tensor,
+    /// The uploaded images (on a GPU only).
+    uploaded: Option<Tensor>,
     pub labels: Tensor,
     pub shape: (usize, usize, usize),
+    dtype: DType,
 }
 
 impl<'a> DeviceData<'a> {
     pub fn new(split: &'a Split, shape: (usize, usize, usize), dtype: DType, device: &Device) -> Result<Self> {
         let (c, h, w) = shape;
-        let images = Tensor::from_slice(&split.images, (split.len(), c, h, w), device)?.to_dtype(dtype)?;
+        let uploaded = match device {
+            Device::Cpu => None,
+            _ => Some(Tensor::from_slice(&split.images, (split.len(), c, h, w), device)?.to_dtype(dtype)?),
+        };
         let labels = Tensor::from_slice(&split.labels, split.len(), device)?;
-        Ok(DeviceData { split, images, labels, shape })
+        Ok(DeviceData { split, uploaded, labels, shape, dtype })
     }
 
     /// Images at `indices`, `(n, C, H, W)`.
     pub fn select(&self, indices: &[usize]) -> Result<Tensor> {
-        let idx: Vec<u32> = indices.iter().map(|&i| i as u32).collect();
-        self.images.index_select(&Tensor::from_vec(idx, indices.len(), self.images.device())?, 0)
+        match &self.uploaded {
+            Some(images) => {
+                let idx: Vec<u32> = indices.iter().map(|&i| i as u32).collect();
+                images.index_select(&Tensor::from_vec(idx, indices.len(), images.device())?, 0)
+            }
+            None => self.host_tensor(self.split.gather(indices), indices.len()),
+        }
+    }
+
+    /// Images `start..start + len`, `(len, C, H, W)`.
+    pub fn rows(&self, start: usize, len: usize) -> Result<Tensor> {
+        match &self.uploaded {
+            Some(images) => images.narrow(0, start, len),
+            None => {
+                let image_len = self.shape.0 * self.shape.1 * self.shape.2;
+                self.host_tensor(self.split.images[start * image_len..(start + len) * image_len].to_vec(), len)
+            }
+        }
+    }
+
+    fn host_tensor(&self, values: Vec<f32>, n: usize) -> Result<Tensor> {
+        let (c, h, w) = self.shape;
+        Tensor::from_vec(values, (n, c, h, w), &Device::Cpu)?.to_dtype(self.dtype)
     }
 }

@@ -7,6 +7,7 @@ mod checks;
 mod condense;
 mod device;
 mod evaluate;
+mod matcher;
 mod optim;
 mod passes;
 mod recipe;

@@ -13,6 +13,11 @@ const GIB: f64 = (1u64 << 30) as f64;
 /// cuBLAS's workspace and the allocator's fragmentation. The plan assumes one job per GPU.
 const HEADROOM: f64 = 0.8;
 
+/// Images a synthetic pass holds on the CPU: enough that its GEMMs stay efficient (ipc 1 keeps
+/// every class in one pass), few enough that the second-order graph stays small (ConvNet-3 holds
+/// about 4.3 M elements per image, and its backward as much again).
+const CPU_SYNTHETIC_IMAGES: usize = 10;
+
 /// The sizes of one matching step's passes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PassSizes {
@@ -20,6 +25,9 @@ pub struct PassSizes {
     pub max_images: usize,
     /// Classes whose real batches share one pass.
     pub classes_per_pass: usize,
+    /// Classes whose synthetic images share one pass with its second-order graph (the image step
+    /// back-propagates pass by pass, so only one pass's graph exists at a time).
+    pub syn_classes_per_pass: usize,
 }
 
 /// The network, images and device a condensation's passes run on.
@@ -45,7 +53,7 @@ struct Memory {
 struct Needs {
     /// The largest real pass.
     real_pass: usize,
-    /// The synthetic side's graph (every class: it lives until the image step), with the real gradients it is matched against.
+    /// One synthetic pass's graph, with the real gradients it is matched against.
     synthetic: usize,
 }
 
@@ -80,18 +88,24 @@ impl PassSizes {
         one_pass("batch_real", cfg.batch_real)?;
         one_pass("ipc", cfg.ipc)?;
         let by_index = (max_images / cfg.batch_real).clamp(1, classes);
-        let needs = |per_pass: usize| Needs {
-            real_pass: footprint.untracked_bytes(per_pass * cfg.batch_real, per_pass, dtype),
-            synthetic: footprint.tracked_bytes(classes * cfg.ipc, classes, dtype) + footprint.untracked_bytes(0, classes, dtype),
-        };
+        let syn_by_index = (max_images / cfg.ipc).clamp(1, classes);
+        let real_pass = |n: usize| footprint.untracked_bytes(n * cfg.batch_real, n, dtype);
+        let syn_pass = |n: usize| footprint.tracked_bytes(n * cfg.ipc, n, dtype) + footprint.untracked_bytes(0, classes, dtype);
+        let fits = |bytes: usize| bytes as f64 <= HEADROOM * available as f64;
         let classes_per_pass = match cfg.classes_per_pass {
             Some(n) => n.clamp(1, classes).min(by_index),
             // On a GPU, as many classes as its free memory holds; one at a time on the CPU.
             None if !memory.gpu => 1,
-            None => (1..=by_index).rev().find(|&n| needs(n).real_pass as f64 <= HEADROOM * available as f64).unwrap_or(1),
+            None => (1..=by_index).rev().find(|&n| fits(real_pass(n))).unwrap_or(1),
         };
-        check_memory(needs(classes_per_pass), available, classes_per_pass, cfg)?;
-        Ok(PassSizes { max_images, classes_per_pass })
+        let syn_classes_per_pass = if memory.gpu {
+            (1..=syn_by_index).rev().find(|&n| fits(syn_pass(n))).unwrap_or(1)
+        } else {
+            (CPU_SYNTHETIC_IMAGES / cfg.ipc).clamp(1, syn_by_index)
+        };
+        let sizes = PassSizes { max_images, classes_per_pass, syn_classes_per_pass };
+        check_memory(Needs { real_pass: real_pass(classes_per_pass), synthetic: syn_pass(syn_classes_per_pass) }, available, &sizes, cfg)?;
+        Ok(sizes)
     }
 }
 
@@ -120,12 +134,14 @@ fn limit_reason(cfg: &CondenseConfig) -> &'static str {
 }
 
 /// Refuses a step whose passes are predicted not to fit, naming what to lower.
-fn check_memory(needs: Needs, available: usize, classes_per_pass: usize, cfg: &CondenseConfig) -> Result<()> {
+fn check_memory(needs: Needs, available: usize, sizes: &PassSizes, cfg: &CondenseConfig) -> Result<()> {
     let gib = |b: usize| b as f64 / GIB;
+    let classes_per_pass = sizes.classes_per_pass;
     if needs.synthetic > available {
         candle_core::bail!(
-            "the synthetic side's graph (every class, {} images each) needs about {:.1} GiB and the device has {:.1} GiB free: \
+            "the synthetic side's graph of {} class(es) x {} images needs about {:.1} GiB and the device has {:.1} GiB free: \
              lower ipc or use a smaller model",
+            sizes.syn_classes_per_pass,
             cfg.ipc,
             gib(needs.synthetic),
             gib(available)
@@ -168,7 +184,7 @@ mod tests {
         assert_eq!(sizes.max_images, CONVNET_MNIST.max_images());
         assert_eq!(sizes.classes_per_pass, CONVNET_MNIST.max_images() / 4000);
         let cfg = CondenseConfig { max_images_per_pass: Some(9), batch_real: 3, classes_per_pass: Some(10), ..Default::default() };
-        assert_eq!(fit(&cfg, false, usize::MAX).unwrap(), PassSizes { max_images: 9, classes_per_pass: 3 });
+        assert_eq!(fit(&cfg, false, usize::MAX).unwrap(), PassSizes { max_images: 9, classes_per_pass: 3, syn_classes_per_pass: 9 });
     }
 
     #[test]
@@ -180,8 +196,8 @@ mod tests {
         assert!(err(CondenseConfig { max_images_per_pass: Some(0), ..Default::default() }, usize::MAX).contains("at least one"));
         assert!(err(CondenseConfig { max_images_per_pass: Some(1 << 20), ..Default::default() }, usize::MAX).contains("at most"));
         let ipc_50 = CondenseConfig { ipc: 50, ..Default::default() };
-        let graph = CONVNET_MNIST.tracked_bytes(500, 10, DType::F32);
-        assert!(err(ipc_50.clone(), graph / 2).contains("synthetic side's graph"));
+        let one_class = CONVNET_MNIST.tracked_bytes(50, 1, DType::F32);
+        assert!(err(ipc_50.clone(), one_class / 2).contains("synthetic side's graph of 1 class(es) x 50 images"));
         let real = CONVNET_MNIST.untracked_bytes(5 * 256, 5, DType::F32);
         let five = CondenseConfig { classes_per_pass: Some(5), ..Default::default() };
         assert!(err(five, real - 1).contains("lower classes_per_pass"));
@@ -196,5 +212,20 @@ mod tests {
         assert_eq!(fit(&cfg, true, (three as f64 / HEADROOM) as usize + 1).unwrap().classes_per_pass, 3);
         assert_eq!(fit(&cfg, true, three).unwrap().classes_per_pass, 2, "headroom for what the prediction leaves out");
         assert_eq!(fit(&cfg, false, usize::MAX).unwrap().classes_per_pass, 1);
+    }
+
+    /// The synthetic side's graph exists one pass at a time: on the CPU a pass of about ten images
+    /// (every class at ipc 1, one at ipc 10), on a GPU as many classes as its free memory holds.
+    #[test]
+    fn synthetic_passes_bound_the_graph() {
+        let at =
+            |ipc: usize, gpu: bool, available: usize| fit(&CondenseConfig { ipc, batch_real: 16, ..Default::default() }, gpu, available);
+        assert_eq!(at(1, false, usize::MAX).unwrap().syn_classes_per_pass, 10);
+        assert_eq!(at(2, false, usize::MAX).unwrap().syn_classes_per_pass, 5);
+        assert_eq!(at(10, false, usize::MAX).unwrap().syn_classes_per_pass, 1);
+        assert_eq!(at(50, false, usize::MAX).unwrap().syn_classes_per_pass, 1);
+        assert_eq!(at(10, true, usize::MAX).unwrap().syn_classes_per_pass, 10);
+        let four = CONVNET_MNIST.tracked_bytes(40, 4, DType::F32) + CONVNET_MNIST.untracked_bytes(0, 10, DType::F32);
+        assert_eq!(at(10, true, (four as f64 / HEADROOM) as usize + 1).unwrap().syn_classes_per_pass, 4);
     }
 }
