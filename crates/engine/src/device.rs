@@ -109,6 +109,9 @@ impl<'a> DeviceData<'a> {
 
     /// Images `start..start + len`, `(len, C, H, W)`.
     pub fn rows(&self, start: usize, len: usize) -> Result<Tensor> {
+        if start + len > self.split.len() {
+            candle_core::bail!("rows {start}..{} of a split of {} images", start + len, self.split.len())
+        }
         match &self.uploaded {
             Some(images) => images.narrow(0, start, len),
             None => {

@@ -6,7 +6,10 @@
 //! again: over all 100 images of ipc 10 that was 2.5x PyTorch's memory). The level receives the
 //! synthetic gradients g as constants (leaves); the backward of its loss L gives dL/dg; then each
 //! pass of [`PassSizes::syn_classes_per_pass`] classes recomputes its gradients with their graph and
-//! back-propagates `sum <dL/dg, g>` to its images, whose gradient is exactly (dg/dx)ᵀ dL/dg.
+//! back-propagates `sum <dL/dg, g>` to its images, whose gradient is (dg/dx)ᵀ dL/dg: the one-graph
+//! gradient up to float rounding (in f32 the leaves come from the fused kernels and the recompute
+//! from candle's compositions, ~1e-5 apart). A mixed batch (one group) is recomputed in chunks of
+//! as many images, each weighted by its share of the batch's mean loss.
 
 use crate::condense::{CondenseConfig, Method};
 use crate::device::DeviceData;
@@ -54,24 +57,19 @@ impl SynBatch {
             SynBatch::Mixed { .. } => 1,
         }
     }
-
-    /// The batch as passes of at most `per_pass` classes, each with its first group's offset. A
-    /// mixed batch is one pass: its gradient is of the mean loss over all its images.
-    fn passes(&self, per_pass: usize) -> Vec<(usize, SynBatch)> {
-        match self {
-            SynBatch::Classes { first, count } => (0..*count)
-                .step_by(per_pass.max(1))
-                .map(|offset| (offset, SynBatch::Classes { first: first + offset, count: per_pass.min(count - offset) }))
-                .collect(),
-            SynBatch::Mixed { .. } => vec![(0, self.clone())],
-        }
-    }
 }
 
 /// What the level received for one synthetic batch: per parameter, a `(groups, *shape)` leaf.
 struct Received {
     batch: SynBatch,
     leaves: Vec<Var>,
+}
+
+/// A received batch and its loss's gradient with respect to each received gradient (`None` where
+/// the loss does not depend on it: a distance may skip biases).
+struct Upstream {
+    batch: SynBatch,
+    dl_dg: Vec<Option<Tensor>>,
 }
 
 /// The step's [`MatchContext`].
@@ -92,36 +90,84 @@ impl<'a> MatchStep<'a> {
             mode = Mode::Eval;
         }
         let mut matcher = Matcher { step: self, mode, rng, received: Vec::new() };
-        let loss = self.method.level.matching_loss(&mut matcher, self.method.distance)?;
-        let upstream = loss.backward()?;
+        let (loss, upstream) = self.level_loss(&mut matcher)?;
         let mut image_grads: Vec<Option<Tensor>> = vec![None; self.syn.len()];
-        for received in &matcher.received {
-            // `None` where the loss does not depend on a gradient (a distance may skip biases).
-            let dl_dg: Vec<Option<&Tensor>> = received.leaves.iter().map(|v| upstream.get(v.as_tensor())).collect();
-            if dl_dg.iter().all(Option::is_none) {
-                continue;
-            }
-            for (offset, pass) in received.batch.passes(self.passes.syn_classes_per_pass) {
-                let grads = matcher.syn_grads(&pass, true)?;
-                let mut product = Tensor::zeros((), loss.dtype(), loss.device())?;
-                for (d, g) in dl_dg.iter().zip(&grads) {
-                    if let Some(d) = d {
-                        product = (product + (d.narrow(0, offset, pass.groups())? * g)?.sum_all()?)?;
+        for up in upstream.iter().filter(|up| up.dl_dg.iter().any(Option::is_some)) {
+            match &up.batch {
+                SynBatch::Classes { first, count } => {
+                    let per_pass = self.passes.syn_classes_per_pass.max(1);
+                    for offset in (0..*count).step_by(per_pass) {
+                        let groups = per_pass.min(count - offset);
+                        let grads = matcher.class_grads(first + offset, groups, true)?;
+                        self.back_propagate(&pairing(&up.dl_dg, offset, groups, &grads, 1.0)?, &mut image_grads)?;
                     }
                 }
-                let back = product.backward()?;
-                for (sum, var) in image_grads.iter_mut().zip(self.syn) {
-                    if let Some(g) = back.get(var.as_tensor()) {
-                        *sum = Some(match sum.take() {
-                            Some(s) => (s + g)?,
-                            None => g.clone(),
-                        });
+                SynBatch::Mixed { order } => {
+                    let (x, labels) = matcher.mixed_images(order, true)?;
+                    for (start, len) in chunks(labels.len(), self.passes.syn_classes_per_pass * self.cfg.ipc) {
+                        let grads = matcher.grads(&x.narrow(0, start, len)?, &labels[start..start + len], 1)?;
+                        let share = len as f64 / labels.len() as f64;
+                        self.back_propagate(&pairing(&up.dl_dg, 0, 1, &grads, share)?, &mut image_grads)?;
                     }
                 }
             }
         }
-        Ok(Matched { loss: loss.detach(), image_grads })
+        Ok(Matched { loss, image_grads })
     }
+
+    /// The level's loss (detached) and its gradient with respect to what the level received. The
+    /// level's graph, with the real gradients in it, is freed on return, before the image step.
+    fn level_loss(&self, matcher: &mut Matcher) -> Result<(Tensor, Vec<Upstream>)> {
+        let loss = self.method.level.matching_loss(matcher, self.method.distance)?;
+        let grads = loss.backward()?;
+        let upstream = matcher
+            .received
+            .drain(..)
+            .map(|r| Upstream { dl_dg: r.leaves.iter().map(|v| grads.get(v.as_tensor()).cloned()).collect(), batch: r.batch })
+            .collect();
+        Ok((loss.detach(), upstream))
+    }
+
+    /// Adds `product`'s gradient with respect to each class's images to `image_grads`.
+    fn back_propagate(&self, product: &Tensor, image_grads: &mut [Option<Tensor>]) -> Result<()> {
+        let back = product.backward()?;
+        for (sum, var) in image_grads.iter_mut().zip(self.syn) {
+            if let Some(g) = back.get(var.as_tensor()) {
+                *sum = Some(match sum.take() {
+                    Some(s) => (s + g)?,
+                    None => g.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `weight * sum <dL/dg, g>` over the parameters, for `grads` of the received groups
+/// `offset..offset + groups`.
+fn pairing(dl_dg: &[Option<Tensor>], offset: usize, groups: usize, grads: &[Tensor], weight: f64) -> Result<Tensor> {
+    let mut product: Option<Tensor> = None;
+    for (d, g) in dl_dg.iter().zip(grads) {
+        if let Some(d) = d {
+            let term = (d.narrow(0, offset, groups)? * g)?.sum_all()?;
+            product = Some(match product {
+                Some(p) => (p + term)?,
+                None => term,
+            });
+        }
+    }
+    let product = product.expect("the caller skips batches the loss does not depend on");
+    if weight == 1.0 {
+        Ok(product)
+    } else {
+        product.affine(weight, 0.0)
+    }
+}
+
+/// `(start, len)` of consecutive chunks of at most `chunk` of `n` items.
+fn chunks(n: usize, chunk: usize) -> impl Iterator<Item = (usize, usize)> {
+    let chunk = chunk.max(1);
+    (0..n).step_by(chunk).map(move |start| (start, chunk.min(n - start)))
 }
 
 /// Batch-norm networks: statistics from `bn_images_per_class` real images of each class (train
@@ -162,26 +208,45 @@ impl Matcher<'_, '_> {
         }
     }
 
-    /// The gradients of a synthetic batch in one pass, with their graph when `tracked`.
-    fn syn_grads(&self, batch: &SynBatch, tracked: bool) -> Result<Vec<Tensor>> {
-        let (step, ipc) = (self.step, self.step.cfg.ipc);
-        match batch {
-            SynBatch::Classes { first, count } => {
-                let classes = *first..first + count;
-                let x = classes
-                    .clone()
-                    .map(|c| step.method.augment.augment(&self.class_images(c, tracked), step.seeds.class(c)))
-                    .collect::<Result<Vec<_>>>()?;
-                let labels: Vec<u32> = classes.flat_map(|c| std::iter::repeat_n(c as u32, ipc)).collect();
-                self.grads(&Tensor::cat(&x, 0)?, &labels, *count)
+    /// The gradients of classes `first..first + count`'s synthetic images in one pass, one group per
+    /// class, with their graph when `tracked`.
+    fn class_grads(&self, first: usize, count: usize, tracked: bool) -> Result<Vec<Tensor>> {
+        let step = self.step;
+        let classes = first..first + count;
+        let x = classes
+            .clone()
+            .map(|c| step.method.augment.augment(&self.class_images(c, tracked), step.seeds.class(c)))
+            .collect::<Result<Vec<_>>>()?;
+        let labels: Vec<u32> = classes.flat_map(|c| std::iter::repeat_n(c as u32, step.cfg.ipc)).collect();
+        self.grads(&Tensor::cat(&x, 0)?, &labels, count)
+    }
+
+    /// Images `order` of the class-major synthetic set, augmented as one batch with the mixed seed,
+    /// and their labels.
+    fn mixed_images(&self, order: &[u32], tracked: bool) -> Result<(Tensor, Vec<u32>)> {
+        let step = self.step;
+        let all = Tensor::cat(&(0..step.syn.len()).map(|c| self.class_images(c, tracked)).collect::<Vec<_>>(), 0)?;
+        let x = all.index_select(&Tensor::from_slice(order, order.len(), all.device())?, 0)?;
+        let labels = order.iter().map(|&i| i / step.cfg.ipc as u32).collect();
+        Ok((step.method.augment.augment(&x, step.seeds.mixed())?, labels))
+    }
+
+    /// `(1, *shape)` gradients of the mean loss over the images `x` (one group), graph-free, in
+    /// chunks of at most `chunk` images so that no pass outgrows what was planned.
+    fn chunked_grads(&self, x: &Tensor, labels: &[u32], chunk: usize) -> Result<Vec<Tensor>> {
+        let n = labels.len();
+        let mut sum: Option<Vec<Tensor>> = None;
+        for (start, len) in chunks(n, chunk) {
+            let mut grads = self.grads(&x.narrow(0, start, len)?, &labels[start..start + len], 1)?;
+            if len < n {
+                grads = grads.iter().map(|g| g.affine(len as f64 / n as f64, 0.0)).collect::<Result<_>>()?;
             }
-            SynBatch::Mixed { order } => {
-                let all = Tensor::cat(&(0..step.syn.len()).map(|c| self.class_images(c, tracked)).collect::<Vec<_>>(), 0)?;
-                let labels: Vec<u32> = order.iter().map(|&i| i / ipc as u32).collect();
-                let x = all.index_select(&Tensor::from_slice(order, order.len(), all.device())?, 0)?;
-                self.grads(&step.method.augment.augment(&x, step.seeds.mixed())?, &labels, 1)
-            }
+            sum = Some(match sum {
+                Some(s) => s.iter().zip(&grads).map(|(a, b)| a + b).collect::<Result<_>>()?,
+                None => grads,
+            });
         }
+        Ok(sum.expect("a mixed batch has at least one image"))
     }
 
     /// Hands the level the gradients of `batch` as constants, remembering them for the image step.
@@ -193,13 +258,13 @@ impl Matcher<'_, '_> {
         given
     }
 
-    /// At most `max` synthetic images of all classes, shuffled.
-    fn mixed_batch(&mut self, max: usize) -> Result<SynBatch> {
+    /// At most `max` indices of the class-major synthetic set, shuffled.
+    fn mixed_order(&mut self, max: usize) -> Result<Vec<u32>> {
         let mut order: Vec<u32> = (0..(self.step.seeds.classes * self.step.cfg.ipc) as u32).collect();
         order.shuffle(self.rng);
         order.truncate(max);
         self.check_mixed(order.len(), "synthetic")?;
-        Ok(SynBatch::Mixed { order })
+        Ok(order)
     }
 
     /// Refuses a one-group pass (a mixed batch) larger than a pass may hold.
@@ -244,30 +309,31 @@ impl MatchContext for Matcher<'_, '_> {
     }
 
     fn syn_class_grads(&mut self) -> Result<Vec<Vec<Tensor>>> {
-        let all = SynBatch::Classes { first: 0, count: self.step.seeds.classes };
-        // Graph-free, so one pass may hold as many classes as the index range allows.
-        let per_pass = (self.step.passes.max_images / self.step.cfg.ipc).max(1);
+        let classes = self.step.seeds.classes;
         let mut passes = Vec::new();
-        for (_, pass) in all.passes(per_pass) {
-            passes.push(self.syn_grads(&pass, false)?);
+        for (first, count) in chunks(classes, self.step.passes.syn_classes_per_graph_free_pass) {
+            passes.push(self.class_grads(first, count, false)?);
         }
         let grads = (0..passes[0].len())
             .map(|p| Tensor::cat(&passes.iter().map(|pass| &pass[p]).collect::<Vec<_>>(), 0))
             .collect::<Result<Vec<_>>>()?;
-        self.receive(all, grads)
+        self.receive(SynBatch::Classes { first: 0, count: classes }, grads)
     }
 
     fn real_mixed_grads(&mut self, n: usize) -> Result<Vec<Tensor>> {
         self.check_mixed(n, "real")?;
-        let idx = self.step.real.split.sample_any(n, self.rng);
-        let x = self.step.method.augment.augment(&self.step.real.select(&idx)?, self.step.seeds.mixed())?;
-        Ok(self.real_grads(&x, &idx, 1)?.remove(0))
+        let step = self.step;
+        let idx = step.real.split.sample_any(n, self.rng);
+        let x = step.method.augment.augment(&step.real.select(&idx)?, step.seeds.mixed())?;
+        let real_pass = step.passes.classes_per_pass * step.cfg.batch_real;
+        Ok(split_groups(self.chunked_grads(&x, &step.real.split.gather_labels(&idx), real_pass)?, 1)?.remove(0))
     }
 
     fn syn_mixed_grads(&mut self, max: usize) -> Result<Vec<Tensor>> {
-        let batch = self.mixed_batch(max)?;
-        let grads = self.syn_grads(&batch, false)?;
-        Ok(self.receive(batch, grads)?.remove(0))
+        let order = self.mixed_order(max)?;
+        let (x, labels) = self.mixed_images(&order, false)?;
+        let grads = self.chunked_grads(&x, &labels, self.step.passes.syn_classes_per_graph_free_pass * self.step.cfg.ipc)?;
+        Ok(self.receive(SynBatch::Mixed { order }, grads)?.remove(0))
     }
 }
 
@@ -298,14 +364,15 @@ mod tests {
         }
         fn syn_class_grads(&mut self) -> Result<Vec<Vec<Tensor>>> {
             let classes = self.num_classes();
-            split_groups(self.0.syn_grads(&SynBatch::Classes { first: 0, count: classes }, true)?, classes)
+            split_groups(self.0.class_grads(0, classes, true)?, classes)
         }
         fn real_mixed_grads(&mut self, n: usize) -> Result<Vec<Tensor>> {
             self.0.real_mixed_grads(n)
         }
         fn syn_mixed_grads(&mut self, max: usize) -> Result<Vec<Tensor>> {
-            let batch = self.0.mixed_batch(max)?;
-            Ok(split_groups(self.0.syn_grads(&batch, true)?, 1)?.remove(0))
+            let order = self.0.mixed_order(max)?;
+            let (x, labels) = self.0.mixed_images(&order, true)?;
+            Ok(split_groups(self.0.grads(&x, &labels, 1)?, 1)?.remove(0))
         }
     }
 
@@ -325,7 +392,8 @@ mod tests {
     }
 
     /// Every level, with and without DSA, on real MNIST and a small ConvNet in f64: the two-pass
-    /// image gradient, one class per pass or several, equals one backward through the whole graph.
+    /// image gradient, one class per pass or several (the mixed batches chunked alike), equals one
+    /// backward through the whole graph.
     #[test]
     fn two_passes_equal_one_graph() {
         let ds = mnist();
@@ -345,13 +413,18 @@ mod tests {
                 let method =
                     Method { level: level.as_ref(), distance: distance.as_ref(), steps: steps.as_ref(), augment: augment.as_ref() };
                 let seeds = AugmentSeeds { run_seed: 1, iteration: 1, step: 2, steps: 5, classes };
-                let step = |syn_classes_per_pass| MatchStep {
+                let step = |per_pass| MatchStep {
                     net: &net,
                     real: &real,
                     syn: &syn,
                     cfg: &cfg,
                     method,
-                    passes: PassSizes { max_images: 1 << 20, classes_per_pass: 10, syn_classes_per_pass },
+                    passes: PassSizes {
+                        max_images: 1 << 20,
+                        classes_per_pass: per_pass,
+                        syn_classes_per_pass: per_pass,
+                        syn_classes_per_graph_free_pass: per_pass,
+                    },
                     seeds,
                 };
                 let rng = || ChaCha8Rng::seed_from_u64(7);

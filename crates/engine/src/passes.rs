@@ -28,6 +28,8 @@ pub struct PassSizes {
     /// Classes whose synthetic images share one pass with its second-order graph (the image step
     /// back-propagates pass by pass, so only one pass's graph exists at a time).
     pub syn_classes_per_pass: usize,
+    /// Classes whose synthetic images share one graph-free pass (the gradients the level receives).
+    pub syn_classes_per_graph_free_pass: usize,
 }
 
 /// The network, images and device a condensation's passes run on.
@@ -53,8 +55,10 @@ struct Memory {
 struct Needs {
     /// The largest real pass.
     real_pass: usize,
-    /// One synthetic pass's graph, with the real gradients it is matched against.
+    /// One synthetic pass's graph, with the received gradients and their upstream gradients.
     synthetic: usize,
+    /// One graph-free synthetic pass, with the real gradients it is matched against.
+    synthetic_graph_free: usize,
 }
 
 impl PassSizes {
@@ -90,21 +94,34 @@ impl PassSizes {
         let by_index = (max_images / cfg.batch_real).clamp(1, classes);
         let syn_by_index = (max_images / cfg.ipc).clamp(1, classes);
         let real_pass = |n: usize| footprint.untracked_bytes(n * cfg.batch_real, n, dtype);
-        let syn_pass = |n: usize| footprint.tracked_bytes(n * cfg.ipc, n, dtype) + footprint.untracked_bytes(0, classes, dtype);
+        // Both synthetic passes hold a gradient per class beside them: the real ones while the
+        // level's gradients are computed, the received ones and their upstream during the image step.
+        let per_class_grads = footprint.untracked_bytes(0, classes, dtype);
+        let syn_pass = |n: usize| footprint.tracked_bytes(n * cfg.ipc, n, dtype) + per_class_grads;
+        let syn_graph_free_pass = |n: usize| footprint.untracked_bytes(n * cfg.ipc, n, dtype) + per_class_grads;
         let fits = |bytes: usize| bytes as f64 <= HEADROOM * available as f64;
+        // The most classes, up to `most`, whose pass fits; one when none does (then refused below).
+        let largest_fitting = |most: usize, bytes: &dyn Fn(usize) -> usize| (1..=most).rev().find(|&n| fits(bytes(n))).unwrap_or(1);
         let classes_per_pass = match cfg.classes_per_pass {
             Some(n) => n.clamp(1, classes).min(by_index),
             // On a GPU, as many classes as its free memory holds; one at a time on the CPU.
             None if !memory.gpu => 1,
-            None => (1..=by_index).rev().find(|&n| fits(real_pass(n))).unwrap_or(1),
+            None => largest_fitting(by_index, &real_pass),
         };
-        let syn_classes_per_pass = if memory.gpu {
-            (1..=syn_by_index).rev().find(|&n| fits(syn_pass(n))).unwrap_or(1)
-        } else {
-            (CPU_SYNTHETIC_IMAGES / cfg.ipc).clamp(1, syn_by_index)
+        // On the CPU, passes of about ten images keep the GEMMs efficient and the graph small.
+        let syn_most = if memory.gpu { syn_by_index } else { (CPU_SYNTHETIC_IMAGES / cfg.ipc).clamp(1, syn_by_index) };
+        let sizes = PassSizes {
+            max_images,
+            classes_per_pass,
+            syn_classes_per_pass: largest_fitting(syn_most, &syn_pass),
+            syn_classes_per_graph_free_pass: largest_fitting(syn_by_index, &syn_graph_free_pass),
         };
-        let sizes = PassSizes { max_images, classes_per_pass, syn_classes_per_pass };
-        check_memory(Needs { real_pass: real_pass(classes_per_pass), synthetic: syn_pass(syn_classes_per_pass) }, available, &sizes, cfg)?;
+        let needs = Needs {
+            real_pass: real_pass(classes_per_pass),
+            synthetic: syn_pass(sizes.syn_classes_per_pass),
+            synthetic_graph_free: syn_graph_free_pass(sizes.syn_classes_per_graph_free_pass),
+        };
+        check_memory(needs, available, &sizes, cfg)?;
         Ok(sizes)
     }
 }
@@ -137,13 +154,13 @@ fn limit_reason(cfg: &CondenseConfig) -> &'static str {
 fn check_memory(needs: Needs, available: usize, sizes: &PassSizes, cfg: &CondenseConfig) -> Result<()> {
     let gib = |b: usize| b as f64 / GIB;
     let classes_per_pass = sizes.classes_per_pass;
-    if needs.synthetic > available {
+    if needs.synthetic.max(needs.synthetic_graph_free) > available {
         candle_core::bail!(
             "the synthetic side's graph of {} class(es) x {} images needs about {:.1} GiB and the device has {:.1} GiB free: \
              lower ipc or use a smaller model",
             sizes.syn_classes_per_pass,
             cfg.ipc,
-            gib(needs.synthetic),
+            gib(needs.synthetic.max(needs.synthetic_graph_free)),
             gib(available)
         )
     }
@@ -184,7 +201,10 @@ mod tests {
         assert_eq!(sizes.max_images, CONVNET_MNIST.max_images());
         assert_eq!(sizes.classes_per_pass, CONVNET_MNIST.max_images() / 4000);
         let cfg = CondenseConfig { max_images_per_pass: Some(9), batch_real: 3, classes_per_pass: Some(10), ..Default::default() };
-        assert_eq!(fit(&cfg, false, usize::MAX).unwrap(), PassSizes { max_images: 9, classes_per_pass: 3, syn_classes_per_pass: 9 });
+        assert_eq!(
+            fit(&cfg, false, usize::MAX).unwrap(),
+            PassSizes { max_images: 9, classes_per_pass: 3, syn_classes_per_pass: 9, syn_classes_per_graph_free_pass: 9 }
+        );
     }
 
     #[test]
@@ -215,7 +235,8 @@ mod tests {
     }
 
     /// The synthetic side's graph exists one pass at a time: on the CPU a pass of about ten images
-    /// (every class at ipc 1, one at ipc 10), on a GPU as many classes as its free memory holds.
+    /// (every class at ipc 1, one at ipc 10) or fewer when memory is short, on a GPU as many classes
+    /// as its free memory holds.
     #[test]
     fn synthetic_passes_bound_the_graph() {
         let at =
@@ -225,7 +246,15 @@ mod tests {
         assert_eq!(at(10, false, usize::MAX).unwrap().syn_classes_per_pass, 1);
         assert_eq!(at(50, false, usize::MAX).unwrap().syn_classes_per_pass, 1);
         assert_eq!(at(10, true, usize::MAX).unwrap().syn_classes_per_pass, 10);
-        let four = CONVNET_MNIST.tracked_bytes(40, 4, DType::F32) + CONVNET_MNIST.untracked_bytes(0, 10, DType::F32);
-        assert_eq!(at(10, true, (four as f64 / HEADROOM) as usize + 1).unwrap().syn_classes_per_pass, 4);
+        let per_class_grads = CONVNET_MNIST.untracked_bytes(0, 10, DType::F32);
+        let room_for = |bytes: usize| ((bytes + per_class_grads) as f64 / HEADROOM) as usize + 1;
+        let four = CONVNET_MNIST.tracked_bytes(40, 4, DType::F32);
+        assert_eq!(at(10, true, room_for(four)).unwrap().syn_classes_per_pass, 4);
+        // The CPU's ten images give way to fewer when memory is short.
+        assert_eq!(at(1, false, room_for(CONVNET_MNIST.tracked_bytes(4, 4, DType::F32))).unwrap().syn_classes_per_pass, 4);
+        // The graph-free pass takes every class when it can, and as many as fit when not.
+        assert_eq!(at(10, false, usize::MAX).unwrap().syn_classes_per_graph_free_pass, 10);
+        let free_four = CONVNET_MNIST.untracked_bytes(40, 4, DType::F32);
+        assert_eq!(at(10, false, room_for(free_four)).unwrap().syn_classes_per_graph_free_pass, 4);
     }
 }

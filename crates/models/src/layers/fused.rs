@@ -924,6 +924,11 @@ impl Kernel<3> for SgdUpdate {
 /// where the composition takes a pass (and an allocation) per operation. `buffer` is ignored when
 /// `update.first`.
 pub fn sgd(param: &Tensor, grad: &Tensor, buffer: &Tensor, update: SgdUpdate) -> Result<(Tensor, Tensor)> {
+    for (name, t) in [("gradient", grad), ("momentum buffer", buffer)] {
+        if t.dims() != param.dims() {
+            candle_core::bail!("sgd: the {name} is {:?} and the parameter {:?}", t.dims(), param.dims())
+        }
+    }
     let mut out = apply(&update, [param, grad, buffer])?;
     let buffer = out.pop().expect("two outputs");
     Ok((out.pop().expect("two outputs"), buffer))
