@@ -21,6 +21,7 @@ pub struct EvalOutcome {
 }
 
 /// One evaluation network: what it trains on and how its batches are augmented.
+#[derive(Clone, Copy)]
 pub struct EvalTask<'a> {
     pub spec: &'a ModelSpec,
     /// `(n, C, H, W)` images with their labels.
@@ -97,16 +98,28 @@ pub fn evaluate(task: &EvalTask, cfg: &EvalConfig, recipe: &Recipe) -> Result<Ev
 
 /// Accuracy of `net` on the first `limit` images of `test` (all when `None`).
 fn test_accuracy(net: &Network, test: &DeviceData, limit: Option<usize>) -> Result<f64> {
+    Ok(test_accuracy_of_members(net, test, limit)?[0])
+}
+
+/// Each network's accuracy on the first `limit` images of `test`, for a network or an ensemble
+/// (every network sees the same test images).
+pub(crate) fn test_accuracy_of_members(net: &Network, test: &DeviceData, limit: Option<usize>) -> Result<Vec<f64>> {
     let total = limit.unwrap_or(test.split.len()).min(test.split.len());
-    let mut correct = 0;
-    // 256 test images per pass: larger chunks only add memory (the patches of 1000 images take 1.2 GB).
-    let chunk = 256;
+    let members = net.members();
+    let mut correct = vec![0; members];
+    // 256 test images per pass in all: larger passes only add memory (the patches of 1000 images take 1.2 GB).
+    let chunk = (256 / members).max(1);
     for start in (0..total).step_by(chunk) {
         let len = chunk.min(total - start);
-        let logits = net.forward(&test.rows(start, len)?, Mode::Eval)?;
-        correct += accuracy_count(&logits, &test.labels.narrow(0, start, len)?)?;
+        let x = test.rows(start, len)?;
+        let x = if members == 1 { x } else { Tensor::cat(&vec![&x; members], 0)? };
+        let logits = net.forward(&x, Mode::Eval)?;
+        let labels = test.labels.narrow(0, start, len)?;
+        for (k, c) in correct.iter_mut().enumerate() {
+            *c += accuracy_count(&logits.narrow(0, k * len, len)?, &labels)?;
+        }
     }
-    Ok(correct as f64 / total.max(1) as f64)
+    Ok(correct.into_iter().map(|c| c as f64 / total.max(1) as f64).collect())
 }
 
 #[cfg(test)]

@@ -14,11 +14,23 @@ pub fn one_hot(labels: &[u32], classes: usize, dtype: DType, device: &Device) ->
 /// (stable log-softmax: the max is subtracted as a constant, which leaves the gradient unchanged).
 pub fn cross_entropy(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
     let n = logits.dim(0)? as f64;
+    (log_softmax(logits)? * targets)?.sum_all()?.affine(-1.0 / n, 0.0)
+}
+
+/// The mean cross-entropy of each of `groups` equal, contiguous groups of rows: `(groups)`.
+pub fn group_cross_entropy(logits: &Tensor, targets: &Tensor, groups: usize) -> Result<Tensor> {
+    let (n, classes) = logits.dims2()?;
+    let per_row = (log_softmax(logits)? * targets)?.reshape((groups, (), classes))?;
+    per_row.sum(2)?.sum(1)?.affine(-(groups as f64) / n as f64, 0.0)
+}
+
+/// Stable log-softmax over the last axis (the max is subtracted as a constant, which leaves the
+/// gradient unchanged).
+fn log_softmax(logits: &Tensor) -> Result<Tensor> {
     let max = logits.max_keepdim(D::Minus1)?.detach();
     let shifted = logits.broadcast_sub(&max)?;
     let log_sum_exp = shifted.exp()?.sum_keepdim(D::Minus1)?.log()?;
-    let log_probs = shifted.broadcast_sub(&log_sum_exp)?;
-    (log_probs * targets)?.sum_all()?.affine(-1.0 / n, 0.0)
+    shifted.broadcast_sub(&log_sum_exp)
 }
 
 /// Gradient of the mean cross-entropy over each group of `group_size` rows with respect to the

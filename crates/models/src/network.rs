@@ -1,8 +1,8 @@
 use crate::arch;
 use crate::layers::{Backward, Forward, Layer, Mode};
-use crate::loss::{cross_entropy, cross_entropy_grad};
+use crate::loss::{cross_entropy, cross_entropy_grad, group_cross_entropy};
 use crate::params::{Param, ParamInit};
-use crate::spec::{Arch, ModelSpec, NormKind};
+use crate::spec::{Arch, ModelSpec};
 use candle_core::{DType, Device, Result, Tensor, Var};
 
 /// A network with its parameters: what the engine trains and differentiates.
@@ -10,6 +10,8 @@ pub struct Network {
     spec: ModelSpec,
     body: Box<dyn Layer>,
     params: Vec<Param>,
+    /// Networks held as one (see [`Network::ensemble`]); 1 for a plain network.
+    members: usize,
 }
 
 impl Network {
@@ -22,7 +24,30 @@ impl Network {
         dtype: DType,
         device: &Device,
     ) -> Result<Network> {
-        let mut init = ParamInit::new(seed, dtype, device);
+        Self::build(spec, input, classes, ParamInit::new(seed, dtype, device))
+    }
+
+    /// One network per seed, held as one: every parameter stacked `(networks, *shape)`, network k
+    /// initialised exactly as `Network::new` with `seeds[k]`. A batch is `networks` equal,
+    /// contiguous blocks, block k run through network k: convolutions and linear layers as batched
+    /// GEMMs, norms, activations and pooling per sample as before. Batch-norm networks are refused
+    /// (their statistics are per network; train them one at a time).
+    pub fn ensemble(
+        spec: &ModelSpec,
+        input: (usize, usize, usize),
+        classes: usize,
+        seeds: &[u64],
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Network> {
+        if seeds.len() > 1 && spec.has_batch_norm() {
+            candle_core::bail!("{spec}: batch norm keeps statistics per network, so its networks cannot be held as one ensemble")
+        }
+        Self::build(spec, input, classes, ParamInit::ensemble(seeds, dtype, device))
+    }
+
+    fn build(spec: &ModelSpec, input: (usize, usize, usize), classes: usize, mut init: ParamInit) -> Result<Network> {
+        let (members, dtype, device) = (init.members(), init.dtype(), init.device().clone());
         let init = &mut init;
         let body: Box<dyn Layer> = match spec.arch {
             Arch::ConvNet => Box::new(arch::convnet(init, spec, input, classes)?),
@@ -33,8 +58,13 @@ impl Network {
             Arch::ResNet18 => Box::new(arch::resnet18(init, spec.norm, false, input, classes)?),
             Arch::ResNet18Ap => Box::new(arch::resnet18(init, spec.norm, true, input, classes)?),
         };
-        let params = std::mem::replace(init, ParamInit::new(0, dtype, device)).finish();
-        Ok(Network { spec: *spec, body, params })
+        let params = std::mem::replace(init, ParamInit::new(0, dtype, &device)).finish();
+        Ok(Network { spec: *spec, body, params, members })
+    }
+
+    /// Networks held as one (1 for a plain network).
+    pub fn members(&self) -> usize {
+        self.members
     }
 
     pub fn spec(&self) -> &ModelSpec {
@@ -44,7 +74,7 @@ impl Network {
     /// Logits `(n, classes)` for images `(n, C, H, W)`: inference (and batch-norm statistics in
     /// `Train` mode), with no graph through the parameters.
     pub fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
-        self.body.forward(&channels_last(x)?, &mut Forward::new(mode))
+        self.body.forward(&channels_last(x)?, &mut Forward::new(mode).of_members(self.members))
     }
 
     /// Logits through `forward`, whatever it records.
@@ -55,7 +85,7 @@ impl Network {
     /// Logits with candle's autodiff reaching the parameters: the reference that the explicit
     /// backward is tested against (with `CANDLE_GRAD_DO_NOT_DETACH`, to second order).
     pub fn forward_autodiff(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
-        self.body.forward(&channels_last(x)?, &mut Forward::autodiff(mode))
+        self.body.forward(&channels_last(x)?, &mut Forward::autodiff(mode).of_members(self.members))
     }
 
     /// The mean cross-entropy on `(images, one-hot targets)` and its gradient with respect to every
@@ -65,17 +95,32 @@ impl Network {
     /// expression: differentiable (first order, by candle) with respect to tracked images, and
     /// graph-free for plain ones.
     pub fn loss_and_grads(&self, images: &Tensor, targets: &Tensor, mode: Mode, groups: usize) -> Result<(Tensor, Vec<Tensor>)> {
+        let (logits, grads) = self.logits_and_grads(images, targets, mode, groups)?;
+        Ok((cross_entropy(&logits, targets)?, grads))
+    }
+
+    /// An ensemble's training step: each network's mean cross-entropy on its block of the batch,
+    /// `(networks)`, and each parameter's gradient per network, in the parameter's stacked shape.
+    pub fn member_losses_and_grads(&self, images: &Tensor, targets: &Tensor, mode: Mode) -> Result<(Tensor, Vec<Tensor>)> {
+        let (logits, grads) = self.logits_and_grads(images, targets, mode, self.members)?;
+        Ok((group_cross_entropy(&logits, targets, self.members)?, grads))
+    }
+
+    /// The logits (detached) and the per-group gradients of [`Network::loss_and_grads`].
+    fn logits_and_grads(&self, images: &Tensor, targets: &Tensor, mode: Mode, groups: usize) -> Result<(Tensor, Vec<Tensor>)> {
         let n = images.dim(0)?;
         if groups == 0 || n % groups != 0 {
             candle_core::bail!("loss_and_grads: {n} images do not split into {groups} equal groups")
         }
-        let mut forward = Forward::recording(mode);
+        if self.members > 1 && groups != self.members {
+            candle_core::bail!("loss_and_grads: an ensemble of {} networks takes one group per network, not {groups}", self.members)
+        }
+        let mut forward = Forward::recording(mode).of_members(self.members);
         let logits = self.body.forward(&channels_last(images)?, &mut forward)?;
-        let loss = cross_entropy(&logits.detach(), targets)?;
         let tape = forward.tape.take().expect("recording forward has a tape");
-        let mut backward = Backward::new(tape, groups, mode, self.params.len());
+        let mut backward = Backward::new(tape, groups, mode, self.params.len()).of_members(self.members);
         self.body.backward(&cross_entropy_grad(&logits, targets, n / groups)?, &mut backward, false)?;
-        Ok((loss, backward.finish(&self.params)?))
+        Ok((logits.detach(), backward.finish(&self.params)?))
     }
 
     /// Gradients of the mean cross-entropy of the whole batch, shapes as the parameters.
@@ -98,7 +143,7 @@ impl Network {
 
     /// Batch-norm networks need their statistics set from real images and frozen before matching.
     pub fn has_batch_norm(&self) -> bool {
-        self.spec.norm == NormKind::Batch && self.spec.arch != Arch::Mlp && self.spec.arch != Arch::LeNet
+        self.spec.has_batch_norm()
     }
 }
 

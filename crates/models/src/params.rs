@@ -16,9 +16,11 @@ pub struct ParamRef {
     pub var: Var,
 }
 
-/// Creates parameters in forward order with PyTorch's default initialisation.
+/// Creates parameters in forward order with PyTorch's default initialisation. For an ensemble of
+/// networks, each parameter is stacked `(members, *shape)`, member k drawn from its own seed exactly
+/// as a single network of that seed draws it.
 pub struct ParamInit {
-    rng: ChaCha8Rng,
+    rngs: Vec<ChaCha8Rng>,
     dtype: DType,
     device: Device,
     params: Vec<Param>,
@@ -26,7 +28,19 @@ pub struct ParamInit {
 
 impl ParamInit {
     pub fn new(seed: u64, dtype: DType, device: &Device) -> Self {
-        ParamInit { rng: ChaCha8Rng::seed_from_u64(seed), dtype, device: device.clone(), params: Vec::new() }
+        Self::ensemble(&[seed], dtype, device)
+    }
+
+    /// One network per seed (at least one); parameters stacked when there are several.
+    pub fn ensemble(seeds: &[u64], dtype: DType, device: &Device) -> Self {
+        assert!(!seeds.is_empty(), "an ensemble has at least one network");
+        let rngs = seeds.iter().map(|&s| ChaCha8Rng::seed_from_u64(s)).collect();
+        ParamInit { rngs, dtype, device: device.clone(), params: Vec::new() }
+    }
+
+    /// Networks whose parameters are stacked (1: plain parameters).
+    pub fn members(&self) -> usize {
+        self.rngs.len()
     }
 
     pub fn dtype(&self) -> DType {
@@ -38,6 +52,10 @@ impl ParamInit {
     }
 
     fn add(&mut self, name: String, values: Vec<f64>, shape: Shape) -> Result<ParamRef> {
+        let shape = match self.members() {
+            1 => shape,
+            k => std::iter::once(k).chain(shape.dims().iter().copied()).collect::<Vec<_>>().into(),
+        };
         let t = Tensor::from_vec(values, shape, &self.device)?.to_dtype(self.dtype)?;
         let var = Var::from_tensor(&t)?;
         self.params.push(Param { name, var: var.clone() });
@@ -48,13 +66,14 @@ impl ParamInit {
     /// initialisation both reduce to bound = 1 / sqrt(fan_in).
     pub fn uniform(&mut self, name: String, shape: impl Into<Shape>, bound: f64) -> Result<ParamRef> {
         let shape = shape.into();
-        let values = (0..shape.elem_count()).map(|_| self.rng.random_range(-bound..bound)).collect();
+        let n = shape.elem_count();
+        let values = self.rngs.iter_mut().flat_map(|rng| (0..n).map(|_| rng.random_range(-bound..bound)).collect::<Vec<_>>()).collect();
         self.add(name, values, shape)
     }
 
     pub fn constant(&mut self, name: String, shape: impl Into<Shape>, value: f64) -> Result<ParamRef> {
         let shape = shape.into();
-        self.add(name, vec![value; shape.elem_count()], shape)
+        self.add(name, vec![value; shape.elem_count() * self.members()], shape)
     }
 
     pub fn finish(self) -> Vec<Param> {

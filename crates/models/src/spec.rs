@@ -57,6 +57,11 @@ pub struct ModelSpec {
 }
 
 impl ModelSpec {
+    /// Whether the network has batch-norm layers (the MLP and LeNet have no norm layers).
+    pub fn has_batch_norm(&self) -> bool {
+        self.norm == NormKind::Batch && self.arch != Arch::Mlp && self.arch != Arch::LeNet
+    }
+
     /// The reference ConvNet: width 128, depth 3, relu, instance norm, average pooling.
     pub const CONVNET: ModelSpec =
         ModelSpec { arch: Arch::ConvNet, width: 128, depth: 3, act: Act::Relu, norm: NormKind::Instance, pool: PoolKind::Avg };

@@ -11,7 +11,8 @@ use candle_core::{DType, Device, Tensor};
 use gradmatch_core::Augmentation;
 use gradmatch_data::Dataset;
 use gradmatch_engine::{
-    condense, derive_seed, evaluate, stream, CondenseOutcome, DeviceData, EvalConfig, EvalOutcome, EvalTask, IterationLog,
+    condense, derive_seed, evaluate, evaluate_all, networks_at_once, stream, CondenseOutcome, DeviceData, EvalConfig, EvalOutcome,
+    EvalTask, IterationLog,
 };
 use gradmatch_engine::{DcAugmentation, Method, Recipe, RunContext};
 use gradmatch_models::ModelSpec;
@@ -112,6 +113,13 @@ pub struct ImageSet<'a> {
     pub seed: u64,
 }
 
+/// What one evaluation network trains on, with its own seed.
+struct OwnSet {
+    images: Tensor,
+    labels: Vec<u32>,
+    seed: u64,
+}
+
 /// The augmentation that an evaluation's `augment` names: a DC strategy (`crop_scale_rotate`, ...:
 /// evaluation only) or a registered augmentation with its default options (`none`, `dsa`, ...).
 pub fn training_augmentation(name: &str, plugins: &Plugins) -> Result<Box<dyn Augmentation>> {
@@ -171,21 +179,31 @@ impl<'a> Evaluator<'a> {
     pub fn network(&self, spec: &ModelSpec, set: &ImageSet, index: usize) -> Result<EvalOutcome> {
         let recipe = self.recipe(spec);
         let augment = training_augmentation(&recipe.augment, self.plugins)?;
-        let task = EvalTask {
+        let own = OwnSet { images: set.images.clone(), labels: set.labels.to_vec(), seed: eval_seed(set.seed, index) };
+        Ok(evaluate(&self.task(spec, &own, augment.as_ref()), self.cfg, &recipe)?)
+    }
+
+    fn task<'t>(&'t self, spec: &'t ModelSpec, set: &'t OwnSet, augment: &'t dyn Augmentation) -> EvalTask<'t> {
+        EvalTask {
             spec,
-            images: set.images,
-            labels: set.labels,
+            images: &set.images,
+            labels: &set.labels,
             test: &self.test,
             num_classes: self.dataset.num_classes(),
-            augment: augment.as_ref(),
-            seed: eval_seed(set.seed, index),
-        };
-        Ok(evaluate(&task, self.cfg, &recipe)?)
+            augment,
+            seed: set.seed,
+        }
     }
 
     /// Runs the protocol `num_eval` times for each model on `set`.
     pub fn evaluate_set(&self, set: &ImageSet, models: &[ModelSpec]) -> Result<Vec<ModelAccuracy>> {
-        models.iter().map(|spec| self.run_networks(spec, Over::one_set(self.cfg.num_eval), |e| self.network(spec, set, e))).collect()
+        models
+            .iter()
+            .map(|spec| {
+                let own = |e: usize| Ok(OwnSet { images: set.images.clone(), labels: set.labels.to_vec(), seed: eval_seed(set.seed, e) });
+                self.run_networks(spec, Over::one_set(self.cfg.num_eval), own)
+            })
+            .collect()
     }
 
     /// The "Random" baseline under this protocol: network `e` trains on its own random real subset
@@ -195,31 +213,44 @@ impl<'a> Evaluator<'a> {
         self.run_networks(spec, Over::one_network_each(self.cfg.num_eval), |e| {
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(derive_seed(seed, stream::BASELINE_SUBSET, e as u64));
             let idx: Vec<usize> = per_class.iter().enumerate().flat_map(|(c, &n)| split.sample_class(c, n, &mut rng)).collect();
-            let images = train.select(&idx)?;
-            let labels = split.gather_labels(&idx);
-            let subset = ImageSet { images: &images, labels: &labels, seed: derive_seed(seed, stream::BASELINE_EVALUATION, e as u64) };
-            self.network(spec, &subset, 0)
+            let subset_seed = derive_seed(seed, stream::BASELINE_EVALUATION, e as u64);
+            Ok(OwnSet { images: train.select(&idx)?, labels: split.gather_labels(&idx), seed: eval_seed(subset_seed, 0) })
         })
     }
 
-    /// Trains and tests `num_eval` networks of `spec`, network `e` by `network(e)`; they come from `over`.
-    fn run_networks(&self, spec: &ModelSpec, over: Over, mut network: impl FnMut(usize) -> Result<EvalOutcome>) -> Result<ModelAccuracy> {
+    /// Trains and tests `num_eval` networks of `spec`, network `e` on `own(e)`, as many at once as
+    /// one ensemble holds ([`networks_at_once`]); they come from `over`.
+    fn run_networks(&self, spec: &ModelSpec, over: Over, own: impl Fn(usize) -> Result<OwnSet>) -> Result<ModelAccuracy> {
         let num_eval = self.cfg.num_eval;
         let bar = self.global.progress(num_eval as u64, "evaluate");
         bar.set_message(spec.to_string());
+        let recipe = self.recipe(spec);
+        let augment = training_augmentation(&recipe.augment, self.plugins)?;
         let mut accuracies = Vec::new();
         let started = Instant::now();
-        for e in 0..num_eval {
-            let outcome = network(e).with_context(|| format!("evaluating {spec}, network {e}"))?;
-            accuracies.push(outcome.accuracy);
-            if self.global.quiet {
-                eprintln!(
-                    "evaluate {spec} #{e}: accuracy {:.2}% ({:.1} s)",
-                    100.0 * outcome.accuracy,
-                    outcome.train_seconds + outcome.test_seconds
-                );
+        let mut at_once = None;
+        let mut first = 0;
+        while first < num_eval {
+            let sets: Vec<OwnSet> = (first..num_eval.min(first + at_once.unwrap_or(1))).map(&own).collect::<Result<_>>()?;
+            let tasks: Vec<EvalTask> = sets.iter().map(|set| self.task(spec, set, augment.as_ref())).collect();
+            let outcomes = evaluate_all(&tasks, self.cfg, &recipe, tasks.len());
+            for (e, outcome) in (first..).zip(outcomes) {
+                let outcome = outcome.with_context(|| format!("evaluating {spec}, network {e}"))?;
+                accuracies.push(outcome.accuracy);
+                if self.global.quiet {
+                    eprintln!(
+                        "evaluate {spec} #{e}: accuracy {:.2}% ({:.1} s)",
+                        100.0 * outcome.accuracy,
+                        outcome.train_seconds + outcome.test_seconds
+                    );
+                }
+                bar.inc(1);
             }
-            bar.inc(1);
+            first += tasks.len();
+            // The first network's set tells the ensemble's size; the others follow in ensembles.
+            if at_once.is_none() {
+                at_once = Some(networks_at_once(&tasks[0], self.cfg)?);
+            }
         }
         bar.finish_and_clear();
         let ds = self.dataset;

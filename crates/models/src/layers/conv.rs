@@ -1,4 +1,4 @@
-use super::{fused, group_row_sums, Backward, Forward, Layer};
+use super::{fused, group_row_sums, member_broadcast, member_matmul, stacked, unstacked, Backward, Forward, Layer};
 use crate::params::{ParamInit, ParamRef};
 use candle_core::{Result, Tensor};
 
@@ -80,6 +80,8 @@ pub fn col2im(cols: &Tensor, input: (usize, usize, usize, usize), k: usize, stri
 pub struct Conv2d {
     weight: ParamRef,
     bias: Option<ParamRef>,
+    c_in: usize,
+    c_out: usize,
     kernel: usize,
     padding: usize,
     stride: usize,
@@ -113,30 +115,31 @@ impl Conv2d {
         let bound = 1.0 / ((c_in * kernel * kernel) as f64).sqrt();
         let weight = init.uniform(format!("{name}.weight"), (c_out, c_in, kernel, kernel), bound)?;
         let bias = if bias { Some(init.uniform(format!("{name}.bias"), c_out, bound)?) } else { None };
-        Ok(Conv2d { weight, bias, kernel, padding, stride })
+        Ok(Conv2d { weight, bias, c_in, c_out, kernel, padding, stride })
     }
 
-    /// The weight as a `(out, k * k * in)` matrix whose columns match [`im2col`]'s.
-    fn weight_matrix(&self, weight: &Tensor) -> Result<Tensor> {
-        let out = weight.dim(0)?;
-        weight.permute((0, 2, 3, 1))?.contiguous()?.reshape((out, ()))
+    /// The weight as a `(out, k * k * in)` matrix whose columns match [`im2col`]'s (per member of an
+    /// ensemble: `(members, out, k * k * in)`).
+    fn weight_matrix(&self, weight: &Tensor, members: usize) -> Result<Tensor> {
+        let w = stacked(weight, members)?.permute((0, 1, 3, 4, 2))?.contiguous()?;
+        unstacked(w.reshape((members, self.c_out, ()))?, members)
     }
 
     /// The transposed weight matrix `(k * k * in, out)`, contiguous: the forward GEMM's right-hand
     /// side (gemm packs a contiguous one faster than a transposed view).
-    fn weight_matrix_t(&self, weight: &Tensor) -> Result<Tensor> {
-        let out = weight.dim(0)?;
-        weight.permute((2, 3, 1, 0))?.contiguous()?.reshape(((), out))
+    fn weight_matrix_t(&self, weight: &Tensor, members: usize) -> Result<Tensor> {
+        let w = stacked(weight, members)?.permute((0, 3, 4, 2, 1))?.contiguous()?;
+        unstacked(w.reshape((members, (), self.c_out))?, members)
     }
 
     /// The kernel flipped in both spatial axes as a `(k * k * out, in)` matrix, rows (kernel row,
     /// kernel column, output channel): the weight of the convolution that maps the output gradient
     /// to the input gradient.
-    fn flipped_weight_matrix(&self, weight: &Tensor) -> Result<Tensor> {
-        let (k, c_in) = (self.kernel, weight.dim(1)?);
+    fn flipped_weight_matrix(&self, weight: &Tensor, members: usize) -> Result<Tensor> {
+        let k = self.kernel;
         let reversed = Tensor::from_vec((0..k as u32).rev().collect::<Vec<_>>(), k, weight.device())?;
-        let flipped = weight.index_select(&reversed, 2)?.index_select(&reversed, 3)?;
-        flipped.permute((2, 3, 0, 1))?.contiguous()?.reshape(((), c_in))
+        let flipped = stacked(weight, members)?.index_select(&reversed, 3)?.index_select(&reversed, 4)?;
+        unstacked(flipped.permute((0, 3, 4, 1, 2))?.contiguous()?.reshape((members, (), self.c_in))?, members)
     }
 
     /// Whether the input gradient can be the convolution of the output gradient with the flipped
@@ -150,23 +153,25 @@ impl Conv2d {
 impl Layer for Conv2d {
     fn forward(&self, x: &Tensor, ctx: &mut Forward) -> Result<Tensor> {
         let (n, h, w, _) = x.dims4()?;
-        let (k, s, p) = (self.kernel, self.stride, self.padding);
+        let (k, s, p, members) = (self.kernel, self.stride, self.padding, ctx.members);
         let (ho, wo) = (out_side(h, k, s, p), out_side(w, k, s, p));
-        let weight = self.weight_matrix_t(&ctx.param(&self.weight))?;
+        let weight = self.weight_matrix_t(&ctx.param(&self.weight), members)?;
         let y = match &self.bias {
             // Graph-free on the CPU: the bias is the weight matrix's last row, added by the GEMM
             // against patches that end with a 1 (no pass of its own over the output).
             Some(b) if fused::eligible(x) && !ctx.autodiff => {
                 let cols = fused::im2col_with_ones(x, k, s, p)?;
                 ctx.observe(&cols);
-                cols.matmul(&Tensor::cat(&[&weight, &ctx.param(b).unsqueeze(0)?], 0)?)?
+                let rows = stacked(&ctx.param(b), members)?.unsqueeze(1)?;
+                let with_bias = unstacked(Tensor::cat(&[&stacked(&weight, members)?, &rows], 1)?, members)?;
+                member_matmul(&cols, &with_bias, members)?
             }
             bias => {
                 let cols = im2col(x, k, s, p)?;
                 ctx.observe(&cols);
-                let y = cols.matmul(&weight)?;
+                let y = member_matmul(&cols, &weight, members)?;
                 match bias {
-                    Some(b) => y.broadcast_add(&ctx.param(b))?,
+                    Some(b) => member_broadcast(&y, &ctx.param(b), members, |y, b| y.broadcast_add(b))?,
                     None => y,
                 }
             }
@@ -178,8 +183,8 @@ impl Layer for Conv2d {
 
     fn backward(&self, grad: &Tensor, ctx: &mut Backward, need_input: bool) -> Result<Option<Tensor>> {
         let x = ctx.pop()?.values.remove(0);
-        let (k, s, p) = (self.kernel, self.stride, self.padding);
-        let (out, c_in) = (self.weight.var.dim(0)?, self.weight.var.dim(1)?);
+        let (k, s, p, members) = (self.kernel, self.stride, self.padding, ctx.members);
+        let (out, c_in) = (self.c_out, self.c_in);
         let g = grad.reshape(((), out))?;
         let cols = im2col(&x, k, s, p)?;
         let groups = ctx.groups;
@@ -202,9 +207,10 @@ impl Layer for Conv2d {
         let weight = ctx.param(&self.weight);
         if self.transposed_backward(grad) {
             let grad_cols = fused::im2col(grad, k, 1, k - 1 - p)?;
-            return Ok(Some(grad_cols.matmul(&self.flipped_weight_matrix(&weight)?)?.reshape(x.dims4()?)?));
+            let flipped = self.flipped_weight_matrix(&weight, members)?;
+            return Ok(Some(member_matmul(&grad_cols, &flipped, members)?.reshape(x.dims4()?)?));
         }
-        let dcols = g.matmul(&self.weight_matrix(&weight)?)?;
+        let dcols = member_matmul(&g, &self.weight_matrix(&weight, members)?, members)?;
         Ok(Some(col2im(&dcols, x.dims4()?, k, s, p)?))
     }
 }

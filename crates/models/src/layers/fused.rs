@@ -696,18 +696,28 @@ fn norm_relu_pool_sample<T: Float>(
     pooled.iter_mut().for_each(|p| *p = *p * scale);
 }
 
+/// Sample `s`'s slice of a per-channel parameter of `per_member` values per network, for a batch
+/// of `n` samples in equal, contiguous blocks, one per network (one network: the whole parameter).
+#[inline(always)]
+fn member_slice<T>(param: &[T], per_member: usize, s: usize, n: usize) -> &[T] {
+    let members = param.len() / per_member;
+    let member = s / (n / members);
+    &param[member * per_member..(member + 1) * per_member]
+}
+
 vectorised! {
     fn norm_relu_pool_values<T: Float>(x: &[T], stats: &[T], affine: &[T], b: Block, record: bool) -> Vec<Vec<T>> {
         let (m, mp) = b.sizes();
         let mut pooled = vec![T::zero(); b.n * mp];
-        let samples = pooled.par_chunks_mut(mp).zip(x.par_chunks(m)).zip(stats.par_chunks(2 * b.c));
+        let samples = pooled.par_chunks_mut(mp).zip(x.par_chunks(m)).zip(stats.par_chunks(2 * b.c)).enumerate();
+        let affine_of = |s: usize| member_slice(affine, 2 * b.c, s, b.n);
         if !record {
-            samples.for_each(|((p, x), st)| norm_relu_pool_sample(x, st, affine, b, p, None));
+            samples.for_each(|(s, ((p, x), st))| norm_relu_pool_sample(x, st, affine_of(s), b, p, None));
             return vec![pooled];
         }
         let (mut xhat, mut y) = (vec![T::zero(); b.n * m], vec![T::zero(); b.n * m]);
-        samples.zip(xhat.par_chunks_mut(m).zip(y.par_chunks_mut(m))).for_each(|(((p, x), st), (xhat, y))| {
-            norm_relu_pool_sample(x, st, affine, b, p, Some((xhat, y)))
+        samples.zip(xhat.par_chunks_mut(m).zip(y.par_chunks_mut(m))).for_each(|((s, ((p, x), st)), (xhat, y))| {
+            norm_relu_pool_sample(x, st, affine_of(s), b, p, Some((xhat, y)))
         });
         vec![pooled, xhat, y]
     }
@@ -738,7 +748,8 @@ pub struct NormReluPoolOutput {
 
 /// Instance norm with `stats` (from [`instance_stats`]), the affine `(weight, bias)`, ReLU and k x k
 /// average pooling of `x (n, h, w, c)` in one pass; with `record`, also the normalised input and the
-/// ReLU output, both `(n, h, w, c)`.
+/// ReLU output, both `(n, h, w, c)`. The affine is `(c)` each, or `(members, c)` for an ensemble
+/// whose samples are `members` equal, contiguous blocks.
 pub fn norm_relu_pool(
     x: &Tensor,
     stats: &Tensor,
@@ -746,7 +757,7 @@ pub fn norm_relu_pool(
     kernel: usize,
     record: bool,
 ) -> Result<NormReluPoolOutput> {
-    let affine = Tensor::cat(&[weight, bias], 0)?;
+    let affine = Tensor::cat(&[weight, bias], weight.rank() - 1)?;
     let mut out = apply(&NormReluPool { kernel, record }, [x, stats, &affine])?.into_iter();
     let pooled = out.next().expect("the pooled output");
     Ok(NormReluPoolOutput { pooled, saved: out.next().zip(out.next()) })
@@ -821,6 +832,7 @@ vectorised! {
         let mut dx = vec![T::zero(); b.n * m];
         let mut sums = vec![0f64; b.n * 2 * c];
         dx.par_chunks_mut(m).zip(sums.par_chunks_mut(2 * c)).enumerate().for_each(|(s, (dx, sums))| {
+            let weight = member_slice(weight, c, s, b.n);
             let sample = [&y[s * m..(s + 1) * m], &gp[s * mp..(s + 1) * mp], &xhat[s * m..(s + 1) * m], &rstd[s * c..(s + 1) * c], weight];
             norm_relu_pool_backward_sample(sample, b, dx, sums);
         });
@@ -843,8 +855,8 @@ vectorised! {
 impl Kernel<5> for NormReluPoolBackward {
     const NAME: &'static str = "norm-relu-pool-backward";
 
-    fn shapes(&self, [y, _, _, _, weight]: [&[usize]; 5]) -> Vec<Shape> {
-        vec![Shape::from(y), Shape::from((self.groups, 2, weight[0]))]
+    fn shapes(&self, [y, ..]: [&[usize]; 5]) -> Vec<Shape> {
+        vec![Shape::from(y), Shape::from((self.groups, 2, y[y.len() - 1]))]
     }
 
     fn run<T: Float>(&self, inputs: [&[T]; 5], dims: &[usize]) -> Vec<Vec<T>> {
@@ -862,7 +874,8 @@ pub struct NormReluPoolGrads {
 }
 
 /// The backward of [`norm_relu_pool`] from the pooled output's gradient, the recorded `y` and `xhat`
-/// `(n, h, w, c)`, `rstd (n, 1, c)` and the affine's weight, with parameter gradients per group.
+/// `(n, h, w, c)`, `rstd (n, 1, c)` and the affine's weight (`(c)`, or `(members, c)` as there),
+/// with parameter gradients per group.
 pub fn norm_relu_pool_backward(
     grad: &Tensor,
     (y, xhat, rstd): (&Tensor, &Tensor, &Tensor),

@@ -1,4 +1,4 @@
-use super::{group_row_sums, Backward, Forward, Layer};
+use super::{group_row_sums, member_broadcast, member_matmul, Backward, Forward, Layer};
 use crate::params::{ParamInit, ParamRef};
 use candle_core::{Result, Tensor};
 
@@ -20,7 +20,12 @@ impl Linear {
 impl Layer for Linear {
     fn forward(&self, x: &Tensor, ctx: &mut Forward) -> Result<Tensor> {
         ctx.save(vec![x.clone()], vec![]);
-        x.matmul(&ctx.param(&self.weight).t()?)?.broadcast_add(&ctx.param(&self.bias))
+        let (weight, members) = (ctx.param(&self.weight), ctx.members);
+        let y = match members {
+            1 => x.matmul(&weight.t()?)?,
+            _ => member_matmul(x, &weight.transpose(1, 2)?.contiguous()?, members)?,
+        };
+        member_broadcast(&y, &ctx.param(&self.bias), members, |y, b| y.broadcast_add(b))
     }
 
     fn backward(&self, grad: &Tensor, ctx: &mut Backward, need_input: bool) -> Result<Option<Tensor>> {
@@ -33,6 +38,6 @@ impl Layer for Linear {
         if !need_input {
             return Ok(None);
         }
-        Ok(Some(grad.matmul(&ctx.param(&self.weight))?))
+        Ok(Some(member_matmul(grad, &ctx.param(&self.weight), ctx.members)?))
     }
 }

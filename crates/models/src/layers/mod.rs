@@ -45,19 +45,27 @@ pub struct Forward {
     pub tape: Option<Tape>,
     /// Elements of the largest tensor seen in this pass (saved ones, and what layers [`observe`](Forward::observe)).
     pub largest: usize,
+    /// Networks of the ensemble whose parameters are stacked `(members, *shape)`; the batch is
+    /// `members` equal, contiguous blocks, block k run through network k (1: one plain network).
+    pub members: usize,
 }
 
 impl Forward {
     pub fn new(mode: Mode) -> Forward {
-        Forward { mode, autodiff: false, tape: None, largest: 0 }
+        Forward { mode, autodiff: false, tape: None, largest: 0, members: 1 }
     }
 
     pub fn recording(mode: Mode) -> Forward {
-        Forward { mode, autodiff: false, tape: Some(Tape::default()), largest: 0 }
+        Forward { tape: Some(Tape::default()), ..Forward::new(mode) }
     }
 
     pub fn autodiff(mode: Mode) -> Forward {
-        Forward { mode, autodiff: true, tape: None, largest: 0 }
+        Forward { autodiff: true, ..Forward::new(mode) }
+    }
+
+    /// The same pass through an ensemble of `members` networks.
+    pub fn of_members(self, members: usize) -> Forward {
+        Forward { members, ..self }
     }
 
     /// The value of a parameter for this pass.
@@ -107,12 +115,22 @@ pub struct Backward {
     /// a leading dimension of this size, one gradient per group.
     pub groups: usize,
     pub mode: Mode,
+    /// As [`Forward::members`]; an ensemble's groups are its members, so each network's gradient
+    /// has its parameter's stacked shape.
+    pub members: usize,
     grads: Vec<Option<Tensor>>,
 }
 
 impl Backward {
     pub fn new(tape: Tape, groups: usize, mode: Mode, num_params: usize) -> Backward {
-        Backward { tape, groups, mode, grads: vec![None; num_params] }
+        Backward { tape, groups, mode, members: 1, grads: vec![None; num_params] }
+    }
+
+    /// The backward of an ensemble of `members` networks: one group per network (a plain network,
+    /// `members == 1`, keeps its groups).
+    pub fn of_members(self, members: usize) -> Backward {
+        let groups = if members > 1 { members } else { self.groups };
+        Backward { members, groups, ..self }
     }
 
     /// The entry `depth` places under the top of the tape (0: what [`Backward::pop`] returns next).
@@ -153,6 +171,7 @@ impl Backward {
             .zip(params)
             .map(|(g, p)| match g {
                 Some(g) => Ok(g),
+                None if self.members > 1 => p.var.zeros_like(),
                 None => {
                     let mut dims = vec![self.groups];
                     dims.extend_from_slice(p.var.dims());
@@ -179,6 +198,44 @@ pub fn group_row_sums(t: &Tensor, groups: usize) -> Result<Tensor> {
     let m = t.dim(1)?;
     let ones = Tensor::ones((1, 1, m), t.dtype(), t.device())?.broadcast_as((groups, 1, m))?;
     ones.matmul(&t)?.reshape((groups, d))
+}
+
+/// `x (rows, a)` times `w`: `(a, b)` for one network; `(members, a, b)` for an ensemble, whose rows
+/// are `members` equal, contiguous blocks, block k times matrix k (one batched GEMM).
+pub(crate) fn member_matmul(x: &Tensor, w: &Tensor, members: usize) -> Result<Tensor> {
+    if members == 1 {
+        return x.matmul(w);
+    }
+    let (a, b) = (w.dim(1)?, w.dim(2)?);
+    x.reshape((members, (), a))?.matmul(w)?.reshape(((), b))
+}
+
+/// `op(x, p)` with the parameter `p` broadcast over the batch: as is for one network; for an
+/// ensemble `p` is `(members, *tail)` and block k of `x` (whose last axes hold `tail`) meets `p[k]`.
+pub(crate) fn member_broadcast(x: &Tensor, p: &Tensor, members: usize, op: impl Fn(&Tensor, &Tensor) -> Result<Tensor>) -> Result<Tensor> {
+    if members == 1 {
+        return op(x, p);
+    }
+    let tail = p.elem_count() / members;
+    op(&x.reshape((members, (), tail))?, &p.reshape((members, 1, tail))?)?.reshape(x.shape())
+}
+
+/// A parameter with a leading member axis (`(1, *shape)` for one network).
+pub(crate) fn stacked(p: &Tensor, members: usize) -> Result<Tensor> {
+    if members == 1 {
+        p.unsqueeze(0)
+    } else {
+        Ok(p.clone())
+    }
+}
+
+/// A `(members, ...)` tensor made from [`stacked`] parameters, without its axis for one network.
+pub(crate) fn unstacked(t: Tensor, members: usize) -> Result<Tensor> {
+    if members == 1 {
+        t.squeeze(0)
+    } else {
+        Ok(t)
+    }
 }
 
 /// Per-sample sums over the middle axis of `t (n, m, c)`: `(n, 1, c)`.

@@ -1,4 +1,4 @@
-use super::{fused, group_row_sums, sample_sums, Backward, Forward, Layer, Mode};
+use super::{fused, group_row_sums, member_broadcast, sample_sums, Backward, Forward, Layer, Mode};
 use crate::params::{ParamInit, ParamRef};
 use candle_core::{Result, Tensor};
 use std::sync::Mutex;
@@ -79,18 +79,19 @@ impl ChannelAffine {
 impl Layer for ChannelAffine {
     fn forward(&self, x: &Tensor, ctx: &mut Forward) -> Result<Tensor> {
         ctx.save(vec![x.clone()], vec![]);
-        let (w, b) = (ctx.param(&self.weight), ctx.param(&self.bias));
-        if fused::eligible(x) && !ctx.autodiff {
+        let (w, b, members) = (ctx.param(&self.weight), ctx.param(&self.bias), ctx.members);
+        if fused::eligible(x) && !ctx.autodiff && members == 1 {
             return fused::scale_shift(x, &w, &b);
         }
-        x.broadcast_mul(&w)?.broadcast_add(&b)
+        let y = member_broadcast(x, &w, members, |x, w| x.broadcast_mul(w))?;
+        member_broadcast(&y, &b, members, |y, b| y.broadcast_add(b))
     }
 
     fn backward(&self, grad: &Tensor, ctx: &mut Backward, _need_input: bool) -> Result<Option<Tensor>> {
         let x = ctx.pop()?.values.remove(0);
-        let c = self.weight.var.dim(0)?;
-        let w = ctx.param(&self.weight);
-        if fused::eligible(grad) && fused::eligible(&x) {
+        let c = x.dim(candle_core::D::Minus1)?;
+        let (w, members) = (ctx.param(&self.weight), ctx.members);
+        if fused::eligible(grad) && fused::eligible(&x) && members == 1 {
             let sums = fused::affine_grads(grad, &x, ctx.groups)?;
             ctx.accumulate(&self.weight, sums.narrow(1, 0, 1)?.squeeze(1)?)?;
             ctx.accumulate(&self.bias, sums.narrow(1, 1, 1)?.squeeze(1)?)?;
@@ -100,7 +101,7 @@ impl Layer for ChannelAffine {
         let rows = |t: &Tensor| t.reshape(((), c));
         ctx.accumulate(&self.weight, group_row_sums(&rows(&(grad * &x)?)?, ctx.groups)?)?;
         ctx.accumulate(&self.bias, group_row_sums(&rows(grad)?, ctx.groups)?)?;
-        Ok(Some(grad.broadcast_mul(&w)?))
+        Ok(Some(member_broadcast(grad, &w, members, |g, w| g.broadcast_mul(w))?))
     }
 }
 
@@ -117,18 +118,23 @@ impl ElementAffine {
         Ok(ElementAffine { weight, bias })
     }
 
-    /// The `(C, H, W)` parameter in channels-last order.
-    fn channels_last(t: &Tensor) -> Result<Tensor> {
-        t.permute((1, 2, 0))
+    /// The `(C, H, W)` parameter in channels-last order (`(members, H, W, C)` for an ensemble's).
+    fn channels_last(t: &Tensor, members: usize) -> Result<Tensor> {
+        match members {
+            1 => t.permute((1, 2, 0)),
+            _ => t.permute((0, 2, 3, 1))?.contiguous(),
+        }
     }
 }
 
 impl Layer for ElementAffine {
     fn forward(&self, x: &Tensor, ctx: &mut Forward) -> Result<Tensor> {
         ctx.save(vec![x.clone()], vec![]);
-        let w = Self::channels_last(&ctx.param(&self.weight))?;
-        let b = Self::channels_last(&ctx.param(&self.bias))?;
-        x.broadcast_mul(&w)?.broadcast_add(&b)
+        let members = ctx.members;
+        let w = Self::channels_last(&ctx.param(&self.weight), members)?;
+        let b = Self::channels_last(&ctx.param(&self.bias), members)?;
+        let y = member_broadcast(x, &w, members, |x, w| x.broadcast_mul(w))?;
+        member_broadcast(&y, &b, members, |y, b| y.broadcast_add(b))
     }
 
     fn backward(&self, grad: &Tensor, ctx: &mut Backward, _need_input: bool) -> Result<Option<Tensor>> {
@@ -140,7 +146,8 @@ impl Layer for ElementAffine {
         };
         ctx.accumulate(&self.weight, per_group(&(grad * &x)?)?)?;
         ctx.accumulate(&self.bias, per_group(grad)?)?;
-        Ok(Some(grad.broadcast_mul(&Self::channels_last(&ctx.param(&self.weight))?)?))
+        let w = Self::channels_last(&ctx.param(&self.weight), ctx.members)?;
+        Ok(Some(member_broadcast(grad, &w, ctx.members, |g, w| g.broadcast_mul(w))?))
     }
 }
 
@@ -190,6 +197,9 @@ impl BatchNorm2d {
 
 impl Layer for BatchNorm2d {
     fn forward(&self, x: &Tensor, ctx: &mut Forward) -> Result<Tensor> {
+        if ctx.members > 1 {
+            candle_core::bail!("batch norm keeps statistics per network: an ensemble of batch-norm networks cannot share a pass")
+        }
         let c = x.dim(3)?;
         let (xhat, rstd) = self.standardise(&x.reshape(((), c))?, ctx.mode)?;
         ctx.save(vec![xhat.clone(), rstd], vec![]);

@@ -6,7 +6,7 @@ use crate::global::Global;
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Tensor};
 use gradmatch_data::DatasetName;
-use gradmatch_engine::{condense, evaluate, CondenseConfig, DeviceData, EvalConfig, EvalTask, Method, RunContext};
+use gradmatch_engine::{condense, evaluate_all, networks_at_once, CondenseConfig, DeviceData, EvalConfig, EvalTask, Method, RunContext};
 use gradmatch_models::ModelSpec;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -21,7 +21,7 @@ pub struct Args {
     /// The reference script.
     #[arg(long, default_value = "../shared/bench/torch_reference.py")]
     torch_script: PathBuf,
-    /// Rows to run (default: all): dc-1, mda-1, dc-10, mda-10, eval-1, eval-10.
+    /// Rows to run (default: all): dc-1, mda-1, dc-10, mda-10, eval-1, eval-10, eval20-1, eval20-10.
     #[arg(long, value_delimiter = ',')]
     rows: Vec<String>,
     /// Outer iterations timed per step row at ipc 1 (after one warm-up iteration); ipc-10 rows time one.
@@ -48,17 +48,24 @@ struct Row {
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Work {
-    Step { multi_level_combined_adaptive: bool },
-    Evaluation,
+    Step {
+        multi_level_combined_adaptive: bool,
+    },
+    /// `networks` evaluations of one set (20: DC's protocol), ensembles against one after the other.
+    Evaluation {
+        networks: usize,
+    },
 }
 
-const ROWS: [Row; 6] = [
+const ROWS: [Row; 8] = [
     Row { name: "dc-1", what: Work::Step { multi_level_combined_adaptive: false }, ipc: 1 },
     Row { name: "mda-1", what: Work::Step { multi_level_combined_adaptive: true }, ipc: 1 },
     Row { name: "dc-10", what: Work::Step { multi_level_combined_adaptive: false }, ipc: 10 },
     Row { name: "mda-10", what: Work::Step { multi_level_combined_adaptive: true }, ipc: 10 },
-    Row { name: "eval-1", what: Work::Evaluation, ipc: 1 },
-    Row { name: "eval-10", what: Work::Evaluation, ipc: 10 },
+    Row { name: "eval-1", what: Work::Evaluation { networks: 1 }, ipc: 1 },
+    Row { name: "eval-10", what: Work::Evaluation { networks: 1 }, ipc: 10 },
+    Row { name: "eval20-1", what: Work::Evaluation { networks: 20 }, ipc: 1 },
+    Row { name: "eval20-10", what: Work::Evaluation { networks: 20 }, ipc: 10 },
 ];
 
 impl Row {
@@ -67,7 +74,10 @@ impl Row {
             Work::Step { multi_level_combined_adaptive } => {
                 format!("outer iteration, {}, ipc {}", if multi_level_combined_adaptive { "MDA" } else { "DC" }, self.ipc)
             }
-            Work::Evaluation => format!("evaluation, ipc {} (300 epochs + 10,000 test images)", self.ipc),
+            Work::Evaluation { networks: 1 } => format!("evaluation, ipc {} (300 epochs + 10,000 test images)", self.ipc),
+            Work::Evaluation { networks } => {
+                format!("{networks} evaluations of one set, ipc {} (300 epochs + 10,000 test images each)", self.ipc)
+            }
         }
     }
 
@@ -84,7 +94,9 @@ impl Row {
             Work::Step { multi_level_combined_adaptive } => {
                 vec!["--what".into(), "step".into(), "--method".into(), if multi_level_combined_adaptive { "mda" } else { "dc" }.into()]
             }
-            Work::Evaluation => vec!["--what".into(), "eval".into(), "--epochs".into(), "300".into()],
+            Work::Evaluation { networks } => {
+                vec!["--what".into(), "eval".into(), "--epochs".into(), "300".into(), "--networks".into(), networks.to_string()]
+            }
         };
         args.extend(["--ipc".into(), self.ipc.to_string(), "--iterations".into(), iterations.to_string()]);
         args
@@ -246,7 +258,7 @@ fn measure(global: &Global, row: Row, iterations: usize, tf32: bool) -> Result<f
             // Steady state: the first iteration (allocator warm-up) is left out.
             Ok(outcome.log[1..].iter().map(|l| l.seconds).sum::<f64>() / timed as f64)
         }
-        Work::Evaluation => {
+        Work::Evaluation { networks } => {
             let test = DeviceData::new(&dataset.test, dataset.shape(), DType::F32, &device)?;
             let (c, h, w) = dataset.shape();
             let images = Tensor::randn(0f32, 1.0, (10 * row.ipc, c, h, w), &device)?;
@@ -255,9 +267,20 @@ fn measure(global: &Global, row: Row, iterations: usize, tf32: bool) -> Result<f
             let cfg = EvalConfig { epochs: Some(300), augment: Some("none".into()), num_eval: 1, ..EvalConfig::default() };
             let none = crate::pipeline::training_augmentation("none", &gradmatch_plugins::Plugins::builtin())?;
             let started = std::time::Instant::now();
-            let task =
-                EvalTask { spec: &model, images: &images, labels: &labels, test: &test, num_classes: 10, augment: none.as_ref(), seed: 0 };
-            evaluate(&task, &cfg, &cfg.resolve(dataset.name, &model))?;
+            let task = |seed| EvalTask {
+                spec: &model,
+                images: &images,
+                labels: &labels,
+                test: &test,
+                num_classes: 10,
+                augment: none.as_ref(),
+                seed,
+            };
+            let tasks: Vec<EvalTask> = (0..networks as u64).map(task).collect();
+            let at_once = networks_at_once(&tasks[0], &cfg)?;
+            for outcome in evaluate_all(&tasks, &cfg, &cfg.resolve(dataset.name, &model), at_once) {
+                outcome?;
+            }
             Ok(started.elapsed().as_secs_f64())
         }
     }

@@ -1,0 +1,189 @@
+//! Many evaluation networks trained as one ensemble ([`Network::ensemble`]): at ipc 1 a training
+//! step of one network sees 10 images, so its GEMMs are tiny and the time goes to per-operation
+//! overhead; K networks in one pass share that overhead. Each network keeps its own weights, seed,
+//! batch order and augmentation seeds, exactly as [`evaluate`] draws them one network at a time.
+
+use crate::device::available_bytes;
+use crate::evaluate::{check_images, evaluate, test_accuracy_of_members, EvalOutcome, EvalTask};
+use crate::optim::Sgd;
+use crate::recipe::{EvalConfig, Recipe};
+use crate::seed::{derive_seed, stream};
+use candle_core::{DType, Device, Result, Tensor};
+use gradmatch_models::{one_hot, Footprint, Mode, Network};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use std::time::Instant;
+
+/// What the training passes of one ensemble may hold on the CPU: twice one PyTorch evaluation's
+/// whole process, less what the test pass and the data take.
+const CPU_ENSEMBLE_BYTES: usize = 2 << 30;
+
+/// The share of free GPU memory an ensemble's training pass may take.
+const GPU_HEADROOM: f64 = 0.8;
+
+/// The most networks one ensemble holds: DC's protocol trains 20 per set.
+pub const MAX_NETWORKS_AT_ONCE: usize = 20;
+
+/// How many networks of the task's model can train as one on its device: as many training batches
+/// as the memory budget holds (at least one; one for batch-norm networks, whose statistics are
+/// per network).
+pub fn networks_at_once(task: &EvalTask, cfg: &EvalConfig) -> Result<usize> {
+    if task.spec.has_batch_norm() {
+        return Ok(1);
+    }
+    let device = task.images.device();
+    let footprint = Footprint::measure(task.spec, task.test.shape, task.num_classes, device)?;
+    let budget = match device {
+        Device::Cpu => CPU_ENSEMBLE_BYTES,
+        _ => (GPU_HEADROOM * available_bytes(device)? as f64) as usize,
+    };
+    let per_network = footprint.untracked_bytes(cfg.batch_size.min(task.labels.len()), 1, task.images.dtype()).max(1);
+    Ok((budget / per_network).clamp(1, MAX_NETWORKS_AT_ONCE))
+}
+
+/// Trains and tests every task under `recipe`, `at_once` networks per ensemble, in order: one
+/// outcome per task, a network that diverges reported as such without stopping the others.
+/// Tasks share the model, the test set and the augmentation; those with as many images as their
+/// neighbours share an ensemble.
+pub fn evaluate_all(tasks: &[EvalTask], cfg: &EvalConfig, recipe: &Recipe, at_once: usize) -> Vec<Result<EvalOutcome>> {
+    let mut outcomes = Vec::with_capacity(tasks.len());
+    let mut rest = tasks;
+    while !rest.is_empty() {
+        let n = rest[0].labels.len();
+        let k = rest.iter().take(at_once.max(1)).take_while(|t| t.labels.len() == n).count();
+        let (together, later) = rest.split_at(k);
+        outcomes.extend(evaluate_group(together, cfg, recipe));
+        rest = later;
+    }
+    outcomes
+}
+
+/// The outcomes of `tasks` (equal set sizes): a set that is refused is refused alone, the others
+/// train as one ensemble.
+fn evaluate_group(tasks: &[EvalTask], cfg: &EvalConfig, recipe: &Recipe) -> Vec<Result<EvalOutcome>> {
+    let checked: Vec<Result<()>> = tasks.iter().map(|t| check_images(t.images, t.labels)).collect();
+    let valid: Vec<EvalTask> = tasks.iter().zip(&checked).filter(|(_, c)| c.is_ok()).map(|(t, _)| t.clone()).collect();
+    let mut trained = match evaluate_together(&valid, cfg, recipe) {
+        Ok(done) => done,
+        // What fails before any network trains fails for each of them.
+        Err(e) => valid.iter().map(|_| Err(candle_core::Error::Msg(e.to_string()))).collect(),
+    }
+    .into_iter();
+    checked.into_iter().map(|c| c.and_then(|()| trained.next().expect("an outcome per valid task"))).collect()
+}
+
+/// One ensemble of `tasks` (equal set sizes), or one network at a time where an ensemble cannot be.
+fn evaluate_together(tasks: &[EvalTask], cfg: &EvalConfig, recipe: &Recipe) -> Result<Vec<Result<EvalOutcome>>> {
+    if tasks.len() <= 1 || tasks[0].spec.has_batch_norm() {
+        return Ok(tasks.iter().map(|t| evaluate(t, cfg, recipe)).collect());
+    }
+    cfg.check().map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+    let mut training = Training::new(tasks, cfg, recipe)?;
+    let started = Instant::now();
+    training.run()?;
+    let train_seconds = started.elapsed().as_secs_f64() / tasks.len() as f64;
+    let started = Instant::now();
+    let accuracies = test_accuracy_of_members(&training.net, tasks[0].test, cfg.test_limit)?;
+    let test_seconds = started.elapsed().as_secs_f64() / tasks.len() as f64;
+    let losses = training.last_losses()?;
+    Ok(training
+        .diverged
+        .into_iter()
+        .zip(accuracies.into_iter().zip(losses))
+        .map(|(diverged, (accuracy, final_train_loss))| match diverged {
+            Some(message) => Err(candle_core::Error::Msg(message)),
+            None => Ok(EvalOutcome { accuracy, final_train_loss, train_seconds, test_seconds }),
+        })
+        .collect())
+}
+
+/// The state of an ensemble's training.
+struct Training<'t, 'a> {
+    tasks: &'t [EvalTask<'a>],
+    cfg: &'t EvalConfig,
+    recipe: &'t Recipe,
+    net: Network,
+    opt: Sgd,
+    /// Per network: its batch-order stream and one-hot targets.
+    rngs: Vec<ChaCha8Rng>,
+    targets: Vec<Tensor>,
+    /// `(networks)` losses of the last step.
+    last: Option<Tensor>,
+    /// Per network, why it stopped counting (its training loss stopped being finite).
+    diverged: Vec<Option<String>>,
+}
+
+impl<'t, 'a> Training<'t, 'a> {
+    fn new(tasks: &'t [EvalTask<'a>], cfg: &'t EvalConfig, recipe: &'t Recipe) -> Result<Self> {
+        let first = &tasks[0];
+        let (dtype, device) = (first.images.dtype(), first.images.device());
+        let seeds: Vec<u64> = tasks.iter().map(|t| derive_seed(t.seed, stream::NETWORK, 0)).collect();
+        let net = Network::ensemble(first.spec, first.test.shape, first.num_classes, &seeds, dtype, device)?;
+        let opt = Sgd::new(net.vars(), recipe.lr, cfg.momentum, cfg.weight_decay);
+        let rngs = tasks.iter().map(|t| ChaCha8Rng::seed_from_u64(derive_seed(t.seed, stream::EVALUATION, 0))).collect();
+        let targets = tasks.iter().map(|t| one_hot(t.labels, t.num_classes, dtype, device)).collect::<Result<_>>()?;
+        Ok(Training { tasks, cfg, recipe, net, opt, rngs, targets, last: None, diverged: vec![None; tasks.len()] })
+    }
+
+    /// Every epoch of the recipe, each network's batches in its own order.
+    fn run(&mut self) -> Result<()> {
+        let phases = self.recipe.schedule.phases(self.recipe.epochs);
+        let n = self.tasks[0].labels.len();
+        let mut orders: Vec<Vec<u32>> = vec![(0..n as u32).collect(); self.tasks.len()];
+        let mut batches = 0u64;
+        for epoch in 0..phases.total {
+            phases.before_epoch(epoch, &mut self.opt);
+            for (order, rng) in orders.iter_mut().zip(&mut self.rngs) {
+                order.shuffle(rng);
+            }
+            for start in (0..n).step_by(self.cfg.batch_size) {
+                let len = self.cfg.batch_size.min(n - start);
+                let chunks: Vec<&[u32]> = orders.iter().map(|o| &o[start..start + len]).collect();
+                self.step(&chunks, batches)?;
+                batches += 1;
+            }
+            // One host sync per check, as a single network's evaluation.
+            if epoch % 25 == 0 || epoch + 1 == phases.total {
+                self.check(epoch)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One SGD step of every network on its batch `chunks[k]` (the `batch`-th of its run).
+    fn step(&mut self, chunks: &[&[u32]], batch: u64) -> Result<()> {
+        let mut images = Vec::with_capacity(chunks.len());
+        let mut targets = Vec::with_capacity(chunks.len());
+        for ((task, chunk), t) in self.tasks.iter().zip(chunks).zip(&self.targets) {
+            let idx = Tensor::from_slice(chunk, chunk.len(), task.images.device())?;
+            let seed = derive_seed(task.seed, stream::EVAL_AUGMENT, batch);
+            images.push(task.augment.augment_each(&task.images.index_select(&idx, 0)?, seed)?.detach());
+            targets.push(t.index_select(&idx, 0)?);
+        }
+        let (losses, grads) = self.net.member_losses_and_grads(&Tensor::cat(&images, 0)?, &Tensor::cat(&targets, 0)?, Mode::Train)?;
+        self.opt.step_all(&grads)?;
+        self.last = Some(losses);
+        Ok(())
+    }
+
+    /// Marks the networks whose last loss is not finite, with the message their own evaluation gives.
+    fn check(&mut self, epoch: usize) -> Result<()> {
+        for (k, loss) in self.last_losses()?.into_iter().enumerate() {
+            if !loss.is_finite() && self.diverged[k].is_none() {
+                self.diverged[k] = Some(format!(
+                    "evaluation of {}: training loss is {loss} at epoch {epoch} (lr {}); the set or the learning rate diverges",
+                    self.tasks[k].spec, self.opt.lr
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn last_losses(&self) -> Result<Vec<f64>> {
+        match &self.last {
+            Some(l) => l.to_dtype(DType::F64)?.to_vec1::<f64>(),
+            None => Ok(vec![0.0; self.tasks.len()]),
+        }
+    }
+}

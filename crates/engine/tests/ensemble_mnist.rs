@@ -1,0 +1,113 @@
+//! Evaluation networks trained as one ensemble equal the same evaluations run one after the other
+//! with the same seeds, on real MNIST: each network's final training loss (f64, 1e-9) and test
+//! accuracy, for every protocol (`dc` with and without its augmentation, `dsa`) and both
+//! schedules; a network that diverges is reported and leaves the others untouched.
+
+use candle_core::{DType, Device, Tensor};
+use gradmatch_augment::NoAugmentation;
+use gradmatch_data::{Dataset, DatasetName};
+use gradmatch_engine::{evaluate, evaluate_all, DcAugmentation, DeviceData, EvalConfig, EvalTask, Protocol, Schedule};
+use gradmatch_models::ModelSpec;
+use gradmatch_plugins::{Params, Plugins};
+use std::path::Path;
+
+const SMALL: ModelSpec = ModelSpec { width: 8, depth: 2, ..ModelSpec::CONVNET };
+
+fn mnist() -> Dataset {
+    gradmatch_data::load(DatasetName::Mnist, &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data")).unwrap()
+}
+
+/// `sets` sets of `per_class` real training images per class, a different draw each, in f64.
+fn sets(ds: &Dataset, real: &DeviceData, per_class: usize, sets: usize) -> Vec<(Tensor, Vec<u32>)> {
+    (0..sets)
+        .map(|s| {
+            let idx: Vec<usize> = (0..10).flat_map(|c| (0..per_class).map(move |i| ds.train.class_indices(c)[s * per_class + i])).collect();
+            (real.select(&idx).unwrap(), ds.train.gather_labels(&idx))
+        })
+        .collect()
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-9 * a.abs().max(1.0)
+}
+
+#[test]
+fn an_ensemble_equals_its_networks_one_by_one() {
+    let ds = mnist();
+    let real = DeviceData::new(&ds.train, ds.shape(), DType::F64, &Device::Cpu).unwrap();
+    let test = DeviceData::new(&ds.test, ds.shape(), DType::F64, &Device::Cpu).unwrap();
+    let sets = sets(&ds, &real, 1, 3);
+    let plugins = Plugins::builtin();
+    let dsa = plugins.augmentations.build("dsa", &Params::new()).unwrap();
+    let crop = DcAugmentation::parse(DcAugmentation::MNIST).unwrap();
+    let none = NoAugmentation;
+    let dc = EvalConfig { epochs: Some(6), batch_size: 4, test_limit: Some(300), ..EvalConfig::default() };
+    let protocols = [
+        ("dc, augmented", dc.clone(), &crop as &dyn gradmatch_core::Augmentation),
+        ("dc, plain", EvalConfig { augment: Some("none".into()), ..dc.clone() }, &none),
+        ("dsa", EvalConfig { epochs: Some(6), batch_size: 4, test_limit: Some(300), ..dc.with_protocol(Protocol::Dsa) }, dsa.as_ref()),
+    ];
+    let mut schedules = std::collections::HashSet::new();
+    for (name, cfg, augment) in protocols {
+        let recipe = cfg.resolve(DatasetName::Mnist, &SMALL);
+        schedules.insert(format!("{:?}", recipe.schedule));
+        let tasks: Vec<EvalTask> = sets
+            .iter()
+            .enumerate()
+            .map(|(k, (images, labels))| EvalTask {
+                spec: &SMALL,
+                images,
+                labels,
+                test: &test,
+                num_classes: 10,
+                augment,
+                seed: 40 + k as u64,
+            })
+            .collect();
+        let together = evaluate_all(&tasks, &cfg, &recipe, tasks.len());
+        for (k, (task, outcome)) in tasks.iter().zip(together).enumerate() {
+            let (outcome, alone) = (outcome.unwrap(), evaluate(task, &cfg, &recipe).unwrap());
+            assert!(
+                close(outcome.final_train_loss, alone.final_train_loss),
+                "{name}, network {k}: loss {} together, {} alone",
+                outcome.final_train_loss,
+                alone.final_train_loss
+            );
+            assert_eq!(outcome.accuracy, alone.accuracy, "{name}, network {k}");
+            assert!(alone.final_train_loss > 0.0 && alone.accuracy > 0.1, "{name}: the networks learn something");
+        }
+    }
+    assert!(schedules.contains(&format!("{:?}", Schedule::MultiStep)) && schedules.contains(&format!("{:?}", Schedule::Restart)));
+}
+
+#[test]
+fn a_refused_or_diverging_network_leaves_the_others_untouched() {
+    let ds = mnist();
+    let real = DeviceData::new(&ds.train, ds.shape(), DType::F64, &Device::Cpu).unwrap();
+    let test = DeviceData::new(&ds.test, ds.shape(), DType::F64, &Device::Cpu).unwrap();
+    let mut sets = sets(&ds, &real, 1, 4);
+    // Images beyond f64's range are refused before training; with no norm to absorb the scale,
+    // images of 1e150 make the first update so large that the next forward overflows.
+    sets[1].0 = (&sets[1].0 * 1e308).unwrap();
+    sets[2].0 = (&sets[2].0 * 1e150).unwrap();
+    let spec = ModelSpec { norm: gradmatch_models::NormKind::None, ..SMALL };
+    let none = NoAugmentation;
+    let cfg = EvalConfig { epochs: Some(4), batch_size: 10, test_limit: Some(300), augment: Some("none".into()), ..EvalConfig::default() };
+    let recipe = cfg.resolve(DatasetName::Mnist, &spec);
+    let tasks: Vec<EvalTask> = sets
+        .iter()
+        .enumerate()
+        .map(|(k, (images, labels))| EvalTask { spec: &spec, images, labels, test: &test, num_classes: 10, augment: &none, seed: k as u64 })
+        .collect();
+    let outcomes = evaluate_all(&tasks, &cfg, &recipe, tasks.len());
+    let alone: Vec<_> = tasks.iter().map(|t| evaluate(t, &cfg, &recipe)).collect();
+    for k in [1, 2] {
+        let err = outcomes[k].as_ref().err().expect("refused or diverged").to_string();
+        let first_line = |e: &str| e.lines().next().unwrap().to_string();
+        assert_eq!(first_line(&err), first_line(&alone[k].as_ref().err().expect("alone too").to_string()), "network {k}");
+    }
+    for k in [0, 3] {
+        let (together, alone) = (outcomes[k].as_ref().unwrap(), alone[k].as_ref().unwrap());
+        assert!(close(together.final_train_loss, alone.final_train_loss) && together.accuracy == alone.accuracy, "network {k}");
+    }
+}
