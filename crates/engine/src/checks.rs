@@ -21,7 +21,7 @@ pub struct InvalidValue {
 /// The fields that a command-line flag of every command having the field also sets, named in the
 /// error so that both paths read it.
 fn flag_of(field: &str) -> String {
-    const FLAGS: [&str; 4] = ["ipc", "iterations", "num_eval", "epochs"];
+    const FLAGS: [&str; 5] = ["ipc", "iterations", "num_eval", "epochs", "networks_at_once"];
     match FLAGS.contains(&field) {
         true => format!(" (or --{})", field.replace('_', "-")),
         false => String::new(),
@@ -141,6 +141,7 @@ impl EvalConfig {
         s.at_least("num_eval", self.num_eval, 1, "networks trained per set")?;
         s.given_at_least("epochs", self.epochs, 1, "an untrained network's score says nothing of the set")?;
         s.given_at_least("test_limit", self.test_limit, 1, "test images")?;
+        s.given_at_least("networks_at_once", self.networks_at_once, 1, "networks in one ensemble")?;
         s.at_least("batch_size", self.batch_size, 1, "the training batch")?;
         s.positive("lr", self.lr)?;
         s.momentum("momentum", self.momentum)?;
@@ -206,6 +207,7 @@ mod tests {
             (EvalConfig { num_eval: 0, ..d() }, "`num_eval` = 0 (or --num-eval)"),
             (EvalConfig { epochs: Some(0), ..d() }, "`epochs` = 0 (or --epochs)"),
             (EvalConfig { test_limit: Some(0), ..d() }, "`test_limit` = 0"),
+            (EvalConfig { networks_at_once: Some(0), ..d() }, "`networks_at_once` = 0 (or --networks-at-once)"),
             (EvalConfig { lr: 0.0, ..d() }, "`lr` = 0"),
             (EvalConfig { weight_decay: -1.0, ..d() }, "`weight_decay` = -1"),
             (EvalConfig { momentum: 1.0, ..d() }, "`momentum` = 1"),

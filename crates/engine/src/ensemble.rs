@@ -25,12 +25,15 @@ const GPU_HEADROOM: f64 = 0.8;
 /// The most networks one ensemble holds: DC's protocol trains 20 per set.
 pub const MAX_NETWORKS_AT_ONCE: usize = 20;
 
-/// How many networks of the task's model can train as one on its device: as many training batches
-/// as the memory budget holds (at least one; one for batch-norm networks, whose statistics are
-/// per network).
+/// How many networks of the task's model train as one on its device: `cfg.networks_at_once` when
+/// given, else as many training batches as the memory budget holds (at least one); one for
+/// batch-norm networks, whose statistics are per network.
 pub fn networks_at_once(task: &EvalTask, cfg: &EvalConfig) -> Result<usize> {
     if task.spec.has_batch_norm() {
         return Ok(1);
+    }
+    if let Some(n) = cfg.networks_at_once {
+        return Ok(n.max(1));
     }
     let device = task.images.device();
     let footprint = Footprint::measure(task.spec, task.test.shape, task.num_classes, device)?;

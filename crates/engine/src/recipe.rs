@@ -42,6 +42,7 @@ impl Protocol {
             // (ablation ids) then differ from those made before.
             schedule: (self == Protocol::Dsa).then_some(Schedule::Restart),
             test_limit: None,
+            networks_at_once: None,
             num_eval: match self {
                 Protocol::Dc => 20,
                 Protocol::Dsa => 5,
@@ -246,6 +247,10 @@ pub struct EvalConfig {
     pub num_eval: usize,
     /// Architectures to evaluate on (cross-architecture tables); empty = the condensing model.
     pub models: Vec<ModelSpec>,
+    /// Networks trained at once as one ensemble (`None`: as many as the memory budget holds, at most
+    /// 20). Results do not depend on it beyond float rounding; left out of the serialised config.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub networks_at_once: Option<usize>,
 }
 
 impl Default for EvalConfig {
@@ -257,7 +262,12 @@ impl Default for EvalConfig {
 impl EvalConfig {
     /// The recipe of `protocol` with this config's choice of networks, models and test subset.
     pub fn with_protocol(&self, protocol: Protocol) -> EvalConfig {
-        EvalConfig { test_limit: self.test_limit, models: self.models.clone(), ..protocol.recipe() }
+        EvalConfig {
+            test_limit: self.test_limit,
+            models: self.models.clone(),
+            networks_at_once: self.networks_at_once,
+            ..protocol.recipe()
+        }
     }
 
     /// The recipe an evaluation network `model` trains under on `dataset`: the fields this config
@@ -305,6 +315,7 @@ struct EvalFile {
     test_limit: Option<usize>,
     num_eval: Option<usize>,
     models: Option<Vec<ModelSpec>>,
+    networks_at_once: Option<usize>,
 }
 
 /// `augment = true` (the MNIST strategy, as before names existed) or a name.
@@ -334,6 +345,7 @@ impl From<EvalFile> for EvalConfig {
             test_limit: f.test_limit.or(r.test_limit),
             num_eval: f.num_eval.unwrap_or(r.num_eval),
             models: f.models.unwrap_or(r.models),
+            networks_at_once: f.networks_at_once,
         }
     }
 }

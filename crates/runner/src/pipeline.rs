@@ -175,12 +175,25 @@ impl<'a> Evaluator<'a> {
         self.cfg.resolve(self.dataset.name, spec)
     }
 
-    /// Trains evaluation network `index` of `spec` on `set` and tests it.
-    pub fn network(&self, spec: &ModelSpec, set: &ImageSet, index: usize) -> Result<EvalOutcome> {
+    /// Trains evaluation networks `indices` of `spec` on `set` as one ensemble (see
+    /// [`Evaluator::networks_at_once`]) and tests them: one outcome per index.
+    pub fn networks(&self, spec: &ModelSpec, set: &ImageSet, indices: &[usize]) -> Result<Vec<Result<EvalOutcome>>> {
         let recipe = self.recipe(spec);
         let augment = training_augmentation(&recipe.augment, self.plugins)?;
-        let own = OwnSet { images: set.images.clone(), labels: set.labels.to_vec(), seed: eval_seed(set.seed, index) };
-        Ok(evaluate(&self.task(spec, &own, augment.as_ref()), self.cfg, &recipe)?)
+        let own: Vec<OwnSet> = indices.iter().map(|&e| self.own_set(set, e)).collect();
+        let tasks: Vec<EvalTask> = own.iter().map(|o| self.task(spec, o, augment.as_ref())).collect();
+        Ok(evaluate_all(&tasks, self.cfg, &recipe, tasks.len()).into_iter().map(|o| o.map_err(anyhow::Error::from)).collect())
+    }
+
+    /// How many evaluation networks of `spec` on `set` train as one ensemble on this device.
+    pub fn networks_at_once(&self, spec: &ModelSpec, set: &ImageSet) -> Result<usize> {
+        let none = training_augmentation(gradmatch_engine::NO_AUGMENTATION, self.plugins)?;
+        Ok(networks_at_once(&self.task(spec, &self.own_set(set, 0), none.as_ref()), self.cfg)?)
+    }
+
+    /// Evaluation network `index`'s view of `set`: its images and its seed.
+    fn own_set(&self, set: &ImageSet, index: usize) -> OwnSet {
+        OwnSet { images: set.images.clone(), labels: set.labels.to_vec(), seed: eval_seed(set.seed, index) }
     }
 
     fn task<'t>(&'t self, spec: &'t ModelSpec, set: &'t OwnSet, augment: &'t dyn Augmentation) -> EvalTask<'t> {
@@ -197,13 +210,7 @@ impl<'a> Evaluator<'a> {
 
     /// Runs the protocol `num_eval` times for each model on `set`.
     pub fn evaluate_set(&self, set: &ImageSet, models: &[ModelSpec]) -> Result<Vec<ModelAccuracy>> {
-        models
-            .iter()
-            .map(|spec| {
-                let own = |e: usize| Ok(OwnSet { images: set.images.clone(), labels: set.labels.to_vec(), seed: eval_seed(set.seed, e) });
-                self.run_networks(spec, Over::one_set(self.cfg.num_eval), own)
-            })
-            .collect()
+        models.iter().map(|spec| self.run_networks(spec, Over::one_set(self.cfg.num_eval), |e| Ok(self.own_set(set, e)))).collect()
     }
 
     /// The "Random" baseline under this protocol: network `e` trains on its own random real subset
@@ -228,10 +235,9 @@ impl<'a> Evaluator<'a> {
         let augment = training_augmentation(&recipe.augment, self.plugins)?;
         let mut accuracies = Vec::new();
         let started = Instant::now();
-        let mut at_once = None;
-        let mut first = 0;
-        while first < num_eval {
-            let sets: Vec<OwnSet> = (first..num_eval.min(first + at_once.unwrap_or(1))).map(&own).collect::<Result<_>>()?;
+        let at_once = networks_at_once(&self.task(spec, &own(0)?, augment.as_ref()), self.cfg)?;
+        for first in (0..num_eval).step_by(at_once) {
+            let sets: Vec<OwnSet> = (first..num_eval.min(first + at_once)).map(&own).collect::<Result<_>>()?;
             let tasks: Vec<EvalTask> = sets.iter().map(|set| self.task(spec, set, augment.as_ref())).collect();
             let outcomes = evaluate_all(&tasks, self.cfg, &recipe, tasks.len());
             for (e, outcome) in (first..).zip(outcomes) {
@@ -245,11 +251,6 @@ impl<'a> Evaluator<'a> {
                     );
                 }
                 bar.inc(1);
-            }
-            first += tasks.len();
-            // The first network's set tells the ensemble's size; the others follow in ensembles.
-            if at_once.is_none() {
-                at_once = Some(networks_at_once(&tasks[0], self.cfg)?);
             }
         }
         bar.finish_and_clear();

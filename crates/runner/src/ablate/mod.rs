@@ -12,7 +12,7 @@ use crate::pipeline::{condense_into, eval_seed, Condensation, Evaluator, ImageSe
 use anyhow::{Context, Result};
 use candle_core::{DType, Device};
 use gradmatch_data::{Dataset, DatasetName};
-use gradmatch_engine::{PassSizes, PassTarget, SyntheticSet, VERSION};
+use gradmatch_engine::{EvalOutcome, PassSizes, PassTarget, SyntheticSet, VERSION};
 use gradmatch_models::ModelSpec;
 use gradmatch_plugins::Plugins;
 use grid::{Cell, Grid, Job, Shard};
@@ -298,36 +298,52 @@ impl<'a> Shared<'a> {
         Some(path)
     }
 
-    /// Runs and records every evaluation of the job's set that the store lacks.
+    /// Runs and records every evaluation of the job's set that the store lacks, as many networks
+    /// at once as one ensemble holds: each is recorded when its ensemble ends, so a killed run loses
+    /// at most the ensemble in flight.
     fn evaluate_missing(&self, job: &mut RunningJob<'a>, set: &mut JobSet<'a>) {
         let cell = job.cell;
         let exp = &cell.experiment;
         for model in exp.eval_models() {
+            let mut missing = Vec::new();
             for index in 0..exp.evaluation.num_eval {
                 let key = evaluation_key(&cell.id, job.experiment, &model.to_string(), index);
                 self.units.inc(1);
                 if self.records.done.contains_key(&key) {
                     job.summary.skipped += 1;
-                    continue;
+                } else {
+                    missing.push(Evaluation { model, index, key });
                 }
-                self.run_evaluation(job, set, Evaluation { model, index, key });
+            }
+            let at_once = self.load_once(job, set).and_then(|(synthetic, evaluator)| {
+                evaluator.networks_at_once(&model, &ImageSet { images: &synthetic.images, labels: &synthetic.labels, seed: job.seed })
+            });
+            match at_once {
+                Ok(at_once) => missing.chunks(at_once).for_each(|ensemble| self.run_evaluations(job, set, ensemble)),
+                Err(e) => missing
+                    .iter()
+                    .for_each(|ev| self.fail(job, &format!("evaluate {model} #{}", ev.index), ev.key.clone(), anyhow::anyhow!("{e:#}"))),
             }
         }
     }
 
-    /// Runs one evaluation and records it, or its failure.
-    fn run_evaluation(&self, job: &mut RunningJob<'a>, set: &mut JobSet<'a>, evaluation: Evaluation) {
+    /// Runs one ensemble of evaluations (one model) and records each, or its failure.
+    fn run_evaluations(&self, job: &mut RunningJob<'a>, set: &mut JobSet<'a>, ensemble: &[Evaluation]) {
         let started = Instant::now();
-        let result = self.load_once(job, set).and_then(|loaded| self.evaluate_and_record(job, loaded, &evaluation, started));
-        let Evaluation { model, index, key } = evaluation;
-        match result {
-            Ok(accuracy) => {
-                job.summary.ran += 1;
-                let seconds = started.elapsed().as_secs_f64();
-                let recipe = job.cell.experiment.evaluation.resolve(job.cell.experiment.dataset, &model);
-                self.note(format!("{}: {model} #{index}: {:.2}%, {recipe} ({seconds:.1} s)", job.name, 100.0 * accuracy));
+        let results = match self.load_once(job, set).and_then(|loaded| self.evaluate_and_record(job, loaded, ensemble, started)) {
+            Ok(results) => results,
+            Err(e) => ensemble.iter().map(|_| Err(anyhow::anyhow!("{e:#}"))).collect(),
+        };
+        let seconds = started.elapsed().as_secs_f64() / ensemble.len() as f64;
+        for (Evaluation { model, index, key }, result) in ensemble.iter().zip(results) {
+            match result {
+                Ok(accuracy) => {
+                    job.summary.ran += 1;
+                    let recipe = job.cell.experiment.evaluation.resolve(job.cell.experiment.dataset, model);
+                    self.note(format!("{}: {model} #{index}: {:.2}%, {recipe} ({seconds:.1} s)", job.name, 100.0 * accuracy));
+                }
+                Err(e) => self.fail(job, &format!("evaluate {model} #{index}"), key.clone(), e),
             }
-            Err(e) => self.fail(job, &format!("evaluate {model} #{index}"), key, e),
         }
     }
 
@@ -344,29 +360,35 @@ impl<'a> Shared<'a> {
         Ok(set.loaded.as_ref().expect("loaded above"))
     }
 
-    /// Evaluates one network on the job's set and records it; returns its accuracy. The recorded time
-    /// counts from `started`, so the evaluation that loads the set also accounts for loading it.
+    /// Evaluates an ensemble of networks (one model) on the job's set and records each that
+    /// succeeds; returns each one's accuracy. Each recorded time is the network's share of the time
+    /// from `started`, so the ensemble that loads the set also accounts for loading it.
     fn evaluate_and_record(
         &self,
         job: &RunningJob,
         (set, evaluator): &(SyntheticSet, Evaluator),
-        evaluation: &Evaluation,
+        ensemble: &[Evaluation],
         started: Instant,
-    ) -> Result<f64> {
-        let Evaluation { model, index, key } = evaluation;
+    ) -> Result<Vec<Result<f64>>> {
+        let model = &ensemble[0].model;
         let images = ImageSet { images: &set.images, labels: &set.labels, seed: job.seed };
-        let o = evaluator.network(model, &images, *index)?;
-        anyhow::ensure!(o.accuracy.is_finite(), "accuracy is {}", o.accuracy);
-        let outcome = Outcome::Evaluated {
-            model: model.to_string(),
-            index: *index,
-            eval_seed: eval_seed(job.seed, *index),
-            accuracy: o.accuracy,
-            final_train_loss: o.final_train_loss,
-            recipe: Some(evaluator.recipe(model)),
+        let indices: Vec<usize> = ensemble.iter().map(|e| e.index).collect();
+        let outcomes = evaluator.networks(model, &images, &indices)?;
+        let share = started.elapsed().as_secs_f64() / ensemble.len() as f64;
+        let record = |Evaluation { index, key, .. }: &Evaluation, o: EvalOutcome| -> Result<f64> {
+            anyhow::ensure!(o.accuracy.is_finite(), "accuracy is {}", o.accuracy);
+            let outcome = Outcome::Evaluated {
+                model: model.to_string(),
+                index: *index,
+                eval_seed: eval_seed(job.seed, *index),
+                accuracy: o.accuracy,
+                final_train_loss: o.final_train_loss,
+                recipe: Some(evaluator.recipe(model)),
+            };
+            self.record(job, key.clone(), share, outcome)?;
+            Ok(o.accuracy)
         };
-        self.record(job, key.clone(), started.elapsed().as_secs_f64(), outcome)?;
-        Ok(o.accuracy)
+        Ok(ensemble.iter().zip(outcomes).map(|(ev, o)| o.and_then(|o| record(ev, o))).collect())
     }
 
     fn condense(&self, job: &RunningJob) -> Result<(Outcome, f64)> {

@@ -278,9 +278,13 @@ fn measure(global: &Global, row: Row, iterations: usize, tf32: bool) -> Result<f
             };
             let tasks: Vec<EvalTask> = (0..networks as u64).map(task).collect();
             let at_once = networks_at_once(&tasks[0], &cfg)?;
+            let (mut train, mut test) = (0.0, 0.0);
             for outcome in evaluate_all(&tasks, &cfg, &cfg.resolve(dataset.name, &model), at_once) {
-                outcome?;
+                let outcome = outcome?;
+                (train, test) = (train + outcome.train_seconds, test + outcome.test_seconds);
             }
+            // Where the time goes: the training (batched) and the test forward (the row's floor).
+            eprintln!("{}: training {train:.2} s, test forward {test:.2} s, {at_once} networks at once", row.name);
             Ok(started.elapsed().as_secs_f64())
         }
     }

@@ -51,6 +51,10 @@ pub struct RecipeArgs {
     /// Networks trained per set.
     #[arg(long)]
     pub num_eval: Option<usize>,
+    /// Networks trained at once as one ensemble (default: as many as the memory budget holds, at
+    /// most 20; 1 trains them one after the other).
+    #[arg(long)]
+    networks_at_once: Option<usize>,
 }
 
 impl RecipeArgs {
@@ -64,6 +68,7 @@ impl RecipeArgs {
         cfg.augment = self.eval_augment.as_deref().map(DcAugmentation::canonical).or(cfg.augment);
         cfg.schedule = self.schedule.or(cfg.schedule);
         cfg.num_eval = self.num_eval.unwrap_or(cfg.num_eval);
+        cfg.networks_at_once = self.networks_at_once.or(cfg.networks_at_once);
         cfg
     }
 }
