@@ -47,19 +47,27 @@ pub fn networks_at_once(task: &EvalTask, cfg: &EvalConfig) -> Result<usize> {
 
 /// Trains and tests every task under `recipe`, `at_once` networks per ensemble, in order: one
 /// outcome per task, a network that diverges reported as such without stopping the others.
-/// Tasks share the model, the test set and the augmentation; those with as many images as their
-/// neighbours share an ensemble.
+/// Neighbouring tasks share an ensemble when they share the model, the test set, the augmentation
+/// and the number of images.
 pub fn evaluate_all(tasks: &[EvalTask], cfg: &EvalConfig, recipe: &Recipe, at_once: usize) -> Vec<Result<EvalOutcome>> {
     let mut outcomes = Vec::with_capacity(tasks.len());
     let mut rest = tasks;
     while !rest.is_empty() {
-        let n = rest[0].labels.len();
-        let k = rest.iter().take(at_once.max(1)).take_while(|t| t.labels.len() == n).count();
+        let k = rest.iter().take(at_once.max(1)).take_while(|t| can_share(&rest[0], t)).count();
         let (together, later) = rest.split_at(k);
         outcomes.extend(evaluate_group(together, cfg, recipe));
         rest = later;
     }
     outcomes
+}
+
+/// Whether `b` can train in `a`'s ensemble.
+fn can_share(a: &EvalTask, b: &EvalTask) -> bool {
+    a.spec == b.spec
+        && std::ptr::eq(a.test, b.test)
+        && std::ptr::addr_eq(a.augment, b.augment)
+        && a.num_classes == b.num_classes
+        && a.labels.len() == b.labels.len()
 }
 
 /// The outcomes of `tasks` (equal set sizes): a set that is refused is refused alone, the others
