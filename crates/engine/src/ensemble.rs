@@ -74,7 +74,7 @@ fn can_share(a: &EvalTask, b: &EvalTask) -> bool {
 /// train as one ensemble.
 fn evaluate_group(tasks: &[EvalTask], cfg: &EvalConfig, recipe: &Recipe) -> Vec<Result<EvalOutcome>> {
     let checked: Vec<Result<()>> = tasks.iter().map(|t| check_images(t.images, t.labels)).collect();
-    let valid: Vec<EvalTask> = tasks.iter().zip(&checked).filter(|(_, c)| c.is_ok()).map(|(t, _)| t.clone()).collect();
+    let valid: Vec<EvalTask> = tasks.iter().zip(&checked).filter(|(_, c)| c.is_ok()).map(|(t, _)| *t).collect();
     let mut trained = match evaluate_together(&valid, cfg, recipe) {
         Ok(done) => done,
         // What fails before any network trains fails for each of them.
