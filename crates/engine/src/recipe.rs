@@ -248,8 +248,9 @@ pub struct EvalConfig {
     /// Architectures to evaluate on (cross-architecture tables); empty = the condensing model.
     pub models: Vec<ModelSpec>,
     /// Networks trained at once as one ensemble (`None`: as many as the memory budget holds, at most
-    /// 20). Results do not depend on it beyond float rounding; left out of the serialised config.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// 20). Results do not depend on it beyond float rounding, so it is never serialised: it takes
+    /// no part in the config's identity (ablation ids, set metadata, checkpoint fingerprints).
+    #[serde(skip_serializing)]
     pub networks_at_once: Option<usize>,
 }
 

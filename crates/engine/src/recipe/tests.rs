@@ -53,6 +53,10 @@ fn configs_round_trip_and_unknown_fields_and_protocols_are_named() {
         assert_eq!(parse(&serde_json::to_string(&cfg).unwrap()), cfg, "{json}");
     }
     assert_eq!(parse("{}"), EvalConfig::default());
+    assert_eq!(parse(r#"{"networks_at_once": 4}"#).networks_at_once, Some(4));
+    // The ensemble's size changes no result beyond float rounding, so no identity either.
+    let capped = EvalConfig { networks_at_once: Some(4), ..EvalConfig::default() };
+    assert_eq!(serde_json::to_string(&capped).unwrap(), serde_json::to_string(&EvalConfig::default()).unwrap());
     assert_eq!(parse(r#"{"protocol": "dsa"}"#), Protocol::Dsa.recipe());
     let err = serde_json::from_str::<EvalConfig>(r#"{"epoch": 3}"#).unwrap_err().to_string();
     assert!(err.contains("epoch") && err.contains("epochs"), "{err}");
