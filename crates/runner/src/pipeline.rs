@@ -11,7 +11,7 @@ use candle_core::{DType, Device, Tensor};
 use gradmatch_core::Augmentation;
 use gradmatch_data::Dataset;
 use gradmatch_engine::{
-    condense, derive_seed, evaluate, evaluate_all, networks_at_once, stream, CondenseOutcome, DeviceData, EvalConfig, EvalOutcome,
+    condense, derive_seed, evaluate_all, networks_at_once, stream, CondenseOutcome, DeviceData, EvalConfig, EvalOutcome,
     EvalTask, IterationLog,
 };
 use gradmatch_engine::{DcAugmentation, Method, Recipe, RunContext};
