@@ -1,4 +1,4 @@
-use gradmatch_core::{Augmentation, NoOptions, OptionError, Plugin, Result, Tensor};
+use gradmatch_core::{plugin_without_options, Augmentation, Result, Tensor};
 
 /// No augmentation: the images as they are (DC, DM, MD, MDA).
 #[derive(Debug, Default, Clone, Copy)]
@@ -14,11 +14,4 @@ impl Augmentation for NoAugmentation {
     }
 }
 
-impl Plugin for NoAugmentation {
-    const NAME: &'static str = "none";
-    const SUMMARY: &'static str = "no augmentation: both sides of a match see the images as they are";
-    type Options = NoOptions;
-    fn from_options(_: NoOptions) -> std::result::Result<Self, OptionError> {
-        Ok(NoAugmentation)
-    }
-}
+plugin_without_options!(NoAugmentation, "none", "no augmentation: both sides of a match see the images as they are");

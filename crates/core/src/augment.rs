@@ -18,9 +18,14 @@ pub trait Augmentation: Send + Sync {
     }
 }
 
-/// The seed of image `index` of a batch augmented with `seed` (SplitMix64's mixing).
+/// The seed of image `index` of a batch augmented with `seed`.
 pub fn image_seed(seed: u64, index: usize) -> u64 {
-    let mut z = seed.wrapping_add((index as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    mix64(seed.wrapping_add((index as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)))
+}
+
+/// SplitMix64's finaliser: every bit of the output depends on every bit of `z`, so that nearby seeds
+/// (consecutive indices) give unrelated streams.
+pub fn mix64(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)

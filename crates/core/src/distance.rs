@@ -26,6 +26,12 @@ pub fn at_least(x: &Tensor, floor: f64) -> Result<Tensor> {
     x.maximum(&x.zeros_like()?.affine(1.0, floor)?)
 }
 
+/// Every gradient tensor flattened and concatenated, in order (1-D ones included): one vector, for
+/// distances over the whole gradient.
+pub fn flatten_into_one(tensors: &[Tensor]) -> Result<Tensor> {
+    Tensor::cat(&tensors.iter().map(|t| t.flatten_all()).collect::<Result<Vec<_>>>()?, 0)
+}
+
 /// Sums `per_tensor(real_rows, syn_rows)` over every parameter tensor that has a row view.
 /// The building block of every per-row distance.
 pub fn sum_over_tensors(real: &[Tensor], syn: &[Tensor], per_tensor: impl Fn(&Tensor, &Tensor) -> Result<Tensor>) -> Result<Tensor> {

@@ -15,8 +15,8 @@ mod loops;
 mod plugin;
 mod step;
 
-pub use augment::{image_seed, Augmentation};
-pub use distance::{as_rows, at_least, sum_over_tensors, Distance};
+pub use augment::{image_seed, mix64, Augmentation};
+pub use distance::{as_rows, at_least, flatten_into_one, sum_over_tensors, Distance};
 pub use level::{GradientLevel, MatchContext};
 pub use loops::Loops;
 pub use plugin::{NoOptions, OptionError, Plugin};

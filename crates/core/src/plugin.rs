@@ -16,6 +16,22 @@ pub trait Plugin: Sized {
     fn from_options(options: Self::Options) -> Result<Self, OptionError>;
 }
 
+/// Declares a plug-in that takes no options (a unit struct) by its name and summary:
+/// `plugin_without_options!(Angle, "angle", "sum over rows of (1 - cos(real, syn)) (DC)");`
+#[macro_export]
+macro_rules! plugin_without_options {
+    ($plugin:ident, $name:expr, $summary:expr) => {
+        impl $crate::Plugin for $plugin {
+            const NAME: &'static str = $name;
+            const SUMMARY: &'static str = $summary;
+            type Options = $crate::NoOptions;
+            fn from_options(_: $crate::NoOptions) -> ::std::result::Result<Self, $crate::OptionError> {
+                Ok($plugin)
+            }
+        }
+    };
+}
+
 /// The options of a plug-in that takes none: any key is refused.
 #[derive(Debug, Default, Clone, Copy, serde::Deserialize)]
 #[serde(deny_unknown_fields)]

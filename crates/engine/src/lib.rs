@@ -1,8 +1,7 @@
 //! The engine of gradmatch: the condensation loop of DC / Jiang et al. composed from the plug-in
-//! traits of `gradmatch-core`, the evaluation protocol, SGD with PyTorch's semantics, DC's
-//! evaluation augmentation, and the synthetic-set files.
+//! traits of `gradmatch-core`, the evaluation protocol, SGD with PyTorch's semantics and the
+//! synthetic-set files.
 
-mod augment;
 mod checks;
 mod condense;
 mod device;
@@ -15,7 +14,6 @@ mod recipe;
 mod seed;
 mod synset;
 
-pub use augment::DcAugmentation;
 pub use checks::{Checked, InvalidValue};
 pub use condense::{condense, initial_set, matching_gradient, CondenseConfig, CondenseOutcome, Init, IterationLog, Method, RunContext};
 pub use device::{available_bytes, open_cuda, select_device, set_tf32, DeviceData};

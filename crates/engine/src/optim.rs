@@ -1,3 +1,4 @@
+use candle_core::backprop::GradStore;
 use candle_core::{Result, Tensor, Var};
 use gradmatch_models::layers::fused::{self, SgdUpdate};
 
@@ -77,6 +78,37 @@ impl Sgd {
     }
 }
 
+/// [`Sgd`]'s hyper-parameters, for [`candle_nn::Optimizer::new`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SgdConfig {
+    pub lr: f64,
+    pub momentum: f64,
+    pub weight_decay: f64,
+}
+
+/// candle-nn's optimiser interface, for code written against it (`backward_step(&loss)` from
+/// candle's autodiff). gradmatch's own loops step from the layers' explicit gradients, by position.
+impl candle_nn::Optimizer for Sgd {
+    type Config = SgdConfig;
+
+    fn new(vars: Vec<Var>, c: SgdConfig) -> Result<Sgd> {
+        Ok(Sgd::new(vars, c.lr, c.momentum, c.weight_decay))
+    }
+
+    fn step(&mut self, grads: &GradStore) -> Result<()> {
+        let grads: Vec<Option<Tensor>> = self.vars.iter().map(|v| grads.get(v.as_tensor()).cloned()).collect();
+        Sgd::step(self, &grads)
+    }
+
+    fn learning_rate(&self) -> f64 {
+        self.lr
+    }
+
+    fn set_learning_rate(&mut self, lr: f64) {
+        self.lr = lr;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,6 +127,23 @@ mod tests {
         let v = p.as_tensor().to_vec1::<f64>().unwrap()[0];
         assert!((v - 0.317301).abs() < 1e-12, "{v}");
         assert!(sgd.buffers().unwrap().iter().all(|b| !b.track_op()), "momentum buffers hold no graph of earlier steps");
+    }
+
+    /// Through candle-nn's interface, from candle's autodiff: the same PyTorch trajectory, and the
+    /// learning rate it reports is the one it steps with.
+    #[test]
+    fn candle_nn_optimizer_steps_as_pytorch() {
+        use candle_nn::Optimizer;
+        let p = Var::new(&[1.0f64], &Device::Cpu).unwrap();
+        let mut sgd = <Sgd as Optimizer>::new(vec![p.clone()], SgdConfig { lr: 0.1, momentum: 0.9, weight_decay: 0.01 }).unwrap();
+        // Loss g * p has gradient g: 2 then 3, as in the test above.
+        for g in [2.0, 3.0] {
+            sgd.backward_step(&(p.as_tensor() * g).unwrap().sum_all().unwrap()).unwrap();
+        }
+        let v = p.as_tensor().to_vec1::<f64>().unwrap()[0];
+        assert!((v - 0.317301).abs() < 1e-12, "{v}");
+        sgd.set_learning_rate(0.5);
+        assert_eq!(sgd.learning_rate(), 0.5);
     }
 
     /// The one-pass CPU update equals the candle composition (which CUDA runs) bit for bit, in f32

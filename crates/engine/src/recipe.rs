@@ -2,8 +2,8 @@
 //! the per-dataset and per-model choices of DC's `get_daparam`, and the resolved [`Recipe`] that
 //! every accuracy is recorded with.
 
-use crate::augment::DcAugmentation;
 use crate::optim::Sgd;
+use gradmatch_augment::DcAugmentation;
 use gradmatch_data::DatasetName;
 use gradmatch_models::{Arch, ModelSpec, NormKind};
 use serde::{Deserialize, Serialize};

@@ -1,5 +1,6 @@
+use candle_core::safetensors::Load;
 use candle_core::{DType, Device, Result, Tensor};
-use safetensors::tensor::{Dtype as StDtype, TensorView};
+use safetensors::tensor::Dtype as StDtype;
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -23,15 +24,6 @@ pub struct SyntheticSet {
 
 fn io_error(path: &Path, e: impl std::fmt::Display) -> candle_core::Error {
     candle_core::Error::Msg(format!("{}: {e}", path.display()))
-}
-
-fn f32_bytes(t: &Tensor) -> Result<Vec<u8>> {
-    let v = t.to_dtype(DType::F32)?.to_device(&Device::Cpu)?.flatten_all()?.to_vec1::<f32>()?;
-    Ok(v.iter().flat_map(|x| x.to_le_bytes()).collect())
-}
-
-fn f32_values(bytes: &[u8]) -> Vec<f32> {
-    bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
 }
 
 /// The file with its JSON header's keys in sorted order: safetensors writes the metadata from a
@@ -78,26 +70,19 @@ pub fn check_length(bytes: &[u8]) -> std::result::Result<(), String> {
 
 impl SyntheticSet {
     pub fn save(&self, path: &Path) -> Result<()> {
-        let images = self.images.to_dtype(DType::F32)?.to_device(&Device::Cpu)?;
-        let bytes = f32_bytes(&images)?;
-        let label_bytes: Vec<u8> = self.labels.iter().flat_map(|&l| (l as i64).to_le_bytes()).collect();
-        let momentum = match &self.momentum {
-            Some(m) => Some((m.dims().to_vec(), f32_bytes(m)?)),
-            None => None,
-        };
-        let mut views = vec![
-            ("images", TensorView::new(StDtype::F32, images.dims().to_vec(), &bytes).map_err(|e| io_error(path, e))?),
-            ("labels", TensorView::new(StDtype::I64, vec![self.labels.len()], &label_bytes).map_err(|e| io_error(path, e))?),
-        ];
-        if let Some((dims, data)) = &momentum {
-            views.push(("momentum", TensorView::new(StDtype::F32, dims.clone(), data).map_err(|e| io_error(path, e))?));
+        let host = |t: &Tensor| t.to_dtype(DType::F32)?.to_device(&Device::Cpu);
+        let labels: Vec<i64> = self.labels.iter().map(|&l| l as i64).collect();
+        let mut tensors = vec![("images", host(&self.images)?), ("labels", Tensor::from_vec(labels, self.labels.len(), &Device::Cpu)?)];
+        if let Some(momentum) = &self.momentum {
+            tensors.push(("momentum", host(momentum)?));
         }
         let mut metadata = self.metadata.clone();
         metadata.insert("format".into(), FORMAT.into());
         metadata.entry("version".into()).or_insert_with(|| VERSION.into());
-        // Write then rename: a crash never leaves a half-written checkpoint under the final name.
+        // candle's tensors are safetensors views; write then rename: a crash never leaves a
+        // half-written checkpoint under the final name.
+        let bytes = safetensors::serialize(tensors, Some(metadata)).map_err(|e| io_error(path, e))?;
         let tmp = path.with_extension("safetensors.tmp");
-        let bytes = safetensors::serialize(views, Some(metadata)).map_err(|e| io_error(path, e))?;
         std::fs::write(&tmp, with_sorted_header(bytes)).map_err(|e| io_error(&tmp, e))?;
         std::fs::rename(&tmp, path).map_err(|e| io_error(path, e))
     }
@@ -112,13 +97,9 @@ impl SyntheticSet {
         if images.dtype() != StDtype::F32 || labels.dtype() != StDtype::I64 || images.shape().len() != 4 {
             return Err(io_error(path, "expected `images` float32 (N, C, H, W) and `labels` int64 (N,)"));
         }
-        let momentum = match st.tensor("momentum") {
-            Ok(m) => Some(Tensor::from_vec(f32_values(m.data()), m.shape(), device)?),
-            Err(_) => None,
-        };
-        let values = f32_values(images.data());
-        let labels: Vec<u32> = labels.data().chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes")) as u32).collect();
-        let images = Tensor::from_vec(values, images.shape(), device)?;
+        let momentum = st.tensor("momentum").ok().map(|m| m.load(device)).transpose()?;
+        let labels: Vec<u32> = labels.load(&Device::Cpu)?.to_vec1::<i64>()?.into_iter().map(|l| l as u32).collect();
+        let images = images.load(device)?;
         if images.dim(0)? != labels.len() {
             return Err(io_error(path, format!("{} images but {} labels", images.dim(0)?, labels.len())));
         }

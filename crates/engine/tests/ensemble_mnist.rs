@@ -4,9 +4,10 @@
 //! schedules; a network that diverges is reported and leaves the others untouched.
 
 use candle_core::{DType, Device, Tensor};
+use gradmatch_augment::DcAugmentation;
 use gradmatch_augment::NoAugmentation;
 use gradmatch_data::{Dataset, DatasetName};
-use gradmatch_engine::{evaluate, evaluate_all, DcAugmentation, DeviceData, EvalConfig, EvalTask, Protocol, Schedule};
+use gradmatch_engine::{evaluate, evaluate_all, DeviceData, EvalConfig, EvalTask, Protocol, Schedule};
 use gradmatch_models::ModelSpec;
 use gradmatch_plugins::{Params, Plugins};
 use std::path::Path;
@@ -102,9 +103,9 @@ fn a_refused_or_diverging_network_leaves_the_others_untouched() {
     let outcomes = evaluate_all(&tasks, &cfg, &recipe, tasks.len());
     let alone: Vec<_> = tasks.iter().map(|t| evaluate(t, &cfg, &recipe)).collect();
     for k in [1, 2] {
-        let err = outcomes[k].as_ref().err().expect("refused or diverged").to_string();
+        let err = outcomes[k].as_ref().expect_err("refused or diverged").to_string();
         let first_line = |e: &str| e.lines().next().unwrap().to_string();
-        assert_eq!(first_line(&err), first_line(&alone[k].as_ref().err().expect("alone too").to_string()), "network {k}");
+        assert_eq!(first_line(&err), first_line(&alone[k].as_ref().expect_err("alone too").to_string()), "network {k}");
     }
     for k in [0, 3] {
         let (together, alone) = (outcomes[k].as_ref().unwrap(), alone[k].as_ref().unwrap());

@@ -1,4 +1,4 @@
-use gradmatch_core::{Distance, GradientLevel, MatchContext, NoOptions, OptionError, Plugin, Result, Tensor};
+use gradmatch_core::{plugin_without_options, Distance, GradientLevel, MatchContext, Result, Tensor};
 
 /// DC's level: each class on its own, L = sum_c D(g_real_c, g_syn_c).
 #[derive(Debug, Default, Clone, Copy)]
@@ -11,14 +11,7 @@ impl GradientLevel for IntraClass {
     }
 }
 
-impl Plugin for IntraClass {
-    const NAME: &'static str = "intra";
-    const SUMMARY: &'static str = "per class: sum_c D(g_syn_c, g_real_c) (DC)";
-    type Options = NoOptions;
-    fn from_options(_: NoOptions) -> std::result::Result<Self, OptionError> {
-        Ok(IntraClass)
-    }
-}
+plugin_without_options!(IntraClass, "intra", "per class: sum_c D(g_syn_c, g_real_c) (DC)");
 
 /// `sum_c D(real_c, syn_c)`.
 pub(crate) fn sum_of_class_distances(real: &[Vec<Tensor>], syn: &[Vec<Tensor>], distance: &dyn Distance) -> Result<Tensor> {

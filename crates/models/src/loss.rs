@@ -1,4 +1,6 @@
 use candle_core::{DType, Device, Result, Tensor, D};
+// Stable (max-shifted) compositions of candle's own operations: differentiable again, on every device.
+use candle_nn::ops::{log_softmax, softmax};
 
 /// One-hot targets `(n, classes)`: the cross-entropy below needs them instead of `gather`, whose
 /// backward is not differentiable again.
@@ -10,36 +12,23 @@ pub fn one_hot(labels: &[u32], classes: usize, dtype: DType, device: &Device) ->
     Tensor::from_vec(v, (labels.len(), classes), device)?.to_dtype(dtype)
 }
 
-/// Mean cross-entropy of `logits (n, classes)` against one-hot `targets`, from differentiable ops
-/// (stable log-softmax: the max is subtracted as a constant, which leaves the gradient unchanged).
+/// Mean cross-entropy of `logits (n, classes)` against one-hot `targets`, from differentiable ops.
 pub fn cross_entropy(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
     let n = logits.dim(0)? as f64;
-    (log_softmax(logits)? * targets)?.sum_all()?.affine(-1.0 / n, 0.0)
+    (log_softmax(logits, D::Minus1)? * targets)?.sum_all()?.affine(-1.0 / n, 0.0)
 }
 
 /// The mean cross-entropy of each of `groups` equal, contiguous groups of rows: `(groups)`.
 pub fn group_cross_entropy(logits: &Tensor, targets: &Tensor, groups: usize) -> Result<Tensor> {
     let (n, classes) = logits.dims2()?;
-    let per_row = (log_softmax(logits)? * targets)?.reshape((groups, (), classes))?;
+    let per_row = (log_softmax(logits, D::Minus1)? * targets)?.reshape((groups, (), classes))?;
     per_row.sum(2)?.sum(1)?.affine(-(groups as f64) / n as f64, 0.0)
-}
-
-/// Stable log-softmax over the last axis (the max is subtracted as a constant, which leaves the
-/// gradient unchanged).
-fn log_softmax(logits: &Tensor) -> Result<Tensor> {
-    let max = logits.max_keepdim(D::Minus1)?.detach();
-    let shifted = logits.broadcast_sub(&max)?;
-    let log_sum_exp = shifted.exp()?.sum_keepdim(D::Minus1)?.log()?;
-    shifted.broadcast_sub(&log_sum_exp)
 }
 
 /// Gradient of the mean cross-entropy over each group of `group_size` rows with respect to the
 /// logits: `(softmax(logits) - targets) / group_size`, differentiable again.
 pub fn cross_entropy_grad(logits: &Tensor, targets: &Tensor, group_size: usize) -> Result<Tensor> {
-    let max = logits.max_keepdim(D::Minus1)?.detach();
-    let exp = logits.broadcast_sub(&max)?.exp()?;
-    let softmax = exp.broadcast_div(&exp.sum_keepdim(D::Minus1)?)?;
-    (softmax - targets)? / group_size as f64
+    (softmax(logits, D::Minus1)? - targets)? / group_size as f64
 }
 
 /// Number of rows whose arg-max equals the label.

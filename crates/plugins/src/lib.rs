@@ -14,6 +14,7 @@ pub struct WriteALevelOrStep;
 
 pub use registry::{did_you_mean, Holds, Params, PluginError, Registry};
 
+use gradmatch_augment::DcAugmentation;
 use gradmatch_core::{Augmentation, Distance, GradientLevel, StepStrategy};
 
 /// The registries of the plug-in kinds, one per question a method answers.
@@ -61,5 +62,15 @@ impl Plugins {
         p.augmentations.register::<gradmatch_augment::NoAugmentation>();
         p.augmentations.register::<gradmatch_augment::Dsa>();
         p
+    }
+
+    /// The augmentation of an evaluation recipe's `augment`: one of DC's strategies (`crop_scale_rotate`,
+    /// ...: evaluation only, not differentiable, so not in [`Plugins::augmentations`]) or a registered
+    /// augmentation with its default options (`none`, `dsa`, ...).
+    pub fn evaluation_augmentation(&self, name: &str) -> Result<Box<dyn Augmentation>, PluginError> {
+        match DcAugmentation::parse(name) {
+            Some(strategy) => Ok(Box::new(strategy)),
+            None => self.augmentations.build(name, &Params::new()),
+        }
     }
 }

@@ -149,7 +149,7 @@ impl<T: ?Sized> fmt::Debug for Registry<T> {
 mod tests {
     use super::*;
     use gradmatch_core::candle_core::{Device, Result, Tensor};
-    use gradmatch_core::{NoOptions, OptionError};
+    use gradmatch_core::{plugin_without_options, OptionError};
 
     /// A distance whose value is its `weight` option.
     #[derive(serde::Deserialize)]
@@ -186,14 +186,7 @@ mod tests {
             Tensor::new(0f64, &Device::Cpu)
         }
     }
-    impl Plugin for Plain {
-        const NAME: &'static str = "plain";
-        const SUMMARY: &'static str = "p";
-        type Options = NoOptions;
-        fn from_options(_: NoOptions) -> std::result::Result<Self, OptionError> {
-            Ok(Plain)
-        }
-    }
+    plugin_without_options!(Plain, "plain", "p");
 
     fn registry() -> Registry<dyn Distance> {
         let mut r: Registry<dyn Distance> = Registry::new("distance", "distances");

@@ -2,7 +2,7 @@
 //! `log.jsonl`, set, PNG) and evaluate an image set with the protocol, its networks seeded the same
 //! way everywhere.
 
-use crate::experiment::Experiment;
+use crate::experiment::{EvalAugmentations, Resolved};
 use crate::global::Global;
 use crate::jsonl::{complete_lines, open_for_append};
 use crate::stats::{Estimate, Over};
@@ -11,12 +11,11 @@ use candle_core::{DType, Device, Tensor};
 use gradmatch_core::Augmentation;
 use gradmatch_data::Dataset;
 use gradmatch_engine::{
-    condense, derive_seed, evaluate_all, networks_at_once, stream, CondenseOutcome, DeviceData, EvalConfig, EvalOutcome,
-    EvalTask, IterationLog,
+    condense, derive_seed, evaluate_all, networks_at_once, stream, CondenseOutcome, DeviceData, EvalConfig, EvalOutcome, EvalTask,
+    IterationLog,
 };
-use gradmatch_engine::{DcAugmentation, Method, Recipe, RunContext};
+use gradmatch_engine::{Recipe, RunContext};
 use gradmatch_models::ModelSpec;
-use gradmatch_plugins::{Params, Plugins};
 use rand::SeedableRng;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -32,24 +31,19 @@ pub struct Condensed {
     pub set_path: PathBuf,
 }
 
-/// What a condensation needs: the experiment, its dataset, where it runs and the plug-ins it names.
+/// What a condensation needs: the resolved experiment, its dataset and where it runs.
 pub struct Condensation<'a> {
-    pub exp: &'a Experiment,
+    pub resolved: &'a Resolved,
     pub dataset: &'a Dataset,
     pub device: &'a Device,
-    pub plugins: &'a Plugins,
 }
 
 /// Condenses into `out`: resumes from `out/checkpoint.safetensors` when present, appends each
 /// iteration to `out/log.jsonl`, and saves `synthetic.safetensors` and `synthetic.png` there.
 pub fn condense_into(out: &Path, job: &Condensation, on_iteration: &mut dyn FnMut(&IterationLog)) -> Result<Condensed> {
-    let Condensation { exp, dataset: ds, device, plugins } = *job;
+    let Condensation { resolved, dataset: ds, device } = *job;
+    let exp = &resolved.experiment;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let level = plugins.levels.build(&exp.level.name, &exp.level.options)?;
-    let distance = plugins.distances.build(&exp.distance.name, &exp.distance.options)?;
-    let steps = plugins.steps.build(&exp.steps.name, &exp.steps.options)?;
-    let augment = plugins.augmentations.build(&exp.augment.name, &exp.augment.options)?;
-    let method = Method { level: level.as_ref(), distance: distance.as_ref(), steps: steps.as_ref(), augment: augment.as_ref() };
     let mut metadata = HashMap::new();
     // Without augmentation the record is as it was before augmentations: older checkpoints resume.
     let record = match exp.augment.is_no_augmentation() {
@@ -69,7 +63,7 @@ pub fn condense_into(out: &Path, job: &Condensation, on_iteration: &mut dyn FnMu
             write_error.get_or_insert(e);
         }
     };
-    let outcome = condense(&run, method, &exp.condense, &mut record)?;
+    let outcome = condense(&run, resolved.method(), &exp.condense, &mut record)?;
     if let Some(e) = write_error {
         return Err(e).with_context(|| format!("writing {}", log_path.display()));
     }
@@ -120,21 +114,6 @@ struct OwnSet {
     seed: u64,
 }
 
-/// The augmentation that an evaluation's `augment` names: a DC strategy (`crop_scale_rotate`, ...:
-/// evaluation only) or a registered augmentation with its default options (`none`, `dsa`, ...).
-pub fn training_augmentation(name: &str, plugins: &Plugins) -> Result<Box<dyn Augmentation>> {
-    if let Some(strategy) = DcAugmentation::parse(name) {
-        return Ok(Box::new(strategy));
-    }
-    plugins.augmentations.build(name, &Params::new()).with_context(|| {
-        format!(
-            "[evaluation] augment `{name}`: give a DC strategy (`_`-joined crop, scale, rotate, noise: `{}`, `{}`) or a registered augmentation",
-            DcAugmentation::MNIST,
-            DcAugmentation::BATCH_NORM
-        )
-    })
-}
-
 /// Accuracies of `num_eval` networks per model trained on one image set.
 #[derive(Debug, Clone, Serialize)]
 pub struct ModelAccuracy {
@@ -155,7 +134,7 @@ pub struct Evaluator<'a> {
     dataset: &'a Dataset,
     test: DeviceData<'a>,
     cfg: &'a EvalConfig,
-    plugins: &'a Plugins,
+    augmentations: &'a EvalAugmentations,
 }
 
 impl<'a> Evaluator<'a> {
@@ -164,10 +143,10 @@ impl<'a> Evaluator<'a> {
         dataset: &'a Dataset,
         device: &Device,
         cfg: &'a EvalConfig,
-        plugins: &'a Plugins,
+        augmentations: &'a EvalAugmentations,
     ) -> Result<Evaluator<'a>> {
         let test = DeviceData::new(&dataset.test, dataset.shape(), DType::F32, device)?;
-        Ok(Evaluator { global, dataset, test, cfg, plugins })
+        Ok(Evaluator { global, dataset, test, cfg, augmentations })
     }
 
     /// The recipe that networks of `spec` train under on this dataset.
@@ -179,16 +158,16 @@ impl<'a> Evaluator<'a> {
     /// [`Evaluator::networks_at_once`]) and tests them: one outcome per index.
     pub fn networks(&self, spec: &ModelSpec, set: &ImageSet, indices: &[usize]) -> Result<Vec<Result<EvalOutcome>>> {
         let recipe = self.recipe(spec);
-        let augment = training_augmentation(&recipe.augment, self.plugins)?;
+        let augment = self.augmentations.of_recipe(&recipe)?;
         let own: Vec<OwnSet> = indices.iter().map(|&e| self.own_set(set, e)).collect();
-        let tasks: Vec<EvalTask> = own.iter().map(|o| self.task(spec, o, augment.as_ref())).collect();
+        let tasks: Vec<EvalTask> = own.iter().map(|o| self.task(spec, o, augment)).collect();
         Ok(evaluate_all(&tasks, self.cfg, &recipe, tasks.len()).into_iter().map(|o| o.map_err(anyhow::Error::from)).collect())
     }
 
     /// How many evaluation networks of `spec` on `set` train as one ensemble on this device.
     pub fn networks_at_once(&self, spec: &ModelSpec, set: &ImageSet) -> Result<usize> {
-        let none = training_augmentation(gradmatch_engine::NO_AUGMENTATION, self.plugins)?;
-        Ok(networks_at_once(&self.task(spec, &self.own_set(set, 0), none.as_ref()), self.cfg)?)
+        let augment = self.augmentations.of_recipe(&self.recipe(spec))?;
+        Ok(networks_at_once(&self.task(spec, &self.own_set(set, 0), augment), self.cfg)?)
     }
 
     /// Evaluation network `index`'s view of `set`: its images and its seed.
@@ -232,13 +211,13 @@ impl<'a> Evaluator<'a> {
         let bar = self.global.progress(num_eval as u64, "evaluate");
         bar.set_message(spec.to_string());
         let recipe = self.recipe(spec);
-        let augment = training_augmentation(&recipe.augment, self.plugins)?;
+        let augment = self.augmentations.of_recipe(&recipe)?;
         let mut accuracies = Vec::new();
         let started = Instant::now();
-        let at_once = networks_at_once(&self.task(spec, &own(0)?, augment.as_ref()), self.cfg)?;
+        let at_once = networks_at_once(&self.task(spec, &own(0)?, augment), self.cfg)?;
         for first in (0..num_eval).step_by(at_once) {
             let sets: Vec<OwnSet> = (first..num_eval.min(first + at_once)).map(&own).collect::<Result<_>>()?;
-            let tasks: Vec<EvalTask> = sets.iter().map(|set| self.task(spec, set, augment.as_ref())).collect();
+            let tasks: Vec<EvalTask> = sets.iter().map(|set| self.task(spec, set, augment)).collect();
             let outcomes = evaluate_all(&tasks, self.cfg, &recipe, tasks.len());
             for (e, outcome) in (first..).zip(outcomes) {
                 let outcome = outcome.with_context(|| format!("evaluating {spec}, network {e}"))?;

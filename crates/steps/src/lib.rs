@@ -1,6 +1,6 @@
 //! How long to train the network between matching steps.
 
-use gradmatch_core::{InnerTrainer, NoOptions, OptionError, Plugin, Result, StepContext, StepStrategy};
+use gradmatch_core::{plugin_without_options, InnerTrainer, OptionError, Plugin, Result, StepContext, StepStrategy};
 
 /// DC: the loops table's `inner` epochs every time.
 #[derive(Debug, Default, Clone, Copy)]
@@ -15,14 +15,7 @@ impl StepStrategy for Fixed {
     }
 }
 
-impl Plugin for Fixed {
-    const NAME: &'static str = "fixed";
-    const SUMMARY: &'static str = "inner epochs from the loops table (DC)";
-    type Options = NoOptions;
-    fn from_options(_: NoOptions) -> std::result::Result<Self, OptionError> {
-        Ok(Fixed)
-    }
-}
+plugin_without_options!(Fixed, "fixed", "inner epochs from the loops table (DC)");
 
 /// The paper's "A": long training early in an outer iteration, short later.
 pub fn adaptive_epochs(outer_step: usize) -> usize {
@@ -47,14 +40,7 @@ impl StepStrategy for Adaptive {
     }
 }
 
-impl Plugin for Adaptive {
-    const NAME: &'static str = "adaptive";
-    const SUMMARY: &'static str = "50, 40, 30, 20 epochs, then 10 until step 10, then 5 (the paper's A)";
-    type Options = NoOptions;
-    fn from_options(_: NoOptions) -> std::result::Result<Self, OptionError> {
-        Ok(Adaptive)
-    }
-}
+plugin_without_options!(Adaptive, "adaptive", "50, 40, 30, 20 epochs, then 10 until step 10, then 5 (the paper's A)");
 
 /// Trains until the loss on a real validation batch rises (that epoch counts), at most
 /// `max_epochs`: the network stops before it overfits the synthetic set.

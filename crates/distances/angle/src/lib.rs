@@ -1,6 +1,6 @@
 //! The angle distance of DC ("baseline" in the reference code): sum over rows of (1 - cos).
 
-use gradmatch_core::{at_least, sum_over_tensors, Distance, NoOptions, OptionError, Plugin, Result, Tensor};
+use gradmatch_core::{at_least, plugin_without_options, sum_over_tensors, Distance, Result, Tensor};
 
 /// torch's `cosine_similarity` guard.
 pub const EPS: f64 = 1e-8;
@@ -22,14 +22,7 @@ impl Distance for Angle {
     }
 }
 
-impl Plugin for Angle {
-    const NAME: &'static str = "angle";
-    const SUMMARY: &'static str = "sum over rows of (1 - cos(real, syn)) (DC)";
-    type Options = NoOptions;
-    fn from_options(_: NoOptions) -> std::result::Result<Self, OptionError> {
-        Ok(Angle)
-    }
-}
+plugin_without_options!(Angle, "angle", "sum over rows of (1 - cos(real, syn)) (DC)");
 
 #[cfg(test)]
 mod tests;

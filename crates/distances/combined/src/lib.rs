@@ -1,6 +1,6 @@
 //! The combined distance of Jiang et al. (the paper's "D", "improved" in its code): angle + magnitude.
 
-use gradmatch_core::{Distance, NoOptions, OptionError, Plugin, Result, Tensor};
+use gradmatch_core::{plugin_without_options, Distance, Result, Tensor};
 use gradmatch_distance_angle::Angle;
 use gradmatch_distance_magnitude::Magnitude;
 
@@ -13,14 +13,7 @@ impl Distance for Combined {
     }
 }
 
-impl Plugin for Combined {
-    const NAME: &'static str = "combined";
-    const SUMMARY: &'static str = "angle + magnitude, per row (the paper's D)";
-    type Options = NoOptions;
-    fn from_options(_: NoOptions) -> std::result::Result<Self, OptionError> {
-        Ok(Combined)
-    }
-}
+plugin_without_options!(Combined, "combined", "angle + magnitude, per row (the paper's D)");
 
 #[cfg(test)]
 mod tests {

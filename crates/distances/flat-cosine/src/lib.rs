@@ -1,6 +1,6 @@
 //! 1 - cos over the flattened concatenation of all gradient tensors, as peers use.
 
-use gradmatch_core::{Distance, NoOptions, OptionError, Plugin, Result, Tensor};
+use gradmatch_core::{flatten_into_one, plugin_without_options, Distance, Result, Tensor};
 use gradmatch_distance_angle::row_cosine;
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -8,21 +8,12 @@ pub struct FlatCosine;
 
 impl Distance for FlatCosine {
     fn distance(&self, real: &[Tensor], syn: &[Tensor]) -> Result<Tensor> {
-        let row = |ts: &[Tensor]| -> Result<Tensor> {
-            Tensor::cat(&ts.iter().map(|t| t.flatten_all()).collect::<Result<Vec<_>>>()?, 0)?.unsqueeze(0)
-        };
+        let row = |ts: &[Tensor]| flatten_into_one(ts)?.unsqueeze(0);
         row_cosine(&row(real)?, &row(syn)?)?.affine(-1.0, 1.0)?.sum_all()
     }
 }
 
-impl Plugin for FlatCosine {
-    const NAME: &'static str = "flat-cosine";
-    const SUMMARY: &'static str = "1 - cos over all gradient tensors flattened into one vector";
-    type Options = NoOptions;
-    fn from_options(_: NoOptions) -> std::result::Result<Self, OptionError> {
-        Ok(FlatCosine)
-    }
-}
+plugin_without_options!(FlatCosine, "flat-cosine", "1 - cos over all gradient tensors flattened into one vector");
 
 #[cfg(test)]
 mod tests {

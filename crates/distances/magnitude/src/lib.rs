@@ -1,6 +1,6 @@
 //! The magnitude distance of Jiang et al.: sum over rows of |real - syn|_2.
 
-use gradmatch_core::{at_least, sum_over_tensors, Distance, NoOptions, OptionError, Plugin, Result, Tensor};
+use gradmatch_core::{at_least, plugin_without_options, sum_over_tensors, Distance, Result, Tensor};
 
 /// Floor under the squared norm: keeps the gradient of sqrt finite.
 const TINY: f64 = 1e-30;
@@ -24,14 +24,7 @@ impl Distance for Magnitude {
     }
 }
 
-impl Plugin for Magnitude {
-    const NAME: &'static str = "magnitude";
-    const SUMMARY: &'static str = "sum over rows of |real - syn|_2";
-    type Options = NoOptions;
-    fn from_options(_: NoOptions) -> std::result::Result<Self, OptionError> {
-        Ok(Magnitude)
-    }
-}
+plugin_without_options!(Magnitude, "magnitude", "sum over rows of |real - syn|_2");
 
 #[cfg(test)]
 mod tests;

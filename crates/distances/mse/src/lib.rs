@@ -1,30 +1,18 @@
 //! Sum of squared differences over all gradient tensors (1-D ones included), as peers use.
 
-use gradmatch_core::{Distance, NoOptions, OptionError, Plugin, Result, Tensor};
+use gradmatch_core::{flatten_into_one, plugin_without_options, Distance, Result, Tensor};
 
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Mse;
 
 impl Distance for Mse {
     fn distance(&self, real: &[Tensor], syn: &[Tensor]) -> Result<Tensor> {
-        let (a, b) = (flatten_all(real)?, flatten_all(syn)?);
+        let (a, b) = (flatten_into_one(real)?, flatten_into_one(syn)?);
         (a - b)?.sqr()?.sum_all()
     }
 }
 
-impl Plugin for Mse {
-    const NAME: &'static str = "mse";
-    const SUMMARY: &'static str = "sum of squared differences over all gradient tensors";
-    type Options = NoOptions;
-    fn from_options(_: NoOptions) -> std::result::Result<Self, OptionError> {
-        Ok(Mse)
-    }
-}
-
-/// Every tensor flattened and concatenated, in order.
-pub fn flatten_all(tensors: &[Tensor]) -> Result<Tensor> {
-    Tensor::cat(&tensors.iter().map(|t| t.flatten_all()).collect::<Result<Vec<_>>>()?, 0)
-}
+plugin_without_options!(Mse, "mse", "sum of squared differences over all gradient tensors");
 
 #[cfg(test)]
 mod tests {

@@ -97,7 +97,7 @@ fn records_made_before_recipes_were_resolved_say_so() {
     assert_eq!(serde_json::from_str::<Recipe>(&serde_json::to_string(&dsa).unwrap()).unwrap(), dsa);
 }
 
-/// One schedule run of `tests/fixtures/recipes/make.py`.
+/// One schedule run of `tests/fixtures/recipes/make.py` (at the top of the workspace).
 #[derive(serde::Deserialize)]
 struct ScheduleRun {
     epochs: usize,
@@ -114,7 +114,7 @@ struct Fixture {
 
 #[test]
 fn schedules_give_pytorchs_learning_rates_and_momentum() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/recipes/recipes.json");
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/recipes/recipes.json");
     let fixture: Fixture = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     assert!(fixture.schedules.len() >= 10);
     for run in fixture.schedules {

@@ -65,6 +65,8 @@ trait Float:
     + std::ops::Add<Output = Self>
     + std::ops::Sub<Output = Self>
     + std::ops::Mul<Output = Self>
+    + std::ops::AddAssign
+    + std::ops::MulAssign
 {
     fn of(v: f64) -> Self;
     fn to(self) -> f64;
@@ -448,7 +450,7 @@ vectorised! {
                         let Some(xx) = (ox * s + j).checked_sub(p).filter(|&xx| xx < w) else { continue };
                         let dst = &mut image[(y * w + xx) * c..(y * w + xx + 1) * c];
                         for (d, &v) in dst.iter_mut().zip(&patch[(i * k + j) * c..(i * k + j + 1) * c]) {
-                            *d = *d + v;
+                            *d += v;
                         }
                     }
                 }
@@ -648,7 +650,7 @@ impl Block {
     fn window(&self, row: usize, col: usize) -> Option<(usize, bool)> {
         let (ho, wo) = (self.h / self.k, self.w / self.k);
         let (py, px) = (row / self.k, col / self.k);
-        (py < ho && px < wo).then_some(((py * wo + px) * self.c, row % self.k == 0 && col % self.k == 0))
+        (py < ho && px < wo).then_some(((py * wo + px) * self.c, row.is_multiple_of(self.k) && col.is_multiple_of(self.k)))
     }
 }
 
@@ -687,13 +689,13 @@ fn norm_relu_pool_sample<T: Float>(
             }
             match b.window(row, col) {
                 Some((q, true)) => pooled[q..q + c].copy_from_slice(y),
-                Some((q, false)) => pooled[q..q + c].iter_mut().zip(y.iter()).for_each(|(p, &v)| *p = *p + v),
+                Some((q, false)) => pooled[q..q + c].iter_mut().zip(y.iter()).for_each(|(p, &v)| *p += v),
                 None => {}
             }
         }
     }
     let scale = T::of(1.0 / (b.k * b.k) as f64);
-    pooled.iter_mut().for_each(|p| *p = *p * scale);
+    pooled.iter_mut().for_each(|p| *p *= scale);
 }
 
 /// Sample `s`'s slice of a per-channel parameter of `per_member` values per network, for a batch

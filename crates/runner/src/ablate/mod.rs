@@ -14,7 +14,6 @@ use candle_core::{DType, Device};
 use gradmatch_data::{Dataset, DatasetName};
 use gradmatch_engine::{EvalOutcome, PassSizes, PassTarget, SyntheticSet, VERSION};
 use gradmatch_models::ModelSpec;
-use gradmatch_plugins::Plugins;
 use grid::{Cell, Grid, Job, Shard};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget};
 use rayon::prelude::*;
@@ -65,7 +64,6 @@ struct Shared<'a> {
     datasets: &'a HashMap<DatasetName, Dataset>,
     devices: &'a [Device],
     device_names: &'a [String],
-    plugins: &'a Plugins,
     store: &'a Path,
     records: &'a Records,
     /// Condensed sets by (cell condensation hash, experiment), with the label of the cell that made
@@ -78,8 +76,8 @@ struct Shared<'a> {
 }
 
 /// Runs the jobs of `grid` (already expanded and validated) that this shard owns and the store lacks.
-pub fn run(global: &Global, grid: &Grid, plugins: &Plugins, opts: &Options) -> Result<Summary> {
-    let tf32_varies = grid.cells.iter().any(|c| c.experiment.condense.tf32 != grid.cells[0].experiment.condense.tf32);
+pub fn run(global: &Global, grid: &Grid, opts: &Options) -> Result<Summary> {
+    let tf32_varies = grid.cells.iter().any(|c| c.experiment().condense.tf32 != grid.cells[0].experiment().condense.tf32);
     anyhow::ensure!(
         !(tf32_varies && opts.jobs > 1),
         "{}: its cells differ in condense.tf32, a process-wide switch: run it with --jobs 1",
@@ -117,7 +115,6 @@ pub fn run(global: &Global, grid: &Grid, plugins: &Plugins, opts: &Options) -> R
         datasets: &datasets,
         devices: &devices,
         device_names: &device_names,
-        plugins,
         store: &opts.store,
         records: &records,
         sets: Mutex::new(condensed_sets(&grid.cells, &records)),
@@ -149,7 +146,7 @@ pub fn check_memory<'c>(cells: impl IntoIterator<Item = &'c Cell>, device: &Devi
         if checked.contains(&cell.condensation) {
             continue;
         }
-        let e = &cell.experiment;
+        let e = cell.experiment();
         let target = PassTarget { model: &e.model, shape: e.dataset.shape(), classes: e.dataset.num_classes(), dtype: DType::F32, device };
         if let Err(error) = PassSizes::predict(&target, &e.condense) {
             misfits.push(format!("cell `{}`: {error}", cell.label()));
@@ -170,8 +167,8 @@ pub fn check_memory<'c>(cells: impl IntoIterator<Item = &'c Cell>, device: &Devi
 fn load_datasets(global: &Global, cells: &[Cell]) -> Result<HashMap<DatasetName, Dataset>> {
     let mut datasets = HashMap::new();
     for cell in cells {
-        if let Entry::Vacant(slot) = datasets.entry(cell.experiment.dataset) {
-            slot.insert(global.load(cell.experiment.dataset)?);
+        if let Entry::Vacant(slot) = datasets.entry(cell.experiment().dataset) {
+            slot.insert(global.load(cell.experiment().dataset)?);
         }
     }
     Ok(datasets)
@@ -210,7 +207,7 @@ struct Evaluation {
 }
 
 fn units_of_evaluation(cell: &Cell) -> usize {
-    cell.experiment.eval_models().len() * cell.experiment.evaluation.num_eval
+    cell.experiment().eval_models().len() * cell.experiment().evaluation.num_eval
 }
 
 impl<'a> Shared<'a> {
@@ -234,11 +231,11 @@ impl<'a> Shared<'a> {
     fn run_job(&self, place: usize, job: &Job) -> Summary {
         let cell = &self.cells[job.cell];
         // Process-wide: set for each job, also one whose set is found and only evaluated here.
-        gradmatch_engine::set_tf32(cell.experiment.condense.tf32);
+        gradmatch_engine::set_tf32(cell.experiment().condense.tf32);
         let mut running = RunningJob {
             cell,
             experiment: job.experiment,
-            seed: cell.experiment.condense.seed + job.experiment as u64,
+            seed: cell.experiment().condense.seed + job.experiment as u64,
             device: rayon::current_thread_index().unwrap_or(0) % self.devices.len(),
             name: format!("[{}/{}] {} e{}", place + 1, self.total_jobs, cell.label(), job.experiment),
             summary: Summary::default(),
@@ -303,7 +300,7 @@ impl<'a> Shared<'a> {
     /// at most the ensemble in flight.
     fn evaluate_missing(&self, job: &mut RunningJob<'a>, set: &mut JobSet<'a>) {
         let cell = job.cell;
-        let exp = &cell.experiment;
+        let exp = cell.experiment();
         for model in exp.eval_models() {
             let mut missing = Vec::new();
             for index in 0..exp.evaluation.num_eval {
@@ -339,7 +336,7 @@ impl<'a> Shared<'a> {
             match result {
                 Ok(accuracy) => {
                     job.summary.ran += 1;
-                    let recipe = job.cell.experiment.evaluation.resolve(job.cell.experiment.dataset, model);
+                    let recipe = job.cell.experiment().evaluation.resolve(job.cell.experiment().dataset, model);
                     self.note(format!("{}: {model} #{index}: {:.2}%, {recipe} ({seconds:.1} s)", job.name, 100.0 * accuracy));
                 }
                 Err(e) => self.fail(job, &format!("evaluate {model} #{index}"), key.clone(), e),
@@ -350,11 +347,12 @@ impl<'a> Shared<'a> {
     /// The job's set and the evaluator of its dataset, loaded on the first call.
     fn load_once<'s>(&self, job: &RunningJob<'a>, set: &'s mut JobSet<'a>) -> Result<&'s (SyntheticSet, Evaluator<'a>)> {
         if set.loaded.is_none() {
-            let exp = &job.cell.experiment;
+            let exp = job.cell.experiment();
             let device = &self.devices[job.device];
             let synthetic = SyntheticSet::load(&set.path, device)
                 .with_context(|| format!("loading the synthetic set {} (delete its condense record to redo it)", set.path.display()))?;
-            let evaluator = Evaluator::new(self.global, &self.datasets[&exp.dataset], device, &exp.evaluation, self.plugins)?;
+            let evaluator =
+                Evaluator::new(self.global, &self.datasets[&exp.dataset], device, &exp.evaluation, &job.cell.resolved.evaluation)?;
             set.loaded = Some((synthetic, evaluator));
         }
         Ok(set.loaded.as_ref().expect("loaded above"))
@@ -393,13 +391,13 @@ impl<'a> Shared<'a> {
 
     fn condense(&self, job: &RunningJob) -> Result<(Outcome, f64)> {
         let started = Instant::now();
-        let mut exp = job.cell.experiment.clone();
-        exp.condense.seed = job.seed;
+        let mut resolved = job.cell.resolved.clone();
+        resolved.experiment.condense.seed = job.seed;
+        let exp = &resolved.experiment;
         let folder = PathBuf::from("cells").join(job.cell.folder()).join(format!("e{}", job.experiment));
         let bar = self.progress.add(self.global.progress(exp.condense.iterations as u64, "condense"));
         bar.set_message(job.name.clone());
-        let condensation =
-            Condensation { exp: &exp, dataset: &self.datasets[&exp.dataset], device: &self.devices[job.device], plugins: self.plugins };
+        let condensation = Condensation { resolved: &resolved, dataset: &self.datasets[&exp.dataset], device: &self.devices[job.device] };
         let condensed = condense_into(&self.store.join(&folder), &condensation, &mut |entry| {
             bar.set_position(entry.iteration as u64 + 1);
         });
@@ -437,7 +435,7 @@ impl<'a> Shared<'a> {
     }
 
     fn record(&self, job: &RunningJob, key: String, seconds: f64, outcome: Outcome) -> Result<()> {
-        let mut config = job.cell.experiment.clone();
+        let mut config = job.cell.experiment().clone();
         config.condense.seed = job.seed;
         self.appender.append(&Record {
             key,

@@ -94,13 +94,13 @@ pub fn table(grid: &Grid, records: &Records) -> Table {
         cell_rows.push(row);
         recipes.resize(row_order.len(), Vec::new());
         let id = shown_id(cell, records);
-        for model in cell.experiment.eval_models() {
+        for model in cell.experiment().eval_models() {
             let column_key =
                 if column_axis == EVAL_MODEL_AXIS { model.to_string() } else { cell.label_of(&column_axis).unwrap_or("-").to_string() };
             let column = index_of(&mut column_order, column_key);
             let samples = values.entry((row, column)).or_default();
             for k in 0..grid.experiments {
-                for n in 0..cell.experiment.evaluation.num_eval {
+                for n in 0..cell.experiment().evaluation.num_eval {
                     let key = super::store::evaluation_key(id, k, &model.to_string(), n);
                     if let Some(record @ Record { outcome: Outcome::Evaluated { accuracy, eval_seed, .. }, .. }) = records.done.get(&key) {
                         add_recipe(&mut recipes[row], record_recipe(record, &model));
@@ -114,7 +114,7 @@ pub fn table(grid: &Grid, records: &Records) -> Table {
     for (&row, cell) in cell_rows.iter().zip(&grid.cells) {
         // A row with no records yet names what its cells will be evaluated under.
         if recipes[row].is_empty() {
-            cell.experiment.recipes().into_iter().for_each(|r| add_recipe(&mut recipes[row], r));
+            cell.experiment().recipes().into_iter().for_each(|r| add_recipe(&mut recipes[row], r));
         }
     }
     let rows = row_order
@@ -281,7 +281,7 @@ fn cell_row(grid: &Grid, cell: &Cell, records: &Records, store: &Path) -> Result
     if plotted {
         let accuracies = cell_accuracies(cell, records);
         let (path, tmp) = (store.join(&plot_name), crate::files::beside(&store.join(&plot_name)));
-        plot::cell_plot(&tmp, &cell.label(), &curves, &accuracies, cell.experiment.condense.iterations)?;
+        plot::cell_plot(&tmp, &cell.label(), &curves, &accuracies, cell.experiment().condense.iterations)?;
         crate::files::publish(&tmp, &path)?;
     }
     let loss = curves.first().and_then(|(_, l)| Some(format!("{:.4} → {:.4}", l.first()?, l.last()?))).unwrap_or_else(|| "—".into());
@@ -299,7 +299,7 @@ fn cell_row(grid: &Grid, cell: &Cell, records: &Records, store: &Path) -> Result
 /// Accuracies (%) of every evaluation of `cell` per evaluation model.
 fn cell_accuracies(cell: &Cell, records: &Records) -> Vec<(String, Vec<f64>)> {
     let id = shown_id(cell, records);
-    cell.experiment
+    cell.experiment()
         .eval_models()
         .iter()
         .map(|m| {
@@ -358,7 +358,7 @@ columns = "eval_model"
             labels: cell.labels.clone(),
             experiment: k,
             seed: k as u64,
-            config: cell.experiment.clone(),
+            config: cell.experiment().clone(),
             device: "cpu".into(),
             version: "t".into(),
             seconds: 0.0,

@@ -35,7 +35,7 @@ pub struct Args {
 fn print_cells(path: &Path, grid: &Grid) {
     println!("{}: {} cells x {} experiments, valid", path.display(), grid.cells.len(), grid.experiments);
     for cell in &grid.cells {
-        let e = &cell.experiment;
+        let e = cell.experiment();
         let iterations = match e.condense.iterations {
             0 => "0 iterations (the initial set itself)".to_string(),
             n => format!("{n} iterations"),
@@ -70,7 +70,7 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
     }
     let opts =
         Options { store: store.clone(), jobs: args.jobs.into(), devices: args.devices, shard: args.shard, replace_grid: args.replace_grid };
-    let summary = ablate::run(global, &grid, &plugins, &opts)?;
+    let summary = ablate::run(global, &grid, &opts)?;
     let table = report::write(&grid, &store, &[])?;
     println!("\n{}", table.markdown());
     println!(

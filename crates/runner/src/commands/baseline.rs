@@ -1,4 +1,5 @@
 use super::{print_accuracies, write_json, RecipeArgs};
+use crate::experiment::EvalAugmentations;
 use crate::global::{device_name, Global};
 use crate::pipeline::{Evaluator, ModelAccuracy};
 use anyhow::Result;
@@ -56,8 +57,8 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
     let ds = global.load(args.dataset)?;
     check_ipc(args.ipc, ds.train.smallest_class(), args.dataset)?;
     let train = DeviceData::new(&ds.train, ds.shape(), DType::F32, &device)?;
-    let plugins = Plugins::builtin();
-    let evaluator = Evaluator::new(global, &ds, &device, &cfg, &plugins)?;
+    let augmentations = EvalAugmentations::of(&[cfg.resolve(args.dataset, &args.model)], &Plugins::builtin())?;
+    let evaluator = Evaluator::new(global, &ds, &device, &cfg, &augmentations)?;
     let per_class = vec![args.ipc; ds.num_classes()];
     let result = evaluator.evaluate_random_subsets(&train, &per_class, &args.model, args.seed)?;
     println!("random baseline: {} ipc {} on {}", args.dataset, args.ipc, device_name(&device));

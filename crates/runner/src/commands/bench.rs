@@ -2,11 +2,12 @@
 //! per class), each row in its own process so that its peak memory is its own, next to the PyTorch
 //! reference (`../shared/bench/torch_reference.py`) run on the same machine in the same run.
 
+use crate::experiment::{Experiment, PluginSpec};
 use crate::global::Global;
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Tensor};
 use gradmatch_data::DatasetName;
-use gradmatch_engine::{condense, evaluate_all, networks_at_once, CondenseConfig, DeviceData, EvalConfig, EvalTask, Method, RunContext};
+use gradmatch_engine::{condense, evaluate_all, networks_at_once, CondenseConfig, DeviceData, EvalConfig, EvalTask, RunContext};
 use gradmatch_models::ModelSpec;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -235,16 +236,14 @@ fn measure(global: &Global, row: Row, iterations: usize, tf32: bool) -> Result<f
     let model = ModelSpec::CONVNET;
     match row.what {
         Work::Step { multi_level_combined_adaptive } => {
-            let plugins = gradmatch_plugins::Plugins::builtin();
-            let none = gradmatch_plugins::Params::new();
-            let (level, distance, steps) =
-                if multi_level_combined_adaptive { ("multi-level", "combined", "adaptive") } else { ("intra", "angle", "fixed") };
-            let level = plugins.levels.build(level, &none)?;
-            let distance = plugins.distances.build(distance, &none)?;
-            let steps = plugins.steps.build(steps, &none)?;
-            let augment = plugins.augmentations.build("none", &none)?;
             let timed = row.timed_iterations(iterations);
-            let cfg = CondenseConfig { ipc: row.ipc, iterations: timed + 1, tf32, ..CondenseConfig::default() };
+            let mut exp = Experiment::dc(DatasetName::Mnist);
+            exp.condense = CondenseConfig { ipc: row.ipc, iterations: timed + 1, tf32, ..CondenseConfig::default() };
+            if multi_level_combined_adaptive {
+                (exp.level, exp.distance, exp.steps) =
+                    (PluginSpec::named("multi-level"), PluginSpec::named("combined"), PluginSpec::named("adaptive"));
+            }
+            let resolved = exp.resolve(&gradmatch_plugins::Plugins::builtin())?;
             let run = RunContext {
                 dataset: &dataset,
                 model: &model,
@@ -253,8 +252,7 @@ fn measure(global: &Global, row: Row, iterations: usize, tf32: bool) -> Result<f
                 checkpoint: None,
                 metadata: HashMap::new(),
             };
-            let method = Method { level: level.as_ref(), distance: distance.as_ref(), steps: steps.as_ref(), augment: augment.as_ref() };
-            let outcome = condense(&run, method, &cfg, &mut |_| {})?;
+            let outcome = condense(&run, resolved.method(), &exp.condense, &mut |_| {})?;
             // Steady state: the first iteration (allocator warm-up) is left out.
             Ok(outcome.log[1..].iter().map(|l| l.seconds).sum::<f64>() / timed as f64)
         }
@@ -265,7 +263,6 @@ fn measure(global: &Global, row: Row, iterations: usize, tf32: bool) -> Result<f
             let labels: Vec<u32> = (0..10u32).flat_map(|l| std::iter::repeat_n(l, row.ipc)).collect();
             // The PyTorch reference's row: 300 epochs without augmentation.
             let cfg = EvalConfig { epochs: Some(300), augment: Some("none".into()), num_eval: 1, ..EvalConfig::default() };
-            let none = crate::pipeline::training_augmentation("none", &gradmatch_plugins::Plugins::builtin())?;
             let started = std::time::Instant::now();
             let task = |seed| EvalTask {
                 spec: &model,
@@ -273,7 +270,7 @@ fn measure(global: &Global, row: Row, iterations: usize, tf32: bool) -> Result<f
                 labels: &labels,
                 test: &test,
                 num_classes: 10,
-                augment: none.as_ref(),
+                augment: &gradmatch_augment::NoAugmentation,
                 seed,
             };
             let tasks: Vec<EvalTask> = (0..networks as u64).map(task).collect();

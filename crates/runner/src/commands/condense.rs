@@ -1,5 +1,5 @@
 use super::{print_accuracies, write_json, RecipeArgs};
-use crate::experiment::{Experiment, PluginSpec};
+use crate::experiment::{in_file, Experiment, PluginSpec, Resolved};
 use crate::global::{device_name, Global};
 use crate::pipeline::{condense_into, Condensation, Condensed, Evaluator, ImageSet, ModelAccuracy};
 use crate::set_files::{self, Normalisation};
@@ -71,11 +71,14 @@ struct Summary<'a> {
     version: &'static str,
 }
 
-/// The experiment of the file (or DC's defaults) with the flags' overrides, validated.
-fn experiment(args: &Args, plugins: &Plugins) -> Result<Experiment> {
-    let mut exp = match &args.config {
-        Some(path) => Experiment::from_file(path, plugins)?,
-        None => Experiment::dc(args.dataset.unwrap_or(DatasetName::Mnist)),
+/// The experiment of the file (or DC's defaults) with the flags' overrides, resolved.
+fn experiment(args: &Args, plugins: &Plugins) -> Result<Resolved> {
+    let (file, mut exp) = match &args.config {
+        Some(path) => {
+            let (exp, text) = Experiment::read(path)?;
+            (Some((path, text, exp.clone())), exp)
+        }
+        None => (None, Experiment::dc(args.dataset.unwrap_or(DatasetName::Mnist))),
     };
     if let Some(d) = args.dataset {
         exp.dataset = d;
@@ -96,7 +99,11 @@ fn experiment(args: &Args, plugins: &Plugins) -> Result<Experiment> {
         c.init = if init == "real" { Init::Real } else { Init::Noise };
     }
     exp.evaluation = args.recipe.apply(&exp.evaluation);
-    exp.validate(plugins)?;
+    let resolved = exp.resolve(plugins).map_err(|flags_or_file| match &file {
+        // The file's line when its own fields are at fault, the flags' error otherwise.
+        Some((path, text, alone)) => alone.resolve(plugins).err().map_or(flags_or_file, |own| in_file(path, text, own)),
+        None => flags_or_file,
+    })?;
     // A grid may evaluate the initial set as a baseline cell; `condense` promises a condensed one.
     anyhow::ensure!(
         exp.condense.iterations >= 1,
@@ -104,7 +111,7 @@ fn experiment(args: &Args, plugins: &Plugins) -> Result<Experiment> {
          give --iterations 1 or more (to evaluate initial sets, use `random-baseline` or a grid such as ablations/init-vs-condensed.toml)",
         format!("{:?}", exp.condense.init).to_lowercase()
     );
-    Ok(exp)
+    Ok(resolved)
 }
 
 fn override_plugin(slot: &mut PluginSpec, name: Option<&str>) {
@@ -147,8 +154,9 @@ fn print_condensed(condensed: &Condensed) {
 pub fn run(global: &Global, args: Args) -> Result<()> {
     let started = std::time::Instant::now();
     let plugins = Plugins::builtin();
-    let exp = experiment(&args, &plugins)?;
-    let out = output_folder(&args, &exp);
+    let resolved = experiment(&args, &plugins)?;
+    let exp = &resolved.experiment;
+    let out = output_folder(&args, exp);
     let device = global.device()?;
     let ds = global.load(exp.dataset)?;
     println!(
@@ -166,7 +174,7 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
         out.display()
     );
     let bar = global.progress(exp.condense.iterations as u64, "condense");
-    let job = Condensation { exp: &exp, dataset: &ds, device: &device, plugins: &plugins };
+    let job = Condensation { resolved: &resolved, dataset: &ds, device: &device };
     let condensed = condense_into(&out, &job, &mut show_iteration(global, &bar, exp.condense.iterations))?;
     bar.finish_and_clear();
     print_condensed(&condensed);
@@ -178,11 +186,12 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
 
     let outcome = &condensed.outcome;
     let set = ImageSet { images: &outcome.set.images, labels: &outcome.set.labels, seed: exp.condense.seed };
-    let evaluations = Evaluator::new(global, &ds, &device, &exp.evaluation, &plugins)?.evaluate_set(&set, &exp.eval_models())?;
+    let evaluations =
+        Evaluator::new(global, &ds, &device, &exp.evaluation, &resolved.evaluation)?.evaluate_set(&set, &exp.eval_models())?;
     print_accuracies(&evaluations);
     let summary = Summary {
         command: "condense",
-        experiment: &exp,
+        experiment: exp,
         device: device_name(&device),
         seconds_per_iteration: outcome.seconds_per_iteration,
         resumed_from: outcome.resumed_from,

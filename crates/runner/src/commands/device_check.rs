@@ -6,6 +6,7 @@
 
 use super::write_json;
 
+use crate::experiment::Experiment;
 use crate::global::{device_name, Global};
 use anyhow::{Context, Result};
 use candle_core::{DType, Device, Tensor};
@@ -13,7 +14,7 @@ use gradmatch_core::{Augmentation, StepStrategy};
 use gradmatch_data::DatasetName;
 use gradmatch_engine::{condense, initial_set, matching_gradient, CondenseConfig, Method, RunContext};
 use gradmatch_models::ModelSpec;
-use gradmatch_plugins::{Params, Plugins};
+use gradmatch_plugins::Plugins;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -169,13 +170,9 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
     let (name, model, dataset) = (device_name(&device), &args.model, args.dataset);
     println!("{name} vs cpu: {model} on {dataset}, ipc {}, {} real images per class, f32", args.ipc, args.batch_real);
 
-    let none = Params::new();
-    let (level, distance, steps) =
-        (plugins.levels.build("intra", &none)?, plugins.distances.build("angle", &none)?, plugins.steps.build("fixed", &none)?);
-    let augment = plugins.augmentations.build("none", &none)?;
-    let rows = comparison.gradient_rows(&plugins, steps.as_ref(), augment.as_ref())?;
-    let dc = Method { level: level.as_ref(), distance: distance.as_ref(), steps: steps.as_ref(), augment: augment.as_ref() };
-    let (losses_cpu, losses_device, curve_error) = comparison.loss_curves(dc)?;
+    let dc = Experiment::dc(dataset).resolve(&plugins)?;
+    let rows = comparison.gradient_rows(&plugins, dc.method().steps, dc.method().augment)?;
+    let (losses_cpu, losses_device, curve_error) = comparison.loss_curves(dc.method())?;
 
     let worst = rows.iter().map(|r| r.relative_error).fold(curve_error, f64::max);
     let report = Report {

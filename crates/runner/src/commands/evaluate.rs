@@ -1,4 +1,5 @@
 use super::{print_accuracies, write_json, RecipeArgs};
+use crate::experiment::EvalAugmentations;
 use crate::global::{device_name, Global};
 use crate::pipeline::{Evaluator, ImageSet, ModelAccuracy};
 use crate::set_files::{self, LabelledImages, Normalisation};
@@ -99,8 +100,9 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
     let lr_note = learning_rate(&mut cfg, args.lr, file.learning_rate);
     cfg.check()?;
     let ds = global.load(dataset)?;
-    let plugins = Plugins::builtin();
-    let evaluator = Evaluator::new(global, &ds, &device, &cfg, &plugins)?;
+    let recipes: Vec<_> = args.models.iter().map(|spec| cfg.resolve(dataset, spec)).collect();
+    let augmentations = EvalAugmentations::of(&recipes, &Plugins::builtin())?;
+    let evaluator = Evaluator::new(global, &ds, &device, &cfg, &augmentations)?;
     let train = if args.compare { Some(DeviceData::new(&ds.train, ds.shape(), DType::F32, &device)?) } else { None };
     println!("{} ({}): {} set(s) of {dataset} on {}", file.path.display(), file.format, file.sets.len(), device_name(&device));
     for note in file.conversion.iter().chain(&lr_note) {

@@ -9,7 +9,8 @@ pub mod report;
 
 use crate::pipeline::ModelAccuracy;
 use anyhow::{Context, Result};
-use gradmatch_engine::{DcAugmentation, EvalConfig, Protocol, Schedule};
+use gradmatch_augment::DcAugmentation;
+use gradmatch_engine::{EvalConfig, Protocol, Schedule};
 use serde::Serialize;
 use std::path::Path;
 

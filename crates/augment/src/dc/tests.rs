@@ -1,7 +1,7 @@
 use super::*;
 use serde::Deserialize;
 
-/// What `tests/fixtures/recipes/make.py` recorded from PyTorch and scipy.
+/// What `tests/fixtures/recipes/make.py` (at the top of the workspace) recorded from PyTorch and scipy.
 #[derive(Deserialize)]
 struct Fixture {
     transforms: Vec<Case>,
@@ -16,7 +16,7 @@ struct Case {
 }
 
 fn fixture() -> Fixture {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/recipes/recipes.json");
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/recipes/recipes.json");
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
