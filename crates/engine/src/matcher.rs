@@ -344,7 +344,7 @@ mod tests {
     use candle_core::{DType, Device};
     use gradmatch_data::{Dataset, DatasetName};
     use gradmatch_models::ModelSpec;
-    use gradmatch_plugins::{Params, Plugins};
+    use gradmatch_plugins::{OptionTable, Plugins};
     use rand::SeedableRng;
     use std::path::Path;
 
@@ -404,7 +404,7 @@ mod tests {
         let (c, h, w) = ds.shape();
         let syn: Vec<Var> = (0..classes).map(|_| Var::randn(0f64, 1.0, (ipc, c, h, w), &Device::Cpu).unwrap()).collect();
         let cfg = CondenseConfig { ipc, batch_real: 8, ..Default::default() };
-        let (plugins, none) = (Plugins::builtin(), Params::new());
+        let (plugins, none) = (Plugins::builtin(), OptionTable::new());
         let (distance, steps) = (plugins.distances.build("combined", &none).unwrap(), plugins.steps.build("fixed", &none).unwrap());
         for augment in ["none", "dsa"] {
             let augment = plugins.augmentations.build(augment, &none).unwrap();

@@ -44,7 +44,7 @@ fn try_run_augmented(
     on_iteration: &mut dyn FnMut(&gradmatch_engine::IterationLog),
 ) -> candle_core::Result<CondenseOutcome> {
     let run = RunContext { dataset: mnist(), model: &SMALL, device: &Device::Cpu, dtype: DType::F32, checkpoint, metadata: HashMap::new() };
-    let (plugins, none) = (gradmatch_plugins::Plugins::builtin(), gradmatch_plugins::Params::new());
+    let (plugins, none) = (gradmatch_plugins::Plugins::builtin(), gradmatch_plugins::OptionTable::new());
     let level = plugins.levels.build("intra", &none).expect("registered");
     let distance = plugins.distances.build("angle", &none).expect("registered");
     let steps = plugins.steps.build("fixed", &none).expect("registered");
@@ -153,7 +153,7 @@ fn synthetic_set_files_round_trip_with_metadata_and_grid() {
 fn first_step(level: &str, cfg: &CondenseConfig) -> candle_core::Result<(f64, Tensor)> {
     let run =
         RunContext { dataset: mnist(), model: &SMALL, device: &Device::Cpu, dtype: DType::F64, checkpoint: None, metadata: HashMap::new() };
-    let (plugins, none) = (gradmatch_plugins::Plugins::builtin(), gradmatch_plugins::Params::new());
+    let (plugins, none) = (gradmatch_plugins::Plugins::builtin(), gradmatch_plugins::OptionTable::new());
     let level = plugins.levels.build(level, &none).expect("registered");
     let distance = plugins.distances.build("combined", &none).expect("registered");
     let steps = plugins.steps.build("fixed", &none).expect("registered");

@@ -9,7 +9,7 @@ use gradmatch_augment::NoAugmentation;
 use gradmatch_data::{Dataset, DatasetName};
 use gradmatch_engine::{evaluate, evaluate_all, DeviceData, EvalConfig, EvalTask, Protocol, Schedule};
 use gradmatch_models::ModelSpec;
-use gradmatch_plugins::{Params, Plugins};
+use gradmatch_plugins::{OptionTable, Plugins};
 use std::path::Path;
 
 const SMALL: ModelSpec = ModelSpec { width: 8, depth: 2, ..ModelSpec::CONVNET };
@@ -39,7 +39,7 @@ fn an_ensemble_equals_its_networks_one_by_one() {
     let test = DeviceData::new(&ds.test, ds.shape(), DType::F64, &Device::Cpu).unwrap();
     let sets = sets(&ds, &real, 1, 3);
     let plugins = Plugins::builtin();
-    let dsa = plugins.augmentations.build("dsa", &Params::new()).unwrap();
+    let dsa = plugins.augmentations.build("dsa", &OptionTable::new()).unwrap();
     let crop = DcAugmentation::parse(DcAugmentation::MNIST).unwrap();
     let none = NoAugmentation;
     let dc = EvalConfig { epochs: Some(6), batch_size: 4, test_limit: Some(300), ..EvalConfig::default() };

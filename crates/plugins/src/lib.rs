@@ -12,7 +12,7 @@ pub struct WriteADistance;
 #[doc = include_str!("../../../docs/write-a-level-or-step.md")]
 pub struct WriteALevelOrStep;
 
-pub use registry::{did_you_mean, Holds, Params, PluginError, Registry};
+pub use registry::{did_you_mean, Holds, OptionTable, PluginError, Registry};
 
 use gradmatch_augment::DcAugmentation;
 use gradmatch_core::{Augmentation, Distance, GradientLevel, StepStrategy};
@@ -70,7 +70,7 @@ impl Plugins {
     pub fn evaluation_augmentation(&self, name: &str) -> Result<Box<dyn Augmentation>, PluginError> {
         match DcAugmentation::parse(name) {
             Some(strategy) => Ok(Box::new(strategy)),
-            None => self.augmentations.build(name, &Params::new()),
+            None => self.augmentations.build(name, &OptionTable::new()),
         }
     }
 }

@@ -3,7 +3,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 /// Options of one plug-in as written in a TOML config (`[distance] name = "combined"` plus keys).
-pub type Params = toml::Table;
+pub type OptionTable = toml::Table;
 
 /// Why a plug-in could not be built. The messages name the kind, the plug-in, the field and the fix.
 #[derive(Debug, thiserror::Error)]
@@ -38,7 +38,7 @@ type Invalid = (String, String);
 struct Entry<T: ?Sized> {
     summary: &'static str,
     options: &'static [&'static str],
-    make: fn(&Params) -> Result<Box<T>, Invalid>,
+    make: fn(&OptionTable) -> Result<Box<T>, Invalid>,
 }
 
 /// Plug-ins of one kind (distances, gradient levels, step strategies or augmentations) by name.
@@ -59,7 +59,7 @@ pub fn did_you_mean<'a>(wanted: &str, candidates: impl Iterator<Item = &'a str>)
 }
 
 /// Deserializes `P`'s options from `params` (the path names the failing field), then validates them.
-fn make<T: ?Sized + Holds<P>, P: Plugin>(params: &Params) -> Result<Box<T>, Invalid> {
+fn make<T: ?Sized + Holds<P>, P: Plugin>(params: &OptionTable) -> Result<Box<T>, Invalid> {
     let options = serde_path_to_error::deserialize(toml::Value::Table(params.clone()))
         .map_err(|e| (e.path().to_string(), e.into_inner().to_string()))?;
     P::from_options(options).map(T::boxed).map_err(|e| (e.field.to_string(), e.message))
@@ -112,13 +112,14 @@ impl<T: ?Sized> Registry<T> {
     /// Every registered plug-in built with its default options, sorted by name: what checks iterate over.
     pub fn defaults(&self) -> impl Iterator<Item = (&'static str, Box<T>)> + '_ {
         self.names().map(|name| {
-            let plugin = self.build(name, &Params::new()).unwrap_or_else(|e| panic!("{e}: every plug-in must build with its defaults"));
+            let plugin =
+                self.build(name, &OptionTable::new()).unwrap_or_else(|e| panic!("{e}: every plug-in must build with its defaults"));
             (name, plugin)
         })
     }
 
     /// The plug-in `name` with `params`; unknown names and keys are refused with the closest match.
-    pub fn build(&self, name: &str, params: &Params) -> Result<Box<T>, PluginError> {
+    pub fn build(&self, name: &str, params: &OptionTable) -> Result<Box<T>, PluginError> {
         let entry = self.entries.get(name).ok_or_else(|| PluginError::Unknown {
             kind: self.kind,
             kinds: self.kinds,

@@ -8,7 +8,7 @@ use gradmatch_core::{Augmentation, Distance, GradientLevel, StepStrategy};
 use gradmatch_data::DatasetName;
 use gradmatch_engine::{CondenseConfig, EvalConfig, Method, Recipe};
 use gradmatch_models::ModelSpec;
-use gradmatch_plugins::{Params, Plugins};
+use gradmatch_plugins::{OptionTable, Plugins};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -19,12 +19,12 @@ use std::sync::Arc;
 pub struct PluginSpec {
     pub name: String,
     #[serde(flatten)]
-    pub options: Params,
+    pub options: OptionTable,
 }
 
 impl PluginSpec {
     pub fn named(name: &str) -> PluginSpec {
-        PluginSpec { name: name.to_string(), options: Params::new() }
+        PluginSpec { name: name.to_string(), options: OptionTable::new() }
     }
 
     /// `[augment]` as DC has it: no augmentation, no options.

@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// A finished condensation in its folder.
-pub struct Condensed {
+pub struct CondensedFolder {
     pub outcome: CondenseOutcome,
     /// Every iteration's log entry from the start, across resumes (from `log.jsonl`).
     pub log: Vec<IterationLog>,
@@ -32,7 +32,7 @@ pub struct Condensed {
 }
 
 /// What a condensation needs: the resolved experiment, its dataset and where it runs.
-pub struct Condensation<'a> {
+pub struct CondenseJob<'a> {
     pub resolved: &'a Resolved,
     pub dataset: &'a Dataset,
     pub device: &'a Device,
@@ -40,8 +40,8 @@ pub struct Condensation<'a> {
 
 /// Condenses into `out`: resumes from `out/checkpoint.safetensors` when present, appends each
 /// iteration to `out/log.jsonl`, and saves `synthetic.safetensors` and `synthetic.png` there.
-pub fn condense_into(out: &Path, job: &Condensation, on_iteration: &mut dyn FnMut(&IterationLog)) -> Result<Condensed> {
-    let Condensation { resolved, dataset: ds, device } = *job;
+pub fn condense_into(out: &Path, job: &CondenseJob, on_iteration: &mut dyn FnMut(&IterationLog)) -> Result<CondensedFolder> {
+    let CondenseJob { resolved, dataset: ds, device } = *job;
     let exp = &resolved.experiment;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let mut metadata = HashMap::new();
@@ -75,7 +75,7 @@ pub fn condense_into(out: &Path, job: &Condensation, on_iteration: &mut dyn FnMu
     // A resume repeats the iterations after its checkpoint: the file keeps one line per iteration.
     let lines: String = log.iter().map(|entry| serde_json::to_string(entry).expect("log entry serialises") + "\n").collect();
     crate::files::write_atomic(&log_path, lines)?;
-    Ok(Condensed { outcome, log, set_path })
+    Ok(CondensedFolder { outcome, log, set_path })
 }
 
 /// The log of a (possibly resumed) run: a kill after a checkpoint repeats some iterations, so the

@@ -1,4 +1,4 @@
-use super::{fused, Backward, Forward, Layer};
+use super::{fused, Backward, Forward, Layer, Saved};
 use crate::spec::Act as Kind;
 use candle_core::{Result, Tensor};
 
@@ -15,12 +15,12 @@ impl Layer for Act {
             Kind::Sigmoid => (x.neg()?.exp()? + 1.0)?.recip()?,
             Kind::LeakyRelu => (x.relu()? - (x.neg()?.relu()? * LEAK)?)?,
         };
-        ctx.save(vec![y.clone()], vec![]);
+        ctx.save(Saved::Output(y.clone()));
         Ok(y)
     }
 
     fn backward(&self, grad: &Tensor, ctx: &mut Backward, _need_input: bool) -> Result<Option<Tensor>> {
-        let y = ctx.pop()?.values.remove(0);
+        let y = ctx.pop()?.output()?;
         // The ReLU slopes are piecewise constant: a mask taken from the detached output, as the
         // derivative of ReLU's backward is zero almost everywhere. `sign` then `relu` is 1 where
         // y > 0, else 0, exactly `y > 0`, with no scalar to upload to a GPU as `gt(0.0)` would.

@@ -1,4 +1,4 @@
-use super::{fused, Act, Backward, ChannelAffine, Forward, Layer, Pool2d, Standardise};
+use super::{fused, Act, Backward, ChannelAffine, Forward, Layer, Pool2d, Saved, Standardise};
 use crate::params::ParamInit;
 use crate::spec::{Act as Kind, PoolKind};
 use candle_core::{Result, Tensor};
@@ -43,17 +43,19 @@ impl Layer for NormReluPool {
         ctx.observe(x);
         if let Some((xhat, y)) = out.saved {
             // The entries of Standardise, ChannelAffine, Act and Pool2d, in their order.
-            ctx.save(vec![xhat.reshape((n, h * w, c))?, stats.narrow(1, 1, 1)?], vec![]);
-            ctx.save(vec![xhat], vec![]);
-            ctx.save(vec![y], vec![]);
-            ctx.save(vec![], x.dims().to_vec());
+            ctx.save(Saved::Normalised { xhat: xhat.reshape((n, h * w, c))?, rstd: stats.narrow(1, 1, 1)? });
+            ctx.save(Saved::Input(xhat));
+            ctx.save(Saved::Output(y));
+            ctx.save(Saved::Pooled { dims: x.dims().to_vec(), masks: vec![] });
         }
         Ok(out.pooled)
     }
 
     fn backward(&self, grad: &Tensor, ctx: &mut Backward, _need_input: bool) -> Result<Option<Tensor>> {
         // From the top of the tape: the pool's entry, the ReLU's (y), the affine's, the norm's (xhat, rstd).
-        let fast = fused::eligible(grad) && fused::eligible(&ctx.peek(1)?.values[0]) && fused::eligible(&ctx.peek(3)?.values[0]);
+        let fast = fused::eligible(grad)
+            && matches!(ctx.peek(1)?, Saved::Output(y) if fused::eligible(y))
+            && matches!(ctx.peek(3)?, Saved::Normalised { xhat, .. } if fused::eligible(xhat));
         if !fast {
             let mut grad = grad.clone();
             for layer in self.layers().iter().rev() {
@@ -61,10 +63,10 @@ impl Layer for NormReluPool {
             }
             return Ok(Some(grad));
         }
-        ctx.pop()?;
-        let y = ctx.pop()?.values.remove(0);
-        let xhat = ctx.pop()?.values.remove(0);
-        let rstd = ctx.pop()?.values.remove(1);
+        ctx.pop()?.pooled()?;
+        let y = ctx.pop()?.output()?;
+        let xhat = ctx.pop()?.input()?;
+        let (_, rstd) = ctx.pop()?.normalised()?;
         let weight = ctx.param(&self.affine.weight);
         let grads = fused::norm_relu_pool_backward(grad, (&y, &xhat, &rstd), &weight, self.pool.kernel, ctx.groups)?;
         ctx.accumulate(&self.affine.weight, grads.weight)?;

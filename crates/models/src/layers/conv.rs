@@ -1,4 +1,4 @@
-use super::{fused, group_row_sums, member_broadcast, member_matmul, stacked, unstacked, Backward, Forward, Layer};
+use super::{fused, group_row_sums, member_broadcast, member_matmul, stacked, unstacked, Backward, Forward, Layer, Saved};
 use crate::params::{ParamInit, ParamRef};
 use candle_core::{Result, Tensor};
 
@@ -177,12 +177,12 @@ impl Layer for Conv2d {
             }
         };
         // The input, not the patches, is kept: k*k times smaller; the patches are rebuilt in backward.
-        ctx.save(vec![x.clone()], vec![]);
+        ctx.save(Saved::Input(x.clone()));
         y.reshape((n, ho, wo, ()))
     }
 
     fn backward(&self, grad: &Tensor, ctx: &mut Backward, need_input: bool) -> Result<Option<Tensor>> {
-        let x = ctx.pop()?.values.remove(0);
+        let x = ctx.pop()?.input()?;
         let (k, s, p, members) = (self.kernel, self.stride, self.padding, ctx.members);
         let (out, c_in) = (self.c_out, self.c_in);
         let g = grad.reshape(((), out))?;

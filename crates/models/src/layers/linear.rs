@@ -1,4 +1,4 @@
-use super::{group_row_sums, member_broadcast, member_matmul, Backward, Forward, Layer};
+use super::{group_row_sums, member_broadcast, member_matmul, Backward, Forward, Layer, Saved};
 use crate::params::{ParamInit, ParamRef};
 use candle_core::{Result, Tensor};
 
@@ -19,7 +19,7 @@ impl Linear {
 
 impl Layer for Linear {
     fn forward(&self, x: &Tensor, ctx: &mut Forward) -> Result<Tensor> {
-        ctx.save(vec![x.clone()], vec![]);
+        ctx.save(Saved::Input(x.clone()));
         let (weight, members) = (ctx.param(&self.weight), ctx.members);
         let y = match members {
             1 => x.matmul(&weight.t()?)?,
@@ -29,7 +29,7 @@ impl Layer for Linear {
     }
 
     fn backward(&self, grad: &Tensor, ctx: &mut Backward, need_input: bool) -> Result<Option<Tensor>> {
-        let x = ctx.pop()?.values.remove(0);
+        let x = ctx.pop()?.input()?;
         let groups = ctx.groups;
         let (d_out, d_in) = (grad.dim(1)?, x.dim(1)?);
         let dw = grad.reshape((groups, (), d_out))?.transpose(1, 2)?.matmul(&x.reshape((groups, (), d_in))?)?;

@@ -82,19 +82,90 @@ impl Forward {
         self.largest = self.largest.max(t.elem_count());
     }
 
-    /// Saves `values` for the backward pass (nothing when not recording).
-    pub fn save(&mut self, values: Vec<Tensor>, dims: Vec<usize>) {
-        values.iter().for_each(|v| self.observe(v));
+    /// Saves what the layer's backward will need (nothing when not recording).
+    pub fn save(&mut self, saved: Saved) {
+        saved.tensors().into_iter().for_each(|t| self.observe(t));
         if let Some(tape) = &mut self.tape {
-            tape.0.push(Saved { values, dims });
+            tape.0.push(saved);
         }
     }
 }
 
-/// What one layer saved in its forward pass.
-pub struct Saved {
-    pub values: Vec<Tensor>,
-    pub dims: Vec<usize>,
+/// What one layer saved in its forward pass for its backward, by what it is.
+pub enum Saved {
+    /// The layer's input: what a weight gradient (convolution, linear, affine) multiplies.
+    Input(Tensor),
+    /// The layer's output: what an activation's derivative reads.
+    Output(Tensor),
+    /// A normalisation's normalised input and reciprocal standard deviation.
+    Normalised { xhat: Tensor, rstd: Tensor },
+    /// A pooling layer's input dims, with max pooling's masks of the window maxima (one per offset).
+    Pooled { dims: Vec<usize>, masks: Vec<Tensor> },
+    /// The input's dims alone (flatten).
+    Shape(Vec<usize>),
+}
+
+impl Saved {
+    fn tensors(&self) -> Vec<&Tensor> {
+        match self {
+            Saved::Input(t) | Saved::Output(t) => vec![t],
+            Saved::Normalised { xhat, rstd } => vec![xhat, rstd],
+            Saved::Pooled { masks, .. } => masks.iter().collect(),
+            Saved::Shape(_) => vec![],
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            Saved::Input(_) => "an input",
+            Saved::Output(_) => "an output",
+            Saved::Normalised { .. } => "a normalisation",
+            Saved::Pooled { .. } => "a pooling",
+            Saved::Shape(_) => "a shape",
+        }
+    }
+
+    /// A layer's backward found another layer's entry: the forward and backward orders differ.
+    fn mismatch(&self, expected: &str) -> candle_core::Error {
+        candle_core::Error::Msg(format!("backward: expected {expected} entry on the tape, found {}", self.kind()))
+    }
+
+    pub fn input(self) -> Result<Tensor> {
+        match self {
+            Saved::Input(x) => Ok(x),
+            other => Err(other.mismatch("an input")),
+        }
+    }
+
+    pub fn output(self) -> Result<Tensor> {
+        match self {
+            Saved::Output(y) => Ok(y),
+            other => Err(other.mismatch("an output")),
+        }
+    }
+
+    /// `(xhat, rstd)`.
+    pub fn normalised(self) -> Result<(Tensor, Tensor)> {
+        match self {
+            Saved::Normalised { xhat, rstd } => Ok((xhat, rstd)),
+            other => Err(other.mismatch("a normalisation")),
+        }
+    }
+
+    /// `(input dims, masks)`.
+    pub fn pooled(self) -> Result<(Vec<usize>, Vec<Tensor>)> {
+        match self {
+            Saved::Pooled { dims, masks } => Ok((dims, masks)),
+            other => Err(other.mismatch("a pooling")),
+        }
+    }
+
+    pub fn shape(self) -> Result<Vec<usize>> {
+        match self {
+            Saved::Shape(dims) => Ok(dims),
+            other => Err(other.mismatch("a shape")),
+        }
+    }
 }
 
 /// Saved values, last layer on top: the backward pops them in reverse order.
@@ -104,7 +175,7 @@ pub struct Tape(Vec<Saved>);
 impl Tape {
     /// Elements of every saved value.
     pub fn elements(&self) -> usize {
-        self.0.iter().flat_map(|s| &s.values).map(Tensor::elem_count).sum()
+        self.0.iter().flat_map(Saved::tensors).map(Tensor::elem_count).sum()
     }
 }
 

@@ -1,4 +1,4 @@
-use super::{fused, group_row_sums, member_broadcast, sample_sums, Backward, Forward, Layer, Mode};
+use super::{fused, group_row_sums, member_broadcast, sample_sums, Backward, Forward, Layer, Mode, Saved};
 use crate::params::{ParamInit, ParamRef};
 use candle_core::{Result, Tensor};
 use std::sync::Mutex;
@@ -43,13 +43,12 @@ impl Layer for Standardise {
             let rstd = (var + EPS)?.sqrt()?.recip()?;
             (centred.broadcast_mul(&rstd)?, rstd)
         };
-        ctx.save(vec![xhat.clone(), rstd], vec![]);
+        ctx.save(Saved::Normalised { xhat: xhat.clone(), rstd });
         xhat.reshape((n, h, w, c))
     }
 
     fn backward(&self, grad: &Tensor, ctx: &mut Backward, _need_input: bool) -> Result<Option<Tensor>> {
-        let mut saved = ctx.pop()?.values;
-        let (rstd, xhat) = (saved.remove(1), saved.remove(0));
+        let (xhat, rstd) = ctx.pop()?.normalised()?;
         let (n, m, c) = xhat.dims3()?;
         let g = grad.reshape((n, m, c))?;
         if self.groups == c && fused::eligible(&g) && fused::eligible(&xhat) {
@@ -78,7 +77,7 @@ impl ChannelAffine {
 
 impl Layer for ChannelAffine {
     fn forward(&self, x: &Tensor, ctx: &mut Forward) -> Result<Tensor> {
-        ctx.save(vec![x.clone()], vec![]);
+        ctx.save(Saved::Input(x.clone()));
         let (w, b, members) = (ctx.param(&self.weight), ctx.param(&self.bias), ctx.members);
         if fused::eligible(x) && !ctx.autodiff && members == 1 {
             return fused::scale_shift(x, &w, &b);
@@ -88,7 +87,7 @@ impl Layer for ChannelAffine {
     }
 
     fn backward(&self, grad: &Tensor, ctx: &mut Backward, _need_input: bool) -> Result<Option<Tensor>> {
-        let x = ctx.pop()?.values.remove(0);
+        let x = ctx.pop()?.input()?;
         let c = x.dim(candle_core::D::Minus1)?;
         let (w, members) = (ctx.param(&self.weight), ctx.members);
         if fused::eligible(grad) && fused::eligible(&x) && members == 1 {
@@ -129,7 +128,7 @@ impl ElementAffine {
 
 impl Layer for ElementAffine {
     fn forward(&self, x: &Tensor, ctx: &mut Forward) -> Result<Tensor> {
-        ctx.save(vec![x.clone()], vec![]);
+        ctx.save(Saved::Input(x.clone()));
         let members = ctx.members;
         let w = Self::channels_last(&ctx.param(&self.weight), members)?;
         let b = Self::channels_last(&ctx.param(&self.bias), members)?;
@@ -138,7 +137,7 @@ impl Layer for ElementAffine {
     }
 
     fn backward(&self, grad: &Tensor, ctx: &mut Backward, _need_input: bool) -> Result<Option<Tensor>> {
-        let x = ctx.pop()?.values.remove(0);
+        let x = ctx.pop()?.input()?;
         let (_, h, w, c) = x.dims4()?;
         let groups = ctx.groups;
         let per_group = |t: &Tensor| -> Result<Tensor> {
@@ -202,14 +201,13 @@ impl Layer for BatchNorm2d {
         }
         let c = x.dim(3)?;
         let (xhat, rstd) = self.standardise(&x.reshape(((), c))?, ctx.mode)?;
-        ctx.save(vec![xhat.clone(), rstd], vec![]);
+        ctx.save(Saved::Normalised { xhat: xhat.clone(), rstd });
         self.affine.forward(&xhat.reshape(x.shape())?, ctx)
     }
 
     fn backward(&self, grad: &Tensor, ctx: &mut Backward, need_input: bool) -> Result<Option<Tensor>> {
         let g = self.affine.backward(grad, ctx, need_input)?.expect("affine returns its input gradient");
-        let mut saved = ctx.pop()?.values;
-        let (rstd, xhat) = (saved.remove(1), saved.remove(0));
+        let (xhat, rstd) = ctx.pop()?.normalised()?;
         let c = xhat.dim(1)?;
         let g = g.reshape(((), c))?;
         let dx = match ctx.mode {

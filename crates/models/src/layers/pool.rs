@@ -1,4 +1,4 @@
-use super::{fused, Backward, Forward, Layer};
+use super::{fused, Backward, Forward, Layer, Saved};
 use crate::spec::PoolKind;
 use candle_core::{Result, Tensor};
 
@@ -52,14 +52,14 @@ impl Layer for Pool2d {
         };
         // Max pooling routes the gradient through masks of the window maxima (constants); like
         // candle's `max`, tied entries all receive it.
-        let saved = match self.kind {
+        let masks = match self.kind {
             PoolKind::Max => {
                 let y = y.detach();
                 offsets.iter().map(|o| o.detach().eq(&y)?.to_dtype(x.dtype())).collect::<Result<Vec<_>>>()?
             }
             _ => vec![],
         };
-        ctx.save(saved, x.dims().to_vec());
+        ctx.save(Saved::Pooled { dims: x.dims().to_vec(), masks });
         Ok(y)
     }
 
@@ -67,17 +67,17 @@ impl Layer for Pool2d {
         if self.kind == PoolKind::None {
             return Ok(Some(grad.clone()));
         }
-        let saved = ctx.pop()?;
+        let (dims, masks) = ctx.pop()?.pooled()?;
         let k = self.kernel;
         if self.kind == PoolKind::Avg && fused::eligible(grad) {
-            let d = &saved.dims;
+            let d = &dims;
             return Ok(Some(fused::avg_pool_backward(grad, k, (d[0], d[1], d[2], d[3]))?));
         }
         let (n, ho, wo, c) = grad.dims4()?;
-        let (h, w) = (saved.dims[1], saved.dims[2]);
+        let (h, w) = (dims[1], dims[2]);
         let windows = match self.kind {
             PoolKind::Max => {
-                let parts = saved.values.iter().map(|mask| grad * mask).collect::<Result<Vec<_>>>()?;
+                let parts = masks.iter().map(|mask| grad * mask).collect::<Result<Vec<_>>>()?;
                 // (k*k) x (n, ho, wo, c) in offset order -> (n, ho, k, wo, k, c)
                 Tensor::stack(&parts, 3)?.reshape((n, ho, wo, k, k, c))?.permute((0, 1, 3, 2, 4, 5))?
             }

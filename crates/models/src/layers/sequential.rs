@@ -1,4 +1,4 @@
-use super::{Backward, Forward, Layer};
+use super::{Backward, Forward, Layer, Saved};
 use candle_core::{Result, Tensor};
 
 /// Layers applied in order.
@@ -32,7 +32,7 @@ pub struct Flatten;
 
 impl Layer for Flatten {
     fn forward(&self, x: &Tensor, ctx: &mut Forward) -> Result<Tensor> {
-        ctx.save(vec![], x.dims().to_vec());
+        ctx.save(Saved::Shape(x.dims().to_vec()));
         match x.rank() {
             4 => x.permute((0, 3, 1, 2))?.flatten_from(1),
             _ => x.flatten_from(1),
@@ -40,7 +40,7 @@ impl Layer for Flatten {
     }
 
     fn backward(&self, grad: &Tensor, ctx: &mut Backward, _need_input: bool) -> Result<Option<Tensor>> {
-        let dims = ctx.pop()?.dims;
+        let dims = ctx.pop()?.shape()?;
         let dx = match dims[..] {
             [n, h, w, c] => grad.reshape((n, c, h, w))?.permute((0, 2, 3, 1))?.contiguous()?,
             _ => grad.reshape(dims)?,

@@ -8,7 +8,7 @@ pub mod report;
 pub mod store;
 
 use crate::global::Global;
-use crate::pipeline::{condense_into, eval_seed, Condensation, Evaluator, ImageSet};
+use crate::pipeline::{condense_into, eval_seed, CondenseJob, Evaluator, ImageSet};
 use anyhow::{Context, Result};
 use candle_core::{DType, Device};
 use gradmatch_data::{Dataset, DatasetName};
@@ -397,7 +397,7 @@ impl<'a> Shared<'a> {
         let folder = PathBuf::from("cells").join(job.cell.folder()).join(format!("e{}", job.experiment));
         let bar = self.progress.add(self.global.progress(exp.condense.iterations as u64, "condense"));
         bar.set_message(job.name.clone());
-        let condensation = Condensation { resolved: &resolved, dataset: &self.datasets[&exp.dataset], device: &self.devices[job.device] };
+        let condensation = CondenseJob { resolved: &resolved, dataset: &self.datasets[&exp.dataset], device: &self.devices[job.device] };
         let condensed = condense_into(&self.store.join(&folder), &condensation, &mut |entry| {
             bar.set_position(entry.iteration as u64 + 1);
         });

@@ -1,7 +1,7 @@
 use super::{print_accuracies, write_json, RecipeArgs};
 use crate::experiment::{in_file, Experiment, PluginSpec, Resolved};
 use crate::global::{device_name, Global};
-use crate::pipeline::{condense_into, Condensation, Condensed, Evaluator, ImageSet, ModelAccuracy};
+use crate::pipeline::{condense_into, CondenseJob, CondensedFolder, Evaluator, ImageSet, ModelAccuracy};
 use crate::set_files::{self, Normalisation};
 use anyhow::Result;
 use gradmatch_data::DatasetName;
@@ -142,7 +142,7 @@ fn show_iteration<'a>(global: &'a Global, bar: &'a ProgressBar, iterations: usiz
     }
 }
 
-fn print_condensed(condensed: &Condensed) {
+fn print_condensed(condensed: &CondensedFolder) {
     let outcome = &condensed.outcome;
     if outcome.resumed_from > 0 {
         println!("resumed from the checkpoint at iteration {}", outcome.resumed_from);
@@ -174,7 +174,7 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
         out.display()
     );
     let bar = global.progress(exp.condense.iterations as u64, "condense");
-    let job = Condensation { resolved: &resolved, dataset: &ds, device: &device };
+    let job = CondenseJob { resolved: &resolved, dataset: &ds, device: &device };
     let condensed = condense_into(&out, &job, &mut show_iteration(global, &bar, exp.condense.iterations))?;
     bar.finish_and_clear();
     print_condensed(&condensed);
