@@ -214,9 +214,13 @@ impl<'a> Evaluator<'a> {
         let augment = self.augmentations.of_recipe(&recipe)?;
         let mut accuracies = Vec::new();
         let started = Instant::now();
-        let at_once = networks_at_once(&self.task(spec, &own(0)?, augment), self.cfg)?;
+        // Network 0's set sizes the ensembles and is then its own (a Random subset is drawn once).
+        let mut set_of_first = Some(own(0)?);
+        let at_once = networks_at_once(&self.task(spec, set_of_first.as_ref().expect("just drawn"), augment), self.cfg)?;
         for first in (0..num_eval).step_by(at_once) {
-            let sets: Vec<OwnSet> = (first..num_eval.min(first + at_once)).map(&own).collect::<Result<_>>()?;
+            let sets: Vec<OwnSet> = (first..num_eval.min(first + at_once))
+                .map(|e| set_of_first.take().filter(|_| e == 0).map_or_else(|| own(e), Ok))
+                .collect::<Result<_>>()?;
             let tasks: Vec<EvalTask> = sets.iter().map(|set| self.task(spec, set, augment)).collect();
             let outcomes = evaluate_all(&tasks, self.cfg, &recipe, tasks.len());
             for (e, outcome) in (first..).zip(outcomes) {
