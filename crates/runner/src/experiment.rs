@@ -167,6 +167,14 @@ pub struct Resolved {
 }
 
 impl Resolved {
+    /// The same experiment condensed with another seed (an ablation cell's experiment `k`), its
+    /// plug-ins shared.
+    pub fn with_seed(&self, seed: u64) -> Resolved {
+        let mut seeded = self.clone();
+        seeded.experiment.condense.seed = seed;
+        seeded
+    }
+
     /// The method's plug-ins, as the engine takes them.
     pub fn method(&self) -> Method<'_> {
         Method { level: &*self.level, distance: &*self.distance, steps: &*self.steps, augment: &*self.augment }

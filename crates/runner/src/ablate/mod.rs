@@ -391,8 +391,7 @@ impl<'a> Shared<'a> {
 
     fn condense(&self, job: &RunningJob) -> Result<(Outcome, f64)> {
         let started = Instant::now();
-        let mut resolved = job.cell.resolved.clone();
-        resolved.experiment.condense.seed = job.seed;
+        let resolved = job.cell.resolved.with_seed(job.seed);
         let exp = &resolved.experiment;
         let folder = PathBuf::from("cells").join(job.cell.folder()).join(format!("e{}", job.experiment));
         let bar = self.progress.add(self.global.progress(exp.condense.iterations as u64, "condense"));
@@ -435,8 +434,7 @@ impl<'a> Shared<'a> {
     }
 
     fn record(&self, job: &RunningJob, key: String, seconds: f64, outcome: Outcome) -> Result<()> {
-        let mut config = job.cell.experiment().clone();
-        config.condense.seed = job.seed;
+        let config = job.cell.resolved.with_seed(job.seed).experiment;
         self.appender.append(&Record {
             key,
             cell: job.cell.id.clone(),

@@ -171,8 +171,9 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
     println!("{name} vs cpu: {model} on {dataset}, ipc {}, {} real images per class, f32", args.ipc, args.batch_real);
 
     let dc = Experiment::dc(dataset).resolve(&plugins)?;
-    let rows = comparison.gradient_rows(&plugins, dc.method().steps, dc.method().augment)?;
-    let (losses_cpu, losses_device, curve_error) = comparison.loss_curves(dc.method())?;
+    let method = dc.method();
+    let rows = comparison.gradient_rows(&plugins, method.steps, method.augment)?;
+    let (losses_cpu, losses_device, curve_error) = comparison.loss_curves(method)?;
 
     let worst = rows.iter().map(|r| r.relative_error).fold(curve_error, f64::max);
     let report = Report {
