@@ -8,14 +8,17 @@
 # Usage: bash scripts/check-new-plugin.sh   (CI runs it after the test suite; a few minutes)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-# The target folder is shared: dependencies are built once; the copy's crates are built apart. The
-# copy sits at a fixed place with its files' times kept, so that a second run rebuilds little.
+# The target folder is shared: dependencies are built once. The copy's crates have the same names and
+# workspace paths as the real ones, so cargo files their builds under the same names: the copy is
+# removed when the check ends, so that cargo sees those builds' sources gone and rebuilds the real
+# crates from their own sources next time (a kept copy would pass its builds off as fresh).
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
 work="$CARGO_TARGET_DIR/new-plugin-check"
 data="$root/data"
 
 echo "== copying the workspace (tracked files) to $work"
 rm -rf "$work" && mkdir -p "$work"
+trap 'rm -rf "$work"' EXIT
 (cd "$root" && git ls-files -z | xargs -0 cp --parents --preserve=timestamps -t "$work")
 ln -s "$data" "$work/data"
 cd "$work"

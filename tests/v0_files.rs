@@ -1,6 +1,7 @@
 //! What users computed with earlier versions stays theirs: a results store and a condensation made on
 //! 2026-12-03 (tests/fixtures/v0) are read by today's code without re-running anything.
 
+use gradmatch_runner::experiment::Experiment;
 use gradmatch_tests::{gradmatch, workspace};
 use std::path::{Path, PathBuf};
 
@@ -22,19 +23,64 @@ fn copy(from: &Path, to: &Path) {
     }
 }
 
+fn records(store: &Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(store.join("records.jsonl")).unwrap();
+    text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+/// What a record says happened, its identity aside, with its experiment as read today (written in
+/// full now, with its defaults left out then).
+fn result(record: &serde_json::Value) -> (String, Experiment) {
+    let mut record = record.clone();
+    let experiment = serde_json::from_value(record["config"].clone()).unwrap();
+    for identity in ["schema", "key", "cell", "set", "grid_image", "config"] {
+        record.as_object_mut().unwrap().remove(identity);
+    }
+    (record.to_string(), experiment)
+}
+
+fn ablate(store: &Path) {
+    gradmatch(&["ablate", fixture("grid.toml").to_str().unwrap(), "--store", store.to_str().unwrap()]).unwrap();
+}
+
 #[test]
-fn an_old_store_is_found_complete_and_reported_unchanged() {
+fn an_old_store_is_migrated_found_complete_and_reported_unchanged() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
     copy(&fixture("store"), &store);
-    let records = || std::fs::read_to_string(store.join("records.jsonl")).unwrap();
-    let before = records();
-    gradmatch(&["ablate", fixture("grid.toml").to_str().unwrap(), "--store", store.to_str().unwrap()]).unwrap();
-    assert_eq!(records(), before, "every unit of the old store was recognised: nothing ran again");
+    let before = records(&store);
+    ablate(&store);
+    let after = records(&store);
+    assert_eq!(after.iter().map(result).collect::<Vec<_>>(), before.iter().map(result).collect::<Vec<_>>(), "nothing ran again");
+    for record in after.iter().filter(|r| r["kind"] == "condensed") {
+        assert_eq!(record["schema"], 1);
+        assert!(store.join(record["set"].as_str().unwrap()).exists(), "the cell folders were renamed with the ids: {record}");
+    }
+    let kept = std::fs::read_to_string(store.join("migrated-from-schema-0/records.jsonl")).unwrap();
+    assert_eq!(kept, std::fs::read_to_string(fixture("store/records.jsonl")).unwrap(), "the old records are kept as they were");
+    ablate(&store);
+    assert_eq!(records(&store), after, "a migrated store is today's: nothing migrates or runs again");
     std::fs::remove_file(store.join("table.md")).unwrap();
     gradmatch(&["report", store.to_str().unwrap()]).unwrap();
     let table = std::fs::read_to_string(store.join("table.md")).unwrap();
     assert_eq!(table, std::fs::read_to_string(fixture("store/table.md")).unwrap());
+}
+
+#[test]
+fn an_unfinished_condensation_of_an_old_store_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    copy(&fixture("store"), &store);
+    // Killed at the end of DC's condensation: its checkpoint and log are there, no record yet.
+    let (dc, mda): (Vec<_>, Vec<_>) = records(&store).into_iter().partition(|r| r["labels"][0][1] == "DC");
+    let lines: String = mda.iter().map(|r| format!("{r}\n")).collect();
+    std::fs::write(store.join("records.jsonl"), lines).unwrap();
+    let old = dc.iter().find(|r| r["kind"] == "condensed").unwrap();
+    std::fs::remove_file(store.join(old["set"].as_str().unwrap())).unwrap();
+    ablate(&store);
+    let condensed = records(&store).into_iter().find(|r| r["labels"][0][1] == "DC" && r["kind"] == "condensed").unwrap();
+    assert_eq!(condensed["losses"], old["losses"], "the same condensation");
+    assert_eq!(condensed["seconds_per_iteration"], 0.0, "resumed after its last iteration: none ran again");
 }
 
 #[test]

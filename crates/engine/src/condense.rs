@@ -56,11 +56,9 @@ pub struct CondenseConfig {
     /// Most images one pass of the network may hold, on the real and the synthetic side (classes are
     /// split into passes to stay under it). `None`: the most that keeps every tensor of a pass under
     /// 2^31 elements, the index range of candle's CUDA kernels.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_images_per_pass: Option<usize>,
     /// Let cuBLAS run f32 GEMMs on TF32 tensor cores (PyTorch's cuDNN convolutions do by default):
     /// faster on a GPU, about 1e-3 relative error per product; no effect on the CPU. Process-wide.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub tf32: bool,
     /// Matching steps per outer iteration / epochs between them; `None` = the loops table.
     pub outer_loop: Option<usize>,
@@ -139,8 +137,23 @@ pub struct RunContext<'a> {
     pub dtype: DType,
     /// Where to checkpoint (and resume from, when the file exists and belongs to the same run).
     pub checkpoint: Option<&'a Path>,
-    /// Provenance written into every checkpoint (the full method config, ...).
-    pub metadata: HashMap<String, String>,
+    /// Which run this is: what its snapshots say they are, and whose checkpoints it resumes.
+    pub identity: RunIdentity,
+}
+
+/// A run as its caller describes it (the runner derives both from one versioned provenance): a
+/// checkpoint is resumed only when it carries the same `key`; `provenance` is written into every
+/// snapshot beside it for readers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunIdentity {
+    pub key: String,
+    pub provenance: String,
+}
+
+impl RunIdentity {
+    /// The metadata entries of a snapshot that carry the identity.
+    pub const KEY: &'static str = "key";
+    pub const PROVENANCE: &'static str = "provenance";
 }
 
 /// Learns a synthetic set by gradient matching, as REFERENCE.md describes.
@@ -208,9 +221,8 @@ impl<'a> Condensation<'a> {
         let real = DeviceData::new(&ds.train, ds.shape(), run.dtype, run.device)?;
         let passes = PassSizes::plan(run, cfg, classes)?;
         set_tf32(cfg.tf32);
-        let fingerprint = serde_json::to_string(&(cfg, run.model.to_string(), &run.metadata)).expect("config serialises");
         let (syn, img_opt, resumed_from) = match run.checkpoint.filter(|p| p.exists()) {
-            Some(path) => resume(path, &fingerprint, cfg, classes, run)?,
+            Some(path) => resume(path, cfg, classes, run)?,
             None => {
                 let syn = initial_images(&real, cfg, classes, run.dtype, run.device)?;
                 let opt = Sgd::new(syn.clone(), cfg.lr_img, cfg.momentum_img, 0.0);
@@ -218,7 +230,7 @@ impl<'a> Condensation<'a> {
             }
         };
         let labels = class_labels(classes, cfg.ipc);
-        let metadata = provenance(run, cfg, fingerprint);
+        let metadata = snapshot_metadata(run, cfg);
         Ok(Condensation { run, method, cfg, real, classes, passes, loops: cfg.loops(), labels, metadata, syn, img_opt, resumed_from })
     }
 
@@ -320,19 +332,19 @@ fn read_losses(losses: &[Tensor], iteration: usize) -> Result<f64> {
     Ok(values.iter().sum())
 }
 
-/// The metadata of every snapshot: the run's own, the dataset with its normalisation, the config,
-/// and the fingerprint a resume checks.
-fn provenance(run: &RunContext, cfg: &CondenseConfig, fingerprint: String) -> HashMap<String, String> {
+/// The metadata of every snapshot: the run's identity, and for readers the dataset with its
+/// normalisation, the model, ipc and seed.
+fn snapshot_metadata(run: &RunContext, cfg: &CondenseConfig) -> HashMap<String, String> {
     let ds = run.dataset;
-    let mut metadata = run.metadata.clone();
+    let mut metadata = HashMap::new();
+    metadata.insert(RunIdentity::KEY.into(), run.identity.key.clone());
+    metadata.insert(RunIdentity::PROVENANCE.into(), run.identity.provenance.clone());
     metadata.insert("dataset".into(), ds.name.to_string());
     metadata.insert("mean".into(), serde_json::to_string(ds.mean()).expect("floats"));
     metadata.insert("std".into(), serde_json::to_string(ds.std()).expect("floats"));
     metadata.insert("ipc".into(), cfg.ipc.to_string());
     metadata.insert("seed".into(), cfg.seed.to_string());
     metadata.insert("model".into(), run.model.to_string());
-    metadata.insert("condense_config".into(), serde_json::to_string(cfg).expect("config serialises"));
-    metadata.insert("fingerprint".into(), fingerprint);
     metadata
 }
 
@@ -402,9 +414,9 @@ fn initial_images(real: &DeviceData, cfg: &CondenseConfig, classes: usize, dtype
         .collect()
 }
 
-fn resume(path: &Path, fingerprint: &str, cfg: &CondenseConfig, classes: usize, run: &RunContext) -> Result<(Vec<Var>, Sgd, usize)> {
+fn resume(path: &Path, cfg: &CondenseConfig, classes: usize, run: &RunContext) -> Result<(Vec<Var>, Sgd, usize)> {
     let set = SyntheticSet::load(path, run.device)?;
-    if set.metadata.get("fingerprint").map(String::as_str) != Some(fingerprint) {
+    if set.metadata.get(RunIdentity::KEY) != Some(&run.identity.key) {
         candle_core::bail!(
             "{}: this checkpoint belongs to a different configuration; delete it or choose another output folder",
             path.display()

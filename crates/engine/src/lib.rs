@@ -15,7 +15,9 @@ mod seed;
 mod synset;
 
 pub use checks::{Checked, InvalidValue};
-pub use condense::{condense, initial_set, matching_gradient, CondenseConfig, CondenseOutcome, Init, IterationLog, Method, RunContext};
+pub use condense::{
+    condense, initial_set, matching_gradient, CondenseConfig, CondenseOutcome, Init, IterationLog, Method, RunContext, RunIdentity,
+};
 pub use device::{available_bytes, open_cuda, select_device, set_tf32, DeviceData};
 pub use ensemble::{evaluate_all, networks_at_once, MAX_NETWORKS_AT_ONCE};
 pub use evaluate::{check_images, evaluate, EvalOutcome, EvalTask};

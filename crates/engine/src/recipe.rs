@@ -75,10 +75,6 @@ impl Protocol {
             _ => 1000,
         }
     }
-
-    fn is_dc(&self) -> bool {
-        *self == Protocol::Dc
-    }
 }
 
 /// The name of the identity augmentation.
@@ -221,12 +217,9 @@ impl std::fmt::Display for Recipe {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(from = "EvalFile")]
 pub struct EvalConfig {
-    /// The recipe the other fields started from; left out of the serialised config when `dc`, so
-    /// that configs (ablation ids) made before protocols existed stay as they were.
-    #[serde(skip_serializing_if = "Protocol::is_dc")]
+    /// The recipe the other fields started from.
     pub protocol: Protocol,
     /// Training epochs (`None`: the protocol's for the dataset and model).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub epochs: Option<usize>,
     pub lr: f64,
     pub momentum: f64,
@@ -234,12 +227,9 @@ pub struct EvalConfig {
     pub batch_size: usize,
     /// What every training batch goes through: `none`, a DC strategy (`crop_scale_rotate`,
     /// `crop_noise`, ...; `mnist` and `true` read as the first) or a registered augmentation plug-in
-    /// such as `dsa` (`None`: the protocol's for the dataset and model). Serialised as `false` for
-    /// `none`, as before names existed.
-    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "augment_as_written")]
+    /// such as `dsa` (`None`: the protocol's for the dataset and model).
     pub augment: Option<String>,
     /// `None`: the protocol's (DC: multistep, DSA: restart).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub schedule: Option<Schedule>,
     /// Test on the first `n` test images only (for quick checks; `None` = the full test set).
     pub test_limit: Option<usize>,
@@ -249,7 +239,7 @@ pub struct EvalConfig {
     pub models: Vec<ModelSpec>,
     /// Networks trained at once as one ensemble (`None`: as many as the memory budget holds, at most
     /// 20). Results do not depend on it beyond float rounding, so it is never serialised: it takes
-    /// no part in the config's identity (ablation ids, set metadata, checkpoint fingerprints).
+    /// no part in the experiment's provenance.
     #[serde(skip_serializing)]
     pub networks_at_once: Option<usize>,
 }
@@ -285,19 +275,16 @@ impl EvalConfig {
         }
     }
 
-    /// This config as configs were written before recipes were resolved per dataset (epochs and
-    /// augment always given, no schedule): the identity that ablation cells had then.
+    /// This config as it was written before recipes were resolved per dataset (epochs and augment
+    /// always given, no schedule), read back today: what the records of stores made then hold.
     pub fn as_first_revision(&self) -> EvalConfig {
         let (epochs, augment) = match self.protocol {
             Protocol::Dc => (300, NO_AUGMENTATION),
             Protocol::Dsa => (1000, "dsa"),
         };
-        // The MNIST strategy was written `true` then (under the name `mnist`).
-        let augment = match self.augment.as_deref().unwrap_or(augment) {
-            DcAugmentation::MNIST => DcAugmentation::MNIST_ALIAS,
-            other => other,
-        };
-        EvalConfig { epochs: Some(self.epochs.unwrap_or(epochs)), augment: Some(augment.into()), schedule: None, ..self.clone() }
+        let augment = self.augment.clone().unwrap_or_else(|| augment.into());
+        let schedule = self.protocol.recipe().schedule;
+        EvalConfig { epochs: Some(self.epochs.unwrap_or(epochs)), augment: Some(augment), schedule, ..self.clone() }
     }
 }
 
@@ -348,16 +335,6 @@ impl From<EvalFile> for EvalConfig {
             models: f.models.unwrap_or(r.models),
             networks_at_once: f.networks_at_once,
         }
-    }
-}
-
-fn augment_as_written<S: serde::Serializer>(name: &Option<String>, s: S) -> std::result::Result<S::Ok, S::Error> {
-    match name.as_deref() {
-        Some(NO_AUGMENTATION) => s.serialize_bool(false),
-        // Only `as_first_revision` keeps the old name (files' `mnist` reads as `crop_scale_rotate`).
-        Some(DcAugmentation::MNIST_ALIAS) => s.serialize_bool(true),
-        Some(other) => s.serialize_str(other),
-        None => s.serialize_none(),
     }
 }
 

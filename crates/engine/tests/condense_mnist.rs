@@ -6,10 +6,9 @@ use gradmatch_augment::NoAugmentation;
 use gradmatch_data::{Dataset, DatasetName};
 use gradmatch_engine::{
     condense, evaluate, initial_set, matching_gradient, CondenseConfig, CondenseOutcome, DeviceData, EvalConfig, EvalTask, Init, Method,
-    RunContext, SyntheticSet,
+    RunContext, RunIdentity, SyntheticSet,
 };
 use gradmatch_models::ModelSpec;
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::OnceLock;
 
@@ -43,7 +42,9 @@ fn try_run_augmented(
     checkpoint: Option<&Path>,
     on_iteration: &mut dyn FnMut(&gradmatch_engine::IterationLog),
 ) -> candle_core::Result<CondenseOutcome> {
-    let run = RunContext { dataset: mnist(), model: &SMALL, device: &Device::Cpu, dtype: DType::F32, checkpoint, metadata: HashMap::new() };
+    // The runner derives the key from its provenance; here the config and augmentation stand for it.
+    let identity = RunIdentity { key: format!("{cfg:?} {augment}"), provenance: String::new() };
+    let run = RunContext { dataset: mnist(), model: &SMALL, device: &Device::Cpu, dtype: DType::F32, checkpoint, identity };
     let (plugins, none) = (gradmatch_plugins::Plugins::builtin(), gradmatch_plugins::OptionTable::new());
     let level = plugins.levels.build("intra", &none).expect("registered");
     let distance = plugins.distances.build("angle", &none).expect("registered");
@@ -135,7 +136,7 @@ fn synthetic_set_files_round_trip_with_metadata_and_grid() {
     assert_eq!(back.labels, (0..10).collect::<Vec<u32>>());
     assert_eq!(back.images.dims(), [10, 1, 28, 28]);
     assert_eq!((&back.images - &set.images).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap(), 0.0);
-    for key in ["dataset", "mean", "std", "ipc", "condense_config", "iterations", "seed", "version", "format"] {
+    for key in ["key", "provenance", "dataset", "mean", "std", "ipc", "iterations", "seed", "version", "format"] {
         assert!(back.metadata.contains_key(key), "metadata lacks {key}");
     }
     assert_eq!(back.metadata["dataset"], "mnist");
@@ -151,8 +152,8 @@ fn synthetic_set_files_round_trip_with_metadata_and_grid() {
 
 /// The matching loss and gradient of the first step of `level` at `cfg`, in f64 on the CPU.
 fn first_step(level: &str, cfg: &CondenseConfig) -> candle_core::Result<(f64, Tensor)> {
-    let run =
-        RunContext { dataset: mnist(), model: &SMALL, device: &Device::Cpu, dtype: DType::F64, checkpoint: None, metadata: HashMap::new() };
+    let identity = RunIdentity { key: String::new(), provenance: String::new() };
+    let run = RunContext { dataset: mnist(), model: &SMALL, device: &Device::Cpu, dtype: DType::F64, checkpoint: None, identity };
     let (plugins, none) = (gradmatch_plugins::Plugins::builtin(), gradmatch_plugins::OptionTable::new());
     let level = plugins.levels.build(level, &none).expect("registered");
     let distance = plugins.distances.build("combined", &none).expect("registered");

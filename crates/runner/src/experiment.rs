@@ -26,11 +26,6 @@ impl PluginSpec {
     pub fn named(name: &str) -> PluginSpec {
         PluginSpec { name: name.to_string(), options: OptionTable::new() }
     }
-
-    /// `[augment]` as DC has it: no augmentation, no options.
-    pub fn is_no_augmentation(&self) -> bool {
-        self.name == "none" && self.options.is_empty()
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -45,9 +40,7 @@ pub struct Experiment {
     pub distance: PluginSpec,
     #[serde(default = "default_steps")]
     pub steps: PluginSpec,
-    /// Left out of the serialised experiment when `none`: the configs (and so the ablation cells'
-    /// ids and the checkpoints' fingerprints) of runs without augmentation stay as they were.
-    #[serde(default = "default_augment", skip_serializing_if = "PluginSpec::is_no_augmentation")]
+    #[serde(default = "default_augment")]
     pub augment: PluginSpec,
     #[serde(default)]
     pub condense: CondenseConfig,
@@ -243,13 +236,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn augmentation_is_named_only_when_there_is_one() {
+    fn the_slug_names_the_augmentation_when_there_is_one() {
         let mut exp = Experiment::dc(DatasetName::Mnist);
-        let json = serde_json::to_string(&exp).unwrap();
-        assert!(!json.contains("\"augment\":{"), "DC's config (ablation ids, checkpoint fingerprints) stays as it was: {json}");
         assert_eq!(exp.slug(), "mnist-ipc1-intra-angle-fixed");
         exp.augment = PluginSpec::named("dsa");
-        assert!(serde_json::to_string(&exp).unwrap().contains("\"augment\":{\"name\":\"dsa\"}"));
         assert_eq!(exp.slug(), "mnist-ipc1-intra-angle-fixed-dsa");
     }
 

@@ -4,7 +4,7 @@
 use anyhow::{Context, Result};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Opens (creating) a line-oriented file for appending, first cutting off a partial last line left by
 /// a killed writer, so that the next line never glues onto it.
@@ -25,4 +25,19 @@ pub fn open_for_append(path: &Path) -> Result<File> {
 /// The complete lines of `text`: a partial last line is what a kill leaves.
 pub fn complete_lines(text: &str) -> &str {
     &text[..text.rfind('\n').map_or(0, |i| i + 1)]
+}
+
+/// The files `<prefix>*.jsonl` of `dir`, sorted by name; none when `dir` does not exist.
+pub fn files(dir: &Path, prefix: &str) -> Result<Vec<PathBuf>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("reading folder {}", dir.display())),
+    };
+    let mut found: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(prefix) && n.ends_with(".jsonl")))
+        .collect();
+    found.sort();
+    Ok(found)
 }

@@ -7,7 +7,9 @@ pub mod experiment;
 mod files;
 mod global;
 mod jsonl;
+pub mod migrate;
 pub mod pipeline;
+pub mod provenance;
 mod set_files;
 mod stats;
 

@@ -5,6 +5,8 @@
 use crate::experiment::{EvalAugmentations, Resolved};
 use crate::global::Global;
 use crate::jsonl::{complete_lines, open_for_append};
+use crate::migrate;
+use crate::provenance::Provenance;
 use crate::stats::{Estimate, Over};
 use anyhow::{Context, Result};
 use candle_core::{DType, Device, Tensor};
@@ -18,7 +20,6 @@ use gradmatch_engine::{Recipe, RunContext};
 use gradmatch_models::ModelSpec;
 use rand::SeedableRng;
 use serde::Serialize;
-use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -44,15 +45,10 @@ pub fn condense_into(out: &Path, job: &CondenseJob, on_iteration: &mut dyn FnMut
     let CondenseJob { resolved, dataset: ds, device } = *job;
     let exp = &resolved.experiment;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let mut metadata = HashMap::new();
-    // Without augmentation the record is as it was before augmentations: older checkpoints resume.
-    let record = match exp.augment.is_no_augmentation() {
-        true => serde_json::to_string(&(&exp.level, &exp.distance, &exp.steps))?,
-        false => serde_json::to_string(&(&exp.level, &exp.distance, &exp.steps, &exp.augment))?,
-    };
-    metadata.insert("method".to_string(), record);
-    let checkpoint = out.join("checkpoint.safetensors");
-    let run = RunContext { dataset: ds, model: &exp.model, device, dtype: DType::F32, checkpoint: Some(&checkpoint), metadata };
+    let checkpoint = out.join(migrate::CHECKPOINT);
+    let identity = Provenance::of(exp).condensation().identity();
+    migrate::checkpoint(&checkpoint)?;
+    let run = RunContext { dataset: ds, model: &exp.model, device, dtype: DType::F32, checkpoint: Some(&checkpoint), identity };
 
     let log_path = out.join("log.jsonl");
     let mut log_file = open_for_append(&log_path)?;

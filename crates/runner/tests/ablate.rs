@@ -299,12 +299,16 @@ fn an_old_store_keeps_its_recipe_and_is_evaluated_again_under_the_new_one() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
     // A store as gradmatch made it under its first dc recipe: no augmentation on MNIST, records
-    // whose recipe has no schedule, learning rate or revision.
+    // whose recipe has no schedule, learning rate or revision, made before the versioned provenance
+    // (schema 0: no `schema`; their cell ids are read as names only, and migrated).
     let old_grid = dir.path().join("old.toml");
     std::fs::write(&old_grid, one_cell("augment = \"none\"\n")).unwrap();
     ablate(&old_grid, &store, &[]);
     let text = std::fs::read_to_string(store.join("records.jsonl")).unwrap();
     let mut old: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    for r in &mut old {
+        r.as_object_mut().unwrap().remove("schema");
+    }
     for r in old.iter_mut().filter(|r| r["kind"] == "evaluated") {
         let recipe = r["recipe"].as_object_mut().unwrap();
         recipe.retain(|k, _| ["protocol", "epochs", "augment"].contains(&k.as_str()));

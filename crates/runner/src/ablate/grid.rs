@@ -2,8 +2,8 @@
 //! it to cells (one resolved [`Experiment`] each), validated as a whole before any work starts.
 
 use crate::experiment::{locate, Experiment, Resolved};
+use crate::provenance::Provenance;
 use anyhow::{bail, Context, Result};
-use gradmatch_engine::EvalConfig;
 use gradmatch_plugins::did_you_mean;
 use gradmatch_plugins::Plugins;
 use serde::{Deserialize, Serialize};
@@ -80,13 +80,13 @@ pub struct Cell {
     pub labels: Vec<(String, String)>,
     /// The cell's experiment with its plug-ins built.
     pub resolved: Resolved,
-    /// Hash of the resolved config: a changed config is a new cell, never mixed with old records.
+    /// The key of its provenance: a changed config is a new cell, never mixed with old records.
     pub id: String,
-    /// The id this cell had before evaluation recipes were resolved per dataset (gradmatch's recipe
-    /// v1): the store's records under it are this cell's, made under the old recipe.
+    /// Its key under gradmatch's first evaluation recipes (before they were resolved per dataset):
+    /// the store's records under it are this cell's, made under the old recipe.
     pub first_revision_id: String,
-    /// Hash of the config without `[evaluation]`: cells that differ only in how their sets are
-    /// evaluated (a protocol axis, say) condense the same sets, once.
+    /// The key of its condensation (the provenance without `[evaluation]`): cells that differ only
+    /// in how their sets are evaluated (a protocol axis, say) condense the same sets, once.
     pub condensation: String,
 }
 
@@ -102,7 +102,7 @@ impl Cell {
         self.labels.iter().map(|(a, l)| format!("{a}={l}")).collect::<Vec<_>>().join(" ")
     }
 
-    /// A folder name: readable labels plus the config hash.
+    /// A folder name: readable labels plus the start of its id.
     pub fn folder(&self) -> String {
         let readable: String = self
             .labels
@@ -123,12 +123,6 @@ impl Cell {
     pub fn label_of(&self, axis: &str) -> Option<&str> {
         self.labels.iter().find(|(a, _)| a == axis).map(|(_, l)| l.as_str())
     }
-}
-
-/// The first 16 hex digits of the MD5 of `experiment`'s JSON.
-fn hash(experiment: &Experiment) -> Result<String> {
-    let digest = <md5::Md5 as md5::Digest>::digest(serde_json::to_string(experiment)?.as_bytes());
-    Ok(digest.iter().take(8).map(|b| format!("{b:02x}")).collect())
 }
 
 /// A condensation run of one cell: the unit that `--jobs` and `--shard` distribute.
@@ -204,10 +198,10 @@ impl Grid {
                 .try_into()
                 .map_err(|e: toml::de::Error| anyhow::anyhow!("{where_}: {}", with_suggestion(e.message())))?;
             let resolved = experiment.resolve(plugins).with_context(|| where_.clone())?;
-            let condensation = hash(&Experiment { evaluation: EvalConfig::default(), ..experiment.clone() })?;
+            let provenance = Provenance::of(&experiment);
+            let (id, condensation) = (provenance.key(), provenance.condensation().key());
+            let first_revision_id = Provenance::under_first_recipes(&experiment).key();
             let labels = combo.iter().map(|(a, v)| (a.to_string(), v.label.clone())).collect();
-            let first_revision = Experiment { evaluation: experiment.evaluation.as_first_revision(), ..experiment.clone() };
-            let (id, first_revision_id) = (hash(&experiment)?, hash(&first_revision)?);
             cells.push(Cell { labels, id, first_revision_id, resolved, condensation });
         }
         for (i, c) in cells.iter().enumerate() {

@@ -9,6 +9,7 @@ pub mod store;
 
 use crate::global::Global;
 use crate::pipeline::{condense_into, eval_seed, CondenseJob, Evaluator, ImageSet};
+use crate::provenance::Provenance;
 use anyhow::{Context, Result};
 use candle_core::{DType, Device};
 use gradmatch_data::{Dataset, DatasetName};
@@ -397,6 +398,7 @@ impl<'a> Shared<'a> {
         let bar = self.progress.add(self.global.progress(exp.condense.iterations as u64, "condense"));
         bar.set_message(job.name.clone());
         let condensation = CondenseJob { resolved: &resolved, dataset: &self.datasets[&exp.dataset], device: &self.devices[job.device] };
+        crate::migrate::adopt_unfinished(&self.store.join(&folder), &Provenance::of(exp).condensation().key())?;
         let condensed = condense_into(&self.store.join(&folder), &condensation, &mut |entry| {
             bar.set_position(entry.iteration as u64 + 1);
         });
@@ -436,6 +438,7 @@ impl<'a> Shared<'a> {
     fn record(&self, job: &RunningJob, key: String, seconds: f64, outcome: Outcome) -> Result<()> {
         let config = job.cell.resolved.with_seed(job.seed).experiment;
         self.appender.append(&Record {
+            schema: Provenance::SCHEMA,
             key,
             cell: job.cell.id.clone(),
             labels: job.cell.labels.clone(),

@@ -353,6 +353,7 @@ columns = "eval_model"
         let seed = eval_seed(k as u64, n) + seed_offset;
         let outcome = Outcome::Evaluated { model: model.into(), index: n, eval_seed: seed, accuracy, final_train_loss: 0.0, recipe: None };
         Record {
+            schema: crate::provenance::Provenance::SCHEMA,
             key,
             cell: cell.id.clone(),
             labels: cell.labels.clone(),

@@ -8,7 +8,7 @@
 
 use super::grid::{Grid, Shard};
 use crate::experiment::Experiment;
-use crate::jsonl::{complete_lines, open_for_append};
+use crate::jsonl::{self, complete_lines, open_for_append};
 use anyhow::{bail, Context, Result};
 use gradmatch_engine::Recipe;
 use gradmatch_plugins::Plugins;
@@ -19,8 +19,14 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+/// The store's files are `records*.jsonl` (one per shard).
+pub const RECORDS: &str = "records";
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Record {
+    /// The provenance schema its `cell` id was made under; a store holding older records is
+    /// migrated when opened ([`crate::migrate::store`]).
+    pub schema: u32,
     /// Unique per unit of work: `<cell id>/e<k>/condense` or `<cell id>/e<k>/<model>/<n>`.
     pub key: String,
     pub cell: String,
@@ -108,20 +114,9 @@ impl Records {
     pub fn read(dirs: &[&Path]) -> Result<Records> {
         let mut files: Vec<PathBuf> = Vec::new();
         for dir in dirs {
-            match std::fs::read_dir(dir) {
-                Ok(entries) => {
-                    let mut found: Vec<PathBuf> = entries
-                        .filter_map(|e| e.ok().map(|e| e.path()))
-                        .filter(|p| {
-                            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("records") && n.ends_with(".jsonl"))
-                        })
-                        .collect();
-                    found.sort();
-                    files.extend(found);
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e).with_context(|| format!("reading store folder {}", dir.display())),
-            }
+            let found = jsonl::files(dir, RECORDS)?;
+            crate::migrate::store::<Record>(dir, &found)?;
+            files.extend(found);
         }
         let mut records = Records { done: HashMap::new(), failures: Vec::new(), conflicts: Vec::new() };
         for file in files {
@@ -303,6 +298,7 @@ mod tests {
 
     fn record(key: &str, outcome: Outcome) -> Record {
         Record {
+            schema: crate::provenance::Provenance::SCHEMA,
             key: key.into(),
             cell: "c".into(),
             labels: vec![("method".into(), "DC".into())],

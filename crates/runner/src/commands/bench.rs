@@ -4,13 +4,13 @@
 
 use crate::experiment::{Experiment, PluginSpec};
 use crate::global::Global;
+use crate::provenance::Provenance;
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Tensor};
 use gradmatch_data::DatasetName;
 use gradmatch_engine::{condense, evaluate_all, networks_at_once, CondenseConfig, DeviceData, EvalConfig, EvalTask, RunContext};
 use gradmatch_models::ModelSpec;
 use serde::Serialize;
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -250,7 +250,7 @@ fn measure(global: &Global, row: Row, iterations: usize, tf32: bool) -> Result<f
                 device: &device,
                 dtype: DType::F32,
                 checkpoint: None,
-                metadata: HashMap::new(),
+                identity: Provenance::of(&exp).condensation().identity(),
             };
             let outcome = condense(&run, resolved.method(), &exp.condense, &mut |_| {})?;
             // Steady state: the first iteration (allocator warm-up) is left out.

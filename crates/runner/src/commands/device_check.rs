@@ -8,6 +8,7 @@ use super::write_json;
 
 use crate::experiment::Experiment;
 use crate::global::{device_name, Global};
+use crate::provenance::Provenance;
 use anyhow::{Context, Result};
 use candle_core::{DType, Device, Tensor};
 use gradmatch_core::{Augmentation, StepStrategy};
@@ -16,7 +17,6 @@ use gradmatch_engine::{condense, initial_set, matching_gradient, CondenseConfig,
 use gradmatch_models::ModelSpec;
 use gradmatch_plugins::Plugins;
 use serde::Serialize;
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -160,17 +160,20 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
     let device = global.device()?;
     let ds = global.load(args.dataset)?;
     let plugins = Plugins::builtin();
-    let cfg =
+    let mut dc = Experiment::dc(args.dataset);
+    dc.model = args.model;
+    dc.condense =
         CondenseConfig { ipc: args.ipc, batch_real: args.batch_real, iterations: args.iterations, seed: args.seed, ..Default::default() };
+    let dc = dc.resolve(&plugins)?;
+    let identity = Provenance::of(&dc.experiment).condensation().identity();
     let context =
-        |device| RunContext { dataset: &ds, model: &args.model, device, dtype: DType::F32, checkpoint: None, metadata: HashMap::new() };
-    let cpu = context(&Device::Cpu);
+        |device| RunContext { dataset: &ds, model: &args.model, device, dtype: DType::F32, checkpoint: None, identity: identity.clone() };
+    let (cpu, cfg) = (context(&Device::Cpu), dc.experiment.condense.clone());
     let images = initial_set(&cpu, &cfg)?;
     let comparison = Comparison { cpu, device: context(&device), cfg, images };
     let (name, model, dataset) = (device_name(&device), &args.model, args.dataset);
     println!("{name} vs cpu: {model} on {dataset}, ipc {}, {} real images per class, f32", args.ipc, args.batch_real);
 
-    let dc = Experiment::dc(dataset).resolve(&plugins)?;
     let method = dc.method();
     let rows = comparison.gradient_rows(&plugins, method.steps, method.augment)?;
     let (losses_cpu, losses_device, curve_error) = comparison.loss_curves(method)?;

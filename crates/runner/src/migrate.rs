@@ -1,0 +1,306 @@
+//! Files of earlier versions, brought to today's provenance schema in one explicit step each, so that
+//! nothing a user has computed is lost or run again.
+//!
+//! Schema 0 (before the versioned provenance): an ablation cell's id was the MD5 of its experiment's
+//! JSON as serde wrote it then, and a checkpoint carried a fingerprint of its config, model and method
+//! metadata. A store is migrated by re-keying every record with the provenance of the `config` it
+//! holds and renaming the cells' folders to match (the old record files are kept in
+//! `<store>/migrated-from-schema-0/`); a checkpoint by writing its provenance's key into it.
+
+use crate::experiment::{Experiment, PluginSpec};
+use crate::jsonl::complete_lines;
+use crate::provenance::{MethodSpec, Provenance};
+use anyhow::{bail, Context, Result};
+use candle_core::Device;
+use gradmatch_engine::{Recipe, RunIdentity, SyntheticSet};
+use serde::{de::DeserializeOwned, Serialize};
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+/// The folder holding a store's record files as they were before the migration.
+const BACKUP: &str = "migrated-from-schema-0";
+
+/// Migrates the record files `files` of the store `dir` to [`Provenance::SCHEMA`] if any record is
+/// older, writing each as today's `Record` type writes it; a store already there is left untouched.
+/// Runs under an exclusive lock of the store.
+pub fn store<Record: Serialize + DeserializeOwned>(dir: &Path, files: &[PathBuf]) -> Result<()> {
+    let stale = |files: &[PathBuf]| -> Result<bool> { Ok(read(files)?.iter().flat_map(|(_, r)| r).any(|r| schema(r) == 0)) };
+    if !stale(files)? {
+        return Ok(());
+    }
+    let lock = std::fs::File::create(dir.join(".migrate.lock")).with_context(|| format!("locking store {}", dir.display()))?;
+    lock.lock().with_context(|| format!("locking store {}", dir.display()))?;
+    let mut stores = read(files)?; // again: another process may have migrated it meanwhile
+    if !stores.iter().flat_map(|(_, r)| r).any(|r| schema(r) == 0) {
+        return Ok(());
+    }
+    let backup = dir.join(BACKUP);
+    std::fs::create_dir_all(&backup).with_context(|| format!("creating {}", backup.display()))?;
+    for file in files {
+        let kept = backup.join(file.file_name().expect("a record file has a name"));
+        if !kept.exists() {
+            std::fs::copy(file, &kept).with_context(|| format!("keeping {} in {}", file.display(), backup.display()))?;
+        }
+    }
+    let ids = new_cell_ids(&stores)?;
+    let folders = rename_folders(dir, &stores, &ids)?;
+    let mut count = 0;
+    for (file, records) in &mut stores {
+        let mut text = String::new();
+        for record in records.iter_mut() {
+            if schema(record) == 0 {
+                rekey(record, &ids, &folders).with_context(|| format!("migrating {}", file.display()))?;
+                count += 1;
+            }
+            let typed: Record =
+                serde_json::from_value(record.clone()).with_context(|| format!("migrating {}: {record}", file.display()))?;
+            text += &(serde_json::to_string(&typed)? + "\n");
+        }
+        let tmp = file.with_extension("jsonl.migrating");
+        std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, &*file).with_context(|| format!("replacing {}", file.display()))?;
+    }
+    eprintln!(
+        "{}: {count} records of {} cells migrated to provenance schema {} (the old files are in {})",
+        dir.display(),
+        ids.len(),
+        Provenance::SCHEMA,
+        backup.display()
+    );
+    Ok(())
+}
+
+/// Every complete record of every file, as JSON; a line that is not one is named.
+fn read(files: &[PathBuf]) -> Result<Vec<(PathBuf, Vec<Value>)>> {
+    let record = |file: &Path, i: usize, line: &str| -> Result<Value> {
+        let value: Value = serde_json::from_str(line).unwrap_or(Value::Null);
+        let fields = ["key", "cell", "experiment", "config", "kind"];
+        anyhow::ensure!(
+            fields.iter().all(|f| !value[f].is_null()),
+            "{} line {}: not a gradmatch record (the file is corrupt; remove that line to go on)",
+            file.display(),
+            i + 1
+        );
+        Ok(value)
+    };
+    files
+        .iter()
+        .map(|file| {
+            let text = std::fs::read_to_string(file).with_context(|| format!("reading store file {}", file.display()))?;
+            let lines = complete_lines(&text).lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
+            Ok((file.clone(), lines.map(|(i, l)| record(file, i, l)).collect::<Result<_>>()?))
+        })
+        .collect()
+}
+
+fn schema(record: &Value) -> u64 {
+    record["schema"].as_u64().unwrap_or(0)
+}
+
+fn text<'r>(record: &'r Value, field: &str) -> Result<&'r str> {
+    record[field].as_str().with_context(|| format!("a record without `{field}`: {record}"))
+}
+
+/// The recipe revision a record's figures were made under: its recipe's, 1 where none was recorded
+/// (before recipes were); `None` for records that are not evaluations.
+fn revision(record: &Value) -> Option<u32> {
+    (record["kind"] == "evaluated").then(|| record["recipe"]["revision"].as_u64().map_or(1, |r| r as u32))
+}
+
+/// Each old cell id's new ids, by recipe revision (`None`: its records that are not evaluations,
+/// placed under the earliest revision its evaluations were made under).
+fn new_cell_ids(stores: &[(PathBuf, Vec<Value>)]) -> Result<BTreeMap<String, HashMap<Option<u32>, String>>> {
+    let old: Vec<&Value> = stores.iter().flat_map(|(_, r)| r).filter(|r| schema(r) == 0).collect();
+    let mut earliest: HashMap<&str, u32> = HashMap::new();
+    for record in &old {
+        let revision = revision(record).unwrap_or(Recipe::REVISION);
+        let entry = earliest.entry(text(record, "cell")?).or_insert(revision);
+        *entry = (*entry).min(revision);
+    }
+    let mut ids: BTreeMap<String, HashMap<Option<u32>, String>> = BTreeMap::new();
+    for record in &old {
+        let cell = text(record, "cell")?;
+        let experiment = base_experiment(record)?;
+        let recipes = revision(record).unwrap_or(earliest[cell]);
+        let provenance = match recipes {
+            1 => Provenance::under_first_recipes(&experiment),
+            _ => Provenance::of(&experiment),
+        };
+        let id = provenance.key();
+        match ids.entry(cell.to_string()).or_default().insert(revision(record), id.clone()) {
+            Some(other) if other != id => {
+                bail!("the records of cell {cell} hold different experiments ({other} and {id}): not a store gradmatch wrote")
+            }
+            _ => {}
+        }
+    }
+    Ok(ids)
+}
+
+/// The experiment of a record's cell: its `config`, with the base seed of the grid (experiment `k`
+/// condenses with `base seed + k`).
+fn base_experiment(record: &Value) -> Result<Experiment> {
+    let mut experiment: Experiment =
+        serde_json::from_value(record["config"].clone()).with_context(|| format!("the `config` of record {}", record["key"]))?;
+    let k = record["experiment"].as_u64().with_context(|| format!("a record without `experiment`: {}", record["key"]))?;
+    experiment.condense.seed = experiment.condense.seed.checked_sub(k).context("a seed below its experiment index")?;
+    Ok(experiment)
+}
+
+/// The id a record gets.
+fn new_id<'i>(record: &Value, ids: &'i BTreeMap<String, HashMap<Option<u32>, String>>) -> Result<&'i str> {
+    let cell = text(record, "cell")?;
+    Ok(&ids[cell][&revision(record)])
+}
+
+/// Renames each cell folder that a condensed record names (`cells/<labels>-<id[..8]>`, or
+/// `cells/<id>` for a grid without axes) after its cell's new id; returns old -> new folder for
+/// those renamed (now or by an interrupted migration). A folder whose new name is taken keeps its
+/// name, and its records their paths.
+fn rename_folders(
+    dir: &Path,
+    stores: &[(PathBuf, Vec<Value>)],
+    ids: &BTreeMap<String, HashMap<Option<u32>, String>>,
+) -> Result<BTreeMap<String, String>> {
+    let mut folders = BTreeMap::new();
+    for record in stores.iter().flat_map(|(_, r)| r).filter(|r| schema(r) == 0 && r["kind"] == "condensed") {
+        let (old_id, new_id) = (text(record, "cell")?, new_id(record, ids)?);
+        let Some(folder) = text(record, "set")?.strip_prefix("cells/").and_then(|s| s.split('/').next()) else { continue };
+        let renamed = match folder.strip_suffix(&old_id[..8]) {
+            _ if folder == old_id => new_id.to_string(),
+            Some(labels) if labels.ends_with('-') => format!("{labels}{}", &new_id[..8]),
+            // A set shared from another cell's folder keeps that folder's name.
+            _ => continue,
+        };
+        folders.insert(folder.to_string(), renamed);
+    }
+    let cells = dir.join("cells");
+    folders.retain(|old, new| cells.join(old).exists() != cells.join(&*new).exists());
+    for (old, new) in &folders {
+        let (from, to) = (cells.join(old), cells.join(new));
+        if from.exists() {
+            std::fs::rename(&from, &to).with_context(|| format!("renaming {} to {}", from.display(), to.display()))?;
+        }
+    }
+    Ok(folders)
+}
+
+/// A schema-0 record with its new cell id, key and folder paths.
+fn rekey(record: &mut Value, ids: &BTreeMap<String, HashMap<Option<u32>, String>>, folders: &BTreeMap<String, String>) -> Result<()> {
+    let id = new_id(record, ids)?.to_string();
+    let key = text(record, "key")?;
+    let key = format!("{id}{}", &key[key.find('/').unwrap_or(key.len())..]);
+    for field in ["set", "grid_image"] {
+        if let Some(path) = record[field].as_str() {
+            let mut parts: Vec<String> = path.split('/').map(str::to_string).collect();
+            if let Some(renamed) = parts.get(1).and_then(|folder| folders.get(folder)).filter(|_| parts[0] == "cells") {
+                parts[1] = renamed.clone();
+            }
+            record[field] = Value::String(parts.join("/"));
+        }
+    }
+    let object = record.as_object_mut().context("a record is a JSON object")?;
+    object.insert("key".into(), key.into());
+    object.insert("cell".into(), id.into());
+    object.insert("schema".into(), Provenance::SCHEMA.into());
+    Ok(())
+}
+
+/// Writes into a schema-0 checkpoint the key of the provenance its metadata describes (config,
+/// model, method), so that the run it belongs to resumes it. Files that are not schema-0
+/// checkpoints of gradmatch's are left as they are (a run refuses them if they are not its own).
+pub fn checkpoint(path: &Path) -> Result<()> {
+    if !path.exists() {
+        return Ok(());
+    }
+    let mut set = SyntheticSet::load(path, &Device::Cpu)?;
+    if set.metadata.contains_key(RunIdentity::KEY) {
+        return Ok(());
+    }
+    let Some(provenance) = schema_0_condensation(&set.metadata).with_context(|| format!("migrating checkpoint {}", path.display()))? else {
+        return Ok(());
+    };
+    let identity = provenance.identity();
+    for stale in ["fingerprint", "method", "condense_config"] {
+        set.metadata.remove(stale);
+    }
+    set.metadata.insert(RunIdentity::KEY.into(), identity.key);
+    set.metadata.insert(RunIdentity::PROVENANCE.into(), identity.provenance);
+    set.save(path)?;
+    eprintln!("{}: checkpoint migrated to provenance schema {}", path.display(), Provenance::SCHEMA);
+    Ok(())
+}
+
+/// The condensation a schema-0 checkpoint's metadata describes; `None` without that metadata.
+fn schema_0_condensation(metadata: &HashMap<String, String>) -> Result<Option<Provenance>> {
+    let field = |name: &str| metadata.get(name).map(String::as_str);
+    let (Some(method), Some(config), Some(model), Some(dataset)) =
+        (field("method"), field("condense_config"), field("model"), field("dataset"))
+    else {
+        return Ok(None);
+    };
+    // (level, distance, steps), and the augmentation where there was one.
+    let mut method: Vec<PluginSpec> = serde_json::from_str(method).context("metadata `method`")?;
+    if method.len() == 3 {
+        method.push(PluginSpec::named("none"));
+    }
+    let [level, distance, steps, augment]: [PluginSpec; 4] =
+        method.try_into().map_err(|m: Vec<PluginSpec>| anyhow::anyhow!("metadata `method` holds {} plug-ins, not 3 or 4", m.len()))?;
+    Ok(Some(Provenance {
+        schema: Provenance::SCHEMA,
+        dataset: dataset.parse().map_err(|e| anyhow::anyhow!("metadata `dataset`: {e}"))?,
+        model: model.parse().map_err(|e| anyhow::anyhow!("metadata `model`: {e}"))?,
+        method: MethodSpec { level, distance, steps, augment },
+        condense: serde_json::from_str(config).context("metadata `condense_config`")?,
+        evaluation: None,
+    }))
+}
+
+/// Gives the condensation of `key` that is to run in the store's `folder` (`<store>/cells/<cell>/e<k>`,
+/// no checkpoint there yet) the unfinished run of an earlier version's store: a checkpoint of the same
+/// key in another cell folder (named after the cell's old id, with no record yet), copied with its
+/// log, so that the run resumes instead of starting again.
+pub fn adopt_unfinished(folder: &Path, key: &str) -> Result<()> {
+    let (Some(experiment), Some(cells)) = (folder.file_name(), folder.parent().and_then(Path::parent)) else { return Ok(()) };
+    if folder.join(CHECKPOINT).exists() || !cells.exists() {
+        return Ok(());
+    }
+    for entry in std::fs::read_dir(cells).with_context(|| format!("reading {}", cells.display()))? {
+        let candidate = entry?.path().join(experiment);
+        let checkpoint = candidate.join(CHECKPOINT);
+        if candidate == folder || !checkpoint.exists() {
+            continue;
+        }
+        if checkpoint_key(&checkpoint)?.is_none() {
+            self::checkpoint(&checkpoint)?;
+        }
+        if checkpoint_key(&checkpoint)?.as_deref() == Some(key) {
+            std::fs::create_dir_all(folder).with_context(|| format!("creating {}", folder.display()))?;
+            for file in [CHECKPOINT, "log.jsonl"] {
+                if candidate.join(file).exists() {
+                    std::fs::copy(candidate.join(file), folder.join(file)).with_context(|| format!("copying {}", candidate.display()))?;
+                }
+            }
+            eprintln!("{}: resumes the unfinished condensation of {}", folder.display(), candidate.display());
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// The file name of a condensation's checkpoint in its folder.
+pub const CHECKPOINT: &str = "checkpoint.safetensors";
+
+/// The `key` of a safetensors file's metadata, read from its header alone (8 bytes of length, then
+/// the JSON header).
+fn checkpoint_key(path: &Path) -> Result<Option<String>> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut length = [0u8; 8];
+    file.read_exact(&mut length).with_context(|| format!("reading {}", path.display()))?;
+    let mut header = vec![0u8; u64::from_le_bytes(length).min(100 << 20) as usize];
+    file.read_exact(&mut header).with_context(|| format!("reading the header of {}", path.display()))?;
+    let header: Value = serde_json::from_slice(&header).with_context(|| format!("{}: not a safetensors file", path.display()))?;
+    Ok(header["__metadata__"][RunIdentity::KEY].as_str().map(str::to_string))
+}

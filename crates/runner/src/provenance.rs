@@ -1,0 +1,141 @@
+//! What a result is made of: one versioned description from which every identity derives (an
+//! ablation cell's id, the condensation its sets share, the key a checkpoint must carry to be
+//! resumed, the description written into every set). Files made before it are read through
+//! [`crate::migrate`].
+
+use crate::experiment::{Experiment, PluginSpec};
+use gradmatch_data::DatasetName;
+use gradmatch_engine::{CondenseConfig, EvalConfig, Recipe, RunIdentity};
+use gradmatch_models::ModelSpec;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Provenance {
+    /// [`Provenance::SCHEMA`] when made by this version. Whatever changes the key of an unchanged
+    /// experiment (a new field, a new default) is a new schema with its step in `migrate`.
+    pub schema: u32,
+    pub dataset: DatasetName,
+    pub model: ModelSpec,
+    pub method: MethodSpec,
+    pub condense: CondenseConfig,
+    /// `None` for a condensation alone: its sets are the same whichever protocol evaluates them.
+    pub evaluation: Option<Evaluation>,
+}
+
+/// How a set is evaluated: the config, and the revision of gradmatch's recipes that resolves it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Evaluation {
+    /// [`Recipe::REVISION`] for today's recipes: figures made under an earlier revision are never
+    /// taken for today's, even where the config reads the same.
+    pub recipes: u32,
+    pub config: EvalConfig,
+}
+
+/// The plug-ins of a method, by name and options.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MethodSpec {
+    pub level: PluginSpec,
+    pub distance: PluginSpec,
+    pub steps: PluginSpec,
+    pub augment: PluginSpec,
+}
+
+impl Provenance {
+    pub const SCHEMA: u32 = 1;
+
+    /// The provenance of an experiment's results (its condensations and their evaluations).
+    pub fn of(experiment: &Experiment) -> Provenance {
+        let e = experiment.clone();
+        Provenance {
+            schema: Provenance::SCHEMA,
+            dataset: e.dataset,
+            model: e.model,
+            method: MethodSpec { level: e.level, distance: e.distance, steps: e.steps, augment: e.augment },
+            condense: e.condense,
+            evaluation: Some(Evaluation { recipes: Recipe::REVISION, config: e.evaluation }),
+        }
+    }
+
+    /// The provenance the experiment's results had under gradmatch's first recipes (revision 1,
+    /// whose configs gave epochs and augment): old stores' records are found under it.
+    pub fn under_first_recipes(experiment: &Experiment) -> Provenance {
+        let config = experiment.evaluation.as_first_revision();
+        Provenance { evaluation: Some(Evaluation { recipes: 1, config }), ..Provenance::of(experiment) }
+    }
+
+    /// The same without its evaluation: what a synthetic set (and its checkpoint) is.
+    pub fn condensation(&self) -> Provenance {
+        Provenance { evaluation: None, ..self.clone() }
+    }
+
+    /// A short stable name: the first 16 hex digits of the MD5 of its JSON (every field written,
+    /// in declaration order, options sorted by name).
+    pub fn key(&self) -> String {
+        let json = serde_json::to_string(self).expect("a provenance serialises");
+        let digest = <md5::Md5 as md5::Digest>::digest(json.as_bytes());
+        digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The engine's identity of the run it describes.
+    pub fn identity(&self) -> RunIdentity {
+        RunIdentity { key: self.key(), provenance: serde_json::to_string(self).expect("a provenance serialises") }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_part_of_an_experiment_is_in_its_key() {
+        let dc = Experiment::dc(DatasetName::Mnist);
+        let key = |e: &Experiment| Provenance::of(e).key();
+        let mut changed = vec![];
+        let mut e = dc.clone();
+        e.augment = PluginSpec::named("dsa");
+        changed.push(e);
+        let mut e = dc.clone();
+        e.condense.tf32 = true;
+        changed.push(e);
+        let mut e = dc.clone();
+        e.evaluation.protocol = gradmatch_engine::Protocol::Dsa;
+        changed.push(e);
+        let mut e = dc.clone();
+        e.distance.options.insert("alpha".into(), 0.5.into());
+        changed.push(e);
+        let mut e = dc.clone();
+        e.dataset = DatasetName::FashionMnist;
+        changed.push(e);
+        for other in &changed {
+            assert_ne!(key(other), key(&dc), "{other:?}");
+        }
+        assert_eq!(key(&dc).len(), 16);
+        // The condensation leaves the evaluation out, and only it.
+        let mut evaluated_otherwise = dc.clone();
+        evaluated_otherwise.evaluation.num_eval += 1;
+        assert_eq!(Provenance::of(&evaluated_otherwise).condensation().key(), Provenance::of(&dc).condensation().key());
+        assert_ne!(Provenance::of(&evaluated_otherwise).key(), key(&dc));
+    }
+
+    #[test]
+    fn what_runs_but_does_not_decide_results_is_not_in_the_key() {
+        let dc = Experiment::dc(DatasetName::Mnist);
+        let mut batched = dc.clone();
+        batched.evaluation.networks_at_once = Some(3);
+        assert_eq!(Provenance::of(&batched).key(), Provenance::of(&dc).key());
+    }
+
+    #[test]
+    fn a_provenance_reads_back_as_written() {
+        let mut e = Experiment::dc(DatasetName::Cifar10);
+        e.evaluation = e.evaluation.with_protocol(gradmatch_engine::Protocol::Dsa);
+        e.augment = PluginSpec::named("dsa");
+        for p in [Provenance::of(&e), Provenance::of(&e).condensation(), Provenance::of(&Experiment::dc(DatasetName::Mnist))] {
+            let back: Provenance = serde_json::from_str(&p.identity().provenance).unwrap();
+            assert_eq!((back.key(), &back), (p.key(), &p));
+        }
+    }
+}
