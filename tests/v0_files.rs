@@ -23,6 +23,14 @@ fn copy(from: &Path, to: &Path) {
     }
 }
 
+/// The tensors of a folder's set, after the safetensors header (which records the version that
+/// wrote the file).
+fn tensors(folder: &Path) -> Vec<u8> {
+    let bytes = std::fs::read(folder.join("synthetic.safetensors")).unwrap();
+    let header = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    bytes[8 + header..].to_vec()
+}
+
 fn records(store: &Path) -> Vec<serde_json::Value> {
     let text = std::fs::read_to_string(store.join("records.jsonl")).unwrap();
     text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
@@ -92,11 +100,45 @@ fn an_old_condensation_resumes_from_its_checkpoint() {
     gradmatch(&["condense", "--config", config.to_str().unwrap(), "--out", out.to_str().unwrap()]).unwrap();
     let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["resumed_from"], 2, "the checkpoint's fingerprint still matches: {summary}");
-    // The tensors after the safetensors header (which records the version that wrote the file).
-    let tensors = |folder: &Path| {
-        let bytes = std::fs::read(folder.join("synthetic.safetensors")).unwrap();
-        let header = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-        bytes[8 + header..].to_vec()
-    };
     assert_eq!(tensors(&out), tensors(&fixture("condensed")), "the same images and labels, byte for byte");
+}
+
+#[test]
+fn todays_pixels_condense_the_old_experiment_to_the_same_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("fresh");
+    let config = fixture("experiment.toml");
+    gradmatch(&["condense", "--config", config.to_str().unwrap(), "--out", out.to_str().unwrap()]).unwrap();
+    assert_eq!(tensors(&out), tensors(&fixture("condensed")), "the same images and labels, byte for byte");
+}
+
+#[test]
+fn a_migration_cut_short_is_completed_alike() {
+    let dir = tempfile::tempdir().unwrap();
+    let (whole, cut) = (dir.path().join("whole"), dir.path().join("cut"));
+    copy(&fixture("store"), &whole);
+    ablate(&whole);
+    // Cut after the folders were renamed, before the records file was replaced.
+    copy(&whole, &cut);
+    std::fs::copy(fixture("store/records.jsonl"), cut.join("records.jsonl")).unwrap();
+    ablate(&cut);
+    assert_eq!(records(&cut), records(&whole));
+}
+
+#[test]
+fn a_condensation_of_the_first_recipes_without_evaluations_is_not_run_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    copy(&fixture("store"), &store);
+    // DC condensed under the first recipes (their `[evaluation]` gave `augment`), killed before
+    // any of its evaluations was recorded.
+    let mut old = records(&store);
+    old.retain(|r| !(r["labels"][0][1] == "DC" && r["kind"] == "evaluated"));
+    old.iter_mut().filter(|r| r["labels"][0][1] == "DC").for_each(|r| r["config"]["evaluation"]["augment"] = false.into());
+    std::fs::write(store.join("records.jsonl"), old.iter().map(|r| format!("{r}\n")).collect::<String>()).unwrap();
+    ablate(&store);
+    let condensed: Vec<_> = records(&store).into_iter().filter(|r| r["labels"][0][1] == "DC" && r["kind"] == "condensed").collect();
+    let today = condensed.last().unwrap();
+    assert_eq!(today["seconds"], 0.0, "its set was taken, not condensed again: {condensed:?}");
+    assert!(store.join(today["set"].as_str().unwrap()).exists());
 }

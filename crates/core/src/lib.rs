@@ -3,7 +3,8 @@
 //! * **what to match**: [`GradientLevel`] (intra-class, inter-class, interleaved, multi-level, ...);
 //! * **how to match**: [`Distance`] (angle, magnitude, combined, ...);
 //! * **how long to train between matches**: [`StepStrategy`] (fixed, adaptive, overfitting-aware, ...);
-//! * **what both sides of a match see**: [`Augmentation`] (none, DSA's Siamese augmentation, ...).
+//! * **what both sides of a match see**: [`Augmentation`] (none, DSA's Siamese augmentation, ...);
+//! * **what a synthetic image is**: [`Parameterisation`] (pixels, IDC's multi-formation, ...).
 //!
 //! Each plug-in also implements [`Plugin`] (its name, summary and typed options). Plug-in crates
 //! depend on this crate only; `gradmatch-plugins` registers them by name for configs and checks.
@@ -12,6 +13,7 @@ mod augment;
 mod distance;
 mod level;
 mod loops;
+mod parameterisation;
 mod plugin;
 mod step;
 
@@ -19,6 +21,7 @@ pub use augment::{image_seed, mix64, Augmentation};
 pub use distance::{as_rows, at_least, flatten_into_one, sum_over_tensors, Distance};
 pub use level::{GradientLevel, MatchContext};
 pub use loops::Loops;
+pub use parameterisation::Parameterisation;
 pub use plugin::{NoOptions, OptionError, Plugin};
 pub use step::{InnerTrainer, StepContext, StepStrategy};
 

@@ -106,7 +106,7 @@ impl CondenseConfig {
         let class_holds = format!("{dataset}'s class {class} has {size} training images");
         s.at_most("batch_real", self.batch_real, size, &format!("{class_holds}; the paper's is 256"))?;
         s.at_most("bn_images_per_class", self.bn_images_per_class, size, &class_holds)?;
-        if self.init == Init::Real {
+        if matches!(self.init, Init::Real | Init::Mix) {
             s.at_most("ipc", self.ipc, size, &format!("init = \"real\" draws ipc real images per class and {class_holds}"))?;
         }
         self.check_loops(&s)

@@ -5,7 +5,7 @@ use crate::passes::PassSizes;
 use crate::seed::{derive_seed, stream, AugmentSeeds};
 use crate::synset::SyntheticSet;
 use candle_core::{DType, Device, Result, Tensor, Var};
-use gradmatch_core::{Augmentation, Distance, GradientLevel, InnerTrainer, Loops, StepContext, StepStrategy};
+use gradmatch_core::{Augmentation, Distance, GradientLevel, InnerTrainer, Loops, Parameterisation, StepContext, StepStrategy};
 use gradmatch_data::Dataset;
 use gradmatch_models::{cross_entropy, one_hot, Mode, ModelSpec, Network};
 use rand::seq::SliceRandom;
@@ -25,6 +25,9 @@ pub enum Init {
     Noise,
     /// Random real images of each class.
     Real,
+    /// Random real images of each class, as many as the stored images decode into, encoded into
+    /// them by the parameterisation (IDC's `mix`; `real` for pixels).
+    Mix,
 }
 
 /// The hyper-parameters of one condensation run. `Default` holds the paper's values: the one place
@@ -107,6 +110,15 @@ pub struct Method<'a> {
     pub steps: &'a dyn StepStrategy,
     /// Applied alike to both sides of every match, and to the inner training's batches.
     pub augment: &'a dyn Augmentation,
+    /// What the image optimiser learns, and how it decodes into the images networks see.
+    pub parameterisation: &'a dyn Parameterisation,
+}
+
+impl Method<'_> {
+    /// The synthetic images per class that networks see: ipc stored images, each decoded.
+    pub fn images_per_class(&self, cfg: &CondenseConfig) -> usize {
+        cfg.ipc * self.parameterisation.images_per_stored()
+    }
 }
 
 /// One line of the per-iteration log.
@@ -193,11 +205,11 @@ struct Condensation<'a> {
     classes: usize,
     passes: PassSizes,
     loops: Loops,
-    /// Labels of the synthetic images, class-major.
+    /// Labels of the decoded synthetic images, class-major.
     labels: Vec<u32>,
     /// Provenance written into every snapshot.
     metadata: HashMap<String, String>,
-    /// One variable per class (ipc images each).
+    /// One variable per class (its ipc stored images).
     syn: Vec<Var>,
     img_opt: Sgd,
     /// Iterations done in the checkpoint this run resumed from (0 for a fresh run).
@@ -211,25 +223,33 @@ impl<'a> Condensation<'a> {
         let classes = ds.num_classes();
         cfg.check(ds.name).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
         let (class, size) = ds.train.smallest_class();
-        if cfg.init == Init::Real && cfg.ipc > size {
+        let per_class = method.images_per_class(cfg);
+        let drawn = match cfg.init {
+            Init::Noise => 0,
+            Init::Real => cfg.ipc,
+            Init::Mix => per_class,
+        };
+        if drawn > size {
             candle_core::bail!(
-                "[condense] `ipc` = {}: init = \"real\" draws ipc real images per class, and class {class} of this copy of {} has {size}",
+                "[condense] `ipc` = {}: init = \"{}\" draws {drawn} real images per class, and class {class} of this copy of {} has {size}",
                 cfg.ipc,
+                serde_json::to_value(cfg.init).expect("an init serialises").as_str().unwrap_or_default(),
                 ds.name
             )
         }
         let real = DeviceData::new(&ds.train, ds.shape(), run.dtype, run.device)?;
-        let passes = PassSizes::plan(run, cfg, classes)?;
+        let passes = PassSizes::plan(run, cfg, classes, per_class)?;
         set_tf32(cfg.tf32);
         let (syn, img_opt, resumed_from) = match run.checkpoint.filter(|p| p.exists()) {
             Some(path) => resume(path, cfg, classes, run)?,
             None => {
-                let syn = initial_images(&real, cfg, classes, run.dtype, run.device)?;
+                let target = InitTarget { real: &real, classes, dtype: run.dtype, device: run.device };
+                let syn = initial_images(&target, cfg, method.parameterisation)?;
                 let opt = Sgd::new(syn.clone(), cfg.lr_img, cfg.momentum_img, 0.0);
                 (syn, opt, 0)
             }
         };
-        let labels = class_labels(classes, cfg.ipc);
+        let labels = class_labels(classes, per_class);
         let metadata = snapshot_metadata(run, cfg);
         Ok(Condensation { run, method, cfg, real, classes, passes, loops: cfg.loops(), labels, metadata, syn, img_opt, resumed_from })
     }
@@ -294,17 +314,24 @@ impl<'a> Condensation<'a> {
         self.method.steps.train(&step_ctx, &mut trainer)
     }
 
-    /// Every synthetic image, detached, class-major.
+    /// Every decoded synthetic image, detached, class-major.
     fn images(&self) -> Result<Tensor> {
+        let decode = |v: &Var| self.method.parameterisation.decode(&v.as_tensor().detach());
+        Tensor::cat(&self.syn.iter().map(decode).collect::<Result<Vec<_>>>()?, 0)
+    }
+
+    /// Every stored synthetic image, detached, class-major.
+    fn stored(&self) -> Result<Tensor> {
         Tensor::cat(&self.syn.iter().map(|v| v.as_tensor().detach()).collect::<Vec<_>>(), 0)
     }
 
-    /// The set after `done` iterations; a checkpoint when it carries the image optimiser's `momentum`.
+    /// The stored set after `done` iterations; a checkpoint when it carries the image optimiser's
+    /// `momentum`.
     fn snapshot(&self, done: usize, momentum: Option<Vec<Tensor>>) -> Result<SyntheticSet> {
-        let images = self.images()?;
         let mut metadata = self.metadata.clone();
         metadata.insert("iterations".into(), done.to_string());
-        let mut set = SyntheticSet { images, labels: self.labels.clone(), metadata, momentum: None };
+        let labels = class_labels(self.classes, self.cfg.ipc);
+        let mut set = SyntheticSet { images: self.stored()?, labels, metadata, momentum: None };
         if let Some(m) = momentum {
             set.metadata.insert("checkpoint".into(), "1".into());
             set.momentum = Some(Tensor::cat(&m, 0)?);
@@ -376,7 +403,7 @@ pub fn matching_gradient(
     let ds = run.dataset;
     let (classes, shape) = (ds.num_classes(), ds.shape());
     let real = DeviceData::new(&ds.train, shape, run.dtype, run.device)?;
-    let passes = PassSizes::plan(run, cfg, classes)?;
+    let passes = PassSizes::plan(run, cfg, classes, method.images_per_class(cfg))?;
     set_tf32(cfg.tf32);
     let images = images.to_device(run.device)?.to_dtype(run.dtype)?;
     let syn = per_class_vars(&images, classes, cfg.ipc)?;
@@ -389,21 +416,33 @@ pub fn matching_gradient(
     Ok((matched.loss.to_dtype(DType::F64)?.to_scalar::<f64>()?, Tensor::cat(&class_grads, 0)?))
 }
 
-/// The initial synthetic images of `cfg` (noise or real), classes x ipc, class-major.
-pub fn initial_set(run: &RunContext, cfg: &CondenseConfig) -> Result<Tensor> {
+/// The initial stored synthetic images of `cfg` (noise, real or mixed), classes x ipc, class-major.
+pub fn initial_set(run: &RunContext, cfg: &CondenseConfig, parameterisation: &dyn Parameterisation) -> Result<Tensor> {
     let ds = run.dataset;
     let real = DeviceData::new(&ds.train, ds.shape(), run.dtype, run.device)?;
-    let syn = initial_images(&real, cfg, ds.num_classes(), run.dtype, run.device)?;
+    let target = InitTarget { real: &real, classes: ds.num_classes(), dtype: run.dtype, device: run.device };
+    let syn = initial_images(&target, cfg, parameterisation)?;
     Tensor::cat(&syn.iter().map(|v| v.as_tensor().clone()).collect::<Vec<_>>(), 0)
 }
 
-fn initial_images(real: &DeviceData, cfg: &CondenseConfig, classes: usize, dtype: DType, device: &Device) -> Result<Vec<Var>> {
+/// Where the initial images are made: the real images to draw from, the classes, dtype and device.
+struct InitTarget<'a> {
+    real: &'a DeviceData<'a>,
+    classes: usize,
+    dtype: DType,
+    device: &'a Device,
+}
+
+fn initial_images(target: &InitTarget, cfg: &CondenseConfig, parameterisation: &dyn Parameterisation) -> Result<Vec<Var>> {
+    let InitTarget { real, classes, dtype, device } = *target;
     let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(cfg.seed, stream::INIT, 0));
     let (c, h, w) = real.shape;
+    let per_stored = parameterisation.images_per_stored();
     (0..classes)
         .map(|class| {
             let t = match cfg.init {
                 Init::Real => real.select(&real.split.sample_class(class, cfg.ipc, &mut rng))?,
+                Init::Mix => parameterisation.encode(&real.select(&real.split.sample_class(class, cfg.ipc * per_stored, &mut rng))?)?,
                 Init::Noise => {
                     let v: Vec<f32> = (0..cfg.ipc * c * h * w).map(|_| StandardNormal.sample(&mut rng)).collect();
                     Tensor::from_vec(v, (cfg.ipc, c, h, w), device)?.to_dtype(dtype)?

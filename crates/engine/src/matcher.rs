@@ -25,7 +25,7 @@ use rand_chacha::ChaCha8Rng;
 pub(crate) struct MatchStep<'a> {
     pub net: &'a Network,
     pub real: &'a DeviceData<'a>,
-    /// One variable per class (ipc images each).
+    /// One variable per class (its ipc stored images).
     pub syn: &'a [Var],
     pub cfg: &'a CondenseConfig,
     pub method: Method<'a>,
@@ -81,6 +81,11 @@ struct Matcher<'s, 'a> {
 }
 
 impl<'a> MatchStep<'a> {
+    /// The decoded synthetic images of a class.
+    fn per_class(&self) -> usize {
+        self.method.images_per_class(self.cfg)
+    }
+
     /// The matching loss and its gradient with respect to the synthetic images. Batch-norm networks
     /// first take their statistics from real images (train mode), then match with them frozen.
     pub fn run(&self, rng: &mut ChaCha8Rng) -> Result<Matched> {
@@ -104,7 +109,7 @@ impl<'a> MatchStep<'a> {
                 }
                 SynBatch::Mixed { order } => {
                     let (x, labels) = matcher.mixed_images(order, true)?;
-                    for (start, len) in chunks(labels.len(), self.passes.syn_classes_per_pass * self.cfg.ipc) {
+                    for (start, len) in chunks(labels.len(), self.passes.syn_classes_per_pass * self.per_class()) {
                         let grads = matcher.grads(&x.narrow(0, start, len)?, &labels[start..start + len], 1)?;
                         let share = len as f64 / labels.len() as f64;
                         self.back_propagate(&pairing(&up.dl_dg, 0, 1, &grads, share)?, &mut image_grads)?;
@@ -198,14 +203,11 @@ impl Matcher<'_, '_> {
         Ok(self.step.net.loss_and_grads(x, &t, self.mode, groups)?.1)
     }
 
-    /// Class `c`'s synthetic images, tracked or as constants.
-    fn class_images(&self, c: usize, tracked: bool) -> Tensor {
+    /// Class `c`'s decoded synthetic images, tracked (differentiable with respect to its stored
+    /// images) or as constants.
+    fn class_images(&self, c: usize, tracked: bool) -> Result<Tensor> {
         let t = self.step.syn[c].as_tensor();
-        if tracked {
-            t.clone()
-        } else {
-            t.detach()
-        }
+        self.step.method.parameterisation.decode(&if tracked { t.clone() } else { t.detach() })
     }
 
     /// The gradients of classes `first..first + count`'s synthetic images in one pass, one group per
@@ -215,9 +217,9 @@ impl Matcher<'_, '_> {
         let classes = first..first + count;
         let x = classes
             .clone()
-            .map(|c| step.method.augment.augment(&self.class_images(c, tracked), step.seeds.class(c)))
+            .map(|c| step.method.augment.augment(&self.class_images(c, tracked)?, step.seeds.class(c)))
             .collect::<Result<Vec<_>>>()?;
-        let labels: Vec<u32> = classes.flat_map(|c| std::iter::repeat_n(c as u32, step.cfg.ipc)).collect();
+        let labels: Vec<u32> = classes.flat_map(|c| std::iter::repeat_n(c as u32, step.per_class())).collect();
         self.grads(&Tensor::cat(&x, 0)?, &labels, count)
     }
 
@@ -225,9 +227,9 @@ impl Matcher<'_, '_> {
     /// and their labels.
     fn mixed_images(&self, order: &[u32], tracked: bool) -> Result<(Tensor, Vec<u32>)> {
         let step = self.step;
-        let all = Tensor::cat(&(0..step.syn.len()).map(|c| self.class_images(c, tracked)).collect::<Vec<_>>(), 0)?;
+        let all = Tensor::cat(&(0..step.syn.len()).map(|c| self.class_images(c, tracked)).collect::<Result<Vec<_>>>()?, 0)?;
         let x = all.index_select(&Tensor::from_slice(order, order.len(), all.device())?, 0)?;
-        let labels = order.iter().map(|&i| i / step.cfg.ipc as u32).collect();
+        let labels = order.iter().map(|&i| i / step.per_class() as u32).collect();
         Ok((step.method.augment.augment(&x, step.seeds.mixed())?, labels))
     }
 
@@ -260,7 +262,7 @@ impl Matcher<'_, '_> {
 
     /// At most `max` indices of the class-major synthetic set, shuffled.
     fn mixed_order(&mut self, max: usize) -> Result<Vec<u32>> {
-        let mut order: Vec<u32> = (0..(self.step.seeds.classes * self.step.cfg.ipc) as u32).collect();
+        let mut order: Vec<u32> = (0..(self.step.seeds.classes * self.step.per_class()) as u32).collect();
         order.shuffle(self.rng);
         order.truncate(max);
         self.check_mixed(order.len(), "synthetic")?;
@@ -332,7 +334,7 @@ impl MatchContext for Matcher<'_, '_> {
     fn syn_mixed_grads(&mut self, max: usize) -> Result<Vec<Tensor>> {
         let order = self.mixed_order(max)?;
         let (x, labels) = self.mixed_images(&order, false)?;
-        let grads = self.chunked_grads(&x, &labels, self.step.passes.syn_classes_per_graph_free_pass * self.step.cfg.ipc)?;
+        let grads = self.chunked_grads(&x, &labels, self.step.passes.syn_classes_per_graph_free_pass * self.step.per_class())?;
         Ok(self.receive(SynBatch::Mixed { order }, grads)?.remove(0))
     }
 }
@@ -406,12 +408,18 @@ mod tests {
         let cfg = CondenseConfig { ipc, batch_real: 8, ..Default::default() };
         let (plugins, none) = (Plugins::builtin(), OptionTable::new());
         let (distance, steps) = (plugins.distances.build("combined", &none).unwrap(), plugins.steps.build("fixed", &none).unwrap());
+        let pixels = plugins.parameterisations.build("pixels", &none).unwrap();
         for augment in ["none", "dsa"] {
             let augment = plugins.augmentations.build(augment, &none).unwrap();
             for name in plugins.levels.names() {
                 let level = plugins.levels.build(name, &none).unwrap();
-                let method =
-                    Method { level: level.as_ref(), distance: distance.as_ref(), steps: steps.as_ref(), augment: augment.as_ref() };
+                let method = Method {
+                    level: level.as_ref(),
+                    distance: distance.as_ref(),
+                    steps: steps.as_ref(),
+                    augment: augment.as_ref(),
+                    parameterisation: pixels.as_ref(),
+                };
                 let seeds = AugmentSeeds { run_seed: 1, iteration: 1, step: 2, steps: 5, classes };
                 let step = |per_pass| MatchStep {
                     net: &net,

@@ -38,6 +38,9 @@ pub struct PassTarget<'a> {
     /// (C, H, W) of an image.
     pub shape: (usize, usize, usize),
     pub classes: usize,
+    /// Synthetic images per class that networks see (ipc times the parameterisation's images per
+    /// stored image).
+    pub syn_per_class: usize,
     pub dtype: DType,
     pub device: &'a candle_core::Device,
 }
@@ -64,8 +67,10 @@ struct Needs {
 impl PassSizes {
     /// The passes of `cfg` on the run's model, dataset and device, or an error naming the field to
     /// change when they cannot be made to fit.
-    pub fn plan(run: &RunContext, cfg: &CondenseConfig, classes: usize) -> Result<PassSizes> {
-        Self::predict(&PassTarget { model: run.model, shape: run.dataset.shape(), classes, dtype: run.dtype, device: run.device }, cfg)
+    pub fn plan(run: &RunContext, cfg: &CondenseConfig, classes: usize, syn_per_class: usize) -> Result<PassSizes> {
+        let target =
+            PassTarget { model: run.model, shape: run.dataset.shape(), classes, syn_per_class, dtype: run.dtype, device: run.device };
+        Self::predict(&target, cfg)
     }
 
     /// [`PassSizes::plan`] without the data: what a run of `cfg` on `target` would need, checked
@@ -90,15 +95,16 @@ impl PassSizes {
             Ok(())
         };
         one_pass("batch_real", cfg.batch_real)?;
-        one_pass("ipc", cfg.ipc)?;
+        let syn = target.syn_per_class;
+        one_pass("ipc", syn)?;
         let by_index = (max_images / cfg.batch_real).clamp(1, classes);
-        let syn_by_index = (max_images / cfg.ipc).clamp(1, classes);
+        let syn_by_index = (max_images / syn).clamp(1, classes);
         let real_pass = |n: usize| footprint.untracked_bytes(n * cfg.batch_real, n, dtype);
         // Both synthetic passes hold a gradient per class beside them: the real ones while the
         // level's gradients are computed, the received ones and their upstream during the image step.
         let per_class_grads = footprint.untracked_bytes(0, classes, dtype);
-        let syn_pass = |n: usize| footprint.tracked_bytes(n * cfg.ipc, n, dtype) + per_class_grads;
-        let syn_graph_free_pass = |n: usize| footprint.untracked_bytes(n * cfg.ipc, n, dtype) + per_class_grads;
+        let syn_pass = |n: usize| footprint.tracked_bytes(n * syn, n, dtype) + per_class_grads;
+        let syn_graph_free_pass = |n: usize| footprint.untracked_bytes(n * syn, n, dtype) + per_class_grads;
         let fits = |bytes: usize| bytes as f64 <= HEADROOM * available as f64;
         // The most classes, up to `most`, whose pass fits; one when none does (then refused below).
         let largest_fitting = |most: usize, bytes: &dyn Fn(usize) -> usize| (1..=most).rev().find(|&n| fits(bytes(n))).unwrap_or(1);
@@ -109,7 +115,7 @@ impl PassSizes {
             None => largest_fitting(by_index, &real_pass),
         };
         // On the CPU, passes of about ten images keep the GEMMs efficient and the graph small.
-        let syn_most = if memory.gpu { syn_by_index } else { (CPU_SYNTHETIC_IMAGES / cfg.ipc).clamp(1, syn_by_index) };
+        let syn_most = if memory.gpu { syn_by_index } else { (CPU_SYNTHETIC_IMAGES / syn).clamp(1, syn_by_index) };
         let sizes = PassSizes {
             max_images,
             classes_per_pass,
@@ -121,7 +127,7 @@ impl PassSizes {
             synthetic: syn_pass(sizes.syn_classes_per_pass),
             synthetic_graph_free: syn_graph_free_pass(sizes.syn_classes_per_graph_free_pass),
         };
-        check_memory(needs, available, &sizes, cfg)?;
+        check_memory(needs, available, &sizes, cfg, syn)?;
         Ok(sizes)
     }
 }
@@ -151,7 +157,7 @@ fn limit_reason(cfg: &CondenseConfig) -> &'static str {
 }
 
 /// Refuses a step whose passes are predicted not to fit, naming what to lower.
-fn check_memory(needs: Needs, available: usize, sizes: &PassSizes, cfg: &CondenseConfig) -> Result<()> {
+fn check_memory(needs: Needs, available: usize, sizes: &PassSizes, cfg: &CondenseConfig, syn_per_class: usize) -> Result<()> {
     let gib = |b: usize| b as f64 / GIB;
     let classes_per_pass = sizes.classes_per_pass;
     if needs.synthetic.max(needs.synthetic_graph_free) > available {
@@ -159,7 +165,7 @@ fn check_memory(needs: Needs, available: usize, sizes: &PassSizes, cfg: &Condens
             "the synthetic side's graph of {} class(es) x {} images needs about {:.1} GiB and the device has {:.1} GiB free: \
              lower ipc or use a smaller model",
             sizes.syn_classes_per_pass,
-            cfg.ipc,
+            syn_per_class,
             gib(needs.synthetic.max(needs.synthetic_graph_free)),
             gib(available)
         )
@@ -190,7 +196,14 @@ mod tests {
     };
 
     fn fit(cfg: &CondenseConfig, gpu: bool, available: usize) -> Result<PassSizes> {
-        let target = PassTarget { model: &ModelSpec::CONVNET, shape: (1, 28, 28), classes: 10, dtype: DType::F32, device: &Device::Cpu };
+        let target = PassTarget {
+            model: &ModelSpec::CONVNET,
+            shape: (1, 28, 28),
+            classes: 10,
+            syn_per_class: cfg.ipc,
+            dtype: DType::F32,
+            device: &Device::Cpu,
+        };
         PassSizes::fit(&CONVNET_MNIST, &target, Memory { gpu, available }, cfg)
     }
 

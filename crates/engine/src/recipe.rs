@@ -283,7 +283,8 @@ impl EvalConfig {
             Protocol::Dsa => (1000, "dsa"),
         };
         let augment = self.augment.clone().unwrap_or_else(|| augment.into());
-        let schedule = self.protocol.recipe().schedule;
+        // No schedule was written then: one given now is the protocol's or another (never an old record's).
+        let schedule = self.schedule.or(self.protocol.recipe().schedule);
         EvalConfig { epochs: Some(self.epochs.unwrap_or(epochs)), augment: Some(augment), schedule, ..self.clone() }
     }
 }

@@ -1,5 +1,7 @@
+use crate::condense::RunIdentity;
 use candle_core::safetensors::Load;
 use candle_core::{DType, Device, Result, Tensor};
+use gradmatch_core::Parameterisation;
 use safetensors::tensor::Dtype as StDtype;
 use std::collections::HashMap;
 use std::path::Path;
@@ -104,6 +106,17 @@ impl SyntheticSet {
             return Err(io_error(path, format!("{} images but {} labels", images.dim(0)?, labels.len())));
         }
         Ok(SyntheticSet { images, labels, metadata: meta.metadata().clone().unwrap_or_default(), momentum })
+    }
+
+    /// The set as networks see it: its images decoded by `parameterisation`, the labels repeated
+    /// alike; the metadata kept but the run's identity (a decoded set is neither the run's
+    /// checkpoint nor to be decoded again).
+    pub fn decoded(&self, parameterisation: &dyn Parameterisation) -> Result<SyntheticSet> {
+        let images = parameterisation.decode(&self.images)?;
+        let labels = self.labels.repeat(parameterisation.images_per_stored());
+        let mut metadata = self.metadata.clone();
+        metadata.retain(|k, _| k != RunIdentity::KEY && k != RunIdentity::PROVENANCE);
+        Ok(SyntheticSet { images, labels, metadata, momentum: None })
     }
 
     /// A PNG grid: one row per class, `ipc` columns, de-normalised with `mean`/`std` and clipped to

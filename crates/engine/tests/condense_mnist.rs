@@ -32,25 +32,32 @@ fn try_run(
     checkpoint: Option<&Path>,
     on_iteration: &mut dyn FnMut(&gradmatch_engine::IterationLog),
 ) -> candle_core::Result<CondenseOutcome> {
-    try_run_augmented("none", cfg, checkpoint, on_iteration)
+    try_run_with(["none", "pixels"], cfg, checkpoint, on_iteration)
 }
 
-/// DC with the augmentation `augment`.
-fn try_run_augmented(
-    augment: &str,
+/// DC with the augmentation and parameterisation named.
+fn try_run_with(
+    [augment, parameterisation]: [&str; 2],
     cfg: &CondenseConfig,
     checkpoint: Option<&Path>,
     on_iteration: &mut dyn FnMut(&gradmatch_engine::IterationLog),
 ) -> candle_core::Result<CondenseOutcome> {
     // The runner derives the key from its provenance; here the config and augmentation stand for it.
-    let identity = RunIdentity { key: format!("{cfg:?} {augment}"), provenance: String::new() };
+    let identity = RunIdentity { key: format!("{cfg:?} {augment} {parameterisation}"), provenance: String::new() };
     let run = RunContext { dataset: mnist(), model: &SMALL, device: &Device::Cpu, dtype: DType::F32, checkpoint, identity };
     let (plugins, none) = (gradmatch_plugins::Plugins::builtin(), gradmatch_plugins::OptionTable::new());
     let level = plugins.levels.build("intra", &none).expect("registered");
     let distance = plugins.distances.build("angle", &none).expect("registered");
     let steps = plugins.steps.build("fixed", &none).expect("registered");
     let augment = plugins.augmentations.build(augment, &none).expect("registered");
-    let method = Method { level: level.as_ref(), distance: distance.as_ref(), steps: steps.as_ref(), augment: augment.as_ref() };
+    let parameterisation = plugins.parameterisations.build(parameterisation, &none).expect("registered");
+    let method = Method {
+        level: level.as_ref(),
+        distance: distance.as_ref(),
+        steps: steps.as_ref(),
+        augment: augment.as_ref(),
+        parameterisation: parameterisation.as_ref(),
+    };
     condense(&run, method, cfg, on_iteration)
 }
 
@@ -119,7 +126,7 @@ fn same_seed_same_set_and_an_interrupted_run_resumes_exactly() {
 #[test]
 fn dsa_condensation_is_reproducible_and_augments() {
     let cfg = CondenseConfig { outer_loop: Some(2), inner_epochs: Some(1), ..config(Init::Real, 1, 5) };
-    let dsa = || try_run_augmented("dsa", &cfg, None, &mut |_| {}).unwrap();
+    let dsa = || try_run_with(["dsa", "pixels"], &cfg, None, &mut |_| {}).unwrap();
     let (first, again, dc) = (dsa(), dsa(), run(&cfg, None));
     assert_eq!(diff(&first.set.images, &again.set.images), 0.0, "same seed -> same augmentations -> same set");
     assert!(diff(&first.set.images, &dc.set.images) > 0.0, "DSA changes what is matched");
@@ -158,8 +165,15 @@ fn first_step(level: &str, cfg: &CondenseConfig) -> candle_core::Result<(f64, Te
     let level = plugins.levels.build(level, &none).expect("registered");
     let distance = plugins.distances.build("combined", &none).expect("registered");
     let steps = plugins.steps.build("fixed", &none).expect("registered");
-    let method = Method { level: level.as_ref(), distance: distance.as_ref(), steps: steps.as_ref(), augment: &NoAugmentation };
-    let images = initial_set(&run, cfg)?;
+    let pixels = plugins.parameterisations.build("pixels", &none).expect("registered");
+    let method = Method {
+        level: level.as_ref(),
+        distance: distance.as_ref(),
+        steps: steps.as_ref(),
+        augment: &NoAugmentation,
+        parameterisation: pixels.as_ref(),
+    };
+    let images = initial_set(&run, cfg, method.parameterisation)?;
     matching_gradient(&run, method, cfg, &images, 0)
 }
 
@@ -180,4 +194,18 @@ fn passes_split_under_a_cap_match_one_pass() {
     // A mixed batch (the inter-class level's 1024 real images) is one group: refused by name.
     let err = first_step("inter", &capped).unwrap_err().to_string();
     assert!(err.contains("mixed real batch of 1024 images") && err.contains("max_images_per_pass"), "{err}");
+}
+
+/// Multi-formation stores ipc images per class and trains on four times as many; `mix` is `real`
+/// for pixels, draw for draw.
+#[test]
+fn multi_formation_stores_the_budget_and_mix_is_real_for_pixels() {
+    let mix = CondenseConfig { iterations: 1, ..config(Init::Mix, 1, 5) };
+    let formed = try_run_with(["none", "multi-formation"], &mix, None, &mut |_| {}).unwrap();
+    assert_eq!(formed.set.images.dims(), [10, 1, 28, 28], "the stored set is the storage budget");
+    assert!(formed.log[0].loss.is_finite());
+    let (mixed, real) = (run(&CondenseConfig { iterations: 0, ..mix.clone() }, None), run(&config(Init::Real, 0, 5), None));
+    assert_eq!(diff(&mixed.set.images, &real.set.images), 0.0);
+    let mosaic = try_run_with(["none", "multi-formation"], &CondenseConfig { iterations: 0, ..mix }, None, &mut |_| {}).unwrap();
+    assert_ne!(diff(&mosaic.set.images, &mixed.set.images), 0.0, "multi-formation's mix is a mosaic of four real images");
 }

@@ -11,11 +11,14 @@ pub struct WriteADistance;
 #[cfg(doctest)]
 #[doc = include_str!("../../../docs/write-a-level-or-step.md")]
 pub struct WriteALevelOrStep;
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/write-a-parameterisation.md")]
+pub struct WriteAParameterisation;
 
 pub use registry::{did_you_mean, Holds, OptionTable, PluginError, Registry};
 
 use gradmatch_augment::DcAugmentation;
-use gradmatch_core::{Augmentation, Distance, GradientLevel, StepStrategy};
+use gradmatch_core::{Augmentation, Distance, GradientLevel, Parameterisation, StepStrategy};
 
 /// The registries of the plug-in kinds, one per question a method answers.
 pub struct Plugins {
@@ -27,6 +30,8 @@ pub struct Plugins {
     pub steps: Registry<dyn StepStrategy>,
     /// What both sides of a match see.
     pub augmentations: Registry<dyn Augmentation>,
+    /// What a synthetic image is.
+    pub parameterisations: Registry<dyn Parameterisation>,
 }
 
 impl Plugins {
@@ -37,6 +42,7 @@ impl Plugins {
             levels: Registry::new("gradient level", "gradient levels"),
             steps: Registry::new("step strategy", "step strategies"),
             augmentations: Registry::new("augmentation", "augmentations"),
+            parameterisations: Registry::new("parameterisation", "parameterisations"),
         }
     }
 
@@ -61,6 +67,9 @@ impl Plugins {
 
         p.augmentations.register::<gradmatch_augment::NoAugmentation>();
         p.augmentations.register::<gradmatch_augment::Dsa>();
+
+        p.parameterisations.register::<gradmatch_parameterisations::Pixels>();
+        p.parameterisations.register::<gradmatch_parameterisations::MultiFormation>();
         p
     }
 

@@ -3,7 +3,7 @@
 //! own tests add the laws it claims beyond them.
 
 use gradmatch_plugins::Plugins;
-use gradmatch_testkit::{check_augmentation, check_distance, check_level, check_step_strategy, DistanceLaws};
+use gradmatch_testkit::{check_augmentation, check_distance, check_level, check_parameterisation, check_step_strategy, DistanceLaws};
 
 #[test]
 fn every_distance_obeys_the_universal_laws_with_an_exact_gradient() {
@@ -34,5 +34,13 @@ fn every_augmentation_is_siamese_with_an_exact_gradient() {
     for (name, augmentation) in Plugins::builtin().augmentations.defaults() {
         eprintln!("augmentation {name}");
         check_augmentation(augmentation.as_ref());
+    }
+}
+
+#[test]
+fn every_parameterisation_decodes_in_order_with_an_exact_gradient() {
+    for (name, parameterisation) in Plugins::builtin().parameterisations.defaults() {
+        eprintln!("parameterisation {name}");
+        check_parameterisation(parameterisation.as_ref());
     }
 }

@@ -4,7 +4,7 @@
 
 use anyhow::{Context, Result};
 use gradmatch_augment::DcAugmentation;
-use gradmatch_core::{Augmentation, Distance, GradientLevel, StepStrategy};
+use gradmatch_core::{Augmentation, Distance, GradientLevel, Parameterisation, StepStrategy};
 use gradmatch_data::DatasetName;
 use gradmatch_engine::{CondenseConfig, EvalConfig, Method, Recipe};
 use gradmatch_models::ModelSpec;
@@ -42,6 +42,9 @@ pub struct Experiment {
     pub steps: PluginSpec,
     #[serde(default = "default_augment")]
     pub augment: PluginSpec,
+    /// What a synthetic image is (`pixels`: DC's).
+    #[serde(default = "default_parameterisation")]
+    pub parameterisation: PluginSpec,
     #[serde(default)]
     pub condense: CondenseConfig,
     #[serde(default)]
@@ -63,6 +66,9 @@ fn default_steps() -> PluginSpec {
 fn default_augment() -> PluginSpec {
     PluginSpec::named("none")
 }
+fn default_parameterisation() -> PluginSpec {
+    PluginSpec::named("pixels")
+}
 
 impl Experiment {
     /// DC on `dataset` with every default.
@@ -74,6 +80,7 @@ impl Experiment {
             distance: default_distance(),
             steps: default_steps(),
             augment: default_augment(),
+            parameterisation: default_parameterisation(),
             condense: CondenseConfig::default(),
             evaluation: EvalConfig::default(),
         }
@@ -100,6 +107,8 @@ impl Experiment {
         let distance = plugins.distances.build(&self.distance.name, &self.distance.options).context("[distance]")?;
         let steps = plugins.steps.build(&self.steps.name, &self.steps.options).context("[steps]")?;
         let augment = plugins.augmentations.build(&self.augment.name, &self.augment.options).context("[augment]")?;
+        let p = &self.parameterisation;
+        let parameterisation = plugins.parameterisations.build(&p.name, &p.options).context("[parameterisation]")?;
         self.condense.check(self.dataset)?;
         self.evaluation.check()?;
         Ok(Resolved {
@@ -108,6 +117,7 @@ impl Experiment {
             distance: distance.into(),
             steps: steps.into(),
             augment: augment.into(),
+            parameterisation: parameterisation.into(),
             evaluation: EvalAugmentations::of(&self.recipes(), plugins)?,
         })
     }
@@ -155,6 +165,7 @@ pub struct Resolved {
     distance: Arc<dyn Distance>,
     steps: Arc<dyn StepStrategy>,
     augment: Arc<dyn Augmentation>,
+    parameterisation: Arc<dyn Parameterisation>,
     /// The augmentations its evaluation networks train with.
     pub evaluation: EvalAugmentations,
 }
@@ -170,7 +181,13 @@ impl Resolved {
 
     /// The method's plug-ins, as the engine takes them.
     pub fn method(&self) -> Method<'_> {
-        Method { level: &*self.level, distance: &*self.distance, steps: &*self.steps, augment: &*self.augment }
+        Method {
+            level: &*self.level,
+            distance: &*self.distance,
+            steps: &*self.steps,
+            augment: &*self.augment,
+            parameterisation: &*self.parameterisation,
+        }
     }
 }
 

@@ -5,7 +5,8 @@
 //! JSON as serde wrote it then, and a checkpoint carried a fingerprint of its config, model and method
 //! metadata. A store is migrated by re-keying every record with the provenance of the `config` it
 //! holds and renaming the cells' folders to match (the old record files are kept in
-//! `<store>/migrated-from-schema-0/`); a checkpoint by writing its provenance's key into it.
+//! `<store>/migrated-from-schema-0/`, and a migration cut short starts again from them); a
+//! checkpoint by writing its provenance's key into it.
 
 use crate::experiment::{Experiment, PluginSpec};
 use crate::jsonl::complete_lines;
@@ -20,31 +21,30 @@ use std::path::{Path, PathBuf};
 
 /// The folder holding a store's record files as they were before the migration.
 const BACKUP: &str = "migrated-from-schema-0";
+/// Written into [`BACKUP`] once every file is copied there.
+const BACKUP_COMPLETE: &str = "COMPLETE";
 
 /// Migrates the record files `files` of the store `dir` to [`Provenance::SCHEMA`] if any record is
 /// older, writing each as today's `Record` type writes it; a store already there is left untouched.
-/// Runs under an exclusive lock of the store.
+/// Refused while a `gradmatch ablate` runs on the store (it holds a shard lock): its records
+/// would go to the files being replaced.
 pub fn store<Record: Serialize + DeserializeOwned>(dir: &Path, files: &[PathBuf]) -> Result<()> {
-    let stale = |files: &[PathBuf]| -> Result<bool> { Ok(read(files)?.iter().flat_map(|(_, r)| r).any(|r| schema(r) == 0)) };
-    if !stale(files)? {
+    let stale = |stores: &[(PathBuf, Vec<Value>)]| stores.iter().flat_map(|(_, r)| r).any(|r| schema(r) == 0);
+    if !stale(&read(files)?) {
         return Ok(());
     }
-    let lock = std::fs::File::create(dir.join(".migrate.lock")).with_context(|| format!("locking store {}", dir.display()))?;
-    lock.lock().with_context(|| format!("locking store {}", dir.display()))?;
+    let _locks = lock_store(dir)?;
     let mut stores = read(files)?; // again: another process may have migrated it meanwhile
-    if !stores.iter().flat_map(|(_, r)| r).any(|r| schema(r) == 0) {
+    if !stale(&stores) {
         return Ok(());
     }
-    let backup = dir.join(BACKUP);
-    std::fs::create_dir_all(&backup).with_context(|| format!("creating {}", backup.display()))?;
-    for file in files {
-        let kept = backup.join(file.file_name().expect("a record file has a name"));
-        if !kept.exists() {
-            std::fs::copy(file, &kept).with_context(|| format!("keeping {} in {}", file.display(), backup.display()))?;
-        }
-    }
-    let ids = new_cell_ids(&stores)?;
-    let folders = rename_folders(dir, &stores, &ids)?;
+    let backup = keep_originals(dir, files)?;
+    // The ids come from the original records, so that a migration cut short and run again gives
+    // every record the id the first run gave it.
+    let originals = read(&crate::jsonl::files(&backup, "records")?)?;
+    let old: Vec<&Value> = originals.iter().chain(&stores).flat_map(|(_, r)| r).filter(|r| schema(r) == 0).collect();
+    let ids = new_cell_ids(&old)?;
+    let folders = rename_folders(dir, &old, &ids)?;
     let mut count = 0;
     for (file, records) in &mut stores {
         let mut text = String::new();
@@ -69,6 +69,53 @@ pub fn store<Record: Serialize + DeserializeOwned>(dir: &Path, files: &[PathBuf]
         backup.display()
     );
     Ok(())
+}
+
+/// Every shard lock of the store, taken (a running `ablate` holds its own), and the migration's own
+/// (blocking: another migration ends first).
+fn lock_store(dir: &Path) -> Result<Vec<std::fs::File>> {
+    let own = std::fs::File::create(dir.join(".migrate.lock")).with_context(|| format!("locking store {}", dir.display()))?;
+    own.lock().with_context(|| format!("locking store {}", dir.display()))?;
+    let mut locks = vec![own];
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        if !(name.starts_with(".records") && name.ends_with(".lock")) {
+            continue;
+        }
+        let file = std::fs::OpenOptions::new().read(true).write(true).open(&path).with_context(|| format!("opening {}", path.display()))?;
+        if let Err(std::fs::TryLockError::WouldBlock) = file.try_lock() {
+            let holder = std::fs::read_to_string(&path).unwrap_or_default();
+            bail!(
+                "store {} was made by an earlier gradmatch and must be migrated to provenance schema {}, but a `gradmatch ablate` \
+                 runs on it ({}): migrate it when that has ended (any `ablate` or `report` of it does)",
+                dir.display(),
+                Provenance::SCHEMA,
+                holder.trim()
+            )
+        }
+        locks.push(file);
+    }
+    Ok(locks)
+}
+
+/// Copies the store's record files, as they are before the migration, into [`BACKUP`] (once: a
+/// migration run again keeps the first copies), and returns that folder.
+fn keep_originals(dir: &Path, files: &[PathBuf]) -> Result<PathBuf> {
+    let backup = dir.join(BACKUP);
+    if backup.join(BACKUP_COMPLETE).exists() {
+        return Ok(backup);
+    }
+    std::fs::create_dir_all(&backup).with_context(|| format!("creating {}", backup.display()))?;
+    for file in files {
+        let kept = backup.join(file.file_name().expect("a record file has a name"));
+        let tmp = kept.with_extension("jsonl.copying");
+        std::fs::copy(file, &tmp).with_context(|| format!("keeping {} in {}", file.display(), backup.display()))?;
+        std::fs::rename(&tmp, &kept).with_context(|| format!("keeping {} in {}", file.display(), backup.display()))?;
+    }
+    std::fs::write(backup.join(BACKUP_COMPLETE), "the record files of this store before its migration to provenance schema 1\n")
+        .with_context(|| format!("writing {}", backup.display()))?;
+    Ok(backup)
 }
 
 /// Every complete record of every file, as JSON; a line that is not one is named.
@@ -110,16 +157,15 @@ fn revision(record: &Value) -> Option<u32> {
 
 /// Each old cell id's new ids, by recipe revision (`None`: its records that are not evaluations,
 /// placed under the earliest revision its evaluations were made under).
-fn new_cell_ids(stores: &[(PathBuf, Vec<Value>)]) -> Result<BTreeMap<String, HashMap<Option<u32>, String>>> {
-    let old: Vec<&Value> = stores.iter().flat_map(|(_, r)| r).filter(|r| schema(r) == 0).collect();
+fn new_cell_ids(old: &[&Value]) -> Result<BTreeMap<String, HashMap<Option<u32>, String>>> {
     let mut earliest: HashMap<&str, u32> = HashMap::new();
-    for record in &old {
+    for record in old {
         let revision = revision(record).unwrap_or(Recipe::REVISION);
         let entry = earliest.entry(text(record, "cell")?).or_insert(revision);
         *entry = (*entry).min(revision);
     }
     let mut ids: BTreeMap<String, HashMap<Option<u32>, String>> = BTreeMap::new();
-    for record in &old {
+    for record in old {
         let cell = text(record, "cell")?;
         let experiment = base_experiment(record)?;
         let recipes = revision(record).unwrap_or(earliest[cell]);
@@ -151,23 +197,20 @@ fn base_experiment(record: &Value) -> Result<Experiment> {
 /// The id a record gets.
 fn new_id<'i>(record: &Value, ids: &'i BTreeMap<String, HashMap<Option<u32>, String>>) -> Result<&'i str> {
     let cell = text(record, "cell")?;
-    Ok(&ids[cell][&revision(record)])
+    let id = ids.get(cell).and_then(|by_revision| by_revision.get(&revision(record)));
+    Ok(id.with_context(|| format!("internal: no new id for cell {cell}"))?)
 }
 
 /// Renames each cell folder that a condensed record names (`cells/<labels>-<id[..8]>`, or
 /// `cells/<id>` for a grid without axes) after its cell's new id; returns old -> new folder for
 /// those renamed (now or by an interrupted migration). A folder whose new name is taken keeps its
 /// name, and its records their paths.
-fn rename_folders(
-    dir: &Path,
-    stores: &[(PathBuf, Vec<Value>)],
-    ids: &BTreeMap<String, HashMap<Option<u32>, String>>,
-) -> Result<BTreeMap<String, String>> {
+fn rename_folders(dir: &Path, old: &[&Value], ids: &BTreeMap<String, HashMap<Option<u32>, String>>) -> Result<BTreeMap<String, String>> {
     let mut folders = BTreeMap::new();
-    for record in stores.iter().flat_map(|(_, r)| r).filter(|r| schema(r) == 0 && r["kind"] == "condensed") {
+    for record in old.iter().filter(|r| r["kind"] == "condensed") {
         let (old_id, new_id) = (text(record, "cell")?, new_id(record, ids)?);
         let Some(folder) = text(record, "set")?.strip_prefix("cells/").and_then(|s| s.split('/').next()) else { continue };
-        let renamed = match folder.strip_suffix(&old_id[..8]) {
+        let renamed = match old_id.get(..8).and_then(|start| folder.strip_suffix(start)) {
             _ if folder == old_id => new_id.to_string(),
             Some(labels) if labels.ends_with('-') => format!("{labels}{}", &new_id[..8]),
             // A set shared from another cell's folder keeps that folder's name.
@@ -251,7 +294,7 @@ fn schema_0_condensation(metadata: &HashMap<String, String>) -> Result<Option<Pr
         schema: Provenance::SCHEMA,
         dataset: dataset.parse().map_err(|e| anyhow::anyhow!("metadata `dataset`: {e}"))?,
         model: model.parse().map_err(|e| anyhow::anyhow!("metadata `model`: {e}"))?,
-        method: MethodSpec { level, distance, steps, augment },
+        method: MethodSpec { level, distance, steps, augment, parameterisation: PluginSpec::named("pixels") },
         condense: serde_json::from_str(config).context("metadata `condense_config`")?,
         evaluation: None,
     }))
@@ -259,41 +302,39 @@ fn schema_0_condensation(metadata: &HashMap<String, String>) -> Result<Option<Pr
 
 /// Gives the condensation of `key` that is to run in the store's `folder` (`<store>/cells/<cell>/e<k>`,
 /// no checkpoint there yet) the unfinished run of an earlier version's store: a checkpoint of the same
-/// key in another cell folder (named after the cell's old id, with no record yet), copied with its
-/// log, so that the run resumes instead of starting again.
-pub fn adopt_unfinished(folder: &Path, key: &str) -> Result<()> {
-    let (Some(experiment), Some(cells)) = (folder.file_name(), folder.parent().and_then(Path::parent)) else { return Ok(()) };
-    if folder.join(CHECKPOINT).exists() || !cells.exists() {
-        return Ok(());
+/// key in another cell folder (named after the cell's old id), copied with its log, so that the run
+/// resumes instead of starting again. Best effort: a folder that cannot be read is passed over,
+/// and nothing but `folder` is written.
+pub fn adopt_unfinished(folder: &Path, key: &str) {
+    let (Some(experiment), Some(cells)) = (folder.file_name(), folder.parent().and_then(Path::parent)) else { return };
+    let Ok(entries) = std::fs::read_dir(cells) else { return };
+    if folder.join(CHECKPOINT).exists() {
+        return;
     }
-    for entry in std::fs::read_dir(cells).with_context(|| format!("reading {}", cells.display()))? {
-        let candidate = entry?.path().join(experiment);
+    for candidate in entries.filter_map(|e| e.ok()).map(|e| e.path().join(experiment)) {
         let checkpoint = candidate.join(CHECKPOINT);
-        if candidate == folder || !checkpoint.exists() {
+        if candidate == folder || checkpoint_key(&checkpoint).ok().flatten().as_deref() != Some(key) {
             continue;
         }
-        if checkpoint_key(&checkpoint)?.is_none() {
-            self::checkpoint(&checkpoint)?;
-        }
-        if checkpoint_key(&checkpoint)?.as_deref() == Some(key) {
-            std::fs::create_dir_all(folder).with_context(|| format!("creating {}", folder.display()))?;
-            for file in [CHECKPOINT, "log.jsonl"] {
-                if candidate.join(file).exists() {
-                    std::fs::copy(candidate.join(file), folder.join(file)).with_context(|| format!("copying {}", candidate.display()))?;
-                }
+        let copied = std::fs::create_dir_all(folder).and_then(|_| {
+            for file in [CHECKPOINT, "log.jsonl"].into_iter().filter(|f| candidate.join(f).exists()) {
+                std::fs::copy(candidate.join(file), folder.join(file))?;
             }
-            eprintln!("{}: resumes the unfinished condensation of {}", folder.display(), candidate.display());
-            return Ok(());
+            Ok(())
+        });
+        match copied {
+            Ok(()) => eprintln!("{}: resumes the unfinished condensation of {}", folder.display(), candidate.display()),
+            Err(e) => eprintln!("{}: could not take over the unfinished condensation of {}: {e}", folder.display(), candidate.display()),
         }
+        return;
     }
-    Ok(())
 }
 
 /// The file name of a condensation's checkpoint in its folder.
 pub const CHECKPOINT: &str = "checkpoint.safetensors";
 
-/// The `key` of a safetensors file's metadata, read from its header alone (8 bytes of length, then
-/// the JSON header).
+/// The key of a checkpoint, read from its header alone (8 bytes of length, then the JSON header):
+/// its `key`, or for a schema-0 checkpoint the key of what its metadata describes.
 fn checkpoint_key(path: &Path) -> Result<Option<String>> {
     use std::io::Read;
     let mut file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
@@ -302,5 +343,46 @@ fn checkpoint_key(path: &Path) -> Result<Option<String>> {
     let mut header = vec![0u8; u64::from_le_bytes(length).min(100 << 20) as usize];
     file.read_exact(&mut header).with_context(|| format!("reading the header of {}", path.display()))?;
     let header: Value = serde_json::from_slice(&header).with_context(|| format!("{}: not a safetensors file", path.display()))?;
-    Ok(header["__metadata__"][RunIdentity::KEY].as_str().map(str::to_string))
+    let metadata: HashMap<String, String> = serde_json::from_value(header["__metadata__"].clone()).unwrap_or_default();
+    match metadata.get(RunIdentity::KEY) {
+        Some(key) => Ok(Some(key.clone())),
+        None => Ok(schema_0_condensation(&metadata)?.map(|p| p.key())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A schema-0 store: the fixture of tests/fixtures/v0 (at the top of the workspace).
+    fn old_store(dir: &Path) -> PathBuf {
+        let records = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/v0/store/records.jsonl");
+        std::fs::copy(records, dir.join("records.jsonl")).unwrap();
+        dir.join("records.jsonl")
+    }
+
+    #[test]
+    fn a_store_in_use_is_not_migrated_and_says_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = old_store(dir.path());
+        let before = std::fs::read_to_string(&file).unwrap();
+        let lock = std::fs::File::create(dir.path().join(".records.jsonl.lock")).unwrap();
+        lock.try_lock().unwrap();
+        std::fs::write(dir.path().join(".records.jsonl.lock"), "pid 7 on a host").unwrap();
+        let err = format!("{:#}", store::<Value>(dir.path(), std::slice::from_ref(&file)).unwrap_err());
+        assert!(err.contains("runs on it (pid 7 on a host)") && err.contains("schema 1"), "{err}");
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), before, "nothing changed");
+        drop(lock);
+        store::<Value>(dir.path(), std::slice::from_ref(&file)).unwrap();
+        assert!(std::fs::read_to_string(&file).unwrap().contains("\"schema\":1"));
+    }
+
+    #[test]
+    fn a_line_that_is_no_record_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = old_store(dir.path());
+        std::fs::write(&file, std::fs::read_to_string(&file).unwrap() + "{\"kind\": \"condensed\"}\n").unwrap();
+        let err = format!("{:#}", store::<Value>(dir.path(), &[file]).unwrap_err());
+        assert!(err.contains("records.jsonl line 5: not a gradmatch record"), "{err}");
+    }
 }

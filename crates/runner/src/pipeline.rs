@@ -14,7 +14,7 @@ use gradmatch_core::Augmentation;
 use gradmatch_data::Dataset;
 use gradmatch_engine::{
     condense, derive_seed, evaluate_all, networks_at_once, stream, CondenseOutcome, DeviceData, EvalConfig, EvalOutcome, EvalTask,
-    IterationLog,
+    IterationLog, SyntheticSet,
 };
 use gradmatch_engine::{Recipe, RunContext};
 use gradmatch_models::ModelSpec;
@@ -29,7 +29,13 @@ pub struct CondensedFolder {
     pub outcome: CondenseOutcome,
     /// Every iteration's log entry from the start, across resumes (from `log.jsonl`).
     pub log: Vec<IterationLog>,
+    /// The stored set (`outcome.set`), as `synthetic.safetensors`.
     pub set_path: PathBuf,
+    /// The set as networks see it: the stored set decoded by the parameterisation.
+    pub decoded: SyntheticSet,
+    /// `synthetic-decoded.safetensors`, a plain set of the decoded images (for other tools' evaluators),
+    /// written when the parameterisation is not plain pixels.
+    pub decoded_path: Option<PathBuf>,
 }
 
 /// What a condensation needs: the resolved experiment, its dataset and where it runs.
@@ -65,13 +71,18 @@ pub fn condense_into(out: &Path, job: &CondenseJob, on_iteration: &mut dyn FnMut
     }
     let set_path = out.join("synthetic.safetensors");
     outcome.set.save(&set_path)?;
-    outcome.set.save_grid(&out.join("synthetic.png"), ds.mean(), ds.std(), ds.num_classes(), 4)?;
+    let decoded = outcome.set.decoded(resolved.method().parameterisation)?;
+    let decoded_path = (exp.parameterisation.name != "pixels").then(|| out.join("synthetic-decoded.safetensors"));
+    if let Some(path) = &decoded_path {
+        decoded.save(path)?;
+    }
+    decoded.save_grid(&out.join("synthetic.png"), ds.mean(), ds.std(), ds.num_classes(), 4)?;
     drop(log_file);
     let log = read_log(&log_path, exp.condense.iterations)?;
     // A resume repeats the iterations after its checkpoint: the file keeps one line per iteration.
     let lines: String = log.iter().map(|entry| serde_json::to_string(entry).expect("log entry serialises") + "\n").collect();
     crate::files::write_atomic(&log_path, lines)?;
-    Ok(CondensedFolder { outcome, log, set_path })
+    Ok(CondensedFolder { outcome, log, set_path, decoded, decoded_path })
 }
 
 /// The log of a (possibly resumed) run: a kill after a checkpoint repeats some iterations, so the

@@ -41,6 +41,7 @@ pub struct MethodSpec {
     pub distance: PluginSpec,
     pub steps: PluginSpec,
     pub augment: PluginSpec,
+    pub parameterisation: PluginSpec,
 }
 
 impl Provenance {
@@ -53,7 +54,13 @@ impl Provenance {
             schema: Provenance::SCHEMA,
             dataset: e.dataset,
             model: e.model,
-            method: MethodSpec { level: e.level, distance: e.distance, steps: e.steps, augment: e.augment },
+            method: MethodSpec {
+                level: e.level,
+                distance: e.distance,
+                steps: e.steps,
+                augment: e.augment,
+                parameterisation: e.parameterisation,
+            },
             condense: e.condense,
             evaluation: Some(Evaluation { recipes: Recipe::REVISION, config: e.evaluation }),
         }
@@ -77,6 +84,15 @@ impl Provenance {
         let json = serde_json::to_string(self).expect("a provenance serialises");
         let digest = <md5::Md5 as md5::Digest>::digest(json.as_bytes());
         digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The provenance a set's metadata carries; `None` for sets written without one (by earlier
+    /// versions, by other tools, or decoded).
+    pub fn of_set(metadata: &std::collections::HashMap<String, String>) -> anyhow::Result<Option<Provenance>> {
+        match metadata.get(RunIdentity::PROVENANCE).filter(|p| !p.is_empty()) {
+            None => Ok(None),
+            Some(text) => Ok(Some(serde_json::from_str(text).map_err(|e| anyhow::anyhow!("metadata `provenance`: {e}"))?)),
+        }
     }
 
     /// The engine's identity of the run it describes.

@@ -9,12 +9,15 @@
 
 mod normalisation;
 
+use crate::provenance::Provenance;
 use anyhow::{bail, Context, Result};
 use candle_core::pickle::{Object, Stack, TensorInfo};
 use candle_core::{DType, Device, Tensor};
 use gradmatch_data::DatasetName;
 use gradmatch_engine::SyntheticSet;
+use gradmatch_plugins::Plugins;
 pub use normalisation::Normalisation;
+use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -64,6 +67,8 @@ pub struct SetFile {
     pub conversion: Option<String>,
     /// The learning rate the set was distilled for: MTT's learned `syn_lr` (`lr_best.pt`), when saved.
     pub learning_rate: Option<f64>,
+    /// How the stored images were decoded into those the networks train on, when not plain pixels.
+    pub decoding: Option<String>,
 }
 
 /// What the user says about a file that the file cannot say (`evaluate`'s flags).
@@ -165,7 +170,8 @@ fn read_safetensors(path: &Path, name: &str, device: &Device) -> Result<SetFile>
             format!("no tensor `{key}`; found {:?}, expected `images` (N, C, H, W) and `labels` (N,)", tensors.keys().collect::<Vec<_>>())
         })
     };
-    let set = labelled(name.to_string(), get("images")?, get("labels")?, device)?;
+    let mut set = labelled(name.to_string(), get("images")?, get("labels")?, device)?;
+    let decoding = decode_by_provenance(&mut set, &metadata)?;
     let (format, dataset) = match metadata.get("dataset") {
         Some(d) => (SetFormat::Gradmatch, Some(d.parse().map_err(|e| anyhow::anyhow!("metadata `dataset`: {e}"))?)),
         None => (SetFormat::Safetensors, None),
@@ -175,7 +181,29 @@ fn read_safetensors(path: &Path, name: &str, device: &Device) -> Result<SetFile>
         Some(n) => n.parse().map_err(|e| anyhow::anyhow!("metadata `normalisation`: {e}"))?,
         None => Normalisation::Gradmatch,
     };
-    Ok(SetFile { path: path.to_path_buf(), format, dataset, sets: vec![set], normalisation, conversion: None, learning_rate: None })
+    Ok(SetFile {
+        path: path.to_path_buf(),
+        format,
+        dataset,
+        sets: vec![set],
+        normalisation,
+        conversion: None,
+        learning_rate: None,
+        decoding,
+    })
+}
+
+/// Decodes a set written by `condense` by the parameterisation its provenance names (its images are
+/// the stored ones); says so when that is not plain pixels.
+fn decode_by_provenance(set: &mut LabelledImages, metadata: &HashMap<String, String>) -> Result<Option<String>> {
+    let Some(provenance) = Provenance::of_set(metadata)? else { return Ok(None) };
+    let spec = &provenance.method.parameterisation;
+    let parameterisation =
+        Plugins::builtin().parameterisations.build(&spec.name, &spec.options).context("metadata `provenance`, its parameterisation")?;
+    let stored = set.labels.len();
+    set.images = parameterisation.decode(&set.images)?;
+    set.labels = set.labels.repeat(parameterisation.images_per_stored());
+    Ok((spec.name != "pixels").then(|| format!("its {stored} stored images decoded by `{}` into {} images", spec.name, set.labels.len())))
 }
 
 fn read_dc_results(path: &Path, name: &str, device: &Device) -> Result<SetFile> {
@@ -208,6 +236,7 @@ fn read_dc_results(path: &Path, name: &str, device: &Device) -> Result<SetFile> 
         sets,
         normalisation: Normalisation::Dc,
         conversion: None,
+        decoding: None,
         learning_rate: None,
     })
 }
@@ -257,6 +286,7 @@ fn read_mtt(path: &Path, device: &Device, not_zca: bool) -> Result<SetFile> {
         sets: vec![set],
         normalisation: Normalisation::Mtt,
         conversion: None,
+        decoding: None,
         learning_rate,
     })
 }

@@ -1,5 +1,5 @@
-//! Checks for plug-in authors: one call tests a new distance, gradient level, step strategy or
-//! augmentation against the laws its kind must obey, and its gradient against finite differences (a
+//! Checks for plug-in authors: one call tests a new distance, gradient level, step strategy,
+//! augmentation or parameterisation against the laws its kind must obey, and its gradient against finite differences (a
 //! matching gradient on real MNIST images through a small f64 ConvNet; an augmentation's on tiny images).
 //!
 //! ```
@@ -16,12 +16,14 @@ mod augmentation;
 mod distance;
 mod gradient;
 mod mnist;
+mod parameterisation;
 mod step;
 
 pub use augmentation::check_augmentation;
 pub use distance::{check_distance, gradient_set, gradient_values, tensor, value, Bound, DistanceLaws, SquaredDiff};
 pub use gradient::{check_level, check_matching_gradient};
 pub use mnist::{Mismatch, MnistContext};
+pub use parameterisation::check_parameterisation;
 pub use step::check_step_strategy;
 
 #[cfg(test)]

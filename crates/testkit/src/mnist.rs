@@ -1,7 +1,7 @@
 //! A fixed matching context on real MNIST images and its finite-difference check.
 
 use candle_core::{DType, Device, Result, Tensor, Var};
-use gradmatch_core::MatchContext;
+use gradmatch_core::{MatchContext, Parameterisation};
 use gradmatch_data::DatasetName;
 use gradmatch_models::{one_hot, Mode, ModelSpec, Network};
 use std::fmt;
@@ -110,6 +110,14 @@ impl MnistContext {
             self.set_syn(class, original)?;
         }
         Ok(worst)
+    }
+
+    /// Per-class gradients of the synthetic images as `parameterisation` decodes them (the stored
+    /// images are [`MnistContext::syn`]), with their graph.
+    pub fn decoded_class_grads(&self, parameterisation: &dyn Parameterisation) -> Result<Vec<Vec<Tensor>>> {
+        let decoded = self.syn.iter().map(|v| parameterisation.decode(v.as_tensor())).collect::<Result<Vec<_>>>()?;
+        let per_class = SYN_PER_CLASS * parameterisation.images_per_stored();
+        grads(&self.net, &Tensor::cat(&decoded, 0)?, &labels(0..CLASSES, per_class), CLASSES)
     }
 
     fn set_syn(&mut self, class: usize, values: Vec<f64>) -> Result<()> {

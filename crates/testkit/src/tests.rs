@@ -131,3 +131,24 @@ impl StepStrategy for UntilPlateau {
 fn a_runaway_step_strategy_fails() {
     check_step_strategy(&UntilPlateau);
 }
+
+/// Decodes as multi-formation would, but through the host: no gradient reaches the stored images.
+struct HostRoundTrip;
+
+impl gradmatch_core::Parameterisation for HostRoundTrip {
+    fn images_per_stored(&self) -> usize {
+        1
+    }
+    fn decode(&self, stored: &Tensor) -> Result<Tensor> {
+        Tensor::from_vec(stored.flatten_all()?.to_vec1::<f64>()?, stored.dims(), stored.device())
+    }
+    fn encode(&self, real: &Tensor) -> Result<Tensor> {
+        Ok(real.clone())
+    }
+}
+
+#[test]
+#[should_panic(expected = "d(matching loss)/d(stored images) disagrees")]
+fn a_parameterisation_that_detaches_fails_the_gradient_check() {
+    check_parameterisation(&HostRoundTrip);
+}

@@ -106,6 +106,12 @@ pub enum Saved {
 }
 
 impl Saved {
+    const INPUT: &'static str = "an input";
+    const OUTPUT: &'static str = "an output";
+    const NORMALISED: &'static str = "a normalisation";
+    const POOLED: &'static str = "a pooling";
+    const SHAPE: &'static str = "a shape";
+
     fn tensors(&self) -> Vec<&Tensor> {
         match self {
             Saved::Input(t) | Saved::Output(t) => vec![t],
@@ -117,11 +123,11 @@ impl Saved {
 
     fn kind(&self) -> &'static str {
         match self {
-            Saved::Input(_) => "an input",
-            Saved::Output(_) => "an output",
-            Saved::Normalised { .. } => "a normalisation",
-            Saved::Pooled { .. } => "a pooling",
-            Saved::Shape(_) => "a shape",
+            Saved::Input(_) => Self::INPUT,
+            Saved::Output(_) => Self::OUTPUT,
+            Saved::Normalised { .. } => Self::NORMALISED,
+            Saved::Pooled { .. } => Self::POOLED,
+            Saved::Shape(_) => Self::SHAPE,
         }
     }
 
@@ -133,14 +139,14 @@ impl Saved {
     pub fn input(self) -> Result<Tensor> {
         match self {
             Saved::Input(x) => Ok(x),
-            other => Err(other.mismatch("an input")),
+            other => Err(other.mismatch(Self::INPUT)),
         }
     }
 
     pub fn output(self) -> Result<Tensor> {
         match self {
             Saved::Output(y) => Ok(y),
-            other => Err(other.mismatch("an output")),
+            other => Err(other.mismatch(Self::OUTPUT)),
         }
     }
 
@@ -148,7 +154,7 @@ impl Saved {
     pub fn normalised(self) -> Result<(Tensor, Tensor)> {
         match self {
             Saved::Normalised { xhat, rstd } => Ok((xhat, rstd)),
-            other => Err(other.mismatch("a normalisation")),
+            other => Err(other.mismatch(Self::NORMALISED)),
         }
     }
 
@@ -156,14 +162,14 @@ impl Saved {
     pub fn pooled(self) -> Result<(Vec<usize>, Vec<Tensor>)> {
         match self {
             Saved::Pooled { dims, masks } => Ok((dims, masks)),
-            other => Err(other.mismatch("a pooling")),
+            other => Err(other.mismatch(Self::POOLED)),
         }
     }
 
     pub fn shape(self) -> Result<Vec<usize>> {
         match self {
             Saved::Shape(dims) => Ok(dims),
-            other => Err(other.mismatch("a shape")),
+            other => Err(other.mismatch(Self::SHAPE)),
         }
     }
 }

@@ -96,10 +96,7 @@ impl Cell {
     }
 
     pub fn label(&self) -> String {
-        if self.labels.is_empty() {
-            return "base".into();
-        }
-        self.labels.iter().map(|(a, l)| format!("{a}={l}")).collect::<Vec<_>>().join(" ")
+        label_text(&self.labels)
     }
 
     /// A folder name: readable labels plus the start of its id.
@@ -123,6 +120,14 @@ impl Cell {
     pub fn label_of(&self, axis: &str) -> Option<&str> {
         self.labels.iter().find(|(a, _)| a == axis).map(|(_, l)| l.as_str())
     }
+}
+
+/// `axis=label ...` of a cell's labels; `base` for the cell of a grid without axes.
+pub fn label_text(labels: &[(String, String)]) -> String {
+    if labels.is_empty() {
+        return "base".into();
+    }
+    labels.iter().map(|(a, l)| format!("{a}={l}")).collect::<Vec<_>>().join(" ")
 }
 
 /// A condensation run of one cell: the unit that `--jobs` and `--shard` distribute.

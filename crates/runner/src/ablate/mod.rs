@@ -67,9 +67,9 @@ struct Shared<'a> {
     device_names: &'a [String],
     store: &'a Path,
     records: &'a Records,
-    /// Condensed sets by (cell condensation hash, experiment), with the label of the cell that made
-    /// them: from the store, and as this run condenses them.
-    sets: Mutex<HashMap<(String, usize), (String, Outcome)>>,
+    /// Condensed sets by the key of their condensation (seed included), with the label of the cell
+    /// that made them: from the store, and as this run condenses them.
+    sets: Mutex<HashMap<String, (String, Outcome)>>,
     appender: Appender,
     progress: MultiProgress,
     units: ProgressBar,
@@ -90,6 +90,7 @@ pub fn run(global: &Global, grid: &Grid, opts: &Options) -> Result<Summary> {
         check_memory(jobs.iter().map(|job| &grid.cells[job.cell]), device)?;
     }
     std::fs::create_dir_all(&opts.store).with_context(|| format!("creating store folder {}", opts.store.display()))?;
+    store::migrate(&opts.store)?;
     let _lock = store::Lock::acquire(&opts.store, &opts.shard)?;
     store::keep_grid(grid, &opts.store, opts.replace_grid)?;
     let records = Records::read(&[&opts.store])?;
@@ -118,7 +119,7 @@ pub fn run(global: &Global, grid: &Grid, opts: &Options) -> Result<Summary> {
         device_names: &device_names,
         store: &opts.store,
         records: &records,
-        sets: Mutex::new(condensed_sets(&grid.cells, &records)),
+        sets: Mutex::new(condensed_sets(&records)),
         appender,
         progress,
         units: bar,
@@ -127,13 +128,13 @@ pub fn run(global: &Global, grid: &Grid, opts: &Options) -> Result<Summary> {
     shared.run_jobs(&jobs, opts.jobs)
 }
 
-/// The condensed sets of the store, by (condensation hash, experiment).
-fn condensed_sets(cells: &[Cell], records: &Records) -> HashMap<(String, usize), (String, Outcome)> {
+/// The condensed sets of the store, by the key of the condensation each record's config describes
+/// (whichever cell, or cell id, recorded it).
+fn condensed_sets(records: &Records) -> HashMap<String, (String, Outcome)> {
     let mut sets = HashMap::new();
     for record in records.done.values().filter(|r| matches!(r.outcome, Outcome::Condensed { .. })) {
-        if let Some(cell) = cells.iter().find(|c| c.id == record.cell || c.first_revision_id == record.cell) {
-            sets.insert((cell.condensation.clone(), record.experiment), (cell.label(), record.outcome.clone()));
-        }
+        let label = grid::label_text(&record.labels);
+        sets.insert(Provenance::of(&record.config).condensation().key(), (label, record.outcome.clone()));
     }
     sets
 }
@@ -148,7 +149,14 @@ pub fn check_memory<'c>(cells: impl IntoIterator<Item = &'c Cell>, device: &Devi
             continue;
         }
         let e = cell.experiment();
-        let target = PassTarget { model: &e.model, shape: e.dataset.shape(), classes: e.dataset.num_classes(), dtype: DType::F32, device };
+        let target = PassTarget {
+            model: &e.model,
+            shape: e.dataset.shape(),
+            classes: e.dataset.num_classes(),
+            syn_per_class: cell.resolved.method().images_per_class(&e.condense),
+            dtype: DType::F32,
+            device,
+        };
         if let Err(error) = PassSizes::predict(&target, &e.condense) {
             misfits.push(format!("cell `{}`: {error}", cell.label()));
         }
@@ -192,6 +200,13 @@ struct RunningJob<'a> {
     device: usize,
     name: String,
     summary: Summary,
+}
+
+impl RunningJob<'_> {
+    /// The key of the job's condensation: its cell's, with the job's seed.
+    fn condensation(&self) -> String {
+        Provenance::of(&self.cell.resolved.with_seed(self.seed).experiment).condensation().key()
+    }
 }
 
 /// The synthetic set of a job, loaded with the evaluator of its dataset on the first evaluation.
@@ -256,7 +271,8 @@ impl<'a> Shared<'a> {
             self.units.inc(1);
             return Some(self.store.join(set));
         }
-        let shared = self.sets.lock().expect("not poisoned").get(&(job.cell.condensation.clone(), job.experiment)).cloned();
+        let condensation = job.condensation();
+        let shared = self.sets.lock().expect("not poisoned").get(&condensation).cloned();
         if let Some((from, outcome)) = shared {
             return self.share(job, key, &from, outcome);
         }
@@ -275,7 +291,7 @@ impl<'a> Shared<'a> {
             self.fail(job, "record", key, e);
             return None;
         }
-        self.sets.lock().expect("not poisoned").insert((job.cell.condensation.clone(), job.experiment), shared);
+        self.sets.lock().expect("not poisoned").insert(condensation, shared);
         job.summary.ran += 1;
         self.units.inc(1);
         Some(path)
@@ -351,6 +367,7 @@ impl<'a> Shared<'a> {
             let exp = job.cell.experiment();
             let device = &self.devices[job.device];
             let synthetic = SyntheticSet::load(&set.path, device)
+                .and_then(|stored| stored.decoded(job.cell.resolved.method().parameterisation))
                 .with_context(|| format!("loading the synthetic set {} (delete its condense record to redo it)", set.path.display()))?;
             let evaluator =
                 Evaluator::new(self.global, &self.datasets[&exp.dataset], device, &exp.evaluation, &job.cell.resolved.evaluation)?;
@@ -398,7 +415,7 @@ impl<'a> Shared<'a> {
         let bar = self.progress.add(self.global.progress(exp.condense.iterations as u64, "condense"));
         bar.set_message(job.name.clone());
         let condensation = CondenseJob { resolved: &resolved, dataset: &self.datasets[&exp.dataset], device: &self.devices[job.device] };
-        crate::migrate::adopt_unfinished(&self.store.join(&folder), &Provenance::of(exp).condensation().key())?;
+        crate::migrate::adopt_unfinished(&self.store.join(&folder), &job.condensation());
         let condensed = condense_into(&self.store.join(&folder), &condensation, &mut |entry| {
             bar.set_position(entry.iteration as u64 + 1);
         });

@@ -218,7 +218,8 @@ pub fn write(grid: &Grid, store: &Path, more: &[&Path]) -> Result<Table> {
         grid.name, grid.description
     );
     page += &table.markdown();
-    page += "\n## Cells\n\n| cell | experiments condensed | s / iteration | loss (first → last) | plot | synthetic sets |\n|---|---|---|---|---|---|\n";
+    page += &images_per_class_note(grid);
+    page += "\n## Cells\n\n| cell | images per class (stored → seen) | experiments condensed | s / iteration | loss (first → last) | plot | synthetic sets |\n|---|---|---|---|---|---|---|\n";
     std::fs::create_dir_all(store.join("plots"))?;
     for cell in &grid.cells {
         page += &cell_row(grid, cell, &records, store)?;
@@ -246,6 +247,23 @@ pub fn write(grid: &Grid, store: &Path, more: &[&Path]) -> Result<Table> {
     crate::files::write_atomic(&store.join("report.md"), page)?;
     crate::files::write_atomic(&store.join("table.md"), table.markdown())?;
     Ok(table)
+}
+
+/// `ipc → images networks see` of a cell (`10 → 40` for multi-formation of factor 2).
+fn images_per_class(cell: &Cell) -> String {
+    let e = cell.experiment();
+    format!("{} → {}", e.condense.ipc, cell.resolved.method().images_per_class(&e.condense))
+}
+
+/// Under the table, when a parameterisation makes the networks see more images than are stored:
+/// every cell's storage budget and images, so that no row compares 40 images with 10 unsaid.
+fn images_per_class_note(grid: &Grid) -> String {
+    let differs = |c: &Cell| c.resolved.method().images_per_class(&c.experiment().condense) != c.experiment().condense.ipc;
+    if !grid.cells.iter().any(differs) {
+        return String::new();
+    }
+    let cells: Vec<String> = grid.cells.iter().map(|c| format!("{} {}", c.label(), images_per_class(c))).collect();
+    format!("\nImages per class, stored (the storage budget, ipc) → as the networks see them (decoded): {}.\n", cells.join("; "))
 }
 
 /// A record's result in a few words.
@@ -286,8 +304,9 @@ fn cell_row(grid: &Grid, cell: &Cell, records: &Records, store: &Path) -> Result
     }
     let loss = curves.first().and_then(|(_, l)| Some(format!("{:.4} → {:.4}", l.first()?, l.last()?))).unwrap_or_else(|| "—".into());
     Ok(format!(
-        "| {} | {}/{} | {} | {loss} | {} | {} |\n",
+        "| {} | {} | {}/{} | {} | {loss} | {} | {} |\n",
         cell.label(),
+        images_per_class(cell),
         runs.len(),
         grid.experiments,
         if speed.is_empty() { "—".into() } else { format!("{:.3}", speed.iter().sum::<f64>() / speed.len() as f64) },

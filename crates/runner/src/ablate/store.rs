@@ -101,6 +101,12 @@ impl Outcome {
     }
 }
 
+/// Brings the records of earlier versions in store `dir` to today's schema ([`crate::migrate::store`]):
+/// called by the commands that open a store, before they lock or read it.
+pub fn migrate(dir: &Path) -> Result<()> {
+    crate::migrate::store::<Record>(dir, &jsonl::files(dir, RECORDS)?)
+}
+
 /// All records of a store folder (every shard's file), successes deduplicated by key.
 pub struct Records {
     pub done: HashMap<String, Record>,
@@ -114,9 +120,7 @@ impl Records {
     pub fn read(dirs: &[&Path]) -> Result<Records> {
         let mut files: Vec<PathBuf> = Vec::new();
         for dir in dirs {
-            let found = jsonl::files(dir, RECORDS)?;
-            crate::migrate::store::<Record>(dir, &found)?;
-            files.extend(found);
+            files.extend(jsonl::files(dir, RECORDS)?);
         }
         let mut records = Records { done: HashMap::new(), failures: Vec::new(), conflicts: Vec::new() };
         for file in files {

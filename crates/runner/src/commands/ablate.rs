@@ -41,15 +41,17 @@ fn print_cells(path: &Path, grid: &Grid) {
             n => format!("{n} iterations"),
         };
         println!(
-            "  {:<40} {} ipc {}, {iterations}, {} {}/{}/{}/augment {}; evaluated under {}",
+            "  {:<40} {} ipc {} ({} images per class seen), {iterations}, {} {}/{}/{}/augment {}/{}; evaluated under {}",
             cell.label(),
             e.dataset,
             e.condense.ipc,
+            cell.resolved.method().images_per_class(&e.condense),
             e.model,
             e.level.name,
             e.distance.name,
             e.steps.name,
             e.augment.name,
+            e.parameterisation.name,
             e.recipes_text()
         );
     }

@@ -33,9 +33,13 @@ pub struct Args {
     /// Augmentation of both sides of every match (`none`, `dsa`).
     #[arg(long)]
     augment: Option<String>,
+    /// What a synthetic image is (`pixels`, `multi-formation`), with its default options.
+    #[arg(long)]
+    parameterisation: Option<String>,
     #[arg(long)]
     iterations: Option<usize>,
-    #[arg(long, value_parser = ["noise", "real"])]
+    /// `mix`: real images encoded by the parameterisation (IDC's; `real` for pixels).
+    #[arg(long, value_parser = ["noise", "real", "mix"])]
     init: Option<String>,
     #[arg(long)]
     seed: Option<u64>,
@@ -90,13 +94,18 @@ fn experiment(args: &Args, plugins: &Plugins) -> Result<Resolved> {
     override_plugin(&mut exp.distance, args.distance.as_deref());
     override_plugin(&mut exp.steps, args.steps.as_deref());
     override_plugin(&mut exp.augment, args.augment.as_deref());
+    override_plugin(&mut exp.parameterisation, args.parameterisation.as_deref());
     let c = &mut exp.condense;
     c.ipc = args.ipc.unwrap_or(c.ipc);
     c.iterations = args.iterations.unwrap_or(c.iterations);
     c.seed = args.seed.unwrap_or(c.seed);
     c.tf32 |= args.tf32;
     if let Some(init) = &args.init {
-        c.init = if init == "real" { Init::Real } else { Init::Noise };
+        c.init = match init.as_str() {
+            "real" => Init::Real,
+            "mix" => Init::Mix,
+            _ => Init::Noise,
+        };
     }
     exp.evaluation = args.recipe.apply(&exp.evaluation);
     let resolved = exp.resolve(plugins).map_err(|flags_or_file| match &file {
@@ -149,6 +158,9 @@ fn print_condensed(condensed: &CondensedFolder) {
     }
     println!("{:.3} s per outer iteration", outcome.seconds_per_iteration);
     println!("saved {} and synthetic.png", condensed.set_path.display());
+    if let Some(path) = &condensed.decoded_path {
+        println!("saved {}: the {} decoded images, as networks see them", path.display(), condensed.decoded.labels.len());
+    }
 }
 
 pub fn run(global: &Global, args: Args) -> Result<()> {
@@ -160,9 +172,13 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
     let device = global.device()?;
     let ds = global.load(exp.dataset)?;
     println!(
-        "condensing {} ipc {} with {} / {} / {} / augment {} on {} ({}), {} iterations, evaluated under {} -> {}",
+        "condensing {} ipc {}{} with {} / {} / {} / augment {} on {} ({}), {} iterations, evaluated under {} -> {}",
         exp.dataset,
         exp.condense.ipc,
+        match resolved.method().images_per_class(&exp.condense) {
+            n if n == exp.condense.ipc => String::new(),
+            n => format!(" ({} stored, {n} images per class as `{}` decodes them)", exp.condense.ipc, exp.parameterisation.name),
+        },
         exp.level.name,
         exp.distance.name,
         exp.steps.name,
@@ -180,12 +196,12 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
     print_condensed(&condensed);
     if let Some(tool) = args.export_for {
         let path = condensed.set_path.with_file_name(format!("synthetic.{tool}.safetensors"));
-        set_files::export_for(&condensed.outcome.set, exp.dataset, tool, &path)?;
+        set_files::export_for(&condensed.decoded, exp.dataset, tool, &path)?;
         println!("saved {} with its images in {}", path.display(), tool.describe(exp.dataset));
     }
 
     let outcome = &condensed.outcome;
-    let set = ImageSet { images: &outcome.set.images, labels: &outcome.set.labels, seed: exp.condense.seed };
+    let set = ImageSet { images: &condensed.decoded.images, labels: &condensed.decoded.labels, seed: exp.condense.seed };
     let evaluations =
         Evaluator::new(global, &ds, &device, &exp.evaluation, &resolved.evaluation)?.evaluate_set(&set, &exp.eval_models())?;
     print_accuracies(&evaluations);

@@ -11,7 +11,6 @@ use crate::global::{device_name, Global};
 use crate::provenance::Provenance;
 use anyhow::{Context, Result};
 use candle_core::{DType, Device, Tensor};
-use gradmatch_core::{Augmentation, StepStrategy};
 use gradmatch_data::DatasetName;
 use gradmatch_engine::{condense, initial_set, matching_gradient, CondenseConfig, Method, RunContext};
 use gradmatch_models::ModelSpec;
@@ -128,7 +127,7 @@ impl Comparison<'_> {
     }
 
     /// Every registered level with every registered distance.
-    fn gradient_rows(&self, plugins: &Plugins, steps: &dyn StepStrategy, augment: &dyn Augmentation) -> Result<Vec<GradientRow>> {
+    fn gradient_rows(&self, plugins: &Plugins, base: Method) -> Result<Vec<GradientRow>> {
         println!(
             "{:<12} {:<12} {:>14} {:>14} {:>10} {:>10} {:>8} {:>8} {:>8}",
             "level", "distance", "loss cpu", "loss device", "rel. err", "err tf32", "s cpu", "s dev", "s tf32"
@@ -136,7 +135,7 @@ impl Comparison<'_> {
         let mut rows = Vec::new();
         for (level_name, level) in plugins.levels.defaults() {
             for (distance_name, distance) in plugins.distances.defaults() {
-                let method = Method { level: level.as_ref(), distance: distance.as_ref(), steps, augment };
+                let method = Method { level: level.as_ref(), distance: distance.as_ref(), ..base };
                 rows.push(self.gradient_row(level_name, distance_name, method)?);
             }
         }
@@ -169,13 +168,13 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
     let context =
         |device| RunContext { dataset: &ds, model: &args.model, device, dtype: DType::F32, checkpoint: None, identity: identity.clone() };
     let (cpu, cfg) = (context(&Device::Cpu), dc.experiment.condense.clone());
-    let images = initial_set(&cpu, &cfg)?;
+    let images = initial_set(&cpu, &cfg, dc.method().parameterisation)?;
     let comparison = Comparison { cpu, device: context(&device), cfg, images };
     let (name, model, dataset) = (device_name(&device), &args.model, args.dataset);
     println!("{name} vs cpu: {model} on {dataset}, ipc {}, {} real images per class, f32", args.ipc, args.batch_real);
 
     let method = dc.method();
-    let rows = comparison.gradient_rows(&plugins, method.steps, method.augment)?;
+    let rows = comparison.gradient_rows(&plugins, method)?;
     let (losses_cpu, losses_device, curve_error) = comparison.loss_curves(method)?;
 
     let worst = rows.iter().map(|r| r.relative_error).fold(curve_error, f64::max);

@@ -105,7 +105,7 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
     let evaluator = Evaluator::new(global, &ds, &device, &cfg, &augmentations)?;
     let train = if args.compare { Some(DeviceData::new(&ds.train, ds.shape(), DType::F32, &device)?) } else { None };
     println!("{} ({}): {} set(s) of {dataset} on {}", file.path.display(), file.format, file.sets.len(), device_name(&device));
-    for note in file.conversion.iter().chain(&lr_note) {
+    for note in file.decoding.iter().chain(&file.conversion).chain(&lr_note) {
         println!("{note}");
     }
     let mut results = Vec::new();

@@ -19,6 +19,9 @@ pub fn run(args: Args) -> Result<()> {
     for dir in &args.merge {
         check_same_grid(dir, &grid)?;
     }
+    for dir in std::iter::once(&args.store).chain(&args.merge) {
+        crate::ablate::store::migrate(dir)?;
+    }
     let table = report::write(&grid, &args.store, &more)?;
     println!("{}", table.markdown());
     println!("report: {}", args.store.join("report.md").display());
