@@ -14,6 +14,12 @@ pub trait Parameterisation: Send + Sync {
     /// operations only, on its device).
     fn decode(&self, stored: &Tensor) -> Result<Tensor>;
 
+    /// A stored set decoded with its labels: [`Parameterisation::decode`]'s images, and `labels`
+    /// (one per stored image) repeated in the same order.
+    fn decode_set(&self, stored: &Tensor, labels: &[u32]) -> Result<(Tensor, Vec<u32>)> {
+        Ok((self.decode(stored)?, labels.repeat(self.images_per_stored())))
+    }
+
     /// Stored images `(n, c, h, w)` that decode into (an approximation of) the real images `real`
     /// `(images_per_stored * n, c, h, w)`, ordered as [`Parameterisation::decode`] returns them: how
     /// the `mix` initialisation starts from real images.

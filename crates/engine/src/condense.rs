@@ -30,6 +30,30 @@ pub enum Init {
     Mix,
 }
 
+impl Init {
+    pub const ALL: [Init; 3] = [Init::Noise, Init::Real, Init::Mix];
+
+    /// As experiment files and `--init` spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Init::Noise => "noise",
+            Init::Real => "real",
+            Init::Mix => "mix",
+        }
+    }
+}
+
+impl std::str::FromStr for Init {
+    type Err = String;
+
+    fn from_str(name: &str) -> std::result::Result<Init, String> {
+        Init::ALL.into_iter().find(|init| init.name() == name).ok_or_else(|| {
+            let names: Vec<&str> = Init::ALL.iter().map(|init| init.name()).collect();
+            format!("no init `{name}`: one of {}", names.join(", "))
+        })
+    }
+}
+
 /// The hyper-parameters of one condensation run. `Default` holds the paper's values: the one place
 /// they are written down; TOML experiment files override them field by field.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -233,7 +257,7 @@ impl<'a> Condensation<'a> {
             candle_core::bail!(
                 "[condense] `ipc` = {}: init = \"{}\" draws {drawn} real images per class, and class {class} of this copy of {} has {size}",
                 cfg.ipc,
-                serde_json::to_value(cfg.init).expect("an init serialises").as_str().unwrap_or_default(),
+                cfg.init.name(),
                 ds.name
             )
         }
@@ -515,5 +539,19 @@ impl InnerTrainer for NetTrainer<'_> {
         }
         let (x, t) = self.validation.as_ref().expect("set above");
         cross_entropy(&self.net.forward(x, Mode::Eval)?, t)?.to_dtype(DType::F64)?.to_scalar::<f64>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_init_reads_back_by_the_name_files_spell() {
+        for init in Init::ALL {
+            assert_eq!(serde_json::to_value(init).unwrap(), init.name());
+            assert_eq!(init.name().parse::<Init>(), Ok(init));
+        }
+        assert_eq!("mosaic".parse::<Init>(), Err("no init `mosaic`: one of noise, real, mix".to_string()));
     }
 }

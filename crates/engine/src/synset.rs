@@ -112,8 +112,7 @@ impl SyntheticSet {
     /// alike; the metadata kept but the run's identity (a decoded set is neither the run's
     /// checkpoint nor to be decoded again).
     pub fn decoded(&self, parameterisation: &dyn Parameterisation) -> Result<SyntheticSet> {
-        let images = parameterisation.decode(&self.images)?;
-        let labels = self.labels.repeat(parameterisation.images_per_stored());
+        let (images, labels) = parameterisation.decode_set(&self.images, &self.labels)?;
         let mut metadata = self.metadata.clone();
         metadata.retain(|k, _| k != RunIdentity::KEY && k != RunIdentity::PROVENANCE);
         Ok(SyntheticSet { images, labels, metadata, momentum: None })

@@ -1,5 +1,5 @@
 use crate::arch;
-use crate::layers::{Backward, Forward, Layer, Mode};
+use crate::layers::{Backward, Forward, Layer, Mode, Sequential};
 use crate::loss::{cross_entropy, cross_entropy_grad, group_cross_entropy};
 use crate::params::{Param, ParamInit};
 use crate::spec::{Arch, ModelSpec};
@@ -8,7 +8,8 @@ use candle_core::{DType, Device, Result, Tensor, Var};
 /// A network with its parameters: what the engine trains and differentiates.
 pub struct Network {
     spec: ModelSpec,
-    body: Box<dyn Layer>,
+    /// Every architecture's layers, the classifier (a linear layer) last.
+    body: Sequential,
     params: Vec<Param>,
     /// Networks held as one (see [`Network::ensemble`]); 1 for a plain network.
     members: usize,
@@ -49,14 +50,14 @@ impl Network {
     fn build(spec: &ModelSpec, input: (usize, usize, usize), classes: usize, mut init: ParamInit) -> Result<Network> {
         let (members, dtype, device) = (init.members(), init.dtype(), init.device().clone());
         let init = &mut init;
-        let body: Box<dyn Layer> = match spec.arch {
-            Arch::ConvNet => Box::new(arch::convnet(init, spec, input, classes)?),
-            Arch::Mlp => Box::new(arch::mlp(init, input, classes)?),
-            Arch::LeNet => Box::new(arch::lenet(init, input, classes)?),
-            Arch::AlexNet => Box::new(arch::alexnet(init, spec.norm, input, classes)?),
-            Arch::Vgg11 => Box::new(arch::vgg11(init, spec.norm, input, classes)?),
-            Arch::ResNet18 => Box::new(arch::resnet18(init, spec.norm, false, input, classes)?),
-            Arch::ResNet18Ap => Box::new(arch::resnet18(init, spec.norm, true, input, classes)?),
+        let body = match spec.arch {
+            Arch::ConvNet => arch::convnet(init, spec, input, classes)?,
+            Arch::Mlp => arch::mlp(init, input, classes)?,
+            Arch::LeNet => arch::lenet(init, input, classes)?,
+            Arch::AlexNet => arch::alexnet(init, spec.norm, input, classes)?,
+            Arch::Vgg11 => arch::vgg11(init, spec.norm, input, classes)?,
+            Arch::ResNet18 => arch::resnet18(init, spec.norm, false, input, classes)?,
+            Arch::ResNet18Ap => arch::resnet18(init, spec.norm, true, input, classes)?,
         };
         let params = std::mem::replace(init, ParamInit::new(0, dtype, &device)).finish();
         Ok(Network { spec: *spec, body, params, members })
@@ -75,6 +76,14 @@ impl Network {
     /// `Train` mode), with no graph through the parameters.
     pub fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
         self.body.forward(&channels_last(x)?, &mut Forward::new(mode).of_members(self.members))
+    }
+
+    /// Features `(n, d)` of images `(n, C, H, W)`: what the classifier (the last layer) takes, by
+    /// inference as in [`Network::forward`]. DREAM clusters these.
+    pub fn embed(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        let mut forward = Forward::new(mode).of_members(self.members);
+        let (_classifier, features) = self.body.0.split_last().expect("every architecture ends with its classifier");
+        features.iter().try_fold(channels_last(x)?, |x, layer| layer.forward(&x, &mut forward))
     }
 
     /// Logits through `forward`, whatever it records.

@@ -98,3 +98,18 @@ fn batch_norm_updates_running_statistics_only_in_train_mode() {
     let after = net.forward(&x, Mode::Eval).unwrap();
     assert!(diff(&before, &after) > 1e-4, "train mode must update the running statistics");
 }
+
+#[test]
+fn every_architecture_embeds_into_what_its_classifier_takes() {
+    for name in ["ConvNet", "ConvNetBN", "MLP", "LeNet", "AlexNet", "VGG11", "ResNet18"] {
+        let net = build(name, (3, 32, 32), 10);
+        let x = Tensor::randn(0f32, 1.0, (4, 3, 32, 32), &Device::Cpu).unwrap();
+        let features = net.embed(&x, Mode::Eval).unwrap();
+        let params = net.params();
+        let (weight, bias) = (params[params.len() - 2].var.as_tensor(), params[params.len() - 1].var.as_tensor());
+        assert_eq!(features.dims(), [4, weight.dim(1).unwrap()], "{name}");
+        let logits = features.matmul(&weight.t().unwrap()).unwrap().broadcast_add(bias).unwrap();
+        let diff = (logits - net.forward(&x, Mode::Eval).unwrap()).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        assert!(diff < 1e-4, "{name}: the classifier of the features is the network's output ({diff})");
+    }
+}

@@ -23,8 +23,16 @@ pub struct PluginSpec {
 }
 
 impl PluginSpec {
+    /// The default parameterisation, whose sets are what they store (no decoded copy, no note).
+    pub const PIXELS: &'static str = "pixels";
+
     pub fn named(name: &str) -> PluginSpec {
         PluginSpec { name: name.to_string(), options: OptionTable::new() }
+    }
+
+    /// Whether a parameterisation decodes a set into itself.
+    pub fn is_pixels(&self) -> bool {
+        self.name == Self::PIXELS
     }
 }
 
@@ -67,7 +75,7 @@ fn default_augment() -> PluginSpec {
     PluginSpec::named("none")
 }
 fn default_parameterisation() -> PluginSpec {
-    PluginSpec::named("pixels")
+    PluginSpec::named(PluginSpec::PIXELS)
 }
 
 impl Experiment {

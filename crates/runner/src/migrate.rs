@@ -26,14 +26,14 @@ const BACKUP_COMPLETE: &str = "COMPLETE";
 
 /// Migrates the record files `files` of the store `dir` to [`Provenance::SCHEMA`] if any record is
 /// older, writing each as today's `Record` type writes it; a store already there is left untouched.
-/// Refused while a `gradmatch ablate` runs on the store (it holds a shard lock): its records
-/// would go to the files being replaced.
-pub fn store<Record: Serialize + DeserializeOwned>(dir: &Path, files: &[PathBuf]) -> Result<()> {
+/// Refused while a `gradmatch ablate` runs on the store (it holds one of the shard locks `locks`):
+/// its records would go to the files being replaced.
+pub fn store<Record: Serialize + DeserializeOwned>(dir: &Path, files: &[PathBuf], locks: &[PathBuf]) -> Result<()> {
     let stale = |stores: &[(PathBuf, Vec<Value>)]| stores.iter().flat_map(|(_, r)| r).any(|r| schema(r) == 0);
     if !stale(&read(files)?) {
         return Ok(());
     }
-    let _locks = lock_store(dir)?;
+    let _locks = lock_store(dir, locks)?;
     let mut stores = read(files)?; // again: another process may have migrated it meanwhile
     if !stale(&stores) {
         return Ok(());
@@ -71,21 +71,16 @@ pub fn store<Record: Serialize + DeserializeOwned>(dir: &Path, files: &[PathBuf]
     Ok(())
 }
 
-/// Every shard lock of the store, taken (a running `ablate` holds its own), and the migration's own
-/// (blocking: another migration ends first).
-fn lock_store(dir: &Path) -> Result<Vec<std::fs::File>> {
+/// The store's shard locks `shard_locks`, taken (a running `ablate` holds its own), and the
+/// migration's own (blocking: another migration ends first).
+fn lock_store(dir: &Path, shard_locks: &[PathBuf]) -> Result<Vec<std::fs::File>> {
     let own = std::fs::File::create(dir.join(".migrate.lock")).with_context(|| format!("locking store {}", dir.display()))?;
     own.lock().with_context(|| format!("locking store {}", dir.display()))?;
     let mut locks = vec![own];
-    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
-        let path = entry?.path();
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-        if !(name.starts_with(".records") && name.ends_with(".lock")) {
-            continue;
-        }
-        let file = std::fs::OpenOptions::new().read(true).write(true).open(&path).with_context(|| format!("opening {}", path.display()))?;
+    for path in shard_locks {
+        let file = std::fs::OpenOptions::new().read(true).write(true).open(path).with_context(|| format!("opening {}", path.display()))?;
         if let Err(std::fs::TryLockError::WouldBlock) = file.try_lock() {
-            let holder = std::fs::read_to_string(&path).unwrap_or_default();
+            let holder = std::fs::read_to_string(path).unwrap_or_default();
             bail!(
                 "store {} was made by an earlier gradmatch and must be migrated to provenance schema {}, but a `gradmatch ablate` \
                  runs on it ({}): migrate it when that has ended (any `ablate` or `report` of it does)",
@@ -294,7 +289,7 @@ fn schema_0_condensation(metadata: &HashMap<String, String>) -> Result<Option<Pr
         schema: Provenance::SCHEMA,
         dataset: dataset.parse().map_err(|e| anyhow::anyhow!("metadata `dataset`: {e}"))?,
         model: model.parse().map_err(|e| anyhow::anyhow!("metadata `model`: {e}"))?,
-        method: MethodSpec { level, distance, steps, augment, parameterisation: PluginSpec::named("pixels") },
+        method: MethodSpec { level, distance, steps, augment, parameterisation: PluginSpec::named(PluginSpec::PIXELS) },
         condense: serde_json::from_str(config).context("metadata `condense_config`")?,
         evaluation: None,
     }))
@@ -333,17 +328,16 @@ pub fn adopt_unfinished(folder: &Path, key: &str) {
 /// The file name of a condensation's checkpoint in its folder.
 pub const CHECKPOINT: &str = "checkpoint.safetensors";
 
-/// The key of a checkpoint, read from its header alone (8 bytes of length, then the JSON header):
+/// The key of a checkpoint, read from its header alone (the file is mapped, its tensors not read):
 /// its `key`, or for a schema-0 checkpoint the key of what its metadata describes.
 fn checkpoint_key(path: &Path) -> Result<Option<String>> {
-    use std::io::Read;
-    let mut file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut length = [0u8; 8];
-    file.read_exact(&mut length).with_context(|| format!("reading {}", path.display()))?;
-    let mut header = vec![0u8; u64::from_le_bytes(length).min(100 << 20) as usize];
-    file.read_exact(&mut header).with_context(|| format!("reading the header of {}", path.display()))?;
-    let header: Value = serde_json::from_slice(&header).with_context(|| format!("{}: not a safetensors file", path.display()))?;
-    let metadata: HashMap<String, String> = serde_json::from_value(header["__metadata__"].clone()).unwrap_or_default();
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    // SAFETY: the checkpoint is only read here; a writer replaces it by renaming a new file over
+    // it, which leaves this mapping's pages intact.
+    let bytes = unsafe { memmap2::Mmap::map(&file) }.with_context(|| format!("reading {}", path.display()))?;
+    let (_, header) =
+        safetensors::SafeTensors::read_metadata(&bytes).with_context(|| format!("{}: not a safetensors file", path.display()))?;
+    let metadata = header.metadata().clone().unwrap_or_default();
     match metadata.get(RunIdentity::KEY) {
         Some(key) => Ok(Some(key.clone())),
         None => Ok(schema_0_condensation(&metadata)?.map(|p| p.key())),
@@ -369,11 +363,11 @@ mod tests {
         let lock = std::fs::File::create(dir.path().join(".records.jsonl.lock")).unwrap();
         lock.try_lock().unwrap();
         std::fs::write(dir.path().join(".records.jsonl.lock"), "pid 7 on a host").unwrap();
-        let err = format!("{:#}", store::<Value>(dir.path(), std::slice::from_ref(&file)).unwrap_err());
+        let err = format!("{:#}", crate::ablate::store::migrate(dir.path()).unwrap_err());
         assert!(err.contains("runs on it (pid 7 on a host)") && err.contains("schema 1"), "{err}");
         assert_eq!(std::fs::read_to_string(&file).unwrap(), before, "nothing changed");
         drop(lock);
-        store::<Value>(dir.path(), std::slice::from_ref(&file)).unwrap();
+        crate::ablate::store::migrate(dir.path()).unwrap();
         assert!(std::fs::read_to_string(&file).unwrap().contains("\"schema\":1"));
     }
 
@@ -382,7 +376,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = old_store(dir.path());
         std::fs::write(&file, std::fs::read_to_string(&file).unwrap() + "{\"kind\": \"condensed\"}\n").unwrap();
-        let err = format!("{:#}", store::<Value>(dir.path(), &[file]).unwrap_err());
+        let err = format!("{:#}", store::<Value>(dir.path(), &[file], &[]).unwrap_err());
         assert!(err.contains("records.jsonl line 5: not a gradmatch record"), "{err}");
     }
 }

@@ -72,7 +72,7 @@ pub fn condense_into(out: &Path, job: &CondenseJob, on_iteration: &mut dyn FnMut
     let set_path = out.join("synthetic.safetensors");
     outcome.set.save(&set_path)?;
     let decoded = outcome.set.decoded(resolved.method().parameterisation)?;
-    let decoded_path = (exp.parameterisation.name != "pixels").then(|| out.join("synthetic-decoded.safetensors"));
+    let decoded_path = (!exp.parameterisation.is_pixels()).then(|| out.join("synthetic-decoded.safetensors"));
     if let Some(path) = &decoded_path {
         decoded.save(path)?;
     }

@@ -201,9 +201,8 @@ fn decode_by_provenance(set: &mut LabelledImages, metadata: &HashMap<String, Str
     let parameterisation =
         Plugins::builtin().parameterisations.build(&spec.name, &spec.options).context("metadata `provenance`, its parameterisation")?;
     let stored = set.labels.len();
-    set.images = parameterisation.decode(&set.images)?;
-    set.labels = set.labels.repeat(parameterisation.images_per_stored());
-    Ok((spec.name != "pixels").then(|| format!("its {stored} stored images decoded by `{}` into {} images", spec.name, set.labels.len())))
+    (set.images, set.labels) = parameterisation.decode_set(&set.images, &set.labels)?;
+    Ok((!spec.is_pixels()).then(|| format!("its {stored} stored images decoded by `{}` into {} images", spec.name, set.labels.len())))
 }
 
 fn read_dc_results(path: &Path, name: &str, device: &Device) -> Result<SetFile> {

@@ -104,7 +104,8 @@ impl Outcome {
 /// Brings the records of earlier versions in store `dir` to today's schema ([`crate::migrate::store`]):
 /// called by the commands that open a store, before they lock or read it.
 pub fn migrate(dir: &Path) -> Result<()> {
-    crate::migrate::store::<Record>(dir, &jsonl::files(dir, RECORDS)?)
+    let locks: Vec<PathBuf> = shard_locks(dir)?.into_iter().map(|(path, _)| path).collect();
+    crate::migrate::store::<Record>(dir, &jsonl::files(dir, RECORDS)?, &locks)
 }
 
 /// All records of a store folder (every shard's file), successes deduplicated by key.
@@ -237,10 +238,7 @@ fn lock_name(records_file: &str) -> String {
 /// Shards of one split (`i/n`, same n) own disjoint units; a shard of another split running at the
 /// same time would run some of them twice.
 fn check_no_other_split(store: &Path, shard: &Shard) -> Result<()> {
-    for entry in std::fs::read_dir(store).with_context(|| format!("reading store folder {}", store.display()))? {
-        let path = entry?.path();
-        let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-        let Some(other) = Shard::of_lock_file(&name) else { continue };
+    for (path, other) in shard_locks(store)? {
         if other.count == shard.count {
             continue;
         }
@@ -260,6 +258,22 @@ fn check_no_other_split(store: &Path, shard: &Shard) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The lock files of the shards that have run on `store` (none when it does not exist yet).
+fn shard_locks(store: &Path) -> Result<Vec<(PathBuf, Shard)>> {
+    if !store.exists() {
+        return Ok(Vec::new());
+    }
+    let mut locks = Vec::new();
+    for entry in std::fs::read_dir(store).with_context(|| format!("reading store folder {}", store.display()))? {
+        let path = entry?.path();
+        let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        if let Some(shard) = Shard::of_lock_file(&name) {
+            locks.push((path, shard));
+        }
+    }
+    Ok(locks)
 }
 
 /// Makes `grid` the one `store` keeps (`grid.toml`, what `report` reads), refusing a store that holds

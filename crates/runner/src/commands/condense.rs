@@ -39,8 +39,8 @@ pub struct Args {
     #[arg(long)]
     iterations: Option<usize>,
     /// `mix`: real images encoded by the parameterisation (IDC's; `real` for pixels).
-    #[arg(long, value_parser = ["noise", "real", "mix"])]
-    init: Option<String>,
+    #[arg(long)]
+    init: Option<Init>,
     #[arg(long)]
     seed: Option<u64>,
     /// TF32 GEMMs on a GPU (`[condense] tf32`): faster, about 1e-3 relative error per product.
@@ -100,13 +100,7 @@ fn experiment(args: &Args, plugins: &Plugins) -> Result<Resolved> {
     c.iterations = args.iterations.unwrap_or(c.iterations);
     c.seed = args.seed.unwrap_or(c.seed);
     c.tf32 |= args.tf32;
-    if let Some(init) = &args.init {
-        c.init = match init.as_str() {
-            "real" => Init::Real,
-            "mix" => Init::Mix,
-            _ => Init::Noise,
-        };
-    }
+    c.init = args.init.unwrap_or(c.init);
     exp.evaluation = args.recipe.apply(&exp.evaluation);
     let resolved = exp.resolve(plugins).map_err(|flags_or_file| match &file {
         // The file's line when its own fields are at fault, the flags' error otherwise.
