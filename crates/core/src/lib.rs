@@ -4,7 +4,8 @@
 //! * **how to match**: [`Distance`] (angle, magnitude, combined, ...);
 //! * **how long to train between matches**: [`StepStrategy`] (fixed, adaptive, overfitting-aware, ...);
 //! * **what both sides of a match see**: [`Augmentation`] (none, DSA's Siamese augmentation, ...);
-//! * **what a synthetic image is**: [`Parameterisation`] (pixels, IDC's multi-formation, ...).
+//! * **what a synthetic image is**: [`Parameterisation`] (pixels, IDC's multi-formation, ...);
+//! * **which real images to match against**: [`Sampler`] (uniform draws, DREAM's representatives, ...).
 //!
 //! Each plug-in also implements [`Plugin`] (its name, summary and typed options). Plug-in crates
 //! depend on this crate only; `gradmatch-plugins` registers them by name for configs and checks.
@@ -15,6 +16,7 @@ mod level;
 mod loops;
 mod parameterisation;
 mod plugin;
+mod sampler;
 mod step;
 
 pub use augment::{image_seed, mix64, Augmentation};
@@ -23,8 +25,11 @@ pub use level::{GradientLevel, MatchContext};
 pub use loops::Loops;
 pub use parameterisation::Parameterisation;
 pub use plugin::{NoOptions, OptionError, Plugin};
+pub use sampler::{ClassBatches, SampleContext, Sampler};
 pub use step::{InnerTrainer, StepContext, StepStrategy};
 
 /// Re-exported so that a plug-in crate depends on this crate alone: `gradmatch_core::candle_core`.
 pub use candle_core;
 pub use candle_core::{Result, Tensor};
+/// Re-exported for samplers, whose draws come from the run's stream: `gradmatch_core::rand`.
+pub use rand;

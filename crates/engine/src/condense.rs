@@ -2,10 +2,13 @@ use crate::device::{set_tf32, DeviceData};
 use crate::matcher::MatchStep;
 use crate::optim::Sgd;
 use crate::passes::PassSizes;
+use crate::sampling::RealDraws;
 use crate::seed::{derive_seed, stream, AugmentSeeds};
 use crate::synset::SyntheticSet;
 use candle_core::{DType, Device, Result, Tensor, Var};
-use gradmatch_core::{Augmentation, Distance, GradientLevel, InnerTrainer, Loops, Parameterisation, StepContext, StepStrategy};
+use gradmatch_core::{
+    Augmentation, ClassBatches, Distance, GradientLevel, InnerTrainer, Loops, Parameterisation, Sampler, StepContext, StepStrategy,
+};
 use gradmatch_data::Dataset;
 use gradmatch_models::{cross_entropy, one_hot, Mode, ModelSpec, Network};
 use rand::seq::SliceRandom;
@@ -28,10 +31,13 @@ pub enum Init {
     /// Random real images of each class, as many as the stored images decode into, encoded into
     /// them by the parameterisation (IDC's `mix`; `real` for pixels).
     Mix,
+    /// The real images the sampler chooses (as many as the stored images decode into), through the
+    /// network of the first outer iteration, encoded by the parameterisation (DREAM's `kmean`).
+    Sampler,
 }
 
 impl Init {
-    pub const ALL: [Init; 3] = [Init::Noise, Init::Real, Init::Mix];
+    pub const ALL: [Init; 4] = [Init::Noise, Init::Real, Init::Mix, Init::Sampler];
 
     /// As experiment files and `--init` spell it.
     pub fn name(self) -> &'static str {
@@ -39,6 +45,7 @@ impl Init {
             Init::Noise => "noise",
             Init::Real => "real",
             Init::Mix => "mix",
+            Init::Sampler => "sampler",
         }
     }
 }
@@ -136,6 +143,8 @@ pub struct Method<'a> {
     pub augment: &'a dyn Augmentation,
     /// What the image optimiser learns, and how it decodes into the images networks see.
     pub parameterisation: &'a dyn Parameterisation,
+    /// Which real images each class's matches are made against.
+    pub sampler: &'a dyn Sampler,
 }
 
 impl Method<'_> {
@@ -251,7 +260,7 @@ impl<'a> Condensation<'a> {
         let drawn = match cfg.init {
             Init::Noise => 0,
             Init::Real => cfg.ipc,
-            Init::Mix => per_class,
+            Init::Mix | Init::Sampler => per_class,
         };
         if drawn > size {
             candle_core::bail!(
@@ -267,8 +276,7 @@ impl<'a> Condensation<'a> {
         let (syn, img_opt, resumed_from) = match run.checkpoint.filter(|p| p.exists()) {
             Some(path) => resume(path, cfg, classes, run)?,
             None => {
-                let target = InitTarget { real: &real, classes, dtype: run.dtype, device: run.device };
-                let syn = initial_images(&target, cfg, method.parameterisation)?;
+                let syn = initial_images(run, &real, cfg, method)?;
                 let opt = Sgd::new(syn.clone(), cfg.lr_img, cfg.momentum_img, 0.0);
                 (syn, opt, 0)
             }
@@ -287,11 +295,12 @@ impl<'a> Condensation<'a> {
         let net_seed = derive_seed(cfg.seed, stream::NETWORK, it as u64);
         let net = Network::new(run.model, run.dataset.shape(), self.classes, net_seed, run.dtype, run.device)?;
         let mut net_opt = Sgd::new(net.vars(), cfg.lr_net, cfg.momentum_net, 0.0);
+        let mut batches = self.method.sampler.for_network();
         let mut losses = Vec::with_capacity(self.loops.outer);
         let mut inner = Vec::new();
         for ol in 0..self.loops.outer {
             let seeds = AugmentSeeds { run_seed: cfg.seed, iteration: it, step: ol, steps: self.loops.outer, classes: self.classes };
-            losses.push(self.matching_step(&net, seeds, &mut rng)?);
+            losses.push(self.matching_step(&net, seeds, &mut rng, batches.as_mut())?);
             if ol + 1 == self.loops.outer {
                 break;
             }
@@ -309,9 +318,15 @@ impl<'a> Condensation<'a> {
     /// The matching step of `seeds` (its iteration and step): one step of the image optimiser on the
     /// matching loss, whose value it returns, detached and still on the device: reading it here
     /// would make the host wait for the GPU before launching the backward.
-    fn matching_step(&mut self, net: &Network, seeds: AugmentSeeds, rng: &mut ChaCha8Rng) -> Result<Tensor> {
+    fn matching_step(
+        &mut self,
+        net: &Network,
+        seeds: AugmentSeeds,
+        rng: &mut ChaCha8Rng,
+        batches: &mut dyn ClassBatches,
+    ) -> Result<Tensor> {
         let step = MatchStep { net, real: &self.real, syn: &self.syn, cfg: self.cfg, method: self.method, passes: self.passes, seeds };
-        let matched = step.run(rng)?;
+        let matched = step.run(rng, batches)?;
         self.img_opt.step(&matched.image_grads)?;
         Ok(matched.loss)
     }
@@ -434,47 +449,64 @@ pub fn matching_gradient(
     let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(cfg.seed, stream::ITERATION, iteration as u64));
     let net = Network::new(run.model, shape, classes, derive_seed(cfg.seed, stream::NETWORK, iteration as u64), run.dtype, run.device)?;
     let seeds = AugmentSeeds { run_seed: cfg.seed, iteration, step: 0, steps: cfg.loops().outer, classes };
-    let matched = MatchStep { net: &net, real: &real, syn: &syn, cfg, method, passes, seeds }.run(&mut rng)?;
+    let matched =
+        MatchStep { net: &net, real: &real, syn: &syn, cfg, method, passes, seeds }.run(&mut rng, method.sampler.for_network().as_mut())?;
     let class_grads =
         matched.image_grads.into_iter().zip(&syn).map(|(g, v)| g.map_or_else(|| v.zeros_like(), Ok)).collect::<Result<Vec<_>>>()?;
     Ok((matched.loss.to_dtype(DType::F64)?.to_scalar::<f64>()?, Tensor::cat(&class_grads, 0)?))
 }
 
-/// The initial stored synthetic images of `cfg` (noise, real or mixed), classes x ipc, class-major.
-pub fn initial_set(run: &RunContext, cfg: &CondenseConfig, parameterisation: &dyn Parameterisation) -> Result<Tensor> {
+/// The initial stored synthetic images of `cfg` (noise, real, mixed or the sampler's), classes x
+/// ipc, class-major.
+pub fn initial_set(run: &RunContext, cfg: &CondenseConfig, method: Method) -> Result<Tensor> {
     let ds = run.dataset;
     let real = DeviceData::new(&ds.train, ds.shape(), run.dtype, run.device)?;
-    let target = InitTarget { real: &real, classes: ds.num_classes(), dtype: run.dtype, device: run.device };
-    let syn = initial_images(&target, cfg, parameterisation)?;
+    let syn = initial_images(run, &real, cfg, method)?;
     Tensor::cat(&syn.iter().map(|v| v.as_tensor().clone()).collect::<Vec<_>>(), 0)
 }
 
-/// Where the initial images are made: the real images to draw from, the classes, dtype and device.
-struct InitTarget<'a> {
-    real: &'a DeviceData<'a>,
-    classes: usize,
-    dtype: DType,
-    device: &'a Device,
-}
-
-fn initial_images(target: &InitTarget, cfg: &CondenseConfig, parameterisation: &dyn Parameterisation) -> Result<Vec<Var>> {
-    let InitTarget { real, classes, dtype, device } = *target;
+fn initial_images(run: &RunContext, real: &DeviceData, cfg: &CondenseConfig, method: Method) -> Result<Vec<Var>> {
     let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(cfg.seed, stream::INIT, 0));
     let (c, h, w) = real.shape;
-    let per_stored = parameterisation.images_per_stored();
-    (0..classes)
+    let per_class = method.images_per_class(cfg);
+    // The sampler sees the real images through the network the first outer iteration draws.
+    let net = match cfg.init {
+        Init::Sampler => Some(first_network(run, cfg)?),
+        _ => None,
+    };
+    (0..run.dataset.num_classes())
         .map(|class| {
             let t = match cfg.init {
                 Init::Real => real.select(&real.split.sample_class(class, cfg.ipc, &mut rng))?,
-                Init::Mix => parameterisation.encode(&real.select(&real.split.sample_class(class, cfg.ipc * per_stored, &mut rng))?)?,
+                Init::Mix => method.parameterisation.encode(&real.select(&real.split.sample_class(class, per_class, &mut rng))?)?,
+                Init::Sampler => {
+                    let mut ctx = RealDraws {
+                        real,
+                        net: net.as_ref().expect("drawn above for this init"),
+                        mode: Mode::Eval,
+                        rng: &mut rng,
+                        batch_size: cfg.batch_real,
+                        iteration: 0,
+                        step: 0,
+                        pass: cfg.batch_real,
+                    };
+                    let chosen = method.sampler.initial(&mut ctx, class, per_class)?;
+                    method.parameterisation.encode(&real.select(&chosen)?)?
+                }
                 Init::Noise => {
                     let v: Vec<f32> = (0..cfg.ipc * c * h * w).map(|_| StandardNormal.sample(&mut rng)).collect();
-                    Tensor::from_vec(v, (cfg.ipc, c, h, w), device)?.to_dtype(dtype)?
+                    Tensor::from_vec(v, (cfg.ipc, c, h, w), run.device)?.to_dtype(run.dtype)?
                 }
             };
             Var::from_tensor(&t)
         })
         .collect()
+}
+
+/// The network of outer iteration 0.
+fn first_network(run: &RunContext, cfg: &CondenseConfig) -> Result<Network> {
+    let ds = run.dataset;
+    Network::new(run.model, ds.shape(), ds.num_classes(), derive_seed(cfg.seed, stream::NETWORK, 0), run.dtype, run.device)
 }
 
 fn resume(path: &Path, cfg: &CondenseConfig, classes: usize, run: &RunContext) -> Result<(Vec<Var>, Sgd, usize)> {

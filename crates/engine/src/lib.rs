@@ -11,6 +11,7 @@ mod matcher;
 mod optim;
 mod passes;
 mod recipe;
+mod sampling;
 mod seed;
 mod synset;
 

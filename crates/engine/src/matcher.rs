@@ -14,9 +14,10 @@
 use crate::condense::{CondenseConfig, Method};
 use crate::device::DeviceData;
 use crate::passes::PassSizes;
+use crate::sampling::RealDraws;
 use crate::seed::AugmentSeeds;
 use candle_core::{Result, Tensor, Var};
-use gradmatch_core::MatchContext;
+use gradmatch_core::{ClassBatches, MatchContext};
 use gradmatch_models::{one_hot, Mode, Network};
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
@@ -77,6 +78,8 @@ struct Matcher<'s, 'a> {
     step: &'s MatchStep<'a>,
     mode: Mode,
     rng: &'s mut ChaCha8Rng,
+    /// The sampler's batches for this step's network.
+    batches: &'s mut dyn ClassBatches,
     received: Vec<Received>,
 }
 
@@ -88,13 +91,13 @@ impl<'a> MatchStep<'a> {
 
     /// The matching loss and its gradient with respect to the synthetic images. Batch-norm networks
     /// first take their statistics from real images (train mode), then match with them frozen.
-    pub fn run(&self, rng: &mut ChaCha8Rng) -> Result<Matched> {
+    pub fn run(&self, rng: &mut ChaCha8Rng, batches: &mut dyn ClassBatches) -> Result<Matched> {
         let mut mode = Mode::Train;
         if self.net.has_batch_norm() {
             set_batch_norm_statistics(self, rng)?;
             mode = Mode::Eval;
         }
-        let mut matcher = Matcher { step: self, mode, rng, received: Vec::new() };
+        let mut matcher = Matcher { step: self, mode, rng, batches, received: Vec::new() };
         let (loss, upstream) = self.level_loss(&mut matcher)?;
         let mut image_grads: Vec<Option<Tensor>> = vec![None; self.syn.len()];
         for up in upstream.iter().filter(|up| up.dl_dg.iter().any(Option::is_some)) {
@@ -189,6 +192,30 @@ impl Matcher<'_, '_> {
     /// contiguous groups), no graph.
     fn real_grads(&self, x: &Tensor, idx: &[usize], groups: usize) -> Result<Vec<Vec<Tensor>>> {
         split_groups(self.grads(x, &self.step.real.split.gather_labels(idx), groups)?, groups)
+    }
+
+    /// The sampler's real batch of class `class` for this step, checked to be of the class.
+    fn draw(&mut self, class: usize) -> Result<Vec<usize>> {
+        let step = self.step;
+        let mut ctx = RealDraws {
+            real: step.real,
+            net: step.net,
+            mode: self.mode,
+            rng: &mut *self.rng,
+            batch_size: step.cfg.batch_real,
+            iteration: step.seeds.iteration,
+            step: step.seeds.step,
+            pass: step.passes.classes_per_pass * step.cfg.batch_real,
+        };
+        let batch = self.batches.batch(&mut ctx, class)?;
+        let labels = &step.real.split.labels;
+        if let Some(&wrong) = batch.iter().find(|&&i| labels.get(i).is_none_or(|&label| label as usize != class)) {
+            candle_core::bail!("the sampler gave image {wrong} for class {class}'s batch, which is not an image of that class")
+        }
+        if batch.is_empty() {
+            candle_core::bail!("the sampler gave an empty batch for class {class}")
+        }
+        Ok(batch)
     }
 
     /// The real images of class `class`'s batch `idx`, augmented with the class's seed.
@@ -299,7 +326,7 @@ impl MatchContext for Matcher<'_, '_> {
     fn real_class_grads(&mut self) -> Result<Vec<Vec<Tensor>>> {
         let (step, classes) = (self.step, self.step.seeds.classes);
         // Drawn in class order whatever the chunking: the same seed gives the same batches.
-        let batches: Vec<Vec<usize>> = (0..classes).map(|c| step.real.split.sample_class(c, step.cfg.batch_real, self.rng)).collect();
+        let batches: Vec<Vec<usize>> = (0..classes).map(|c| self.draw(c)).collect::<Result<_>>()?;
         let mut grads = Vec::with_capacity(classes);
         let per_pass = step.passes.classes_per_pass;
         for (first, chunk) in (0..).step_by(per_pass).zip(batches.chunks(per_pass)) {
@@ -378,8 +405,8 @@ mod tests {
         }
     }
 
-    fn one_graph(step: &MatchStep, rng: &mut ChaCha8Rng) -> Result<Matched> {
-        let mut ctx = OneGraph(Matcher { step, mode: Mode::Train, rng, received: Vec::new() });
+    fn one_graph(step: &MatchStep, rng: &mut ChaCha8Rng, batches: &mut dyn ClassBatches) -> Result<Matched> {
+        let mut ctx = OneGraph(Matcher { step, mode: Mode::Train, rng, batches, received: Vec::new() });
         let loss = step.method.level.matching_loss(&mut ctx, step.method.distance)?;
         let grads = loss.backward()?;
         Ok(Matched { loss: loss.detach(), image_grads: step.syn.iter().map(|v| grads.get(v.as_tensor()).cloned()).collect() })
@@ -409,6 +436,7 @@ mod tests {
         let (plugins, none) = (Plugins::builtin(), OptionTable::new());
         let (distance, steps) = (plugins.distances.build("combined", &none).unwrap(), plugins.steps.build("fixed", &none).unwrap());
         let pixels = plugins.parameterisations.build("pixels", &none).unwrap();
+        let random = plugins.samplers.build("random", &none).unwrap();
         for augment in ["none", "dsa"] {
             let augment = plugins.augmentations.build(augment, &none).unwrap();
             for name in plugins.levels.names() {
@@ -419,6 +447,7 @@ mod tests {
                     steps: steps.as_ref(),
                     augment: augment.as_ref(),
                     parameterisation: pixels.as_ref(),
+                    sampler: random.as_ref(),
                 };
                 let seeds = AugmentSeeds { run_seed: 1, iteration: 1, step: 2, steps: 5, classes };
                 let step = |per_pass| MatchStep {
@@ -436,12 +465,12 @@ mod tests {
                     seeds,
                 };
                 let rng = || ChaCha8Rng::seed_from_u64(7);
-                let reference = one_graph(&step(10), &mut rng()).unwrap();
+                let reference = one_graph(&step(10), &mut rng(), random.for_network().as_mut()).unwrap();
                 let expected = flat(&reference);
                 let scale = expected.iter().fold(0f64, |m, v| m.max(v.abs()));
                 assert!(scale > 0.0, "{name}: a zero image gradient tests nothing");
                 for per_pass in [1, 3, 10] {
-                    let two = step(per_pass).run(&mut rng()).unwrap();
+                    let two = step(per_pass).run(&mut rng(), random.for_network().as_mut()).unwrap();
                     let loss = |m: &Matched| m.loss.to_scalar::<f64>().unwrap();
                     assert!((loss(&two) - loss(&reference)).abs() <= 1e-12 * loss(&reference).abs());
                     let gap = flat(&two).iter().zip(&expected).fold(0f64, |m, (a, b)| m.max((a - b).abs()));

@@ -32,18 +32,34 @@ fn try_run(
     checkpoint: Option<&Path>,
     on_iteration: &mut dyn FnMut(&gradmatch_engine::IterationLog),
 ) -> candle_core::Result<CondenseOutcome> {
-    try_run_with(["none", "pixels"], cfg, checkpoint, on_iteration)
+    try_run_with(&Choice::default(), cfg, checkpoint, on_iteration)
 }
 
 /// DC with the augmentation and parameterisation named.
+/// The plug-ins of a test run besides DC's level, distance and steps: names, and the sampler's options.
+struct Choice {
+    augment: &'static str,
+    parameterisation: &'static str,
+    sampler: &'static str,
+    sampler_options: &'static str,
+}
+
+impl Default for Choice {
+    fn default() -> Self {
+        Choice { augment: "none", parameterisation: "pixels", sampler: "random", sampler_options: "" }
+    }
+}
+
 fn try_run_with(
-    [augment, parameterisation]: [&str; 2],
+    choice: &Choice,
     cfg: &CondenseConfig,
     checkpoint: Option<&Path>,
     on_iteration: &mut dyn FnMut(&gradmatch_engine::IterationLog),
 ) -> candle_core::Result<CondenseOutcome> {
     // The runner derives the key from its provenance; here the config and augmentation stand for it.
-    let identity = RunIdentity { key: format!("{cfg:?} {augment} {parameterisation}"), provenance: String::new() };
+    let Choice { augment, parameterisation, sampler, sampler_options } = *choice;
+    let identity =
+        RunIdentity { key: format!("{cfg:?} {augment} {parameterisation} {sampler} {sampler_options}"), provenance: String::new() };
     let run = RunContext { dataset: mnist(), model: &SMALL, device: &Device::Cpu, dtype: DType::F32, checkpoint, identity };
     let (plugins, none) = (gradmatch_plugins::Plugins::builtin(), gradmatch_plugins::OptionTable::new());
     let level = plugins.levels.build("intra", &none).expect("registered");
@@ -51,12 +67,14 @@ fn try_run_with(
     let steps = plugins.steps.build("fixed", &none).expect("registered");
     let augment = plugins.augmentations.build(augment, &none).expect("registered");
     let parameterisation = plugins.parameterisations.build(parameterisation, &none).expect("registered");
+    let sampler = plugins.samplers.build(sampler, &sampler_options.parse().expect("a TOML table")).expect("registered");
     let method = Method {
         level: level.as_ref(),
         distance: distance.as_ref(),
         steps: steps.as_ref(),
         augment: augment.as_ref(),
         parameterisation: parameterisation.as_ref(),
+        sampler: sampler.as_ref(),
     };
     condense(&run, method, cfg, on_iteration)
 }
@@ -126,7 +144,7 @@ fn same_seed_same_set_and_an_interrupted_run_resumes_exactly() {
 #[test]
 fn dsa_condensation_is_reproducible_and_augments() {
     let cfg = CondenseConfig { outer_loop: Some(2), inner_epochs: Some(1), ..config(Init::Real, 1, 5) };
-    let dsa = || try_run_with(["dsa", "pixels"], &cfg, None, &mut |_| {}).unwrap();
+    let dsa = || try_run_with(&Choice { augment: "dsa", ..Choice::default() }, &cfg, None, &mut |_| {}).unwrap();
     let (first, again, dc) = (dsa(), dsa(), run(&cfg, None));
     assert_eq!(diff(&first.set.images, &again.set.images), 0.0, "same seed -> same augmentations -> same set");
     assert!(diff(&first.set.images, &dc.set.images) > 0.0, "DSA changes what is matched");
@@ -166,14 +184,16 @@ fn first_step(level: &str, cfg: &CondenseConfig) -> candle_core::Result<(f64, Te
     let distance = plugins.distances.build("combined", &none).expect("registered");
     let steps = plugins.steps.build("fixed", &none).expect("registered");
     let pixels = plugins.parameterisations.build("pixels", &none).expect("registered");
+    let random = plugins.samplers.build("random", &none).expect("registered");
     let method = Method {
         level: level.as_ref(),
         distance: distance.as_ref(),
         steps: steps.as_ref(),
         augment: &NoAugmentation,
         parameterisation: pixels.as_ref(),
+        sampler: random.as_ref(),
     };
-    let images = initial_set(&run, cfg, method.parameterisation)?;
+    let images = initial_set(&run, cfg, method)?;
     matching_gradient(&run, method, cfg, &images, 0)
 }
 
@@ -201,11 +221,44 @@ fn passes_split_under_a_cap_match_one_pass() {
 #[test]
 fn multi_formation_stores_the_budget_and_mix_is_real_for_pixels() {
     let mix = CondenseConfig { iterations: 1, ..config(Init::Mix, 1, 5) };
-    let formed = try_run_with(["none", "multi-formation"], &mix, None, &mut |_| {}).unwrap();
+    let formed = try_run_with(&Choice { parameterisation: "multi-formation", ..Choice::default() }, &mix, None, &mut |_| {}).unwrap();
     assert_eq!(formed.set.images.dims(), [10, 1, 28, 28], "the stored set is the storage budget");
     assert!(formed.log[0].loss.is_finite());
     let (mixed, real) = (run(&CondenseConfig { iterations: 0, ..mix.clone() }, None), run(&config(Init::Real, 0, 5), None));
     assert_eq!(diff(&mixed.set.images, &real.set.images), 0.0);
-    let mosaic = try_run_with(["none", "multi-formation"], &CondenseConfig { iterations: 0, ..mix }, None, &mut |_| {}).unwrap();
+    let mosaic = try_run_with(
+        &Choice { parameterisation: "multi-formation", ..Choice::default() },
+        &CondenseConfig { iterations: 0, ..mix },
+        None,
+        &mut |_| {},
+    )
+    .unwrap();
     assert_ne!(diff(&mosaic.set.images, &mixed.set.images), 0.0, "multi-formation's mix is a mosaic of four real images");
+}
+
+/// DREAM's batches and initial images are real images of their class, chosen alike for a seed;
+/// `init = "sampler"` under `random` is `init = "real"`, draw for draw.
+#[test]
+fn dream_matches_against_real_images_and_random_sampler_init_is_real() {
+    let dream = Choice { sampler: "dream", sampler_options: "images = 512", ..Choice::default() };
+    let init = config(Init::Sampler, 0, 3);
+    let chosen = try_run_with(&dream, &init, None, &mut |_| {}).unwrap().set;
+    let train = &mnist().train;
+    let image_len = train.image_len();
+    let stored = chosen.images.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    for (i, image) in stored.chunks(image_len).enumerate() {
+        let class = chosen.labels[i] as usize;
+        let found = train.class_indices(class).iter().any(|&j| train.images[j * image_len..(j + 1) * image_len] == *image);
+        assert!(found, "stored image {i} is an image of its class {class}");
+    }
+    let real = run(&config(Init::Real, 0, 3), None).set;
+    let random = run(&init, None).set;
+    assert_eq!(diff(&random.images, &real.images), 0.0);
+    assert_ne!(diff(&chosen.images, &real.images), 0.0, "DREAM chose other images than the uniform draw");
+    let matched =
+        |seed| try_run_with(&dream, &CondenseConfig { iterations: 1, ..config(Init::Sampler, 0, seed) }, None, &mut |_| {}).unwrap();
+    let (a, b) = (matched(3), matched(3));
+    assert!(a.log[0].loss.is_finite());
+    assert_eq!(diff(&a.set.images, &b.set.images), 0.0, "a seed gives the same run");
+    assert_ne!(diff(&a.set.images, &matched(4).set.images), 0.0);
 }

@@ -18,7 +18,7 @@ pub struct WriteAParameterisation;
 pub use registry::{did_you_mean, Holds, OptionTable, PluginError, Registry};
 
 use gradmatch_augment::DcAugmentation;
-use gradmatch_core::{Augmentation, Distance, GradientLevel, Parameterisation, StepStrategy};
+use gradmatch_core::{Augmentation, Distance, GradientLevel, Parameterisation, Sampler, StepStrategy};
 
 /// The registries of the plug-in kinds, one per question a method answers.
 pub struct Plugins {
@@ -32,6 +32,8 @@ pub struct Plugins {
     pub augmentations: Registry<dyn Augmentation>,
     /// What a synthetic image is.
     pub parameterisations: Registry<dyn Parameterisation>,
+    /// Which real images to match against.
+    pub samplers: Registry<dyn Sampler>,
 }
 
 impl Plugins {
@@ -43,6 +45,7 @@ impl Plugins {
             steps: Registry::new("step strategy", "step strategies"),
             augmentations: Registry::new("augmentation", "augmentations"),
             parameterisations: Registry::new("parameterisation", "parameterisations"),
+            samplers: Registry::new("sampler", "samplers"),
         }
     }
 
@@ -70,6 +73,9 @@ impl Plugins {
 
         p.parameterisations.register::<gradmatch_parameterisations::Pixels>();
         p.parameterisations.register::<gradmatch_parameterisations::MultiFormation>();
+
+        p.samplers.register::<gradmatch_samplers::Random>();
+        p.samplers.register::<gradmatch_samplers::Dream>();
         p
     }
 

@@ -1,4 +1,4 @@
-use gradmatch_core::{Augmentation, Distance, GradientLevel, Parameterisation, Plugin, StepStrategy};
+use gradmatch_core::{Augmentation, Distance, GradientLevel, Parameterisation, Plugin, Sampler, StepStrategy};
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -30,7 +30,7 @@ macro_rules! holds {
         }
     )*};
 }
-holds!(Distance, GradientLevel, StepStrategy, Augmentation, Parameterisation);
+holds!(Distance, GradientLevel, StepStrategy, Augmentation, Parameterisation, Sampler);
 
 /// `(field, message)` of an option that did not deserialize or validate.
 type Invalid = (String, String);

@@ -3,7 +3,9 @@
 //! own tests add the laws it claims beyond them.
 
 use gradmatch_plugins::Plugins;
-use gradmatch_testkit::{check_augmentation, check_distance, check_level, check_parameterisation, check_step_strategy, DistanceLaws};
+use gradmatch_testkit::{
+    check_augmentation, check_distance, check_level, check_parameterisation, check_sampler, check_step_strategy, DistanceLaws,
+};
 
 #[test]
 fn every_distance_obeys_the_universal_laws_with_an_exact_gradient() {
@@ -42,5 +44,13 @@ fn every_parameterisation_decodes_in_order_with_an_exact_gradient() {
     for (name, parameterisation) in Plugins::builtin().parameterisations.defaults() {
         eprintln!("parameterisation {name}");
         check_parameterisation(parameterisation.as_ref());
+    }
+}
+
+#[test]
+fn every_sampler_gives_batches_of_its_class_alike_for_a_seed() {
+    for (name, sampler) in Plugins::builtin().samplers.defaults() {
+        eprintln!("sampler {name}");
+        check_sampler(sampler.as_ref());
     }
 }

@@ -4,7 +4,7 @@
 
 use anyhow::{Context, Result};
 use gradmatch_augment::DcAugmentation;
-use gradmatch_core::{Augmentation, Distance, GradientLevel, Parameterisation, StepStrategy};
+use gradmatch_core::{Augmentation, Distance, GradientLevel, Parameterisation, Sampler, StepStrategy};
 use gradmatch_data::DatasetName;
 use gradmatch_engine::{CondenseConfig, EvalConfig, Method, Recipe};
 use gradmatch_models::ModelSpec;
@@ -53,6 +53,9 @@ pub struct Experiment {
     /// What a synthetic image is (`pixels`: DC's).
     #[serde(default = "default_parameterisation")]
     pub parameterisation: PluginSpec,
+    /// Which real images each class's matches are made against (`random`: DC's uniform draws).
+    #[serde(default = "default_sampler")]
+    pub sampler: PluginSpec,
     #[serde(default)]
     pub condense: CondenseConfig,
     #[serde(default)]
@@ -77,6 +80,9 @@ fn default_augment() -> PluginSpec {
 fn default_parameterisation() -> PluginSpec {
     PluginSpec::named(PluginSpec::PIXELS)
 }
+pub(crate) fn default_sampler() -> PluginSpec {
+    PluginSpec::named("random")
+}
 
 impl Experiment {
     /// DC on `dataset` with every default.
@@ -89,6 +95,7 @@ impl Experiment {
             steps: default_steps(),
             augment: default_augment(),
             parameterisation: default_parameterisation(),
+            sampler: default_sampler(),
             condense: CondenseConfig::default(),
             evaluation: EvalConfig::default(),
         }
@@ -117,6 +124,7 @@ impl Experiment {
         let augment = plugins.augmentations.build(&self.augment.name, &self.augment.options).context("[augment]")?;
         let p = &self.parameterisation;
         let parameterisation = plugins.parameterisations.build(&p.name, &p.options).context("[parameterisation]")?;
+        let sampler = plugins.samplers.build(&self.sampler.name, &self.sampler.options).context("[sampler]")?;
         self.condense.check(self.dataset)?;
         self.evaluation.check()?;
         Ok(Resolved {
@@ -126,6 +134,7 @@ impl Experiment {
             steps: steps.into(),
             augment: augment.into(),
             parameterisation: parameterisation.into(),
+            sampler: sampler.into(),
             evaluation: EvalAugmentations::of(&self.recipes(), plugins)?,
         })
     }
@@ -174,6 +183,7 @@ pub struct Resolved {
     steps: Arc<dyn StepStrategy>,
     augment: Arc<dyn Augmentation>,
     parameterisation: Arc<dyn Parameterisation>,
+    sampler: Arc<dyn Sampler>,
     /// The augmentations its evaluation networks train with.
     pub evaluation: EvalAugmentations,
 }
@@ -195,6 +205,7 @@ impl Resolved {
             steps: &*self.steps,
             augment: &*self.augment,
             parameterisation: &*self.parameterisation,
+            sampler: &*self.sampler,
         }
     }
 }

@@ -51,7 +51,7 @@ enum Command {
     Report(commands::report::Args),
     /// The speed table at full size (MNIST, ConvNet-3), with ratios to the PyTorch reference (--torch).
     Bench(commands::bench::Args),
-    /// List the registered distances, gradient levels, step strategies, augmentations and parameterisations.
+    /// List the registered distances, gradient levels, step strategies, augmentations, parameterisations and samplers.
     Plugins,
 }
 
@@ -82,6 +82,7 @@ fn print_plugins(p: &gradmatch_plugins::Plugins) {
         (p.steps.kinds(), p.steps.list().collect()),
         (p.augmentations.kinds(), p.augmentations.list().collect()),
         (p.parameterisations.kinds(), p.parameterisations.list().collect()),
+        (p.samplers.kinds(), p.samplers.list().collect()),
     ];
     for (kinds, list) in kinds {
         println!("{kinds}:");

@@ -7,6 +7,10 @@
 //! holds and renaming the cells' folders to match (the old record files are kept in
 //! `<store>/migrated-from-schema-0/`, and a migration cut short starts again from them); a
 //! checkpoint by writing its provenance's key into it.
+//!
+//! Schema 1 (before samplers): the method had no `sampler`; every run drew its real batches
+//! uniformly, today's `random`. Stores and checkpoints are re-keyed alike, from the same configs
+//! (which read with today's default), the old record files kept in `migrated-from-schema-1/`.
 
 use crate::experiment::{Experiment, PluginSpec};
 use crate::jsonl::complete_lines;
@@ -19,9 +23,11 @@ use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-/// The folder holding a store's record files as they were before the migration.
-const BACKUP: &str = "migrated-from-schema-0";
-/// Written into [`BACKUP`] once every file is copied there.
+/// The folder holding a store's record files as they were before the migration from `schema`.
+fn backup_folder(schema: u64) -> String {
+    format!("migrated-from-schema-{schema}")
+}
+/// Written into the backup folder once every file is copied there.
 const BACKUP_COMPLETE: &str = "COMPLETE";
 
 /// Migrates the record files `files` of the store `dir` to [`Provenance::SCHEMA`] if any record is
@@ -29,27 +35,25 @@ const BACKUP_COMPLETE: &str = "COMPLETE";
 /// Refused while a `gradmatch ablate` runs on the store (it holds one of the shard locks `locks`):
 /// its records would go to the files being replaced.
 pub fn store<Record: Serialize + DeserializeOwned>(dir: &Path, files: &[PathBuf], locks: &[PathBuf]) -> Result<()> {
-    let stale = |stores: &[(PathBuf, Vec<Value>)]| stores.iter().flat_map(|(_, r)| r).any(|r| schema(r) == 0);
-    if !stale(&read(files)?) {
+    let oldest = |stores: &[(PathBuf, Vec<Value>)]| stores.iter().flat_map(|(_, r)| r).map(schema).min().filter(|&s| s < current());
+    if oldest(&read(files)?).is_none() {
         return Ok(());
     }
     let _locks = lock_store(dir, locks)?;
     let mut stores = read(files)?; // again: another process may have migrated it meanwhile
-    if !stale(&stores) {
-        return Ok(());
-    }
-    let backup = keep_originals(dir, files)?;
+    let Some(from) = oldest(&stores) else { return Ok(()) };
+    let backup = keep_originals(dir, files, from)?;
     // The ids come from the original records, so that a migration cut short and run again gives
     // every record the id the first run gave it.
     let originals = read(&crate::jsonl::files(&backup, "records")?)?;
-    let old: Vec<&Value> = originals.iter().chain(&stores).flat_map(|(_, r)| r).filter(|r| schema(r) == 0).collect();
+    let old: Vec<&Value> = originals.iter().chain(&stores).flat_map(|(_, r)| r).filter(|r| schema(r) < current()).collect();
     let ids = new_cell_ids(&old)?;
     let folders = rename_folders(dir, &old, &ids)?;
     let mut count = 0;
     for (file, records) in &mut stores {
         let mut text = String::new();
         for record in records.iter_mut() {
-            if schema(record) == 0 {
+            if schema(record) < current() {
                 rekey(record, &ids, &folders).with_context(|| format!("migrating {}", file.display()))?;
                 count += 1;
             }
@@ -94,10 +98,10 @@ fn lock_store(dir: &Path, shard_locks: &[PathBuf]) -> Result<Vec<std::fs::File>>
     Ok(locks)
 }
 
-/// Copies the store's record files, as they are before the migration, into [`BACKUP`] (once: a
-/// migration run again keeps the first copies), and returns that folder.
-fn keep_originals(dir: &Path, files: &[PathBuf]) -> Result<PathBuf> {
-    let backup = dir.join(BACKUP);
+/// Copies the store's record files, as they are before the migration from schema `from`, into its
+/// backup folder (once: a migration run again keeps the first copies), and returns that folder.
+fn keep_originals(dir: &Path, files: &[PathBuf], from: u64) -> Result<PathBuf> {
+    let backup = dir.join(backup_folder(from));
     if backup.join(BACKUP_COMPLETE).exists() {
         return Ok(backup);
     }
@@ -108,8 +112,8 @@ fn keep_originals(dir: &Path, files: &[PathBuf]) -> Result<PathBuf> {
         std::fs::copy(file, &tmp).with_context(|| format!("keeping {} in {}", file.display(), backup.display()))?;
         std::fs::rename(&tmp, &kept).with_context(|| format!("keeping {} in {}", file.display(), backup.display()))?;
     }
-    std::fs::write(backup.join(BACKUP_COMPLETE), "the record files of this store before its migration to provenance schema 1\n")
-        .with_context(|| format!("writing {}", backup.display()))?;
+    let note = format!("the record files of this store before its migration to provenance schema {}\n", Provenance::SCHEMA);
+    std::fs::write(backup.join(BACKUP_COMPLETE), note).with_context(|| format!("writing {}", backup.display()))?;
     Ok(backup)
 }
 
@@ -138,6 +142,10 @@ fn read(files: &[PathBuf]) -> Result<Vec<(PathBuf, Vec<Value>)>> {
 
 fn schema(record: &Value) -> u64 {
     record["schema"].as_u64().unwrap_or(0)
+}
+
+fn current() -> u64 {
+    Provenance::SCHEMA.into()
 }
 
 fn text<'r>(record: &'r Value, field: &str) -> Result<&'r str> {
@@ -224,7 +232,7 @@ fn rename_folders(dir: &Path, old: &[&Value], ids: &BTreeMap<String, HashMap<Opt
     Ok(folders)
 }
 
-/// A schema-0 record with its new cell id, key and folder paths.
+/// An older record with its new cell id, key and folder paths.
 fn rekey(record: &mut Value, ids: &BTreeMap<String, HashMap<Option<u32>, String>>, folders: &BTreeMap<String, String>) -> Result<()> {
     let id = new_id(record, ids)?.to_string();
     let key = text(record, "key")?;
@@ -245,18 +253,15 @@ fn rekey(record: &mut Value, ids: &BTreeMap<String, HashMap<Option<u32>, String>
     Ok(())
 }
 
-/// Writes into a schema-0 checkpoint the key of the provenance its metadata describes (config,
-/// model, method), so that the run it belongs to resumes it. Files that are not schema-0
+/// Writes into an older checkpoint the key (and provenance) today's version gives the condensation
+/// its metadata describes, so that the run it belongs to resumes it. Files that are not older
 /// checkpoints of gradmatch's are left as they are (a run refuses them if they are not its own).
 pub fn checkpoint(path: &Path) -> Result<()> {
     if !path.exists() {
         return Ok(());
     }
     let mut set = SyntheticSet::load(path, &Device::Cpu)?;
-    if set.metadata.contains_key(RunIdentity::KEY) {
-        return Ok(());
-    }
-    let Some(provenance) = schema_0_condensation(&set.metadata).with_context(|| format!("migrating checkpoint {}", path.display()))? else {
+    let Some(provenance) = stale_condensation(&set.metadata).with_context(|| format!("migrating checkpoint {}", path.display()))? else {
         return Ok(());
     };
     let identity = provenance.identity();
@@ -268,6 +273,15 @@ pub fn checkpoint(path: &Path) -> Result<()> {
     set.save(path)?;
     eprintln!("{}: checkpoint migrated to provenance schema {}", path.display(), Provenance::SCHEMA);
     Ok(())
+}
+
+/// Today's provenance of the condensation an older checkpoint's metadata describes; `None` for a
+/// checkpoint of today's schema or a file without gradmatch's metadata.
+fn stale_condensation(metadata: &HashMap<String, String>) -> Result<Option<Provenance>> {
+    let Some(text) = metadata.get(RunIdentity::PROVENANCE) else { return schema_0_condensation(metadata) };
+    let provenance: Provenance = serde_json::from_str(text).context("metadata `provenance`")?;
+    // Schema 1 differs from today's by the sampler alone, which reads as its default.
+    Ok((provenance.schema < Provenance::SCHEMA).then_some(Provenance { schema: Provenance::SCHEMA, ..provenance }))
 }
 
 /// The condensation a schema-0 checkpoint's metadata describes; `None` without that metadata.
@@ -289,7 +303,14 @@ fn schema_0_condensation(metadata: &HashMap<String, String>) -> Result<Option<Pr
         schema: Provenance::SCHEMA,
         dataset: dataset.parse().map_err(|e| anyhow::anyhow!("metadata `dataset`: {e}"))?,
         model: model.parse().map_err(|e| anyhow::anyhow!("metadata `model`: {e}"))?,
-        method: MethodSpec { level, distance, steps, augment, parameterisation: PluginSpec::named(PluginSpec::PIXELS) },
+        method: MethodSpec {
+            level,
+            distance,
+            steps,
+            augment,
+            parameterisation: PluginSpec::named(PluginSpec::PIXELS),
+            sampler: crate::experiment::default_sampler(),
+        },
         condense: serde_json::from_str(config).context("metadata `condense_config`")?,
         evaluation: None,
     }))
@@ -329,7 +350,7 @@ pub fn adopt_unfinished(folder: &Path, key: &str) {
 pub const CHECKPOINT: &str = "checkpoint.safetensors";
 
 /// The key of a checkpoint, read from its header alone (the file is mapped, its tensors not read):
-/// its `key`, or for a schema-0 checkpoint the key of what its metadata describes.
+/// its `key`, or for an older checkpoint the key today's version gives what its metadata describes.
 fn checkpoint_key(path: &Path) -> Result<Option<String>> {
     let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     // SAFETY: the checkpoint is only read here; a writer replaces it by renaming a new file over
@@ -338,9 +359,9 @@ fn checkpoint_key(path: &Path) -> Result<Option<String>> {
     let (_, header) =
         safetensors::SafeTensors::read_metadata(&bytes).with_context(|| format!("{}: not a safetensors file", path.display()))?;
     let metadata = header.metadata().clone().unwrap_or_default();
-    match metadata.get(RunIdentity::KEY) {
-        Some(key) => Ok(Some(key.clone())),
-        None => Ok(schema_0_condensation(&metadata)?.map(|p| p.key())),
+    match stale_condensation(&metadata)? {
+        Some(provenance) => Ok(Some(provenance.key())),
+        None => Ok(metadata.get(RunIdentity::KEY).cloned()),
     }
 }
 

@@ -42,10 +42,13 @@ pub struct MethodSpec {
     pub steps: PluginSpec,
     pub augment: PluginSpec,
     pub parameterisation: PluginSpec,
+    /// Schema 1 had none (its runs drew uniformly: today's default).
+    #[serde(default = "crate::experiment::default_sampler")]
+    pub sampler: PluginSpec,
 }
 
 impl Provenance {
-    pub const SCHEMA: u32 = 1;
+    pub const SCHEMA: u32 = 2;
 
     /// The provenance of an experiment's results (its condensations and their evaluations).
     pub fn of(experiment: &Experiment) -> Provenance {
@@ -60,6 +63,7 @@ impl Provenance {
                 steps: e.steps,
                 augment: e.augment,
                 parameterisation: e.parameterisation,
+                sampler: e.sampler,
             },
             condense: e.condense,
             evaluation: Some(Evaluation { recipes: Recipe::REVISION, config: e.evaluation }),

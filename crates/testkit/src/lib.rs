@@ -1,5 +1,5 @@
 //! Checks for plug-in authors: one call tests a new distance, gradient level, step strategy,
-//! augmentation or parameterisation against the laws its kind must obey, and its gradient against finite differences (a
+//! augmentation, parameterisation or sampler against the laws its kind must obey, and its gradient against finite differences (a
 //! matching gradient on real MNIST images through a small f64 ConvNet; an augmentation's on tiny images).
 //!
 //! ```
@@ -17,6 +17,7 @@ mod distance;
 mod gradient;
 mod mnist;
 mod parameterisation;
+mod sampler;
 mod step;
 
 pub use augmentation::check_augmentation;
@@ -24,6 +25,7 @@ pub use distance::{check_distance, gradient_set, gradient_values, tensor, value,
 pub use gradient::{check_level, check_matching_gradient};
 pub use mnist::{Mismatch, MnistContext};
 pub use parameterisation::check_parameterisation;
+pub use sampler::check_sampler;
 pub use step::check_step_strategy;
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 
 use candle_core::{DType, Device, Result, Tensor, Var};
 use gradmatch_core::{MatchContext, Parameterisation};
-use gradmatch_data::DatasetName;
+use gradmatch_data::{Dataset, DatasetName};
 use gradmatch_models::{one_hot, Mode, ModelSpec, Network};
 use std::fmt;
 use std::path::Path;
@@ -22,12 +22,20 @@ struct Images {
     syn: Vec<Vec<f32>>,
 }
 
+/// MNIST, read once per test binary from the workspace's `data/` (fetched there on first use).
+pub(crate) fn mnist() -> &'static Dataset {
+    static MNIST: OnceLock<Dataset> = OnceLock::new();
+    MNIST.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data");
+        gradmatch_data::load(DatasetName::Mnist, &dir)
+            .unwrap_or_else(|e| panic!("gradmatch-testkit reads MNIST from {}: {e}", dir.display()))
+    })
+}
+
 fn images() -> &'static Images {
     static IMAGES: OnceLock<Images> = OnceLock::new();
     IMAGES.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data");
-        let ds = gradmatch_data::load(DatasetName::Mnist, &dir)
-            .unwrap_or_else(|e| panic!("gradmatch-testkit reads MNIST from {}: {e}", dir.display()));
+        let ds = mnist();
         let pick = |c: usize, from: usize, n: usize| ds.train.gather(&ds.train.class_indices(c)[from..from + n]);
         // The synthetic images start as other real images of their class, as the engine initialises them.
         Images {

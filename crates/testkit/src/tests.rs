@@ -152,3 +152,56 @@ impl gradmatch_core::Parameterisation for HostRoundTrip {
 fn a_parameterisation_that_detaches_fails_the_gradient_check() {
     check_parameterisation(&HostRoundTrip);
 }
+
+/// Gives every class the images of class 0.
+struct AlwaysClassZero;
+
+impl gradmatch_core::Sampler for AlwaysClassZero {
+    fn for_network(&self) -> Box<dyn gradmatch_core::ClassBatches + '_> {
+        Box::new(AlwaysClassZero)
+    }
+
+    fn initial(&self, ctx: &mut dyn gradmatch_core::SampleContext, _class: usize, n: usize) -> Result<Vec<usize>> {
+        Ok(ctx.uniform(0, n))
+    }
+}
+
+impl gradmatch_core::ClassBatches for AlwaysClassZero {
+    fn batch(&mut self, ctx: &mut dyn gradmatch_core::SampleContext, _class: usize) -> Result<Vec<usize>> {
+        let n = ctx.batch_size();
+        Ok(ctx.uniform(0, n))
+    }
+}
+
+#[test]
+#[should_panic(expected = "class 1's batch at step 0: image")]
+fn a_sampler_of_the_wrong_class_fails() {
+    crate::check_sampler(&AlwaysClassZero);
+}
+
+/// Draws from its own generator, not the run's stream.
+struct OwnStream;
+
+impl gradmatch_core::Sampler for OwnStream {
+    fn for_network(&self) -> Box<dyn gradmatch_core::ClassBatches + '_> {
+        Box::new(OwnStream)
+    }
+
+    fn initial(&self, ctx: &mut dyn gradmatch_core::SampleContext, class: usize, n: usize) -> Result<Vec<usize>> {
+        Ok(ctx.class_indices(class)[..n].to_vec())
+    }
+}
+
+impl gradmatch_core::ClassBatches for OwnStream {
+    fn batch(&mut self, ctx: &mut dyn gradmatch_core::SampleContext, class: usize) -> Result<Vec<usize>> {
+        let pool = ctx.class_indices(class);
+        let clock = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("after 1970").as_nanos() as usize;
+        Ok((0..ctx.batch_size().min(pool.len())).map(|k| pool[(clock / 7 + k * 13) % pool.len()]).collect())
+    }
+}
+
+#[test]
+#[should_panic(expected = "the same seed gave other batches")]
+fn a_sampler_that_ignores_the_seed_fails() {
+    crate::check_sampler(&OwnStream);
+}

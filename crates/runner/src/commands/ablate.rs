@@ -41,7 +41,7 @@ fn print_cells(path: &Path, grid: &Grid) {
             n => format!("{n} iterations"),
         };
         println!(
-            "  {:<40} {} ipc {} ({} images per class seen), {iterations}, {} {}/{}/{}/augment {}/{}; evaluated under {}",
+            "  {:<40} {} ipc {} ({} seen per class), {iterations}, {} {}/{}/{}/augment {}/{}/sampler {}; evaluated under {}",
             cell.label(),
             e.dataset,
             e.condense.ipc,
@@ -52,6 +52,7 @@ fn print_cells(path: &Path, grid: &Grid) {
             e.steps.name,
             e.augment.name,
             e.parameterisation.name,
+            e.sampler.name,
             e.recipes_text()
         );
     }

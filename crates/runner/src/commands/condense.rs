@@ -36,9 +36,13 @@ pub struct Args {
     /// What a synthetic image is (`pixels`, `multi-formation`), with its default options.
     #[arg(long)]
     parameterisation: Option<String>,
+    /// Which real images to match against (`random`, `dream`), with its default options.
+    #[arg(long)]
+    sampler: Option<String>,
     #[arg(long)]
     iterations: Option<usize>,
-    /// `mix`: real images encoded by the parameterisation (IDC's; `real` for pixels).
+    /// `mix`: real images encoded by the parameterisation (IDC's; `real` for pixels); `sampler`: the
+    /// real images the sampler chooses, encoded alike.
     #[arg(long)]
     init: Option<Init>,
     #[arg(long)]
@@ -95,6 +99,7 @@ fn experiment(args: &Args, plugins: &Plugins) -> Result<Resolved> {
     override_plugin(&mut exp.steps, args.steps.as_deref());
     override_plugin(&mut exp.augment, args.augment.as_deref());
     override_plugin(&mut exp.parameterisation, args.parameterisation.as_deref());
+    override_plugin(&mut exp.sampler, args.sampler.as_deref());
     let c = &mut exp.condense;
     c.ipc = args.ipc.unwrap_or(c.ipc);
     c.iterations = args.iterations.unwrap_or(c.iterations);
@@ -166,7 +171,7 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
     let device = global.device()?;
     let ds = global.load(exp.dataset)?;
     println!(
-        "condensing {} ipc {}{} with {} / {} / {} / augment {} on {} ({}), {} iterations, evaluated under {} -> {}",
+        "condensing {} ipc {}{} with {} / {} / {} / augment {} / sampler {} on {} ({}), {} iterations, evaluated under {} -> {}",
         exp.dataset,
         exp.condense.ipc,
         match resolved.method().images_per_class(&exp.condense) {
@@ -177,6 +182,7 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
         exp.distance.name,
         exp.steps.name,
         exp.augment.name,
+        exp.sampler.name,
         exp.model,
         device_name(&device),
         exp.condense.iterations,

@@ -168,7 +168,7 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
     let context =
         |device| RunContext { dataset: &ds, model: &args.model, device, dtype: DType::F32, checkpoint: None, identity: identity.clone() };
     let (cpu, cfg) = (context(&Device::Cpu), dc.experiment.condense.clone());
-    let images = initial_set(&cpu, &cfg, dc.method().parameterisation)?;
+    let images = initial_set(&cpu, &cfg, dc.method())?;
     let comparison = Comparison { cpu, device: context(&device), cfg, images };
     let (name, model, dataset) = (device_name(&device), &args.model, args.dataset);
     println!("{name} vs cpu: {model} on {dataset}, ipc {}, {} real images per class, f32", args.ipc, args.batch_real);
