@@ -61,7 +61,7 @@ fn an_old_store_is_migrated_found_complete_and_reported_unchanged() {
     let after = records(&store);
     assert_eq!(after.iter().map(result).collect::<Vec<_>>(), before.iter().map(result).collect::<Vec<_>>(), "nothing ran again");
     for record in after.iter().filter(|r| r["kind"] == "condensed") {
-        assert_eq!(record["schema"], 1);
+        assert_eq!(record["schema"], gradmatch_runner::provenance::Provenance::SCHEMA);
         assert!(store.join(record["set"].as_str().unwrap()).exists(), "the cell folders were renamed with the ids: {record}");
     }
     let kept = std::fs::read_to_string(store.join("migrated-from-schema-0/records.jsonl")).unwrap();

@@ -1,5 +1,5 @@
 //! The one list of gradmatch's plug-ins. Every config, command, test, bench and check that needs
-//! "every distance" (or level, step strategy, augmentation) iterates over [`Plugins::builtin`], so a new plug-in
+//! "every distance" (or level, step strategy, augmentation, parameterisation, sampler) iterates over [`Plugins::builtin`], so a new plug-in
 //! is its crate, its dependency in this crate's `Cargo.toml`, and ONE registration line below.
 
 mod registry;
@@ -14,6 +14,9 @@ pub struct WriteALevelOrStep;
 #[cfg(doctest)]
 #[doc = include_str!("../../../docs/write-a-parameterisation.md")]
 pub struct WriteAParameterisation;
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/write-a-sampler.md")]
+pub struct WriteASampler;
 
 pub use registry::{did_you_mean, Holds, OptionTable, PluginError, Registry};
 
