@@ -385,11 +385,11 @@ mod tests {
         lock.try_lock().unwrap();
         std::fs::write(dir.path().join(".records.jsonl.lock"), "pid 7 on a host").unwrap();
         let err = format!("{:#}", crate::ablate::store::migrate(dir.path()).unwrap_err());
-        assert!(err.contains("runs on it (pid 7 on a host)") && err.contains("schema 1"), "{err}");
+        assert!(err.contains("runs on it (pid 7 on a host)") && err.contains(&format!("schema {}", Provenance::SCHEMA)), "{err}");
         assert_eq!(std::fs::read_to_string(&file).unwrap(), before, "nothing changed");
         drop(lock);
         crate::ablate::store::migrate(dir.path()).unwrap();
-        assert!(std::fs::read_to_string(&file).unwrap().contains("\"schema\":1"));
+        assert!(std::fs::read_to_string(&file).unwrap().contains(&format!("\"schema\":{}", Provenance::SCHEMA)));
     }
 
     #[test]
