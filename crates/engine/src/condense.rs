@@ -584,6 +584,10 @@ mod tests {
             assert_eq!(serde_json::to_value(init).unwrap(), init.name());
             assert_eq!(init.name().parse::<Init>(), Ok(init));
         }
-        assert_eq!("mosaic".parse::<Init>(), Err("no init `mosaic`: one of noise, real, mix".to_string()));
+        let refusal = "mosaic".parse::<Init>().unwrap_err();
+        assert!(refusal.starts_with("no init `mosaic`: one of "), "{refusal}");
+        for init in Init::ALL {
+            assert!(refusal.contains(init.name()), "{refusal} omits {}", init.name());
+        }
     }
 }
