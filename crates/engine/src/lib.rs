@@ -25,5 +25,6 @@ pub use evaluate::{check_images, evaluate, EvalOutcome, EvalTask};
 pub use optim::Sgd;
 pub use passes::{PassSizes, PassTarget};
 pub use recipe::{EvalConfig, Phases, Protocol, Recipe, Schedule, NO_AUGMENTATION};
+pub use sampling::RealDraws;
 pub use seed::{derive_seed, stream};
 pub use synset::{check_length as check_safetensors_length, SyntheticSet, VERSION};

@@ -8,7 +8,9 @@ use gradmatch_core::SampleContext;
 use gradmatch_models::{Mode, Network};
 use rand_chacha::ChaCha8Rng;
 
-pub(crate) struct RealDraws<'a> {
+/// A condensation's real images, current network and stream as a sampler sees them (public for the
+/// bench's clustering row).
+pub struct RealDraws<'a> {
     pub real: &'a DeviceData<'a>,
     pub net: &'a Network,
     /// The mode the matching step runs the network in (`Eval` once batch norm is set).

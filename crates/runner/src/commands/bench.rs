@@ -8,8 +8,10 @@ use crate::provenance::Provenance;
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Tensor};
 use gradmatch_data::DatasetName;
-use gradmatch_engine::{condense, evaluate_all, networks_at_once, CondenseConfig, DeviceData, EvalConfig, EvalTask, RunContext};
-use gradmatch_models::ModelSpec;
+use gradmatch_engine::{condense, evaluate_all, networks_at_once, CondenseConfig, DeviceData, EvalConfig, EvalTask, RealDraws, RunContext};
+use gradmatch_models::{Mode, ModelSpec, Network};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use std::path::PathBuf;
 use std::process::Command;
@@ -22,10 +24,12 @@ pub struct Args {
     /// The reference script.
     #[arg(long, default_value = "../shared/bench/torch_reference.py")]
     torch_script: PathBuf,
-    /// Rows to run (default: all): dc-1, mda-1, dc-10, mda-10, eval-1, eval-10, eval20-1, eval20-10.
+    /// Rows to run (default: all): dc-1, mda-1, dc-10, mda-10, dream-1, cluster, eval-1, eval-10,
+    /// eval20-1, eval20-10.
     #[arg(long, value_delimiter = ',')]
     rows: Vec<String>,
-    /// Outer iterations timed per step row at ipc 1 (after one warm-up iteration); ipc-10 rows time one.
+    /// Outer iterations timed per step row at ipc 1 (after one warm-up iteration), ipc-10 rows time
+    /// one; the clustering row times this many classes' clusterings (at most 10).
     #[arg(long, default_value_t = 2)]
     iterations: usize,
     /// TF32 GEMMs on a GPU (every row's work; the PyTorch rows are as they are).
@@ -51,18 +55,26 @@ struct Row {
 enum Work {
     Step {
         multi_level_combined_adaptive: bool,
+        /// The real batches' sampler, with its default options.
+        sampler: &'static str,
     },
+    /// DREAM's clustering of one class: its 6,000 training images embedded by a fresh ConvNet-3 and
+    /// clustered into `batch_real` (256) centres, as `dream` does per class and clustering.
+    Clustering,
     /// `networks` evaluations of one set (20: DC's protocol), ensembles against one after the other.
-    Evaluation {
-        networks: usize,
-    },
+    Evaluation { networks: usize },
 }
 
-const ROWS: [Row; 8] = [
-    Row { name: "dc-1", what: Work::Step { multi_level_combined_adaptive: false }, ipc: 1 },
-    Row { name: "mda-1", what: Work::Step { multi_level_combined_adaptive: true }, ipc: 1 },
-    Row { name: "dc-10", what: Work::Step { multi_level_combined_adaptive: false }, ipc: 10 },
-    Row { name: "mda-10", what: Work::Step { multi_level_combined_adaptive: true }, ipc: 10 },
+const DC: Work = Work::Step { multi_level_combined_adaptive: false, sampler: "random" };
+const MDA: Work = Work::Step { multi_level_combined_adaptive: true, sampler: "random" };
+
+const ROWS: [Row; 10] = [
+    Row { name: "dc-1", what: DC, ipc: 1 },
+    Row { name: "mda-1", what: MDA, ipc: 1 },
+    Row { name: "dc-10", what: DC, ipc: 10 },
+    Row { name: "mda-10", what: MDA, ipc: 10 },
+    Row { name: "dream-1", what: Work::Step { multi_level_combined_adaptive: false, sampler: "dream" }, ipc: 1 },
+    Row { name: "cluster", what: Work::Clustering, ipc: 1 },
     Row { name: "eval-1", what: Work::Evaluation { networks: 1 }, ipc: 1 },
     Row { name: "eval-10", what: Work::Evaluation { networks: 1 }, ipc: 10 },
     Row { name: "eval20-1", what: Work::Evaluation { networks: 20 }, ipc: 1 },
@@ -72,9 +84,12 @@ const ROWS: [Row; 8] = [
 impl Row {
     fn describe(&self) -> String {
         match self.what {
-            Work::Step { multi_level_combined_adaptive } => {
-                format!("outer iteration, {}, ipc {}", if multi_level_combined_adaptive { "MDA" } else { "DC" }, self.ipc)
+            Work::Step { multi_level_combined_adaptive, sampler } => {
+                let method = if multi_level_combined_adaptive { "MDA" } else { "DC" };
+                let sampler = if sampler == "random" { String::new() } else { format!(", sampler {sampler}") };
+                format!("outer iteration, {method}{sampler}, ipc {}", self.ipc)
             }
+            Work::Clustering => "DREAM's clustering of one class (6,000 images, 256 centres)".into(),
             Work::Evaluation { networks: 1 } => format!("evaluation, ipc {} (300 epochs + 10,000 test images)", self.ipc),
             Work::Evaluation { networks } => {
                 format!("{networks} evaluations of one set, ipc {} (300 epochs + 10,000 test images each)", self.ipc)
@@ -90,17 +105,29 @@ impl Row {
         }
     }
 
-    fn torch_args(&self, iterations: usize) -> Vec<String> {
+    /// The PyTorch reference's arguments for the same work, when it has it.
+    fn torch_args(&self, iterations: usize) -> Option<Vec<String>> {
         let mut args = match self.what {
-            Work::Step { multi_level_combined_adaptive } => {
+            Work::Step { multi_level_combined_adaptive, sampler: "random" } => {
                 vec!["--what".into(), "step".into(), "--method".into(), if multi_level_combined_adaptive { "mda" } else { "dc" }.into()]
             }
             Work::Evaluation { networks } => {
                 vec!["--what".into(), "eval".into(), "--epochs".into(), "300".into(), "--networks".into(), networks.to_string()]
             }
+            Work::Step { .. } | Work::Clustering => return None,
         };
         args.extend(["--ipc".into(), self.ipc.to_string(), "--iterations".into(), iterations.to_string()]);
-        args
+        Some(args)
+    }
+
+    /// Where the reference has no counterpart: our row whose time, measured in the same run, this
+    /// row's is a ratio to (a sampler's outer iteration against the uniform draws').
+    fn own_baseline(&self) -> Option<&'static str> {
+        match self.what {
+            Work::Step { multi_level_combined_adaptive: false, sampler } if sampler != "random" && self.ipc == 1 => Some("dc-1"),
+            Work::Clustering => Some("dc-1"),
+            _ => None,
+        }
     }
 }
 
@@ -117,7 +144,10 @@ struct TableRow {
     work: String,
     gradmatch: Measured,
     torch: Option<Measured>,
+    /// Our seconds over the baseline's: PyTorch's on the same work, or, where it has none, our row
+    /// `ratio_to`'s.
     ratio: Option<f64>,
+    ratio_to: Option<String>,
 }
 
 pub fn run(global: &Global, args: Args) -> Result<()> {
@@ -131,18 +161,23 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
     let mut table = Vec::new();
     for row in rows {
         let ours = run_ours(global, row, args.iterations, args.tf32)?;
-        let torch = match &args.torch {
-            Some(python) => Some(run_torch(python, &args.torch_script, row, args.iterations)?),
-            None => None,
+        let torch = match (&args.torch, row.torch_args(row.timed_iterations(args.iterations))) {
+            (Some(python), Some(torch_args)) => Some(run_torch(python, &args.torch_script, &torch_args)?),
+            _ => None,
         };
-        let ratio = torch.as_ref().map(|t| ours.seconds / t.seconds);
+        let own = row.own_baseline().and_then(|name| table.iter().find(|r: &&TableRow| r.row == name));
+        let (ratio, ratio_to) = match (&torch, own) {
+            (Some(t), _) => (Some(ours.seconds / t.seconds), Some("PyTorch".to_string())),
+            (None, Some(base)) => (Some(ours.seconds / base.gradmatch.seconds), Some(base.row.clone())),
+            (None, None) => (None, None),
+        };
         eprintln!(
             "{}: {:.2} s{}",
             row.name,
             ours.seconds,
             torch.as_ref().map(|t| format!(" (torch {:.2} s)", t.seconds)).unwrap_or_default()
         );
-        table.push(TableRow { row: row.name.into(), work: row.describe(), gradmatch: ours, torch, ratio });
+        table.push(TableRow { row: row.name.into(), work: row.describe(), gradmatch: ours, torch, ratio, ratio_to });
         // After every row: a run stopped by a time limit keeps the rows it finished.
         if let Some(path) = &args.json {
             std::fs::write(path, serde_json::to_string_pretty(&table)?).with_context(|| format!("writing {}", path.display()))?;
@@ -160,7 +195,7 @@ fn find(name: &str) -> Result<Row> {
 }
 
 fn print_table(table: &[TableRow]) {
-    println!("| work | gradmatch s | PyTorch s | ratio | gradmatch peak RSS | PyTorch peak RSS |");
+    println!("| work | gradmatch s | PyTorch s | ratio (to) | gradmatch peak RSS | PyTorch peak RSS |");
     println!("|---|---|---|---|---|---|");
     for r in table {
         let t = |f: &dyn Fn(&Measured) -> String| r.torch.as_ref().map(f).unwrap_or_else(|| "-".into());
@@ -169,7 +204,7 @@ fn print_table(table: &[TableRow]) {
             r.work,
             r.gradmatch.seconds,
             t(&|m| format!("{:.2}", m.seconds)),
-            r.ratio.map(|x| format!("{x:.2}")).unwrap_or_else(|| "-".into()),
+            r.ratio.map(|x| format!("{x:.2} ({})", r.ratio_to.as_deref().unwrap_or("-"))).unwrap_or_else(|| "-".into()),
             r.gradmatch.peak_rss_mb,
             t(&|m| format!("{:.0} MB", m.peak_rss_mb)),
         );
@@ -188,12 +223,12 @@ fn run_ours(global: &Global, row: Row, iterations: usize, tf32: bool) -> Result<
     parse_line(&output_of(cmd, "gradmatch bench --row")?, "GRADMATCH_ROW")
 }
 
-fn run_torch(python: &PathBuf, script: &PathBuf, row: Row, iterations: usize) -> Result<Measured> {
+fn run_torch(python: &PathBuf, script: &PathBuf, torch_args: &[String]) -> Result<Measured> {
     if !script.exists() {
         bail!("--torch-script {}: not found (run from the repository root, or pass the script's path)", script.display())
     }
     let mut cmd = Command::new(python);
-    cmd.arg(script).args(row.torch_args(row.timed_iterations(iterations)));
+    cmd.arg(script).args(torch_args);
     parse_line(&output_of(cmd, "the PyTorch reference")?, "TORCH_REF")
 }
 
@@ -235,9 +270,10 @@ fn measure(global: &Global, row: Row, iterations: usize, tf32: bool) -> Result<f
     let dataset = global.load(DatasetName::Mnist)?;
     let model = ModelSpec::CONVNET;
     match row.what {
-        Work::Step { multi_level_combined_adaptive } => {
+        Work::Step { multi_level_combined_adaptive, sampler } => {
             let timed = row.timed_iterations(iterations);
             let mut exp = Experiment::dc(DatasetName::Mnist);
+            exp.sampler = PluginSpec::named(sampler);
             exp.condense = CondenseConfig { ipc: row.ipc, iterations: timed + 1, tf32, ..CondenseConfig::default() };
             if multi_level_combined_adaptive {
                 (exp.level, exp.distance, exp.steps) =
@@ -255,6 +291,24 @@ fn measure(global: &Global, row: Row, iterations: usize, tf32: bool) -> Result<f
             let outcome = condense(&run, resolved.method(), &exp.condense, &mut |_| {})?;
             // Steady state: the first iteration (allocator warm-up) is left out.
             Ok(outcome.log[1..].iter().map(|l| l.seconds).sum::<f64>() / timed as f64)
+        }
+        Work::Clustering => {
+            let real = DeviceData::new(&dataset.train, dataset.shape(), DType::F32, &device)?;
+            let net = Network::new(&model, dataset.shape(), dataset.num_classes(), 0, DType::F32, &device)?;
+            let exp = Experiment { sampler: PluginSpec::named("dream"), ..Experiment::dc(DatasetName::Mnist) };
+            let resolved = exp.resolve(&gradmatch_plugins::Plugins::builtin())?;
+            let batch_size = exp.condense.batch_real;
+            let mut rng = ChaCha8Rng::seed_from_u64(0);
+            let mut ctx =
+                RealDraws { real: &real, net: &net, mode: Mode::Train, rng: &mut rng, batch_size, iteration: 0, step: 0, pass: batch_size };
+            // One clustering per class, of as many classes as iterations are asked (at most 10).
+            let classes = iterations.clamp(1, dataset.num_classes());
+            let started = std::time::Instant::now();
+            let mut batches = resolved.method().sampler.for_network();
+            for class in 0..classes {
+                batches.batch(&mut ctx, class)?;
+            }
+            Ok(started.elapsed().as_secs_f64() / classes as f64)
         }
         Work::Evaluation { networks } => {
             let test = DeviceData::new(&dataset.test, dataset.shape(), DType::F32, &device)?;
