@@ -1,6 +1,7 @@
-//! Per-cell PNG plot: matching loss against outer iteration for each experiment, and the final test
-//! accuracy of every evaluation network at the last iteration. The font is bundled (DejaVu Sans), so
-//! plots render the same on machines without system fonts.
+//! PNG plots: per cell, matching loss against outer iteration for each experiment and the final test
+//! accuracy of every evaluation network at the last iteration; per table whose columns are numbers
+//! (iterations, ipc), each row's accuracy against them. The font is bundled (DejaVu Sans), so plots
+//! render the same on machines without system fonts.
 
 use anyhow::{anyhow, Result};
 use plotters::prelude::*;
@@ -80,4 +81,49 @@ fn accuracy_chart(area: &Area, accuracies: &[(String, Vec<f64>)], x_max: f64) ->
             .legend(move |(x, y)| Circle::new((x + 8, y), 4, color.filled()));
     }
     chart.configure_series_labels().border_style(BLACK).background_style(WHITE.mix(0.8)).draw().map_err(|e| anyhow!("{e}"))
+}
+
+/// One row of a table as a line: (column value, mean accuracy %, its std) where the row has an entry.
+pub struct Curve {
+    pub label: String,
+    pub points: Vec<(f64, f64, f64)>,
+}
+
+/// Every curve's mean accuracy against the column values, with bars of ± one std.
+pub fn curves_plot(path: &Path, title: &str, x_desc: &str, curves: &[Curve]) -> Result<()> {
+    register_font();
+    let root = BitMapBackend::new(path, (800, 500)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
+    let points = || curves.iter().flat_map(|c| c.points.iter());
+    let x_max = points().map(|p| p.0).fold(1.0, f64::max);
+    let y_lo = points().map(|p| p.1 - p.2).fold(100.0, f64::min).clamp(0.0, 100.0);
+    let y_hi = points().map(|p| p.1 + p.2).fold(0.0, f64::max).clamp(y_lo + 1.0, 100.0);
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(50)
+        .build_cartesian_2d(0.0..x_max * 1.05, (y_lo - 2.0).max(0.0)..(y_hi + 2.0).min(100.0))
+        .map_err(|e| anyhow!("{e}"))?;
+    chart.configure_mesh().x_desc(x_desc).y_desc("test accuracy (%)").draw().map_err(|e| anyhow!("{e}"))?;
+    for (i, curve) in curves.iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        let line = curve.points.iter().map(|&(x, mean, _)| (x, mean));
+        chart
+            .draw_series(LineSeries::new(line, color.stroke_width(2)).point_size(3))
+            .map_err(|e| anyhow!("{e}"))?
+            .label(curve.label.as_str())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2)));
+        let bars = curve.points.iter().map(|&(x, mean, std)| ErrorBar::new_vertical(x, mean - std, mean, mean + std, color, 6));
+        chart.draw_series(bars).map_err(|e| anyhow!("{e}"))?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .border_style(BLACK)
+        .background_style(WHITE.mix(0.8))
+        .draw()
+        .map_err(|e| anyhow!("{e}"))?;
+    root.present().map_err(|e| anyhow!("{e}"))?;
+    Ok(())
 }

@@ -194,6 +194,33 @@ impl Table {
         out
     }
 
+    /// The columns as numbers, when every one is a number and there are at least two (an axis of
+    /// iterations or ipc): the x axis of the table's plot.
+    pub fn numeric_columns(&self) -> Option<Vec<f64>> {
+        let xs = self.columns.iter().map(|c| c.parse::<f64>().ok()).collect::<Option<Vec<_>>>()?;
+        (xs.len() >= 2).then_some(xs)
+    }
+
+    /// Draws every row's accuracy against the columns into `path` when the columns are numbers;
+    /// whether it did.
+    pub fn plot(&self, path: &Path, title: &str) -> Result<bool> {
+        let Some(xs) = self.numeric_columns() else { return Ok(false) };
+        let curves: Vec<plot::Curve> = self
+            .rows
+            .iter()
+            .map(|(label, entries)| plot::Curve {
+                label: label.clone(),
+                points: xs.iter().zip(entries).filter_map(|(&x, e)| e.as_ref().map(|e| (x, e.estimate.mean, e.estimate.std))).collect(),
+            })
+            .filter(|c| !c.points.is_empty())
+            .collect();
+        if curves.is_empty() {
+            return Ok(false);
+        }
+        plot::curves_plot(path, title, &self.column_axis, &curves)?;
+        Ok(true)
+    }
+
     /// `row @ column` of a cell.
     fn label(&self, row: usize, column: usize) -> String {
         format!("{} @ {}", self.rows[row].0, self.columns[column])
@@ -206,9 +233,12 @@ pub fn store_grid(store: &Path, plugins: &Plugins) -> Result<Grid> {
         .with_context(|| format!("{} is not a gradmatch ablation store (no valid grid.toml)", store.display()))
 }
 
-/// Writes `report.md` (table, cells, failures), `table.md` and `plots/<cell>.png` of `grid` into
-/// `store`, from the records of `store` and of any `more` stores (other shards' folders), and returns
-/// the table.
+/// The table's plot in a store, when its columns are numbers.
+pub const TABLE_PLOT: &str = "plots/table.png";
+
+/// Writes `report.md` (table, cells, failures), `table.md`, `plots/<cell>.png` and, when the table's
+/// columns are numbers, [`TABLE_PLOT`] of `grid` into `store`, from the records of `store` and of any
+/// `more` stores (other shards' folders), and returns the table.
 pub fn write(grid: &Grid, store: &Path, more: &[&Path]) -> Result<Table> {
     let records = Records::read(&[&[store], more].concat())?;
     let table = table(grid, &records);
@@ -218,9 +248,14 @@ pub fn write(grid: &Grid, store: &Path, more: &[&Path]) -> Result<Table> {
         grid.name, grid.description
     );
     page += &table.markdown();
+    std::fs::create_dir_all(store.join("plots"))?;
+    let (table_plot, tmp) = (store.join(TABLE_PLOT), crate::files::beside(&store.join(TABLE_PLOT)));
+    if table.plot(&tmp, &format!("{}: test accuracy against {}", grid.name, table.column_axis))? {
+        crate::files::publish(&tmp, &table_plot)?;
+        let _ = write!(page, "\n![test accuracy against {0}, one line per row, bars ± one std]({TABLE_PLOT})\n", table.column_axis);
+    }
     page += &images_per_class_note(grid);
     page += "\n## Cells\n\n| cell | images per class (stored → seen) | experiments condensed | s / iteration | loss (first → last) | plot | synthetic sets |\n|---|---|---|---|---|---|---|\n";
-    std::fs::create_dir_all(store.join("plots"))?;
     for cell in &grid.cells {
         page += &cell_row(grid, cell, &records, store)?;
     }
@@ -460,5 +495,45 @@ columns = "eval_model"
         assert_eq!(rows[3].matches(" ▲ |").count(), 2, "{md}");
         assert!(md.contains("- ▲ MD @ ConvNet − M @ ConvNet: +10.00 points") && md.contains("(paired), significant at 5 %"), "{md}");
         assert!(md.contains("- ▲ MD @ MLP − M @ MLP: +10.00 points") && md.contains("(Welch), significant at 5 %"), "{md}");
+    }
+
+    /// A table whose columns are iterations is drawn, one curve per row, and only then.
+    #[test]
+    fn a_table_with_numeric_columns_is_plotted_and_one_of_models_is_not() {
+        let text = r#"
+[base]
+dataset = "mnist"
+[base.evaluation]
+num_eval = 2
+[[axis]]
+name = "sampler"
+variants = [{ label = "random", set = {} }, { label = "dream", set = { sampler.name = "dream" } }]
+[[axis]]
+name = "iterations"
+field = "condense.iterations"
+values = [10, 20, 50]
+[table]
+rows = ["sampler"]
+columns = "iterations"
+"#;
+        let by_iterations = Grid::parse(text, Path::new("t.toml"), &Plugins::builtin()).unwrap();
+        let list = by_iterations
+            .cells
+            .iter()
+            .enumerate()
+            .flat_map(|(i, cell)| (0..2).map(move |n| record(cell, 0, "ConvNet", n, 0, 0.5 + 0.01 * (i + n) as f64)));
+        let t = table(&by_iterations, &records(list.collect()));
+        assert_eq!(t.numeric_columns(), Some(vec![10.0, 20.0, 50.0]));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("table.png");
+        assert!(t.plot(&path, "by iterations").unwrap());
+        let png = std::fs::read(&path).unwrap();
+        assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "a drawn PNG ({} bytes)", png.len());
+
+        let by_model = grid(r#"{ label = "DC", set = {} }"#, 1, 1);
+        let t = table(&by_model, &records(vec![record(&by_model.cells[0], 0, "ConvNet", 0, 0, 0.9)]));
+        assert_eq!(t.numeric_columns(), None);
+        let path = dir.path().join("models.png");
+        assert!(!t.plot(&path, "by model").unwrap() && !path.exists());
     }
 }
