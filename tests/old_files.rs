@@ -1,12 +1,29 @@
-//! What users computed with earlier versions stays theirs: a results store and a condensation made on
-//! 2026-12-03 (tests/fixtures/v0) are read by today's code without re-running anything.
+//! What users computed with earlier versions stays theirs: a results store and a condensation made by
+//! each earlier provenance schema (tests/fixtures/v<schema>: 0 of 2026-12-03, before the versioned
+//! provenance; 1 of 2026-12-04, before samplers) are read by today's code without re-running anything.
 
 use gradmatch_runner::experiment::Experiment;
 use gradmatch_tests::{gradmatch, workspace};
 use std::path::{Path, PathBuf};
 
+/// The files of one earlier provenance schema: the same grid and experiment, made by that version.
+#[derive(Clone, Copy)]
+struct Fixture {
+    schema: u32,
+}
+
+const FIXTURES: [Fixture; 2] = [Fixture { schema: 0 }, Fixture { schema: 1 }];
+const FIRST: Fixture = FIXTURES[0];
+
+impl Fixture {
+    fn path(self, name: &str) -> PathBuf {
+        workspace().join(format!("tests/fixtures/v{}", self.schema)).join(name)
+    }
+}
+
+/// The fixtures' grid and experiment (one pair, kept in the first fixture's folder).
 fn fixture(name: &str) -> PathBuf {
-    workspace().join("tests/fixtures/v0").join(name)
+    FIRST.path(name)
 }
 
 /// A copy of a fixture folder, so that the committed files stay as they are.
@@ -53,9 +70,13 @@ fn ablate(store: &Path) {
 
 #[test]
 fn an_old_store_is_migrated_found_complete_and_reported_unchanged() {
+    FIXTURES.into_iter().for_each(old_store_is_migrated);
+}
+
+fn old_store_is_migrated(old: Fixture) {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
-    copy(&fixture("store"), &store);
+    copy(&old.path("store"), &store);
     let before = records(&store);
     ablate(&store);
     let after = records(&store);
@@ -64,21 +85,25 @@ fn an_old_store_is_migrated_found_complete_and_reported_unchanged() {
         assert_eq!(record["schema"], gradmatch_runner::provenance::Provenance::SCHEMA);
         assert!(store.join(record["set"].as_str().unwrap()).exists(), "the cell folders were renamed with the ids: {record}");
     }
-    let kept = std::fs::read_to_string(store.join("migrated-from-schema-0/records.jsonl")).unwrap();
-    assert_eq!(kept, std::fs::read_to_string(fixture("store/records.jsonl")).unwrap(), "the old records are kept as they were");
+    let kept = std::fs::read_to_string(store.join(format!("migrated-from-schema-{}/records.jsonl", old.schema))).unwrap();
+    assert_eq!(kept, std::fs::read_to_string(old.path("store/records.jsonl")).unwrap(), "the old records are kept as they were");
     ablate(&store);
     assert_eq!(records(&store), after, "a migrated store is today's: nothing migrates or runs again");
     std::fs::remove_file(store.join("table.md")).unwrap();
     gradmatch(&["report", store.to_str().unwrap()]).unwrap();
     let table = std::fs::read_to_string(store.join("table.md")).unwrap();
-    assert_eq!(table, std::fs::read_to_string(fixture("store/table.md")).unwrap());
+    assert_eq!(table, std::fs::read_to_string(old.path("store/table.md")).unwrap(), "schema {}", old.schema);
 }
 
 #[test]
 fn an_unfinished_condensation_of_an_old_store_resumes() {
+    FIXTURES.into_iter().for_each(unfinished_condensation_resumes);
+}
+
+fn unfinished_condensation_resumes(fixture: Fixture) {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
-    copy(&fixture("store"), &store);
+    copy(&fixture.path("store"), &store);
     // Killed at the end of DC's condensation: its checkpoint and log are there, no record yet.
     let (dc, mda): (Vec<_>, Vec<_>) = records(&store).into_iter().partition(|r| r["labels"][0][1] == "DC");
     let lines: String = mda.iter().map(|r| format!("{r}\n")).collect();
@@ -93,28 +118,36 @@ fn an_unfinished_condensation_of_an_old_store_resumes() {
 
 #[test]
 fn an_old_condensation_resumes_from_its_checkpoint() {
+    FIXTURES.into_iter().for_each(old_condensation_resumes);
+}
+
+fn old_condensation_resumes(old: Fixture) {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("condensed");
-    copy(&fixture("condensed"), &out);
+    copy(&old.path("condensed"), &out);
     let config = fixture("experiment.toml");
     gradmatch(&["condense", "--config", config.to_str().unwrap(), "--out", out.to_str().unwrap()]).unwrap();
     let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["resumed_from"], 2, "the checkpoint's fingerprint still matches: {summary}");
-    assert_eq!(tensors(&out), tensors(&fixture("condensed")), "the same images and labels, byte for byte");
+    assert_eq!(tensors(&out), tensors(&old.path("condensed")), "the same images and labels, byte for byte");
 }
 
 #[test]
-fn todays_pixels_condense_the_old_experiment_to_the_same_bytes() {
+fn todays_pixels_condense_the_old_experiment_to_the_same_images() {
+    FIXTURES.into_iter().for_each(condenses_to_the_same_images);
+}
+
+fn condenses_to_the_same_images(old: Fixture) {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("fresh");
     let config = fixture("experiment.toml");
     gradmatch(&["condense", "--config", config.to_str().unwrap(), "--out", out.to_str().unwrap()]).unwrap();
-    // The same draws and the same arithmetic; only the CPU's GEMM kernels (AVX2 where the fixture
-    // was made, AVX-512 elsewhere) round differently.
-    let (today, then) = (set(&out), set(&fixture("condensed")));
+    // The same draws and the same arithmetic; only the CPU's GEMM kernels (AVX2 where the first
+    // fixture was made, AVX-512 where the second was) round differently.
+    let (today, then) = (set(&out), set(&old.path("condensed")));
     assert_eq!(today.labels, then.labels);
     let gap = (&today.images - &then.images).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
-    assert!(gap <= 1e-5, "the same images up to the rounding of the CPU's kernels: {gap}");
+    assert!(gap <= 1e-5, "the same images as schema {}'s up to the rounding of the CPU's kernels: {gap}", old.schema);
 }
 
 fn set(folder: &Path) -> gradmatch_engine::SyntheticSet {
@@ -123,22 +156,26 @@ fn set(folder: &Path) -> gradmatch_engine::SyntheticSet {
 
 #[test]
 fn a_migration_cut_short_is_completed_alike() {
+    FIXTURES.into_iter().for_each(cut_migration_completes);
+}
+
+fn cut_migration_completes(old: Fixture) {
     let dir = tempfile::tempdir().unwrap();
     let (whole, cut) = (dir.path().join("whole"), dir.path().join("cut"));
-    copy(&fixture("store"), &whole);
+    copy(&old.path("store"), &whole);
     ablate(&whole);
     // Cut after the folders were renamed, before the records file was replaced.
     copy(&whole, &cut);
-    std::fs::copy(fixture("store/records.jsonl"), cut.join("records.jsonl")).unwrap();
+    std::fs::copy(old.path("store/records.jsonl"), cut.join("records.jsonl")).unwrap();
     ablate(&cut);
-    assert_eq!(records(&cut), records(&whole));
+    assert_eq!(records(&cut), records(&whole), "schema {}", old.schema);
 }
 
 #[test]
 fn a_condensation_of_the_first_recipes_without_evaluations_is_not_run_again() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
-    copy(&fixture("store"), &store);
+    copy(&FIRST.path("store"), &store);
     // DC condensed under the first recipes (their `[evaluation]` gave `augment`), killed before
     // any of its evaluations was recorded.
     let mut old = records(&store);
