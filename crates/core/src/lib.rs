@@ -12,6 +12,7 @@
 
 mod augment;
 mod distance;
+pub mod flops;
 mod level;
 mod loops;
 mod parameterisation;

@@ -8,6 +8,7 @@
 
 pub mod arch;
 mod footprint;
+pub mod gemm;
 pub mod layers;
 mod loss;
 mod network;

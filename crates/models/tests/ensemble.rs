@@ -83,6 +83,11 @@ fn convnets_on_the_fused_kernels_and_the_compositions() {
         check(&spec, (1, 12, 12), DType::F64, 1e-12);
         fused::compositions_only(|| check(&spec, (3, 7, 7), DType::F64, 1e-12));
     }
+    // Wide enough for Winograd's kernels, whose GEMMs are batched over the members too; odd sides.
+    let wide = ModelSpec { width: 16, depth: 2, ..ModelSpec::CONVNET };
+    assert!(fused::winograd_applies(3, 1, wide.width));
+    check(&wide, (1, 12, 12), DType::F64, 1e-12);
+    check(&wide, (3, 7, 7), DType::F64, 1e-12);
 }
 
 #[test]

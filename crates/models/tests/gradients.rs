@@ -189,7 +189,17 @@ fn cpu_fast_paths_equal_the_candle_composition() {
     // as graph operations; `compositions_only` the candle operations CUDA runs. Same gradients, per
     // group too, in f64 and f32, with odd sides and batch norm.
     let bn = ModelSpec { norm: NormKind::Batch, ..small_convnet() };
-    let cases = [(small_convnet(), (1, 12, 12), Mode::Train), (small_convnet(), (3, 7, 7), Mode::Train), (bn, (1, 12, 12), Mode::Eval)];
+    // Wide enough that the 3 x 3 convolutions after the first take Winograd's kernels (the first
+    // takes the short-patch kernels on one channel, im2col's GEMM on three).
+    let wide = ModelSpec { width: 16, ..small_convnet() };
+    assert!(fused::winograd_applies(3, 1, wide.width) && 9 <= fused::SHORT_PATCH && 27 > fused::SHORT_PATCH);
+    let cases = [
+        (small_convnet(), (1, 12, 12), Mode::Train),
+        (small_convnet(), (3, 7, 7), Mode::Train),
+        (bn, (1, 12, 12), Mode::Eval),
+        (wide, (1, 12, 12), Mode::Train),
+        (wide, (3, 7, 7), Mode::Train),
+    ];
     for dtype in [candle_core::DType::F64, candle_core::DType::F32] {
         for (spec, input, mode) in cases {
             for groups in [1, 2] {

@@ -59,6 +59,8 @@ impl Clustering {
 /// to the centres `(k, d)`.
 fn squared_distances(x: &Tensor, norms: &Tensor, centres: &Tensor) -> Result<Tensor> {
     let centre_norms = centres.sqr()?.sum_keepdim(1)?.t()?;
+    let ((n, d), k) = (x.dims2()?, centres.dim(0)?);
+    gradmatch_core::flops::count_product(n, d, k);
     let cross = x.matmul(&centres.t()?.contiguous()?)?;
     norms.broadcast_add(&centre_norms)?.sub(&cross.affine(2.0, 0.0)?)
 }

@@ -21,6 +21,7 @@ impl Layer for Linear {
     fn forward(&self, x: &Tensor, ctx: &mut Forward) -> Result<Tensor> {
         ctx.save(Saved::Input(x.clone()));
         let (weight, members) = (ctx.param(&self.weight), ctx.members);
+        gradmatch_core::flops::count_product(x.dim(0)?, x.dim(1)?, weight.dim(candle_core::D::Minus2)?);
         let y = match members {
             1 => x.matmul(&weight.t()?)?,
             _ => member_matmul(x, &weight.transpose(1, 2)?.contiguous()?, members)?,
@@ -32,12 +33,14 @@ impl Layer for Linear {
         let x = ctx.pop()?.input()?;
         let groups = ctx.groups;
         let (d_out, d_in) = (grad.dim(1)?, x.dim(1)?);
+        gradmatch_core::flops::count_product(x.dim(0)?, d_in, d_out);
         let dw = grad.reshape((groups, (), d_out))?.transpose(1, 2)?.matmul(&x.reshape((groups, (), d_in))?)?;
         ctx.accumulate(&self.weight, dw)?;
         ctx.accumulate(&self.bias, group_row_sums(grad, groups)?)?;
         if !need_input {
             return Ok(None);
         }
+        gradmatch_core::flops::count_product(x.dim(0)?, d_in, d_out);
         Ok(Some(member_matmul(grad, &ctx.param(&self.weight), ctx.members)?))
     }
 }

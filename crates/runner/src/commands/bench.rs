@@ -138,11 +138,31 @@ struct Measured {
     peak_rss_mb: f64,
 }
 
+/// Our side of a row: its measurement and the FLOPs of the layers' products in the timed work
+/// (counted as they ran: [`gradmatch_core::flops::counted`]).
+#[derive(Debug, Clone, Serialize)]
+struct Ours {
+    #[serde(flatten)]
+    measured: Measured,
+    gflop: f64,
+    /// Seconds over the seconds the counted FLOPs take at the machine's GEMM peak: 1 is the floor.
+    floor_ratio: f64,
+}
+
+/// The machine's single-GEMM rate, measured once per bench: the floor's denominator.
+#[derive(Debug, Clone, Serialize)]
+struct Peak {
+    /// What was timed: an f32 GEMM of this side, every core, through candle's `gemm` crate.
+    gemm_side: usize,
+    gflops: f64,
+    cpu: String,
+}
+
 #[derive(Serialize)]
 struct TableRow {
     row: String,
     work: String,
-    gradmatch: Measured,
+    gradmatch: Ours,
     torch: Option<Measured>,
     /// Our seconds over the baseline's: PyTorch's on the same work, or, where it has none, our row
     /// `ratio_to`'s.
@@ -153,38 +173,62 @@ struct TableRow {
 pub fn run(global: &Global, args: Args) -> Result<()> {
     if let Some(name) = &args.row {
         let row = find(name)?;
-        let seconds = measure(global, row, args.iterations, args.tf32)?;
-        println!("GRADMATCH_ROW seconds={seconds:.3} peak_rss_mb={:.0}", peak_rss_mb()?);
+        let timed = measure(global, row, args.iterations, args.tf32)?;
+        println!("GRADMATCH_ROW seconds={:.3} peak_rss_mb={:.0} gflop={:.3}", timed.seconds, peak_rss_mb()?, timed.gflop);
         return Ok(());
     }
     let rows: Vec<Row> = if args.rows.is_empty() { ROWS.to_vec() } else { args.rows.iter().map(|r| find(r)).collect::<Result<_>>()? };
+    let peak = Peak { gemm_side: PEAK_SIDE, gflops: gradmatch_models::gemm::peak_gflops(PEAK_SIDE, 5), cpu: cpu_model() };
+    eprintln!("GEMM peak: {:.1} GFLOP/s (f32 {PEAK_SIDE}^3 through gemm, {})", peak.gflops, peak.cpu);
     let mut table = Vec::new();
     for row in rows {
-        let ours = run_ours(global, row, args.iterations, args.tf32)?;
+        let ours = run_ours(global, row, args.iterations, args.tf32, peak.gflops)?;
         let torch = match (&args.torch, row.torch_args(row.timed_iterations(args.iterations))) {
             (Some(python), Some(torch_args)) => Some(run_torch(python, &args.torch_script, &torch_args)?),
             _ => None,
         };
         let own = row.own_baseline().and_then(|name| table.iter().find(|r: &&TableRow| r.row == name));
+        let seconds = ours.measured.seconds;
         let (ratio, ratio_to) = match (&torch, own) {
-            (Some(t), _) => (Some(ours.seconds / t.seconds), Some("PyTorch".to_string())),
-            (None, Some(base)) => (Some(ours.seconds / base.gradmatch.seconds), Some(base.row.clone())),
+            (Some(t), _) => (Some(seconds / t.seconds), Some("PyTorch".to_string())),
+            (None, Some(base)) => (Some(seconds / base.gradmatch.measured.seconds), Some(base.row.clone())),
             (None, None) => (None, None),
         };
         eprintln!(
-            "{}: {:.2} s{}",
+            "{}: {seconds:.2} s, {:.0} GFLOP, floor ratio {:.2}{}",
             row.name,
-            ours.seconds,
+            ours.gflop,
+            ours.floor_ratio,
             torch.as_ref().map(|t| format!(" (torch {:.2} s)", t.seconds)).unwrap_or_default()
         );
         table.push(TableRow { row: row.name.into(), work: row.describe(), gradmatch: ours, torch, ratio, ratio_to });
         // After every row: a run stopped by a time limit keeps the rows it finished.
         if let Some(path) = &args.json {
-            std::fs::write(path, serde_json::to_string_pretty(&table)?).with_context(|| format!("writing {}", path.display()))?;
+            let json = serde_json::json!({ "peak": &peak, "rows": &table });
+            std::fs::write(path, serde_json::to_string_pretty(&json)?).with_context(|| format!("writing {}", path.display()))?;
         }
     }
-    print_table(&table);
+    print_table(&table, &peak);
     Ok(())
+}
+
+/// The square GEMM of the peak: large enough for gemm's blocking to reach its rate (1024: 7 %
+/// under 2048 on a 2-core Zen 4), small enough to take a fraction of a second.
+const PEAK_SIDE: usize = 2048;
+
+/// The CPU's model name and the vector extensions the kernels can use.
+fn cpu_model() -> String {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let name = info.lines().find_map(|l| l.strip_prefix("model name")).map(|v| v.trim_start_matches([' ', '\t', ':']).to_string());
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let isa = if cfg!(target_arch = "x86_64") && std::arch::is_x86_feature_detected!("avx512f") {
+        "AVX-512"
+    } else if cfg!(target_arch = "x86_64") && std::arch::is_x86_feature_detected!("avx2") {
+        "AVX2"
+    } else {
+        "baseline"
+    };
+    format!("{}, {cores} cores, {isa}", name.unwrap_or_else(|| "unknown CPU".into()))
 }
 
 fn find(name: &str) -> Result<Row> {
@@ -194,25 +238,28 @@ fn find(name: &str) -> Result<Row> {
     }
 }
 
-fn print_table(table: &[TableRow]) {
-    println!("| work | gradmatch s | PyTorch s | ratio (to) | gradmatch peak RSS | PyTorch peak RSS |");
-    println!("|---|---|---|---|---|---|");
+fn print_table(table: &[TableRow], peak: &Peak) {
+    println!("GEMM peak {:.1} GFLOP/s ({}); floor ratio = seconds / (GFLOP / peak)", peak.gflops, peak.cpu);
+    println!("| work | gradmatch s | GFLOP | floor ratio | PyTorch s | ratio (to) | gradmatch peak RSS | PyTorch peak RSS |");
+    println!("|---|---|---|---|---|---|---|---|");
     for r in table {
         let t = |f: &dyn Fn(&Measured) -> String| r.torch.as_ref().map(f).unwrap_or_else(|| "-".into());
         println!(
-            "| {} | {:.2} | {} | {} | {:.0} MB | {} |",
+            "| {} | {:.2} | {:.0} | {:.2} | {} | {} | {:.0} MB | {} |",
             r.work,
-            r.gradmatch.seconds,
+            r.gradmatch.measured.seconds,
+            r.gradmatch.gflop,
+            r.gradmatch.floor_ratio,
             t(&|m| format!("{:.2}", m.seconds)),
             r.ratio.map(|x| format!("{x:.2} ({})", r.ratio_to.as_deref().unwrap_or("-"))).unwrap_or_else(|| "-".into()),
-            r.gradmatch.peak_rss_mb,
+            r.gradmatch.measured.peak_rss_mb,
             t(&|m| format!("{:.0} MB", m.peak_rss_mb)),
         );
     }
 }
 
 /// Runs `row` in a child process of this binary (its own peak memory).
-fn run_ours(global: &Global, row: Row, iterations: usize, tf32: bool) -> Result<Measured> {
+fn run_ours(global: &Global, row: Row, iterations: usize, tf32: bool, peak_gflops: f64) -> Result<Ours> {
     let exe = std::env::current_exe().context("locating the gradmatch binary")?;
     let mut cmd = Command::new(exe);
     cmd.arg("--data-dir").arg(&global.data_dir).arg("--device").arg(&global.device).arg("--quiet");
@@ -220,7 +267,11 @@ fn run_ours(global: &Global, row: Row, iterations: usize, tf32: bool) -> Result<
     if tf32 {
         cmd.arg("--tf32");
     }
-    parse_line(&output_of(cmd, "gradmatch bench --row")?, "GRADMATCH_ROW")
+    let output = output_of(cmd, "gradmatch bench --row")?;
+    let measured = parse_line(&output, "GRADMATCH_ROW")?;
+    let gflop = field(&output, "GRADMATCH_ROW", "gflop=")?;
+    let floor_ratio = measured.seconds / (gflop / peak_gflops);
+    Ok(Ours { measured, gflop, floor_ratio })
 }
 
 fn run_torch(python: &PathBuf, script: &PathBuf, torch_args: &[String]) -> Result<Measured> {
@@ -243,12 +294,14 @@ fn output_of(mut cmd: Command, what: &str) -> Result<String> {
 
 /// `seconds=` and `peak_rss_mb=` from the line starting with `tag`.
 fn parse_line(output: &str, tag: &str) -> Result<Measured> {
+    Ok(Measured { seconds: field(output, tag, "seconds=")?, peak_rss_mb: field(output, tag, "peak_rss_mb=")? })
+}
+
+/// The number after `key` on the line starting with `tag`.
+fn field(output: &str, tag: &str, key: &str) -> Result<f64> {
     let line = output.lines().find(|l| l.starts_with(tag)).with_context(|| format!("no `{tag}` line in:\n{output}"))?;
-    let field = |key: &str| -> Result<f64> {
-        let value = line.split_whitespace().find_map(|w| w.strip_prefix(key)).with_context(|| format!("no `{key}` in `{line}`"))?;
-        value.parse().with_context(|| format!("`{key}{value}` in `{line}`"))
-    };
-    Ok(Measured { seconds: field("seconds=")?, peak_rss_mb: field("peak_rss_mb=")? })
+    let value = line.split_whitespace().find_map(|w| w.strip_prefix(key)).with_context(|| format!("no `{key}` in `{line}`"))?;
+    value.parse().with_context(|| format!("`{key}{value}` in `{line}`"))
 }
 
 /// Peak resident memory of this process (Linux `VmHWM`).
@@ -263,8 +316,19 @@ fn peak_rss_mb() -> Result<f64> {
     Ok(kb / 1024.0)
 }
 
+/// The row's timed work in this process: its seconds and the GFLOP its layers' products did.
+struct Timed {
+    seconds: f64,
+    gflop: f64,
+}
+
+/// GFLOP counted since `since` (a reading of [`gradmatch_core::flops::counted`]).
+fn gflop_since(since: u64) -> f64 {
+    (gradmatch_core::flops::counted() - since) as f64 / 1e9
+}
+
 /// Seconds of the row's work, measured in this process.
-fn measure(global: &Global, row: Row, iterations: usize, tf32: bool) -> Result<f64> {
+fn measure(global: &Global, row: Row, iterations: usize, tf32: bool) -> Result<Timed> {
     let device = global.device()?;
     gradmatch_engine::set_tf32(tf32);
     let dataset = global.load(DatasetName::Mnist)?;
@@ -288,9 +352,13 @@ fn measure(global: &Global, row: Row, iterations: usize, tf32: bool) -> Result<f
                 checkpoint: None,
                 identity: Provenance::of(&exp).condensation().identity(),
             };
-            let outcome = condense(&run, resolved.method(), &exp.condense, &mut |_| {})?;
-            // Steady state: the first iteration (allocator warm-up) is left out.
-            Ok(outcome.log[1..].iter().map(|l| l.seconds).sum::<f64>() / timed as f64)
+            // Steady state: the first iteration (allocator warm-up) is left out, of the FLOPs too.
+            let mut after_first = None;
+            let outcome = condense(&run, resolved.method(), &exp.condense, &mut |_| {
+                after_first.get_or_insert_with(gradmatch_core::flops::counted);
+            })?;
+            let gflop = gflop_since(after_first.context("condense ran no iteration")?) / timed as f64;
+            Ok(Timed { seconds: outcome.log[1..].iter().map(|l| l.seconds).sum::<f64>() / timed as f64, gflop })
         }
         Work::Clustering => {
             let real = DeviceData::new(&dataset.train, dataset.shape(), DType::F32, &device)?;
@@ -303,12 +371,12 @@ fn measure(global: &Global, row: Row, iterations: usize, tf32: bool) -> Result<f
                 RealDraws { real: &real, net: &net, mode: Mode::Train, rng: &mut rng, batch_size, iteration: 0, step: 0, pass: batch_size };
             // One clustering per class, of as many classes as iterations are asked (at most 10).
             let classes = iterations.clamp(1, dataset.num_classes());
-            let started = std::time::Instant::now();
+            let (started, counted) = (std::time::Instant::now(), gradmatch_core::flops::counted());
             let mut batches = resolved.method().sampler.for_network();
             for class in 0..classes {
                 batches.batch(&mut ctx, class)?;
             }
-            Ok(started.elapsed().as_secs_f64() / classes as f64)
+            Ok(Timed { seconds: started.elapsed().as_secs_f64() / classes as f64, gflop: gflop_since(counted) / classes as f64 })
         }
         Work::Evaluation { networks } => {
             let test = DeviceData::new(&dataset.test, dataset.shape(), DType::F32, &device)?;
@@ -317,7 +385,7 @@ fn measure(global: &Global, row: Row, iterations: usize, tf32: bool) -> Result<f
             let labels: Vec<u32> = (0..10u32).flat_map(|l| std::iter::repeat_n(l, row.ipc)).collect();
             // The PyTorch reference's row: 300 epochs without augmentation.
             let cfg = EvalConfig { epochs: Some(300), augment: Some("none".into()), num_eval: 1, ..EvalConfig::default() };
-            let started = std::time::Instant::now();
+            let (started, counted) = (std::time::Instant::now(), gradmatch_core::flops::counted());
             let task = |seed| EvalTask {
                 spec: &model,
                 images: &images,
@@ -336,7 +404,7 @@ fn measure(global: &Global, row: Row, iterations: usize, tf32: bool) -> Result<f
             }
             // Where the time goes: the training (batched) and the test forward (the row's floor).
             eprintln!("{}: training {train:.2} s, test forward {test:.2} s, {at_once} networks at once", row.name);
-            Ok(started.elapsed().as_secs_f64())
+            Ok(Timed { seconds: started.elapsed().as_secs_f64(), gflop: gflop_since(counted) })
         }
     }
 }

@@ -1,6 +1,8 @@
 //! CPU fast paths: im2col and col2im, instance norm, the per-channel affine, ReLU and average-pool
 //! backward, and the tail of a ConvNet block (instance norm, affine, ReLU, average pooling) forward
-//! in one pass and backward in two, where the candle composition takes a pass per operation.
+//! in one pass and backward in two, where the candle composition takes a pass per operation; the
+//! convolutions with short patches computed directly ([`short_conv`]) and the 3 x 3 ones by
+//! Winograd's transforms ([`winograd_conv`]).
 //!
 //! Layers use them on the CPU for f32/f64 tensors outside any autodiff graph and use the candle
 //! composition everywhere else (CUDA, the synthetic side's graph); im2col and col2im are also graph
@@ -26,6 +28,11 @@ macro_rules! vectorised {
         $item
     };
 }
+
+mod short_conv;
+mod winograd;
+pub use short_conv::{short_conv, short_conv_grads, SHORT_PATCH};
+pub use winograd::{winograd_applies, winograd_conv};
 
 thread_local! {
     static COMPOSITIONS_ONLY: Cell<bool> = const { Cell::new(false) };

@@ -1,0 +1,354 @@
+//! 3 x 3 stride-1 convolutions by Winograd's F(2 x 2, 3 x 3) (Lavin & Gray, 2016): each 2 x 2 output
+//! tile from a 4 x 4 input tile, as 16 GEMMs (one per position of the transformed tile) of
+//! `(tiles, c_in) x (c_in, c_out)`: 2.25x fewer multiplications than im2col's GEMM, and a transformed
+//! input 4x the input's size where im2col's patches are 9x. The transforms' coefficients are 0, ±1
+//! and ±1/2, so the result differs from the direct sums by rounding only.
+//!
+//! Used on graph-free CPU tensors for the forward and for the input gradient (the convolution of
+//! the output gradient with the flipped kernel); the weight gradient stays im2col's GEMM.
+
+use super::{apply, Float, Kernel};
+use candle_core::{Result, Shape, Tensor};
+use rayon::prelude::*;
+
+/// Positions of a transformed 4 x 4 tile.
+const POSITIONS: usize = 16;
+
+/// Whether a convolution takes this path: 3 x 3, stride 1, and enough input channels for the
+/// 16 GEMMs (whose inner dimension they are) to run near gemm's rate.
+pub fn winograd_applies(kernel: usize, stride: usize, c_in: usize) -> bool {
+    kernel == 3 && stride == 1 && c_in >= 16
+}
+
+/// A stride-1 3 x 3 convolution's tiling of a channels-last input `(n, h, w, c)`, for `members`
+/// networks whose samples are equal, contiguous blocks.
+#[derive(Clone, Copy)]
+struct Tiling {
+    n: usize,
+    h: usize,
+    w: usize,
+    c: usize,
+    padding: usize,
+    members: usize,
+}
+
+impl Tiling {
+    fn out(&self) -> (usize, usize) {
+        (self.h + 2 * self.padding - 2, self.w + 2 * self.padding - 2)
+    }
+
+    /// Tiles per sample: rows and columns.
+    fn tiles(&self) -> (usize, usize) {
+        let (ho, wo) = self.out();
+        (ho.div_ceil(2), wo.div_ceil(2))
+    }
+
+    fn tiles_per_sample(&self) -> usize {
+        let (th, tw) = self.tiles();
+        th * tw
+    }
+
+    fn tiles_per_member(&self) -> usize {
+        self.n / self.members * self.tiles_per_sample()
+    }
+}
+
+/// `out[i] = f(a[i], b[i])` over channels (vectorised by the compiler).
+#[inline(always)]
+fn combine<T: Float>(out: &mut [T], a: &[T], b: &[T], f: impl Fn(T, T) -> T) {
+    out.iter_mut().zip(a).zip(b).for_each(|((o, &a), &b)| *o = f(a, b));
+}
+
+/// Bᵀ d B of one 4 x 4 tile, `d` holding its 16 pixels' channel rows (row-major): position p's
+/// channel row written at `runs[p][at..at + c]`. `rows` is scratch of d's size.
+#[inline(always)]
+fn input_tile<T: Float>(d: &[T], rows: &mut [T], c: usize, runs: &mut [&mut [T]], at: usize) {
+    let q = |i: usize| i * c..(i + 1) * c;
+    for col in 0..4 {
+        let (d0, d1, d2, d3) = (&d[q(col)], &d[q(4 + col)], &d[q(8 + col)], &d[q(12 + col)]);
+        combine(&mut rows[q(col)], d0, d2, |a, b| a - b);
+        combine(&mut rows[q(4 + col)], d1, d2, |a, b| a + b);
+        combine(&mut rows[q(8 + col)], d2, d1, |a, b| a - b);
+        combine(&mut rows[q(12 + col)], d1, d3, |a, b| a - b);
+    }
+    for i in 0..4 {
+        let r = |j: usize| &rows[q(4 * i + j)];
+        combine(&mut runs[4 * i][at..at + c], r(0), r(2), |a, b| a - b);
+        combine(&mut runs[4 * i + 1][at..at + c], r(1), r(2), |a, b| a + b);
+        combine(&mut runs[4 * i + 2][at..at + c], r(2), r(1), |a, b| a - b);
+        combine(&mut runs[4 * i + 3][at..at + c], r(1), r(3), |a, b| a - b);
+    }
+}
+
+/// The transformed input: `(members, 16, tiles per member, c)`.
+struct InputTransform {
+    padding: usize,
+    members: usize,
+}
+
+vectorised! {
+    fn input_transform_values<T: Float>(x: &[T], t: Tiling) -> Vec<T> {
+        let (th, tw) = t.tiles();
+        let (per_sample, per_member) = (t.tiles_per_sample() * t.c, t.tiles_per_member() * t.c);
+        let mut v = vec![T::zero(); t.members * POSITIONS * per_member];
+        // Each sample's tiles: one contiguous run in each of the 16 position slabs of its member.
+        let mut runs: Vec<Vec<&mut [T]>> = (0..t.n).map(|_| Vec::with_capacity(POSITIONS)).collect();
+        for (member, slabs) in v.chunks_mut(POSITIONS * per_member).enumerate() {
+            for slab in slabs.chunks_mut(per_member) {
+                for (local, run) in slab.chunks_mut(per_sample).enumerate() {
+                    runs[member * (t.n / t.members) + local].push(run);
+                }
+            }
+        }
+        let sample_len = t.h * t.w * t.c;
+        runs.into_par_iter().zip(x.par_chunks(sample_len)).for_each(|(mut runs, image)| {
+            let c = t.c;
+            let (mut d, mut rows) = (vec![T::zero(); POSITIONS * c], vec![T::zero(); POSITIONS * c]);
+            for tile in 0..th * tw {
+                let (y0, x0) = (2 * (tile / tw) as isize - t.padding as isize, 2 * (tile % tw) as isize - t.padding as isize);
+                for (at, pixel) in d.chunks_exact_mut(c).enumerate() {
+                    let (y, x) = (y0 + (at / 4) as isize, x0 + (at % 4) as isize);
+                    if y >= 0 && x >= 0 && (y as usize) < t.h && (x as usize) < t.w {
+                        pixel.copy_from_slice(&image[(y as usize * t.w + x as usize) * c..][..c]);
+                    } else {
+                        pixel.fill(T::zero());
+                    }
+                }
+                input_tile(&d, &mut rows, c, &mut runs, tile * c);
+            }
+        });
+        v
+    }
+}
+
+impl InputTransform {
+    fn tiling(&self, x: &[usize]) -> Tiling {
+        Tiling { n: x[0], h: x[1], w: x[2], c: x[3], padding: self.padding, members: self.members }
+    }
+}
+
+impl Kernel<1> for InputTransform {
+    const NAME: &'static str = "winograd-input";
+
+    fn shapes(&self, [x]: [&[usize]; 1]) -> Vec<Shape> {
+        let t = self.tiling(x);
+        vec![Shape::from((self.members * POSITIONS, t.tiles_per_member(), t.c))]
+    }
+
+    fn run<T: Float>(&self, [x]: [&[T]; 1], dims: &[usize]) -> Vec<Vec<T>> {
+        vec![input_transform_values(x, self.tiling(dims))]
+    }
+}
+
+/// G g Gᵀ of every 3 x 3 kernel of a weight `(members, out, in, 3, 3)`: `(members, 16, in, out)`,
+/// the GEMMs' right-hand sides. `flip`: the kernel of the input gradient's convolution (in and
+/// out exchanged, rotated by 180 degrees): `(members, 16, out, in)`.
+struct WeightTransform {
+    flip: bool,
+}
+
+/// G g Gᵀ of one kernel `g[3 * row + col]`.
+#[inline(always)]
+fn weight_tile<T: Float>(g: &[T; 9]) -> [T; POSITIONS] {
+    let half = T::of(0.5);
+    let mut rows = [T::zero(); 12];
+    for col in 0..3 {
+        let (g0, g1, g2) = (g[col], g[3 + col], g[6 + col]);
+        rows[col] = g0;
+        rows[3 + col] = (g0 + g1 + g2) * half;
+        rows[6 + col] = (g0 - g1 + g2) * half;
+        rows[9 + col] = g2;
+    }
+    let mut u = [T::zero(); POSITIONS];
+    for i in 0..4 {
+        let (r0, r1, r2) = (rows[3 * i], rows[3 * i + 1], rows[3 * i + 2]);
+        u[4 * i] = r0;
+        u[4 * i + 1] = (r0 + r1 + r2) * half;
+        u[4 * i + 2] = (r0 - r1 + r2) * half;
+        u[4 * i + 3] = r2;
+    }
+    u
+}
+
+impl Kernel<1> for WeightTransform {
+    const NAME: &'static str = "winograd-weight";
+
+    fn shapes(&self, [w]: [&[usize]; 1]) -> Vec<Shape> {
+        let (members, out, c_in) = (w[0], w[1], w[2]);
+        let (rows, cols) = if self.flip { (out, c_in) } else { (c_in, out) };
+        vec![Shape::from((members * POSITIONS, rows, cols))]
+    }
+
+    fn run<T: Float>(&self, [w]: [&[T]; 1], dims: &[usize]) -> Vec<Vec<T>> {
+        let (members, out, c_in) = (dims[0], dims[1], dims[2]);
+        let mut u = vec![T::zero(); members * POSITIONS * c_in * out];
+        for member in 0..members {
+            for o in 0..out {
+                for i in 0..c_in {
+                    let at = ((member * out + o) * c_in + i) * 9;
+                    let mut g: [T; 9] = std::array::from_fn(|q| w[at + q]);
+                    if self.flip {
+                        g.reverse();
+                    }
+                    // Row and column of the GEMM's right-hand side: (in, out), or (out, in) flipped.
+                    let (row, col, cols) = if self.flip { (o, i, c_in) } else { (i, o, out) };
+                    for (pos, value) in weight_tile(&g).into_iter().enumerate() {
+                        u[((member * POSITIONS + pos) * (c_in * out)) + row * cols + col] = value;
+                    }
+                }
+            }
+        }
+        vec![u]
+    }
+}
+
+/// Aᵀ M A of the 16 GEMM outputs `(members, 16, tiles per member, out)`, plus the bias
+/// `(members, out)`: the convolution `(n, ho, wo, out)`.
+struct OutputTransform {
+    tiling: Tiling,
+}
+
+vectorised! {
+    fn output_transform_values<T: Float>(m: &[T], bias: &[T], t: Tiling, out: usize) -> Vec<T> {
+        let (ho, wo) = t.out();
+        let (th, tw) = t.tiles();
+        let per_member = t.tiles_per_member() * out;
+        let per_member_samples = t.n / t.members;
+        let mut y = vec![T::zero(); t.n * ho * wo * out];
+        y.par_chunks_mut(ho * wo * out).enumerate().for_each(|(s, image)| {
+            let (member, local) = (s / per_member_samples, s % per_member_samples);
+            let slabs = &m[member * POSITIONS * per_member..][..POSITIONS * per_member];
+            let bias = &bias[member * out..][..out];
+            let mut rows = vec![T::zero(); 8 * out];
+            let mut sum = vec![T::zero(); out];
+            for tile in 0..th * tw {
+                let at = (local * th * tw + tile) * out;
+                let (ty, tx) = (tile / tw, tile % tw);
+                let m = |pos: usize| &slabs[pos * per_member + at..][..out];
+                // Aᵀ M: two rows of four channel rows.
+                for j in 0..4 {
+                    combine(&mut sum, m(j), m(4 + j), |a, b| a + b);
+                    combine(&mut rows[j * out..(j + 1) * out], &sum, m(8 + j), |a, b| a + b);
+                    combine(&mut sum, m(4 + j), m(8 + j), |a, b| a - b);
+                    combine(&mut rows[(4 + j) * out..(5 + j) * out], &sum, m(12 + j), |a, b| a - b);
+                }
+                // Then times A, plus the bias.
+                for dy in 0..2 {
+                    let row = 2 * ty + dy;
+                    if row >= ho {
+                        continue;
+                    }
+                    let r = |j: usize| &rows[(4 * dy + j) * out..(4 * dy + j + 1) * out];
+                    for dx in 0..2 {
+                        let col = 2 * tx + dx;
+                        if col >= wo {
+                            continue;
+                        }
+                        let pixel = &mut image[(row * wo + col) * out..][..out];
+                        match dx {
+                            0 => combine(&mut sum, r(0), r(1), |a, b| a + b),
+                            _ => combine(&mut sum, r(1), r(2), |a, b| a - b),
+                        }
+                        let last = if dx == 0 { r(2) } else { r(3) };
+                        for ((p, &s), (&l, &b)) in pixel.iter_mut().zip(&sum).zip(last.iter().zip(bias)) {
+                            *p = if dx == 0 { s + l } else { s - l } + b;
+                        }
+                    }
+                }
+            }
+        });
+        y
+    }
+}
+
+impl Kernel<2> for OutputTransform {
+    const NAME: &'static str = "winograd-output";
+
+    fn shapes(&self, [_, bias]: [&[usize]; 2]) -> Vec<Shape> {
+        let (ho, wo) = self.tiling.out();
+        vec![Shape::from((self.tiling.n, ho, wo, bias[1]))]
+    }
+
+    fn run<T: Float>(&self, [m, bias]: [&[T]; 2], dims: &[usize]) -> Vec<Vec<T>> {
+        vec![output_transform_values(m, bias, self.tiling, dims[2])]
+    }
+}
+
+/// The 3 x 3 stride-1 convolution of graph-free `x (n, h, w, c)` with `weight` in PyTorch's layout
+/// (`(out, in, 3, 3)`, or `(members, out, in, 3, 3)` for an ensemble), zero padding `padding`, plus
+/// `bias` (`(members, out)`; `None`: no bias): `(n, ho, wo, out)`. With `flip`, the convolution
+/// with the flipped kernel, from `out` channels to `in` (a convolution's input gradient).
+pub fn winograd_conv(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, padding: usize, flip: bool) -> Result<Tensor> {
+    let weight = if weight.rank() == 4 { weight.unsqueeze(0)? } else { weight.clone() };
+    let (members, out, c_in, _, _) = weight.dims5()?;
+    let (n, h, w, c) = x.dims4()?;
+    let produced = if flip { c_in } else { out };
+    if c != if flip { out } else { c_in } || n % members != 0 {
+        candle_core::bail!("winograd: {n} samples of {c} channels for {members} members of weight {:?}", weight.dims())
+    }
+    let u = apply(&WeightTransform { flip }, [&weight.flatten_from(3)?])?.remove(0);
+    let v = apply(&InputTransform { padding, members }, [x])?.remove(0);
+    let m = v.matmul(&u)?;
+    let bias = match bias {
+        Some(b) => b.reshape((members, produced))?,
+        None => Tensor::zeros((members, produced), x.dtype(), x.device())?,
+    };
+    let tiling = Tiling { n, h, w, c, padding, members };
+    apply(&OutputTransform { tiling }, [&m, &bias]).map(|mut t| t.remove(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    fn random(dims: &[usize], seed: u64) -> Tensor {
+        let n: usize = dims.iter().product();
+        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let values: Vec<f64> = (0..n)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state % 2001) as f64 / 1000.0 - 1.0
+            })
+            .collect();
+        Tensor::from_vec(values, dims, &Device::Cpu).unwrap()
+    }
+
+    /// The direct convolution by im2col: `(members, rows, out)`.
+    fn direct(x: &Tensor, weight: &Tensor, bias: &Tensor, padding: usize, members: usize) -> Tensor {
+        let (_, out, c_in, _, _) = weight.dims5().unwrap();
+        let cols = super::super::im2col(x, 3, 1, padding).unwrap();
+        let wm = weight.permute((0, 3, 4, 2, 1)).unwrap().contiguous().unwrap().reshape((members, 9 * c_in, out)).unwrap();
+        let y = cols.reshape((members, (), 9 * c_in)).unwrap().matmul(&wm).unwrap();
+        y.broadcast_add(&bias.reshape((members, 1, out)).unwrap()).unwrap()
+    }
+
+    fn max_difference(a: &Tensor, b: &Tensor) -> f64 {
+        let b = b.reshape(a.dims()).unwrap();
+        (a - &b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f64>().unwrap()
+    }
+
+    #[test]
+    fn winograd_equals_the_direct_convolution() {
+        // Even and odd sides, paddings 0-2, ensembles, and the flipped kernel of the input gradient.
+        for (side, padding, members) in [(8, 1, 1), (7, 1, 2), (6, 0, 1), (5, 2, 1), (9, 1, 3)] {
+            let (n, c_in, out) = (members * 2, 5, 4);
+            let x = random(&[n, side, side, c_in], 1);
+            let weight = random(&[members, out, c_in, 3, 3], 2);
+            let bias = random(&[members, out], 3);
+            let y = winograd_conv(&x, &weight, Some(&bias), padding, false).unwrap();
+            let expected = direct(&x, &weight, &bias, padding, members);
+            let err = max_difference(&y, &expected);
+            assert!(err < 1e-13, "side {side} padding {padding} members {members}: {err:e}");
+            // Flipped: the kernel (in <- out) rotated by 180 degrees, applied to an out-channel input.
+            let g = random(&[n, side, side, out], 4);
+            let flipped = weight.flip(&[3, 4]).unwrap().transpose(1, 2).unwrap().contiguous().unwrap();
+            let zero = Tensor::zeros((members, c_in), candle_core::DType::F64, &Device::Cpu).unwrap();
+            let dx = winograd_conv(&g, &weight, None, padding, true).unwrap();
+            let err = max_difference(&dx, &direct(&g, &flipped, &zero, padding, members));
+            assert!(err < 1e-13, "flipped: side {side} padding {padding} members {members}: {err:e}");
+        }
+    }
+}
