@@ -1,4 +1,4 @@
-use super::{fused, Act, Backward, ChannelAffine, Forward, Layer, Pool2d, Saved, Standardise};
+use super::{fused, Act, Backward, ChannelAffine, Conv2d, Forward, Layer, Pool2d, Saved, Standardise};
 use crate::params::ParamInit;
 use crate::spec::{Act as Kind, PoolKind};
 use candle_core::{Result, Tensor};
@@ -29,6 +29,56 @@ impl NormReluPool {
     fn layers(&self) -> [&dyn Layer; 4] {
         [&self.norm, &self.affine, &self.act, &self.pool]
     }
+
+    /// After a fused forward of input dims `dims`: the entries of Standardise, ChannelAffine, Act and
+    /// Pool2d, in their order, from the statistics `(n, 2, c)` and the recorded `(xhat, y)`.
+    fn save_fused(&self, ctx: &mut Forward, dims: &[usize], stats: &Tensor, saved: Option<(Tensor, Tensor)>) -> Result<()> {
+        if let Some((xhat, y)) = saved {
+            let (n, c) = (dims[0], dims[3]);
+            ctx.save(Saved::Normalised { xhat: xhat.reshape((n, (), c))?, rstd: stats.narrow(1, 1, 1)? });
+            ctx.save(Saved::Input(xhat));
+            ctx.save(Saved::Output(y));
+            ctx.save(Saved::Pooled { dims: dims.to_vec(), masks: vec![] });
+        }
+        Ok(())
+    }
+}
+
+/// A block of the paper's ConvNet: a convolution and the tail above. On graph-free CPU tensors a
+/// convolution with a short patch (the first block on one-channel images) and the tail run as one
+/// kernel, the convolution's map never written out; elsewhere the two layers run in turn. Either
+/// way the tape holds both layers' entries, so the backward is theirs in turn.
+pub struct ConvBlock {
+    pub conv: Conv2d,
+    pub tail: NormReluPool,
+}
+
+impl Layer for ConvBlock {
+    fn forward(&self, x: &Tensor, ctx: &mut Forward) -> Result<Tensor> {
+        let Some((weight, bias)) = self.conv.short_patch_operands(x, ctx)? else {
+            let z = self.conv.forward(x, ctx)?;
+            return self.tail.forward(&z, ctx);
+        };
+        let affine = (ctx.param(&self.tail.affine.weight), ctx.param(&self.tail.affine.bias));
+        let record = ctx.tape.is_some();
+        let out = fused::short_conv_norm_relu_pool(
+            x,
+            (&weight, &bias),
+            self.conv.geometry(),
+            (&affine.0, &affine.1),
+            self.tail.pool.kernel,
+            record,
+        )?;
+        // The convolution's map, whose dims the tape needs, exists only when recorded (as xhat).
+        let dims = out.saved.as_ref().map(|(xhat, _)| xhat.dims().to_vec()).unwrap_or_default();
+        self.tail.save_fused(ctx, &dims, &out.stats, out.saved)?;
+        Ok(out.pooled)
+    }
+
+    fn backward(&self, grad: &Tensor, ctx: &mut Backward, need_input: bool) -> Result<Option<Tensor>> {
+        let g = self.tail.backward(grad, ctx, true)?.expect("the tail returns its input gradient");
+        self.conv.backward(&g, ctx, need_input)
+    }
 }
 
 impl Layer for NormReluPool {
@@ -41,13 +91,7 @@ impl Layer for NormReluPool {
         let (weight, bias) = (ctx.param(&self.affine.weight), ctx.param(&self.affine.bias));
         let out = fused::norm_relu_pool(x, &stats, (&weight, &bias), self.pool.kernel, ctx.tape.is_some())?;
         ctx.observe(x);
-        if let Some((xhat, y)) = out.saved {
-            // The entries of Standardise, ChannelAffine, Act and Pool2d, in their order.
-            ctx.save(Saved::Normalised { xhat: xhat.reshape((n, h * w, c))?, rstd: stats.narrow(1, 1, 1)? });
-            ctx.save(Saved::Input(xhat));
-            ctx.save(Saved::Output(y));
-            ctx.save(Saved::Pooled { dims: x.dims().to_vec(), masks: vec![] });
-        }
+        self.save_fused(ctx, x.dims(), &stats, out.saved)?;
         Ok(out.pooled)
     }
 

@@ -149,6 +149,26 @@ impl Conv2d {
         self.stride == 1 && self.padding < self.kernel && fused::eligible(grad)
     }
 
+    /// `(kernel, stride, padding)`.
+    pub(super) fn geometry(&self) -> (usize, usize, usize) {
+        (self.kernel, self.stride, self.padding)
+    }
+
+    /// For a fused forward of this convolution and what follows it: when `x` is graph-free on the
+    /// CPU and the patch is short, the weight matrix and the bias the short-patch kernels take,
+    /// the forward's FLOPs counted and its tape entry saved; else `None` and nothing done.
+    pub(super) fn short_patch_operands(&self, x: &Tensor, ctx: &mut Forward) -> Result<Option<(Tensor, Tensor)>> {
+        let Some(bias) = self.bias.as_ref().filter(|_| fused::eligible(x) && !ctx.autodiff && self.short_patch()) else {
+            return Ok(None);
+        };
+        let (n, h, w, _) = x.dims4()?;
+        let (k, s, p) = self.geometry();
+        gradmatch_core::flops::count_product(n * out_side(h, k, s, p) * out_side(w, k, s, p), k * k * self.c_in, self.c_out);
+        let operands = (self.weight_matrix_t(&ctx.param(&self.weight), ctx.members)?, ctx.param(bias));
+        ctx.save(Saved::Input(x.clone()));
+        Ok(Some(operands))
+    }
+
     /// Whether the graph-free CPU paths compute this convolution directly instead of by im2col and
     /// GEMMs (with a bias: the direct kernels add it).
     fn short_patch(&self) -> bool {

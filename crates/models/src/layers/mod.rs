@@ -17,7 +17,7 @@ mod pool;
 mod sequential;
 
 pub use act::Act;
-pub use block::NormReluPool;
+pub use block::{ConvBlock, NormReluPool};
 pub use conv::{col2im, im2col, Conv2d};
 pub use linear::Linear;
 pub use norm::{BatchNorm2d, ChannelAffine, ElementAffine, Standardise};

@@ -29,8 +29,10 @@ macro_rules! vectorised {
     };
 }
 
+mod first_block;
 mod short_conv;
 mod winograd;
+pub use first_block::short_conv_norm_relu_pool;
 pub use short_conv::{short_conv, short_conv_grads, SHORT_PATCH};
 pub use winograd::{winograd_applies, winograd_conv};
 
@@ -195,17 +197,21 @@ fn channel_sums<T: Float>(sample: &[T], c: usize, f: impl Fn(usize, T) -> f64) -
 /// Instance-norm statistics of `x (n, m, c)`: `(n, 2, c)` holding the mean and 1/sqrt(var + eps).
 struct Stats;
 
+/// One sample's statistics (`m` rows of `c` channels) into `o`: the means, then 1/sqrt(var + eps).
+#[inline(always)]
+fn sample_stats<T: Float>(sample: &[T], (m, c): (usize, usize), o: &mut [T]) {
+    let mean: Vec<f64> = channel_sums(sample, c, |_, v| v.to()).into_iter().map(|s| s / m as f64).collect();
+    let var = channel_sums(sample, c, |k, v| (v.to() - mean[k]).powi(2));
+    for k in 0..c {
+        o[k] = T::of(mean[k]);
+        o[c + k] = T::of(1.0 / (var[k] / m as f64 + EPS).sqrt());
+    }
+}
+
 vectorised! {
     fn stats<T: Float>(x: &[T], (n, m, c): (usize, usize, usize)) -> Vec<T> {
         let mut out = vec![T::zero(); n * 2 * c];
-        out.par_chunks_mut(2 * c).zip(x.par_chunks(m * c)).for_each(|(o, sample)| {
-            let mean: Vec<f64> = channel_sums(sample, c, |_, v| v.to()).into_iter().map(|s| s / m as f64).collect();
-            let var = channel_sums(sample, c, |k, v| (v.to() - mean[k]).powi(2));
-            for k in 0..c {
-                o[k] = T::of(mean[k]);
-                o[c + k] = T::of(1.0 / (var[k] / m as f64 + EPS).sqrt());
-            }
-        });
+        out.par_chunks_mut(2 * c).zip(x.par_chunks(m * c)).for_each(|(o, sample)| sample_stats(sample, (m, c), o));
         out
     }
 }

@@ -14,24 +14,29 @@ pub const SHORT_PATCH: usize = 16;
 
 /// A k x k convolution's geometry on a channels-last input `(n, h, w, c)`.
 #[derive(Clone, Copy)]
-struct Geometry {
+pub(super) struct Geometry {
     k: usize,
     stride: usize,
     padding: usize,
     h: usize,
     w: usize,
     c: usize,
-    ho: usize,
-    wo: usize,
+    pub(super) ho: usize,
+    pub(super) wo: usize,
 }
 
 impl Geometry {
-    fn new(x: &[usize], k: usize, stride: usize, padding: usize) -> Geometry {
+    pub(super) fn new(x: &[usize], k: usize, stride: usize, padding: usize) -> Geometry {
         let out = |side: usize| (side + 2 * padding - k) / stride + 1;
         Geometry { k, stride, padding, h: x[1], w: x[2], c: x[3], ho: out(x[1]), wo: out(x[2]) }
     }
 
-    fn patch(&self) -> usize {
+    /// Values of one input sample.
+    pub(super) fn sample_len(&self) -> usize {
+        self.h * self.w * self.c
+    }
+
+    pub(super) fn patch(&self) -> usize {
         self.k * self.k * self.c
     }
 
@@ -74,14 +79,20 @@ vectorised! {
         let mut y = vec![T::zero(); n * pixels * out];
         y.par_chunks_mut(pixels * out).zip(x.par_chunks(g.h * g.w * g.c)).enumerate().for_each(|(s, (ys, image))| {
             let member = s / (n / members);
-            let (weight, bias) = (&weight[member * patch * out..][..patch * out], &bias[member * out..][..out]);
-            for (q, row) in ys.chunks_exact_mut(out).enumerate() {
-                g.taps(q, |tap, at| add_scaled(row, image[at], &weight[tap * out..][..out]));
-                // Last, as the GEMM's column of ones adds it.
-                row.iter_mut().zip(bias).for_each(|(r, &b)| *r += b);
-            }
+            short_conv_sample(image, &weight[member * patch * out..][..patch * out], &bias[member * out..][..out], g, ys);
         });
         y
+    }
+}
+
+/// One sample of [`ShortConv`] into `ys` (zeros on entry): `(pixels, out)`.
+#[inline(always)]
+pub(super) fn short_conv_sample<T: Float>(image: &[T], weight: &[T], bias: &[T], g: Geometry, ys: &mut [T]) {
+    let out = bias.len();
+    for (q, row) in ys.chunks_exact_mut(out).enumerate() {
+        g.taps(q, |tap, at| add_scaled(row, image[at], &weight[tap * out..][..out]));
+        // Last, as the GEMM's column of ones adds it.
+        row.iter_mut().zip(bias).for_each(|(r, &b)| *r += b);
     }
 }
 
