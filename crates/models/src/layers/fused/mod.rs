@@ -79,9 +79,29 @@ trait Float:
 {
     fn of(v: f64) -> Self;
     fn to(self) -> f64;
+    /// Runs `f` on this thread's scratch buffer of `len` values (contents unspecified: whatever a
+    /// previous kernel left), kept from call to call so that large working buffers that are
+    /// overwritten before they are read are neither allocated nor zeroed again.
+    fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [Self]) -> R) -> R;
+}
+
+thread_local! {
+    static SCRATCH_F32: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    static SCRATCH_F64: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn with_buffer<T: Copy + Default, R>(buffer: &std::cell::RefCell<Vec<T>>, len: usize, f: impl FnOnce(&mut [T]) -> R) -> R {
+    let mut buffer = buffer.borrow_mut();
+    if buffer.len() < len {
+        buffer.resize(len, T::default());
+    }
+    f(&mut buffer[..len])
 }
 
 impl Float for f32 {
+    fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [Self]) -> R) -> R {
+        SCRATCH_F32.with(|b| with_buffer(b, len, f))
+    }
     #[inline(always)]
     fn of(v: f64) -> Self {
         v as f32
@@ -93,6 +113,9 @@ impl Float for f32 {
 }
 
 impl Float for f64 {
+    fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [Self]) -> R) -> R {
+        SCRATCH_F64.with(|b| with_buffer(b, len, f))
+    }
     #[inline(always)]
     fn of(v: f64) -> Self {
         v

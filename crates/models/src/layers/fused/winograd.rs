@@ -47,10 +47,6 @@ impl Tiling {
         let (th, tw) = self.tiles();
         th * tw
     }
-
-    fn tiles_per_member(&self) -> usize {
-        self.n / self.members * self.tiles_per_sample()
-    }
 }
 
 /// `out[i] = f(a[i], b[i])` over channels (vectorised by the compiler).
@@ -80,29 +76,21 @@ fn input_tile<T: Float>(d: &[T], rows: &mut [T], c: usize, runs: &mut [&mut [T]]
     }
 }
 
-/// The transformed input: `(members, 16, tiles per member, c)`.
-struct InputTransform {
-    padding: usize,
-    members: usize,
-}
-
 vectorised! {
-    fn input_transform_values<T: Float>(x: &[T], t: Tiling) -> Vec<T> {
+    /// The transformed input of `images` (whole samples, channels-last) into `v`, `(16, tiles, c)`:
+    /// each sample's tiles one contiguous run in each of the 16 position slabs.
+    fn transform_input<T: Float>(images: &[T], t: Tiling, v: &mut [T]) {
         let (th, tw) = t.tiles();
-        let (per_sample, per_member) = (t.tiles_per_sample() * t.c, t.tiles_per_member() * t.c);
-        let mut v = vec![T::zero(); t.members * POSITIONS * per_member];
-        // Each sample's tiles: one contiguous run in each of the 16 position slabs of its member.
-        let mut runs: Vec<Vec<&mut [T]>> = (0..t.n).map(|_| Vec::with_capacity(POSITIONS)).collect();
-        for (member, slabs) in v.chunks_mut(POSITIONS * per_member).enumerate() {
-            for slab in slabs.chunks_mut(per_member) {
-                for (local, run) in slab.chunks_mut(per_sample).enumerate() {
-                    runs[member * (t.n / t.members) + local].push(run);
-                }
+        let c = t.c;
+        let (sample_len, per_sample) = (t.h * t.w * c, t.tiles_per_sample() * c);
+        let samples = images.len() / sample_len;
+        let mut runs: Vec<Vec<&mut [T]>> = (0..samples).map(|_| Vec::with_capacity(POSITIONS)).collect();
+        for slab in v.chunks_mut(samples * per_sample) {
+            for (sample, run) in slab.chunks_mut(per_sample).enumerate() {
+                runs[sample].push(run);
             }
         }
-        let sample_len = t.h * t.w * t.c;
-        runs.into_par_iter().zip(x.par_chunks(sample_len)).for_each(|(mut runs, image)| {
-            let c = t.c;
+        runs.into_par_iter().zip(images.par_chunks(sample_len)).for_each(|(mut runs, image)| {
             let (mut d, mut rows) = (vec![T::zero(); POSITIONS * c], vec![T::zero(); POSITIONS * c]);
             for tile in 0..th * tw {
                 let (y0, x0) = (2 * (tile / tw) as isize - t.padding as isize, 2 * (tile % tw) as isize - t.padding as isize);
@@ -117,26 +105,6 @@ vectorised! {
                 input_tile(&d, &mut rows, c, &mut runs, tile * c);
             }
         });
-        v
-    }
-}
-
-impl InputTransform {
-    fn tiling(&self, x: &[usize]) -> Tiling {
-        Tiling { n: x[0], h: x[1], w: x[2], c: x[3], padding: self.padding, members: self.members }
-    }
-}
-
-impl Kernel<1> for InputTransform {
-    const NAME: &'static str = "winograd-input";
-
-    fn shapes(&self, [x]: [&[usize]; 1]) -> Vec<Shape> {
-        let t = self.tiling(x);
-        vec![Shape::from((self.members * POSITIONS, t.tiles_per_member(), t.c))]
-    }
-
-    fn run<T: Float>(&self, [x]: [&[T]; 1], dims: &[usize]) -> Vec<Vec<T>> {
-        vec![input_transform_values(x, self.tiling(dims))]
     }
 }
 
@@ -180,51 +148,55 @@ impl Kernel<1> for WeightTransform {
     }
 
     fn run<T: Float>(&self, [w]: [&[T]; 1], dims: &[usize]) -> Vec<Vec<T>> {
-        let (members, out, c_in) = (dims[0], dims[1], dims[2]);
-        let mut u = vec![T::zero(); members * POSITIONS * c_in * out];
-        for member in 0..members {
-            for o in 0..out {
-                for i in 0..c_in {
-                    let at = ((member * out + o) * c_in + i) * 9;
-                    let mut g: [T; 9] = std::array::from_fn(|q| w[at + q]);
-                    if self.flip {
-                        g.reverse();
-                    }
-                    // Row and column of the GEMM's right-hand side: (in, out), or (out, in) flipped.
-                    let (row, col, cols) = if self.flip { (o, i, c_in) } else { (i, o, out) };
-                    for (pos, value) in weight_tile(&g).into_iter().enumerate() {
-                        u[((member * POSITIONS + pos) * (c_in * out)) + row * cols + col] = value;
-                    }
-                }
-            }
-        }
-        vec![u]
+        vec![weight_transform_values(w, (dims[0], dims[1], dims[2]), self.flip)]
     }
 }
 
-/// Aᵀ M A of the 16 GEMM outputs `(members, 16, tiles per member, out)`, plus the bias
-/// `(members, out)`: the convolution `(n, ho, wo, out)`.
-struct OutputTransform {
-    tiling: Tiling,
+vectorised! {
+    /// [`WeightTransform`] of `w` `(members, out, in, 9)`: every kernel's 16 values by rows of the
+    /// weight (in parallel), then each position's slab of the GEMMs' right-hand sides (in parallel).
+    fn weight_transform_values<T: Float>(w: &[T], (members, out, c_in): (usize, usize, usize), flip: bool) -> Vec<T> {
+        let mut tiles = vec![T::zero(); members * out * c_in * POSITIONS];
+        tiles.par_chunks_mut(c_in * POSITIONS).zip(w.par_chunks(c_in * 9)).for_each(|(tiles, kernels)| {
+            for (tile, kernel) in tiles.chunks_exact_mut(POSITIONS).zip(kernels.chunks_exact(9)) {
+                let mut g: [T; 9] = std::array::from_fn(|q| kernel[q]);
+                if flip {
+                    g.reverse();
+                }
+                tile.copy_from_slice(&weight_tile(&g));
+            }
+        });
+        // Slab (member, position): `(in, out)`, or `(out, in)` flipped.
+        let mut u = vec![T::zero(); members * POSITIONS * c_in * out];
+        u.par_chunks_mut(c_in * out).enumerate().for_each(|(slab, u)| {
+            let (member, pos) = (slab / POSITIONS, slab % POSITIONS);
+            let tiles = &tiles[member * out * c_in * POSITIONS..][..out * c_in * POSITIONS];
+            for o in 0..out {
+                for i in 0..c_in {
+                    let at = if flip { o * c_in + i } else { i * out + o };
+                    u[at] = tiles[(o * c_in + i) * POSITIONS + pos];
+                }
+            }
+        });
+        u
+    }
 }
 
 vectorised! {
-    fn output_transform_values<T: Float>(m: &[T], bias: &[T], t: Tiling, out: usize) -> Vec<T> {
+    /// Aᵀ M A of the 16 GEMM outputs `m` `(16, tiles, out)` of whole samples, plus the bias `(out)`:
+    /// those samples' convolution `(samples, ho, wo, out)` into `y`.
+    fn transform_output<T: Float>(m: &[T], bias: &[T], t: Tiling, y: &mut [T]) {
+        let out = bias.len();
         let (ho, wo) = t.out();
         let (th, tw) = t.tiles();
-        let per_member = t.tiles_per_member() * out;
-        let per_member_samples = t.n / t.members;
-        let mut y = vec![T::zero(); t.n * ho * wo * out];
-        y.par_chunks_mut(ho * wo * out).enumerate().for_each(|(s, image)| {
-            let (member, local) = (s / per_member_samples, s % per_member_samples);
-            let slabs = &m[member * POSITIONS * per_member..][..POSITIONS * per_member];
-            let bias = &bias[member * out..][..out];
+        let per_slab = m.len() / POSITIONS;
+        y.par_chunks_mut(ho * wo * out).enumerate().for_each(|(sample, image)| {
             let mut rows = vec![T::zero(); 8 * out];
             let mut sum = vec![T::zero(); out];
             for tile in 0..th * tw {
-                let at = (local * th * tw + tile) * out;
+                let at = (sample * th * tw + tile) * out;
                 let (ty, tx) = (tile / tw, tile % tw);
-                let m = |pos: usize| &slabs[pos * per_member + at..][..out];
+                let m = |pos: usize| &m[pos * per_slab + at..][..out];
                 // Aᵀ M: two rows of four channel rows.
                 for j in 0..4 {
                     combine(&mut sum, m(j), m(4 + j), |a, b| a + b);
@@ -257,20 +229,67 @@ vectorised! {
                 }
             }
         });
+    }
+}
+
+/// Samples per chunk of the convolution: at most this many tiles, so that a chunk's transformed
+/// input and GEMM outputs (16 x 2,048 x 128 values each: 16 MB in f32) stay in the cache.
+const CHUNK_TILES: usize = 2048;
+
+/// The convolution: `x (n, h, w, c)`, the transformed weight `(members, 16, c, out)` and the bias
+/// `(members, out)` give `(n, ho, wo, out)`, chunk by chunk of samples (never across members).
+struct Convolution {
+    tiling: Tiling,
+}
+
+vectorised! {
+    fn convolution_values<T: Float>(x: &[T], u: &[T], bias: &[T], t: Tiling) -> Vec<T> {
+        let (c, out) = (t.c, bias.len() / t.members);
+        let (ho, wo) = t.out();
+        let (sample_in, sample_out, per_sample) = (t.h * t.w * c, ho * wo * out, t.tiles_per_sample());
+        let per_member = t.n / t.members;
+        let chunk = (CHUNK_TILES / per_sample).clamp(1, per_member);
+        let mut y = vec![T::zero(); t.n * sample_out];
+        let (v_len, m_len) = (POSITIONS * chunk * per_sample * c, POSITIONS * chunk * per_sample * out);
+        // Both fully written before they are read, chunk after chunk.
+        T::with_scratch(v_len + m_len, |scratch| {
+            let (v, m) = scratch.split_at_mut(v_len);
+            let threads = rayon::current_num_threads();
+            let parallelism = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+            for member in 0..t.members {
+                for first in (member * per_member..(member + 1) * per_member).step_by(chunk) {
+                    let samples = chunk.min((member + 1) * per_member - first);
+                    let tiles = samples * per_sample;
+                    let (v, m) = (&mut v[..POSITIONS * tiles * c], &mut m[..POSITIONS * tiles * out]);
+                    transform_input(&x[first * sample_in..(first + samples) * sample_in], t, v);
+                    for pos in 0..POSITIONS {
+                        let rhs = &u[(member * POSITIONS + pos) * c * out..][..c * out];
+                        let (lhs, dst) = (&v[pos * tiles * c..][..tiles * c], &mut m[pos * tiles * out..][..tiles * out]);
+                        // SAFETY: row-major (tiles, c), (c, out) and (tiles, out) buffers of exactly those sizes.
+                        unsafe {
+                            gemm::gemm(tiles, out, c, dst.as_mut_ptr(), 1, out as isize, false, lhs.as_ptr(), 1, c as isize,
+                                rhs.as_ptr(), 1, out as isize, T::zero(), T::one(), false, false, false, parallelism)
+                        }
+                    }
+                    let bias = &bias[member * out..(member + 1) * out];
+                    transform_output(m, bias, t, &mut y[first * sample_out..(first + samples) * sample_out]);
+                }
+            }
+        });
         y
     }
 }
 
-impl Kernel<2> for OutputTransform {
-    const NAME: &'static str = "winograd-output";
+impl Kernel<3> for Convolution {
+    const NAME: &'static str = "winograd";
 
-    fn shapes(&self, [_, bias]: [&[usize]; 2]) -> Vec<Shape> {
+    fn shapes(&self, [_, _, bias]: [&[usize]; 3]) -> Vec<Shape> {
         let (ho, wo) = self.tiling.out();
         vec![Shape::from((self.tiling.n, ho, wo, bias[1]))]
     }
 
-    fn run<T: Float>(&self, [m, bias]: [&[T]; 2], dims: &[usize]) -> Vec<Vec<T>> {
-        vec![output_transform_values(m, bias, self.tiling, dims[2])]
+    fn run<T: Float>(&self, [x, u, bias]: [&[T]; 3], _dims: &[usize]) -> Vec<Vec<T>> {
+        vec![convolution_values(x, u, bias, self.tiling)]
     }
 }
 
@@ -287,14 +306,12 @@ pub fn winograd_conv(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, padding
         candle_core::bail!("winograd: {n} samples of {c} channels for {members} members of weight {:?}", weight.dims())
     }
     let u = apply(&WeightTransform { flip }, [&weight.flatten_from(3)?])?.remove(0);
-    let v = apply(&InputTransform { padding, members }, [x])?.remove(0);
-    let m = v.matmul(&u)?;
     let bias = match bias {
         Some(b) => b.reshape((members, produced))?,
         None => Tensor::zeros((members, produced), x.dtype(), x.device())?,
     };
     let tiling = Tiling { n, h, w, c, padding, members };
-    apply(&OutputTransform { tiling }, [&m, &bias]).map(|mut t| t.remove(0))
+    apply(&Convolution { tiling }, [x, &u, &bias]).map(|mut t| t.remove(0))
 }
 
 #[cfg(test)]
