@@ -51,7 +51,9 @@ def steps_table(out):
 
 
 def bench_table(out):
-    fp32, tf32 = load(out / "bench.json") or [], load(out / "bench-tf32.json") or []
+    # `gradmatch bench --json` writes {"peak": ..., "rows": [...]} (a bare list before issue 32).
+    rows = lambda data: data.get("rows", []) if isinstance(data, dict) else data or []
+    fp32, tf32 = rows(load(out / "bench.json")), rows(load(out / "bench-tf32.json"))
     if not fp32 and not tf32:
         print("\nno bench table (see bench.log, bench-tf32.log)")
         return

@@ -145,8 +145,9 @@ struct Ours {
     #[serde(flatten)]
     measured: Measured,
     gflop: f64,
-    /// Seconds over the seconds the counted FLOPs take at the machine's GEMM peak: 1 is the floor.
-    floor_ratio: f64,
+    /// Seconds over the seconds the counted FLOPs take at the CPU's GEMM peak: 1 is the floor
+    /// (`None` on another device, whose peak this bench does not measure).
+    floor_ratio: Option<f64>,
 }
 
 /// The machine's single-GEMM rate, measured once per bench: the floor's denominator.
@@ -178,11 +179,18 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
         return Ok(());
     }
     let rows: Vec<Row> = if args.rows.is_empty() { ROWS.to_vec() } else { args.rows.iter().map(|r| find(r)).collect::<Result<_>>()? };
-    let peak = Peak { gemm_side: PEAK_SIDE, gflops: gradmatch_models::gemm::peak_gflops(PEAK_SIDE, 5), cpu: cpu_model() };
-    eprintln!("GEMM peak: {:.1} GFLOP/s (f32 {PEAK_SIDE}^3 through gemm, {})", peak.gflops, peak.cpu);
+    // The floor is the CPU's: on another device the rows are timed there, and no CPU peak applies.
+    let peak = global.device()?.is_cpu().then(|| Peak {
+        gemm_side: PEAK_SIDE,
+        gflops: gradmatch_models::gemm::peak_gflops(PEAK_SIDE, 5),
+        cpu: cpu_model(),
+    });
+    if let Some(peak) = &peak {
+        eprintln!("GEMM peak: {:.1} GFLOP/s (f32 {PEAK_SIDE}^3 through gemm, {})", peak.gflops, peak.cpu);
+    }
     let mut table = Vec::new();
     for row in rows {
-        let ours = run_ours(global, row, args.iterations, args.tf32, peak.gflops)?;
+        let ours = run_ours(global, row, args.iterations, args.tf32, peak.as_ref().map(|p| p.gflops))?;
         let torch = match (&args.torch, row.torch_args(row.timed_iterations(args.iterations))) {
             (Some(python), Some(torch_args)) => Some(run_torch(python, &args.torch_script, &torch_args)?),
             _ => None,
@@ -195,10 +203,10 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
             (None, None) => (None, None),
         };
         eprintln!(
-            "{}: {seconds:.2} s, {:.0} GFLOP, floor ratio {:.2}{}",
+            "{}: {seconds:.2} s, {:.0} GFLOP, floor ratio {}{}",
             row.name,
             ours.gflop,
-            ours.floor_ratio,
+            two_places(ours.floor_ratio),
             torch.as_ref().map(|t| format!(" (torch {:.2} s)", t.seconds)).unwrap_or_default()
         );
         table.push(TableRow { row: row.name.into(), work: row.describe(), gradmatch: ours, torch, ratio, ratio_to });
@@ -238,18 +246,25 @@ fn find(name: &str) -> Result<Row> {
     }
 }
 
-fn print_table(table: &[TableRow], peak: &Peak) {
-    println!("GEMM peak {:.1} GFLOP/s ({}); floor ratio = seconds / (GFLOP / peak)", peak.gflops, peak.cpu);
+/// `x` to two places, or `-`.
+fn two_places(x: Option<f64>) -> String {
+    x.map(|x| format!("{x:.2}")).unwrap_or_else(|| "-".into())
+}
+
+fn print_table(table: &[TableRow], peak: &Option<Peak>) {
+    if let Some(peak) = peak {
+        println!("GEMM peak {:.1} GFLOP/s ({}); floor ratio = seconds / (GFLOP / peak)", peak.gflops, peak.cpu);
+    }
     println!("| work | gradmatch s | GFLOP | floor ratio | PyTorch s | ratio (to) | gradmatch peak RSS | PyTorch peak RSS |");
     println!("|---|---|---|---|---|---|---|---|");
     for r in table {
         let t = |f: &dyn Fn(&Measured) -> String| r.torch.as_ref().map(f).unwrap_or_else(|| "-".into());
         println!(
-            "| {} | {:.2} | {:.0} | {:.2} | {} | {} | {:.0} MB | {} |",
+            "| {} | {:.2} | {:.0} | {} | {} | {} | {:.0} MB | {} |",
             r.work,
             r.gradmatch.measured.seconds,
             r.gradmatch.gflop,
-            r.gradmatch.floor_ratio,
+            two_places(r.gradmatch.floor_ratio),
             t(&|m| format!("{:.2}", m.seconds)),
             r.ratio.map(|x| format!("{x:.2} ({})", r.ratio_to.as_deref().unwrap_or("-"))).unwrap_or_else(|| "-".into()),
             r.gradmatch.measured.peak_rss_mb,
@@ -259,7 +274,7 @@ fn print_table(table: &[TableRow], peak: &Peak) {
 }
 
 /// Runs `row` in a child process of this binary (its own peak memory).
-fn run_ours(global: &Global, row: Row, iterations: usize, tf32: bool, peak_gflops: f64) -> Result<Ours> {
+fn run_ours(global: &Global, row: Row, iterations: usize, tf32: bool, peak_gflops: Option<f64>) -> Result<Ours> {
     let exe = std::env::current_exe().context("locating the gradmatch binary")?;
     let mut cmd = Command::new(exe);
     cmd.arg("--data-dir").arg(&global.data_dir).arg("--device").arg(&global.device).arg("--quiet");
@@ -270,7 +285,7 @@ fn run_ours(global: &Global, row: Row, iterations: usize, tf32: bool, peak_gflop
     let output = output_of(cmd, "gradmatch bench --row")?;
     let measured = parse_line(&output, "GRADMATCH_ROW")?;
     let gflop = field(&output, "GRADMATCH_ROW", "gflop=")?;
-    let floor_ratio = measured.seconds / (gflop / peak_gflops);
+    let floor_ratio = peak_gflops.map(|peak| measured.seconds / (gflop / peak));
     Ok(Ours { measured, gflop, floor_ratio })
 }
 
