@@ -161,12 +161,18 @@ impl Conv2d {
         let Some(bias) = self.bias.as_ref().filter(|_| fused::eligible(x) && !ctx.autodiff && self.short_patch()) else {
             return Ok(None);
         };
-        let (n, h, w, _) = x.dims4()?;
-        let (k, s, p) = self.geometry();
-        gradmatch_core::flops::count_product(n * out_side(h, k, s, p) * out_side(w, k, s, p), k * k * self.c_in, self.c_out);
+        self.count_forward(x)?;
         let operands = (self.weight_matrix_t(&ctx.param(&self.weight), ctx.members)?, ctx.param(bias));
         ctx.save(Saved::Input(x.clone()));
         Ok(Some(operands))
+    }
+
+    /// Counts the forward's FLOPs (at the direct convolution's size) on `x (n, h, w, c)`.
+    fn count_forward(&self, x: &Tensor) -> Result<()> {
+        let (n, h, w, _) = x.dims4()?;
+        let (k, s, p) = self.geometry();
+        gradmatch_core::flops::count_product(n * out_side(h, k, s, p) * out_side(w, k, s, p), k * k * self.c_in, self.c_out);
+        Ok(())
     }
 
     /// Whether the graph-free CPU paths compute this convolution directly instead of by im2col and
@@ -183,7 +189,7 @@ impl Layer for Conv2d {
         let (ho, wo) = (out_side(h, k, s, p), out_side(w, k, s, p));
         let param = ctx.param(&self.weight);
         let weight = || self.weight_matrix_t(&param, members);
-        gradmatch_core::flops::count_product(n * ho * wo, k * k * self.c_in, self.c_out);
+        self.count_forward(x)?;
         let graph_free = fused::eligible(x) && !ctx.autodiff;
         let y = match &self.bias {
             // Graph-free on the CPU with a short patch: written directly (no patches, no GEMM).

@@ -31,6 +31,8 @@ macro_rules! vectorised {
 
 mod first_block;
 mod short_conv;
+#[cfg(test)]
+mod testing;
 mod winograd;
 pub use first_block::short_conv_norm_relu_pool;
 pub use short_conv::{short_conv, short_conv_grads, SHORT_PATCH};

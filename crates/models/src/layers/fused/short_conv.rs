@@ -77,7 +77,7 @@ vectorised! {
     fn short_conv_values<T: Float>(x: &[T], weight: &[T], bias: &[T], g: Geometry, (n, out): (usize, usize)) -> Vec<T> {
         let (members, patch, pixels) = (bias.len() / out, g.patch(), g.ho * g.wo);
         let mut y = vec![T::zero(); n * pixels * out];
-        y.par_chunks_mut(pixels * out).zip(x.par_chunks(g.h * g.w * g.c)).enumerate().for_each(|(s, (ys, image))| {
+        y.par_chunks_mut(pixels * out).zip(x.par_chunks(g.sample_len())).enumerate().for_each(|(s, (ys, image))| {
             let member = s / (n / members);
             short_conv_sample(image, &weight[member * patch * out..][..patch * out], &bias[member * out..][..out], g, ys);
         });
@@ -135,7 +135,7 @@ vectorised! {
         let patch = g.patch();
         // Per sample: the weight matrix's gradient and, in its last row, the bias's.
         let per_sample: Vec<Vec<T>> = x
-            .par_chunks(g.h * g.w * g.c)
+            .par_chunks(g.sample_len())
             .zip(grad.par_chunks(pixels * out))
             .map(|(image, grad)| {
                 let mut sums = vec![T::zero(); (patch + 1) * out];
@@ -182,26 +182,8 @@ pub fn short_conv_grads(x: &Tensor, grad: &Tensor, k: usize, stride: usize, padd
 
 #[cfg(test)]
 mod tests {
+    use super::super::testing::{max_difference, random};
     use super::*;
-    use candle_core::Device;
-
-    fn random(dims: &[usize], seed: u64) -> Tensor {
-        let n: usize = dims.iter().product();
-        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        let values: Vec<f64> = (0..n)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                (state % 2001) as f64 / 1000.0 - 1.0
-            })
-            .collect();
-        Tensor::from_vec(values, dims, &Device::Cpu).unwrap()
-    }
-
-    fn max_difference(a: &Tensor, b: &Tensor) -> f64 {
-        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f64>().unwrap()
-    }
 
     #[test]
     fn short_convolutions_equal_im2col_and_its_gemms() {
@@ -215,7 +197,7 @@ mod tests {
             let per_member = cols.reshape((members, (), k * k * c)).unwrap();
             let expected = per_member.matmul(&weight).unwrap().broadcast_add(&bias.unsqueeze(1).unwrap()).unwrap();
             let y = short_conv(&x, &weight, &bias, k, stride, padding).unwrap();
-            assert!(max_difference(&y.reshape(expected.dims()).unwrap(), &expected) < 1e-13, "forward k {k} s {stride} p {padding}");
+            assert!(max_difference(&expected, &y) < 1e-13, "forward k {k} s {stride} p {padding}");
             let grad = random(y.dims(), 4);
             let groups = 2;
             let (dw, db) = short_conv_grads(&x, &grad, k, stride, padding, groups).unwrap();

@@ -254,8 +254,6 @@ vectorised! {
         // Both fully written before they are read, chunk after chunk.
         T::with_scratch(v_len + m_len, |scratch| {
             let (v, m) = scratch.split_at_mut(v_len);
-            let threads = rayon::current_num_threads();
-            let parallelism = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
             for member in 0..t.members {
                 for first in (member * per_member..(member + 1) * per_member).step_by(chunk) {
                     let samples = chunk.min((member + 1) * per_member - first);
@@ -265,11 +263,7 @@ vectorised! {
                     for pos in 0..POSITIONS {
                         let rhs = &u[(member * POSITIONS + pos) * c * out..][..c * out];
                         let (lhs, dst) = (&v[pos * tiles * c..][..tiles * c], &mut m[pos * tiles * out..][..tiles * out]);
-                        // SAFETY: row-major (tiles, c), (c, out) and (tiles, out) buffers of exactly those sizes.
-                        unsafe {
-                            gemm::gemm(tiles, out, c, dst.as_mut_ptr(), 1, out as isize, false, lhs.as_ptr(), 1, c as isize,
-                                rhs.as_ptr(), 1, out as isize, T::zero(), T::one(), false, false, false, parallelism)
-                        }
+                        crate::gemm::product((tiles, c, out), lhs, rhs, dst);
                     }
                     let bias = &bias[member * out..(member + 1) * out];
                     transform_output(m, bias, t, &mut y[first * sample_out..(first + samples) * sample_out]);
@@ -316,22 +310,9 @@ pub fn winograd_conv(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, padding
 
 #[cfg(test)]
 mod tests {
+    use super::super::testing::{max_difference, random};
     use super::*;
     use candle_core::Device;
-
-    fn random(dims: &[usize], seed: u64) -> Tensor {
-        let n: usize = dims.iter().product();
-        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        let values: Vec<f64> = (0..n)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                (state % 2001) as f64 / 1000.0 - 1.0
-            })
-            .collect();
-        Tensor::from_vec(values, dims, &Device::Cpu).unwrap()
-    }
 
     /// The direct convolution by im2col: `(members, rows, out)`.
     fn direct(x: &Tensor, weight: &Tensor, bias: &Tensor, padding: usize, members: usize) -> Tensor {
@@ -340,11 +321,6 @@ mod tests {
         let wm = weight.permute((0, 3, 4, 2, 1)).unwrap().contiguous().unwrap().reshape((members, 9 * c_in, out)).unwrap();
         let y = cols.reshape((members, (), 9 * c_in)).unwrap().matmul(&wm).unwrap();
         y.broadcast_add(&bias.reshape((members, 1, out)).unwrap()).unwrap()
-    }
-
-    fn max_difference(a: &Tensor, b: &Tensor) -> f64 {
-        let b = b.reshape(a.dims()).unwrap();
-        (a - &b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f64>().unwrap()
     }
 
     #[test]
