@@ -17,7 +17,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// How the synthetic set starts.
@@ -184,6 +184,17 @@ pub struct RunContext<'a> {
     pub checkpoint: Option<&'a Path>,
     /// Which run this is: what its snapshots say they are, and whose checkpoints it resumes.
     pub identity: RunIdentity,
+    /// Shorter runs that this one passes through: nothing but the iteration count depends on it, so
+    /// the set after `iterations` is theirs, saved as they would save it.
+    pub prefixes: &'a [Prefix],
+}
+
+/// A run of the same configuration that stops after `iterations`: its identity, and where its set goes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prefix {
+    pub iterations: usize,
+    pub identity: RunIdentity,
+    pub path: PathBuf,
 }
 
 /// A run as its caller describes it (the runner derives both from one versioned provenance): a
@@ -217,6 +228,8 @@ pub fn condense(
         seconds += entry.seconds;
         on_iteration(&entry);
         log.push(entry);
+        // Before the checkpoint: a run resumed after it finds its prefixes saved.
+        state.save_prefixes(it + 1)?;
         state.checkpoint_if_due(it + 1)?;
     }
     let ran = cfg.iterations.saturating_sub(start);
@@ -376,6 +389,17 @@ impl<'a> Condensation<'a> {
             set.momentum = Some(Tensor::cat(&m, 0)?);
         }
         Ok(set)
+    }
+
+    /// Saves the set of every prefix run that ends after `done` iterations, with that run's identity.
+    fn save_prefixes(&self, done: usize) -> Result<()> {
+        for prefix in self.run.prefixes.iter().filter(|p| p.iterations == done) {
+            let mut set = self.snapshot(done, None)?;
+            set.metadata.insert(RunIdentity::KEY.into(), prefix.identity.key.clone());
+            set.metadata.insert(RunIdentity::PROVENANCE.into(), prefix.identity.provenance.clone());
+            set.save(&prefix.path)?;
+        }
+        Ok(())
     }
 
     /// Writes the checkpoint after `done` iterations every `checkpoint_every` of them and at the end.

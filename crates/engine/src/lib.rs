@@ -17,7 +17,7 @@ mod synset;
 
 pub use checks::{Checked, InvalidValue};
 pub use condense::{
-    condense, initial_set, matching_gradient, CondenseConfig, CondenseOutcome, Init, IterationLog, Method, RunContext, RunIdentity,
+    condense, initial_set, matching_gradient, CondenseConfig, CondenseOutcome, Init, IterationLog, Method, Prefix, RunContext, RunIdentity,
 };
 pub use device::{available_bytes, open_cuda, select_device, set_tf32, DeviceData};
 pub use ensemble::{evaluate_all, networks_at_once, MAX_NETWORKS_AT_ONCE};

@@ -6,7 +6,7 @@ use gradmatch_augment::NoAugmentation;
 use gradmatch_data::{Dataset, DatasetName};
 use gradmatch_engine::{
     condense, evaluate, initial_set, matching_gradient, CondenseConfig, CondenseOutcome, DeviceData, EvalConfig, EvalTask, Init, Method,
-    RunContext, RunIdentity, SyntheticSet,
+    Prefix, RunContext, RunIdentity, SyntheticSet,
 };
 use gradmatch_models::ModelSpec;
 use std::path::Path;
@@ -37,17 +37,25 @@ fn try_run(
 
 /// DC with the augmentation and parameterisation named.
 /// The plug-ins of a test run besides DC's level, distance and steps: names, and the sampler's options.
-struct Choice {
+struct Choice<'a> {
     augment: &'static str,
     parameterisation: &'static str,
     sampler: &'static str,
     sampler_options: &'static str,
+    prefixes: &'a [Prefix],
 }
 
-impl Default for Choice {
+impl Default for Choice<'_> {
     fn default() -> Self {
-        Choice { augment: "none", parameterisation: "pixels", sampler: "random", sampler_options: "" }
+        Choice { augment: "none", parameterisation: "pixels", sampler: "random", sampler_options: "", prefixes: &[] }
     }
+}
+
+/// The identity of a run of `cfg` with `choice`: the runner derives it from its provenance; here the
+/// config and plug-ins stand for it.
+fn identity(choice: &Choice, cfg: &CondenseConfig) -> RunIdentity {
+    let Choice { augment, parameterisation, sampler, sampler_options, .. } = *choice;
+    RunIdentity { key: format!("{cfg:?} {augment} {parameterisation} {sampler} {sampler_options}"), provenance: String::new() }
 }
 
 fn try_run_with(
@@ -56,11 +64,9 @@ fn try_run_with(
     checkpoint: Option<&Path>,
     on_iteration: &mut dyn FnMut(&gradmatch_engine::IterationLog),
 ) -> candle_core::Result<CondenseOutcome> {
-    // The runner derives the key from its provenance; here the config and augmentation stand for it.
-    let Choice { augment, parameterisation, sampler, sampler_options } = *choice;
-    let identity =
-        RunIdentity { key: format!("{cfg:?} {augment} {parameterisation} {sampler} {sampler_options}"), provenance: String::new() };
-    let run = RunContext { dataset: mnist(), model: &SMALL, device: &Device::Cpu, dtype: DType::F32, checkpoint, identity };
+    let Choice { augment, parameterisation, sampler, sampler_options, prefixes } = *choice;
+    let identity = identity(choice, cfg);
+    let run = RunContext { dataset: mnist(), model: &SMALL, device: &Device::Cpu, dtype: DType::F32, checkpoint, identity, prefixes };
     let (plugins, none) = (gradmatch_plugins::Plugins::builtin(), gradmatch_plugins::OptionTable::new());
     let level = plugins.levels.build("intra", &none).expect("registered");
     let distance = plugins.distances.build("angle", &none).expect("registered");
@@ -142,6 +148,34 @@ fn same_seed_same_set_and_an_interrupted_run_resumes_exactly() {
 }
 
 #[test]
+fn a_longer_run_saves_its_prefix_runs_sets_byte_for_byte_even_when_resumed() {
+    let dir = tempfile::tempdir().unwrap();
+    let short = config(Init::Noise, 2, 9);
+    let long = CondenseConfig { checkpoint_every: 1, ..config(Init::Noise, 4, 9) };
+    let alone = dir.path().join("alone.safetensors");
+    run(&short, None).set.save(&alone).unwrap();
+    let prefix = |name: &str| Prefix { iterations: 2, identity: identity(&Choice::default(), &short), path: dir.path().join(name) };
+
+    let prefixes = [prefix("prefix.safetensors")];
+    let longer = try_run_with(&Choice { prefixes: &prefixes, ..Choice::default() }, &long, None, &mut |_| {}).unwrap();
+    let bytes = |p: &Path| std::fs::read(p).unwrap();
+    assert_eq!(bytes(&prefixes[0].path), bytes(&alone), "the set after 2 of 4 iterations is the 2-iteration run's, file and all");
+    assert!(diff(&longer.set.images, &run(&short, None).set.images) > 0.0, "and the longer run goes on past it");
+
+    // Killed in its third iteration, after the prefix was saved; the resumed run still has it.
+    let (ckpt, prefixes) = (dir.path().join("checkpoint.safetensors"), [prefix("resumed.safetensors")]);
+    let choice = Choice { prefixes: &prefixes, ..Choice::default() };
+    let crashed = std::panic::catch_unwind(|| {
+        try_run_with(&choice, &long, Some(&ckpt), &mut |log| assert!(log.iteration < 2, "simulated crash")).unwrap()
+    });
+    assert!(crashed.is_err());
+    let resumed = try_run_with(&choice, &long, Some(&ckpt), &mut |_| {}).unwrap();
+    assert_eq!(resumed.resumed_from, 2);
+    assert_eq!(bytes(&prefixes[0].path), bytes(&alone));
+    assert_eq!(diff(&resumed.set.images, &longer.set.images), 0.0);
+}
+
+#[test]
 fn dsa_condensation_is_reproducible_and_augments() {
     let cfg = CondenseConfig { outer_loop: Some(2), inner_epochs: Some(1), ..config(Init::Real, 1, 5) };
     let dsa = || try_run_with(&Choice { augment: "dsa", ..Choice::default() }, &cfg, None, &mut |_| {}).unwrap();
@@ -178,7 +212,8 @@ fn synthetic_set_files_round_trip_with_metadata_and_grid() {
 /// The matching loss and gradient of the first step of `level` at `cfg`, in f64 on the CPU.
 fn first_step(level: &str, cfg: &CondenseConfig) -> candle_core::Result<(f64, Tensor)> {
     let identity = RunIdentity { key: String::new(), provenance: String::new() };
-    let run = RunContext { dataset: mnist(), model: &SMALL, device: &Device::Cpu, dtype: DType::F64, checkpoint: None, identity };
+    let run =
+        RunContext { dataset: mnist(), model: &SMALL, device: &Device::Cpu, dtype: DType::F64, checkpoint: None, identity, prefixes: &[] };
     let (plugins, none) = (gradmatch_plugins::Plugins::builtin(), gradmatch_plugins::OptionTable::new());
     let level = plugins.levels.build(level, &none).expect("registered");
     let distance = plugins.distances.build("combined", &none).expect("registered");

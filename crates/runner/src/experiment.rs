@@ -60,6 +60,18 @@ pub struct Experiment {
     pub condense: CondenseConfig,
     #[serde(default)]
     pub evaluation: EvalConfig,
+    /// In a grid, evaluate a baseline instead of condensing (`"random"`: DC's Random row).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<Baseline>,
+}
+
+/// What a grid cell evaluates instead of a condensed set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Baseline {
+    /// DC's "Random": each evaluation network trains on its own random real subset of `ipc` images
+    /// per class (as `gradmatch random-baseline`, whose figures it reproduces).
+    Random,
 }
 
 fn default_model() -> ModelSpec {
@@ -98,6 +110,7 @@ impl Experiment {
             sampler: default_sampler(),
             condense: CondenseConfig::default(),
             evaluation: EvalConfig::default(),
+            baseline: None,
         }
     }
 

@@ -14,7 +14,7 @@ use gradmatch_core::Augmentation;
 use gradmatch_data::Dataset;
 use gradmatch_engine::{
     condense, derive_seed, evaluate_all, networks_at_once, stream, CondenseOutcome, DeviceData, EvalConfig, EvalOutcome, EvalTask,
-    IterationLog, SyntheticSet,
+    IterationLog, Prefix, SyntheticSet,
 };
 use gradmatch_engine::{Recipe, RunContext};
 use gradmatch_models::ModelSpec;
@@ -38,23 +38,25 @@ pub struct CondensedFolder {
     pub decoded_path: Option<PathBuf>,
 }
 
-/// What a condensation needs: the resolved experiment, its dataset and where it runs.
+/// What a condensation needs: the resolved experiment, its dataset and where it runs, and the
+/// shorter runs whose sets it saves on its way ([`finish_prefix`] completes their folders).
 pub struct CondenseJob<'a> {
     pub resolved: &'a Resolved,
     pub dataset: &'a Dataset,
     pub device: &'a Device,
+    pub prefixes: &'a [Prefix],
 }
 
 /// Condenses into `out`: resumes from `out/checkpoint.safetensors` when present, appends each
 /// iteration to `out/log.jsonl`, and saves `synthetic.safetensors` and `synthetic.png` there.
 pub fn condense_into(out: &Path, job: &CondenseJob, on_iteration: &mut dyn FnMut(&IterationLog)) -> Result<CondensedFolder> {
-    let CondenseJob { resolved, dataset: ds, device } = *job;
+    let CondenseJob { resolved, dataset: ds, device, prefixes } = *job;
     let exp = &resolved.experiment;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let checkpoint = out.join(migrate::CHECKPOINT);
     let identity = Provenance::of(exp).condensation().identity();
     migrate::checkpoint(&checkpoint)?;
-    let run = RunContext { dataset: ds, model: &exp.model, device, dtype: DType::F32, checkpoint: Some(&checkpoint), identity };
+    let run = RunContext { dataset: ds, model: &exp.model, device, dtype: DType::F32, checkpoint: Some(&checkpoint), identity, prefixes };
 
     let log_path = out.join("log.jsonl");
     let mut log_file = open_for_append(&log_path)?;
@@ -85,6 +87,19 @@ pub fn condense_into(out: &Path, job: &CondenseJob, on_iteration: &mut dyn FnMut
     Ok(CondensedFolder { outcome, log, set_path, decoded, decoded_path })
 }
 
+/// Completes the folder of a prefix run whose set `job` saved: its `log.jsonl` (the first
+/// iterations of `log`, the full run's) and `synthetic.png`, as the prefix run would have written
+/// them; returns its log.
+pub fn finish_prefix(prefix: &Prefix, log: &[IterationLog], job: &CondenseJob) -> Result<Vec<IterationLog>> {
+    let folder = prefix.path.parent().context("a prefix set lives in a folder")?;
+    let log = log.get(..prefix.iterations).context("the full run's log is shorter than its prefix")?.to_vec();
+    let lines: String = log.iter().map(|entry| serde_json::to_string(entry).expect("log entry serialises") + "\n").collect();
+    crate::files::write_atomic(&folder.join("log.jsonl"), lines)?;
+    let set = SyntheticSet::load(&prefix.path, &Device::Cpu)?.decoded(job.resolved.method().parameterisation)?;
+    set.save_grid(&folder.join("synthetic.png"), job.dataset.mean(), job.dataset.std(), job.dataset.num_classes(), 4)?;
+    Ok(log)
+}
+
 /// The log of a (possibly resumed) run: a kill after a checkpoint repeats some iterations, so the
 /// last entry of each iteration wins (resumed runs recompute them identically).
 fn read_log(path: &Path, iterations: usize) -> Result<Vec<IterationLog>> {
@@ -108,10 +123,30 @@ pub fn eval_seed(set_seed: u64, index: usize) -> u64 {
 }
 
 /// An image set to evaluate, with the seed its evaluation networks derive from (see [`eval_seed`]).
+#[derive(Clone, Copy)]
 pub struct ImageSet<'a> {
     pub images: &'a Tensor,
     pub labels: &'a [u32],
     pub seed: u64,
+}
+
+/// What evaluation networks train on.
+pub enum TrainingSets<'s> {
+    /// One image set for every network (their seeds derive from its seed, see [`eval_seed`]).
+    Same(ImageSet<'s>),
+    /// DC's "Random" baseline: network `e` trains on its own random real subset of `train`, with
+    /// `per_class[c]` images of class `c`, drawn from `seed`.
+    RandomSubsets { train: &'s DeviceData<'s>, per_class: &'s [usize], seed: u64 },
+}
+
+impl TrainingSets<'_> {
+    /// The seed of evaluation network `index` (its initialisation and batch order).
+    pub fn network_seed(&self, index: usize) -> u64 {
+        match *self {
+            TrainingSets::Same(set) => eval_seed(set.seed, index),
+            TrainingSets::RandomSubsets { seed, .. } => eval_seed(derive_seed(seed, stream::BASELINE_EVALUATION, index as u64), 0),
+        }
+    }
 }
 
 /// What one evaluation network trains on, with its own seed.
@@ -161,25 +196,34 @@ impl<'a> Evaluator<'a> {
         self.cfg.resolve(self.dataset.name, spec)
     }
 
-    /// Trains evaluation networks `indices` of `spec` on `set` as one ensemble (see
+    /// Trains evaluation networks `indices` of `spec` on `sets` as one ensemble (see
     /// [`Evaluator::networks_at_once`]) and tests them: one outcome per index.
-    pub fn networks(&self, spec: &ModelSpec, set: &ImageSet, indices: &[usize]) -> Result<Vec<Result<EvalOutcome>>> {
+    pub fn networks(&self, spec: &ModelSpec, sets: &TrainingSets, indices: &[usize]) -> Result<Vec<Result<EvalOutcome>>> {
         let recipe = self.recipe(spec);
         let augment = self.augmentations.of_recipe(&recipe)?;
-        let own: Vec<OwnSet> = indices.iter().map(|&e| self.own_set(set, e)).collect();
+        let own: Vec<OwnSet> = indices.iter().map(|&e| self.own_set(sets, e)).collect::<Result<_>>()?;
         let tasks: Vec<EvalTask> = own.iter().map(|o| self.task(spec, o, augment)).collect();
         Ok(evaluate_all(&tasks, self.cfg, &recipe, tasks.len()).into_iter().map(|o| o.map_err(anyhow::Error::from)).collect())
     }
 
-    /// How many evaluation networks of `spec` on `set` train as one ensemble on this device.
-    pub fn networks_at_once(&self, spec: &ModelSpec, set: &ImageSet) -> Result<usize> {
+    /// How many evaluation networks of `spec` on `sets` train as one ensemble on this device.
+    pub fn networks_at_once(&self, spec: &ModelSpec, sets: &TrainingSets) -> Result<usize> {
         let augment = self.augmentations.of_recipe(&self.recipe(spec))?;
-        Ok(networks_at_once(&self.task(spec, &self.own_set(set, 0), augment), self.cfg)?)
+        Ok(networks_at_once(&self.task(spec, &self.own_set(sets, 0)?, augment), self.cfg)?)
     }
 
-    /// Evaluation network `index`'s view of `set`: its images and its seed.
-    fn own_set(&self, set: &ImageSet, index: usize) -> OwnSet {
-        OwnSet { images: set.images.clone(), labels: set.labels.to_vec(), seed: eval_seed(set.seed, index) }
+    /// Evaluation network `index`'s training images and seed.
+    fn own_set(&self, sets: &TrainingSets, index: usize) -> Result<OwnSet> {
+        let seed = sets.network_seed(index);
+        match *sets {
+            TrainingSets::Same(ImageSet { images, labels, .. }) => Ok(OwnSet { images: images.clone(), labels: labels.to_vec(), seed }),
+            TrainingSets::RandomSubsets { train, per_class, seed: subsets } => {
+                let split = &self.dataset.train;
+                let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(derive_seed(subsets, stream::BASELINE_SUBSET, index as u64));
+                let idx: Vec<usize> = per_class.iter().enumerate().flat_map(|(c, &n)| split.sample_class(c, n, &mut rng)).collect();
+                Ok(OwnSet { images: train.select(&idx)?, labels: split.gather_labels(&idx), seed })
+            }
+        }
     }
 
     fn task<'t>(&'t self, spec: &'t ModelSpec, set: &'t OwnSet, augment: &'t dyn Augmentation) -> EvalTask<'t> {
@@ -196,19 +240,15 @@ impl<'a> Evaluator<'a> {
 
     /// Runs the protocol `num_eval` times for each model on `set`.
     pub fn evaluate_set(&self, set: &ImageSet, models: &[ModelSpec]) -> Result<Vec<ModelAccuracy>> {
-        models.iter().map(|spec| self.run_networks(spec, Over::one_set(self.cfg.num_eval), |e| Ok(self.own_set(set, e)))).collect()
+        let same = TrainingSets::Same(*set);
+        models.iter().map(|spec| self.run_networks(spec, Over::one_set(self.cfg.num_eval), |e| self.own_set(&same, e))).collect()
     }
 
     /// The "Random" baseline under this protocol: network `e` trains on its own random real subset
     /// of `train` with `per_class[c]` images of class `c`, drawn from `seed`.
     pub fn evaluate_random_subsets(&self, train: &DeviceData, per_class: &[usize], spec: &ModelSpec, seed: u64) -> Result<ModelAccuracy> {
-        let split = &self.dataset.train;
-        self.run_networks(spec, Over::one_network_each(self.cfg.num_eval), |e| {
-            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(derive_seed(seed, stream::BASELINE_SUBSET, e as u64));
-            let idx: Vec<usize> = per_class.iter().enumerate().flat_map(|(c, &n)| split.sample_class(c, n, &mut rng)).collect();
-            let subset_seed = derive_seed(seed, stream::BASELINE_EVALUATION, e as u64);
-            Ok(OwnSet { images: train.select(&idx)?, labels: split.gather_labels(&idx), seed: eval_seed(subset_seed, 0) })
-        })
+        let random = TrainingSets::RandomSubsets { train, per_class, seed };
+        self.run_networks(spec, Over::one_network_each(self.cfg.num_eval), |e| self.own_set(&random, e))
     }
 
     /// Trains and tests `num_eval` networks of `spec`, network `e` on `own(e)`, as many at once as

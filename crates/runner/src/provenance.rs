@@ -3,7 +3,7 @@
 //! resumed, the description written into every set). Files made before it are read through
 //! [`crate::migrate`].
 
-use crate::experiment::{Experiment, PluginSpec};
+use crate::experiment::{Baseline, Experiment, PluginSpec};
 use gradmatch_data::DatasetName;
 use gradmatch_engine::{CondenseConfig, EvalConfig, Recipe, RunIdentity};
 use gradmatch_models::ModelSpec;
@@ -21,6 +21,9 @@ pub struct Provenance {
     pub condense: CondenseConfig,
     /// `None` for a condensation alone: its sets are the same whichever protocol evaluates them.
     pub evaluation: Option<Evaluation>,
+    /// A baseline evaluated instead of a condensed set (absent, as before baselines, for one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<Baseline>,
 }
 
 /// How a set is evaluated: the config, and the revision of gradmatch's recipes that resolves it.
@@ -67,6 +70,7 @@ impl Provenance {
             },
             condense: e.condense,
             evaluation: Some(Evaluation { recipes: Recipe::REVISION, config: e.evaluation }),
+            baseline: e.baseline,
         }
     }
 
@@ -80,6 +84,19 @@ impl Provenance {
     /// The same without its evaluation: what a synthetic set (and its checkpoint) is.
     pub fn condensation(&self) -> Provenance {
         Provenance { evaluation: None, ..self.clone() }
+    }
+
+    /// The key of the sets its condensation makes: the condensation's, with what cannot act at this
+    /// config left out. With one matching step per outer iteration (ipc 1) the network is never
+    /// trained between matches, so the step strategy and the inner epochs change nothing: MDA's set
+    /// is MD's. Cells with the same set key share their sets.
+    pub fn set_key(&self) -> String {
+        let mut sets = self.condensation();
+        if sets.condense.loops().outer == 1 {
+            sets.method.steps = PluginSpec::named("fixed");
+            sets.condense.inner_epochs = None;
+        }
+        sets.key()
     }
 
     /// A short stable name: the first 16 hex digits of the MD5 of its JSON (every field written,
@@ -138,6 +155,25 @@ mod tests {
         evaluated_otherwise.evaluation.num_eval += 1;
         assert_eq!(Provenance::of(&evaluated_otherwise).condensation().key(), Provenance::of(&dc).condensation().key());
         assert_ne!(Provenance::of(&evaluated_otherwise).key(), key(&dc));
+    }
+
+    #[test]
+    fn the_step_strategy_shares_sets_only_where_it_cannot_act() {
+        let md = |ipc: usize| {
+            let mut e = Experiment::dc(DatasetName::Mnist);
+            (e.level, e.distance, e.condense.ipc) = (PluginSpec::named("multi-level"), PluginSpec::named("combined"), ipc);
+            e
+        };
+        let mda = |ipc: usize| Experiment { steps: PluginSpec::named("adaptive"), ..md(ipc) };
+        let (sets, condensation) = (|e: &Experiment| Provenance::of(e).set_key(), |e: &Experiment| Provenance::of(e).condensation().key());
+        assert_eq!(sets(&mda(1)), sets(&md(1)), "ipc 1: one matching step per iteration, no training between matches");
+        assert_ne!(condensation(&mda(1)), condensation(&md(1)), "yet each run keeps its own identity (checkpoints, metadata)");
+        assert_ne!(sets(&mda(10)), sets(&md(10)), "ipc 10: the adaptive schedule trains otherwise");
+        let two_steps = |mut e: Experiment| {
+            e.condense.outer_loop = Some(2);
+            e
+        };
+        assert_ne!(sets(&two_steps(mda(1))), sets(&two_steps(md(1))), "an outer loop of 2 at ipc 1 trains between its matches");
     }
 
     #[test]

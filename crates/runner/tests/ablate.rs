@@ -346,3 +346,98 @@ fn an_old_store_keeps_its_recipe_and_is_evaluated_again_under_the_new_one() {
     let after = table(&store);
     assert!(!after.contains("recipe v1") && after.contains("crop_scale_rotate"), "the new figures replace the old: {after}");
 }
+
+/// Random beside MD and MDA at ipc 1, with a curve point after 2 of 4 iterations.
+const CURVE: &str = r#"
+name = "curve"
+[base]
+dataset = "mnist"
+model = "ConvNetW4"
+[base.condense]
+ipc = 1
+iterations = 4
+batch_real = 8
+[base.evaluation]
+epochs = 8
+num_eval = 2
+test_limit = 300
+[[axis]]
+name = "method"
+variants = [
+  { label = "Random", set = { baseline = "random" } },
+  { label = "MD", set = { level.name = "multi-level", distance.name = "combined" } },
+  { label = "MDA", set = { level.name = "multi-level", distance.name = "combined", steps.name = "adaptive" } },
+]
+[table]
+columns = "method"
+[curve]
+iterations = [2]
+num_eval = 2
+"#;
+
+/// A record's `labels` as JSON text writes them: `[["method","MD"]]`.
+fn labels(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap()
+}
+
+/// Accuracies of a store's evaluation records of the cell labelled `label` (JSON), in key order.
+fn accuracies_of(store: &Path, label: &str) -> Vec<f64> {
+    let (all, label) = (records(store), labels(label));
+    let mut found: Vec<(String, f64)> = all
+        .iter()
+        .filter(|r| r["kind"] == "evaluated" && r["labels"] == label)
+        .map(|r| (r["key"].as_str().unwrap().to_string(), r["accuracy"].as_f64().unwrap()))
+        .collect();
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    found.into_iter().map(|(_, a)| a).collect()
+}
+
+#[test]
+fn a_curve_is_taken_from_the_full_run_random_reproduces_its_command_and_mda_shares_mds_set_at_ipc_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let (grid, store) = (dir.path().join("curve.toml"), dir.path().join("store"));
+    std::fs::write(&grid, CURVE).unwrap();
+    ablate(&grid, &store, &[]);
+
+    // One condensation ran: MD's, which saved its set after 2 iterations for the curve; MDA shares both.
+    let all = records(&store);
+    let condensed: Vec<&serde_json::Value> = all.iter().filter(|r| r["kind"] == "condensed").collect();
+    assert_eq!(condensed.len(), 4, "MD, MDA and their curve points");
+    assert_eq!(std::fs::read_dir(store.join("cells")).unwrap().count(), 2, "two folders: MD's run and its set after 2 iterations");
+    let set_of = |label: &str| condensed.iter().find(|r| r["labels"] == labels(label)).unwrap()["set"].clone();
+    assert_eq!(set_of(r#"[["method","MDA"]]"#), set_of(r#"[["method","MD"]]"#));
+    let early = set_of(r#"[["method","MD"],["iterations","2"]]"#);
+    assert_eq!(set_of(r#"[["method","MDA"],["iterations","2"]]"#), early);
+
+    // The set after 2 iterations is, byte for byte, what a 2-iteration run makes.
+    let alone = dir.path().join("alone.toml");
+    let two = CURVE.replace("iterations = 4", "iterations = 2").replace("name = \"curve\"", "name = \"alone\"");
+    std::fs::write(
+        &alone,
+        two.split("[[axis]]").next().unwrap().to_string() + "[base.level]\nname = \"multi-level\"\n[base.distance]\nname = \"combined\"\n",
+    )
+    .unwrap();
+    let alone_store = dir.path().join("alone");
+    ablate(&alone, &alone_store, &[]);
+    let alone_set = records(&alone_store).iter().find(|r| r["kind"] == "condensed").unwrap()["set"].as_str().unwrap().to_string();
+    let bytes = |p: std::path::PathBuf| std::fs::read(p).unwrap();
+    assert_eq!(bytes(store.join(early.as_str().unwrap())), bytes(alone_store.join(alone_set)));
+    assert_eq!(accuracies_of(&store, r#"[["method","MD"],["iterations","2"]]"#), accuracies_of(&alone_store, "[]"));
+
+    // MDA's networks train on MD's set from the same seeds: the same accuracies.
+    assert_eq!(accuracies_of(&store, r#"[["method","MDA"]]"#), accuracies_of(&store, r#"[["method","MD"]]"#));
+
+    // Random: each network its own subset, as `random-baseline` draws them.
+    let json = dir.path().join("random.json");
+    let args = ["random-baseline", "--ipc", "1", "--model", "ConvNetW4", "--num-eval", "2", "--epochs", "8", "--test-limit", "300"];
+    let out = gradmatch(&[&args[..], &["--json", json.to_str().unwrap()]].concat()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let expected: Vec<f64> = summary["accuracies"].as_array().unwrap().iter().map(|a| a.as_f64().unwrap()).collect();
+    assert_eq!(accuracies_of(&store, r#"[["method","Random"]]"#), expected);
+
+    let report = std::fs::read_to_string(store.join("report.md")).unwrap();
+    assert!(report.contains("method=MD − method=Random:"), "the gain over Random: {report}");
+    assert!(report.contains("| method \\ iterations | 2 | 4 |"), "the curve table: {report}");
+    assert!(store.join("plots/curve.png").exists());
+}

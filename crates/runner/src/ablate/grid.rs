@@ -1,6 +1,7 @@
 //! Ablation grids: a base experiment, axes of variants, and the table layout. Parsing a grid expands
 //! it to cells (one resolved [`Experiment`] each), validated as a whole before any work starts.
 
+use crate::experiment::Baseline;
 use crate::experiment::{locate, Experiment, Resolved};
 use crate::provenance::Provenance;
 use anyhow::{bail, Context, Result};
@@ -11,6 +12,9 @@ use std::path::Path;
 
 /// The pseudo-axis of the evaluation model pool (cross-architecture tables).
 pub const EVAL_MODEL_AXIS: &str = "eval_model";
+
+/// The label axis of a curve cell: the iterations after which its set is taken.
+pub const CURVE_AXIS: &str = "iterations";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -29,6 +33,12 @@ pub struct Grid {
     pub axes: Vec<Axis>,
     #[serde(default)]
     pub table: TableLayout,
+    /// Accuracy against iterations: the sets each condensation passes through, evaluated too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub curve: Option<Curve>,
+    /// Published figures to set beside the cells they correspond to.
+    #[serde(default, rename = "published", skip_serializing_if = "Vec::is_empty")]
+    pub published: Vec<Published>,
     /// Every combination of the axes' variants, in file order (the last axis varies fastest),
     /// expanded and validated by [`Grid::parse`].
     #[serde(skip)]
@@ -57,9 +67,32 @@ pub struct Axis {
 #[serde(deny_unknown_fields)]
 pub struct Variant {
     pub label: String,
-    /// Fields merged into the base experiment: `{ level.name = "multi-level", distance.name = "combined" }`.
+    /// Fields merged into the base experiment: `{ level.name = "multi-level", distance.name = "combined" }`
+    /// (`{ baseline = "random" }`: DC's Random row, real subsets, one per evaluation network).
     #[serde(default)]
     pub set: toml::Table,
+}
+
+/// `[curve]`: every condensation of the grid also yields its set after each of `iterations` (the
+/// same run: nothing but the count depends on where it stops), evaluated by `num_eval` networks.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Curve {
+    pub iterations: Vec<usize>,
+    pub num_eval: usize,
+}
+
+/// `[[published]]`: a figure from the literature for the cell with these labels.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Published {
+    /// The cell's labels by axis: `{ dataset = "mnist", method = "DC" }`.
+    pub labels: toml::Table,
+    /// Mean and, where the source gives it, std (%).
+    pub mean: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub std: Option<f64>,
+    pub source: String,
 }
 
 /// Which axes label the rows and which one the columns (`eval_model` for cross-architecture tables).
@@ -88,6 +121,8 @@ pub struct Cell {
     /// The key of its condensation (the provenance without `[evaluation]`): cells that differ only
     /// in how their sets are evaluated (a protocol axis, say) condense the same sets, once.
     pub condensation: String,
+    /// For a `[curve]` cell, the index of the cell whose condensations it stops early.
+    pub curve_of: Option<usize>,
 }
 
 impl Cell {
@@ -120,6 +155,25 @@ impl Cell {
     pub fn label_of(&self, axis: &str) -> Option<&str> {
         self.labels.iter().find(|(a, _)| a == axis).map(|(_, l)| l.as_str())
     }
+
+    /// What it evaluates instead of condensed sets, if anything.
+    pub fn baseline(&self) -> Option<Baseline> {
+        self.experiment().baseline
+    }
+
+    /// Whether it condenses (a baseline does not).
+    pub fn condenses(&self) -> bool {
+        self.baseline().is_none()
+    }
+}
+
+/// A cell of `resolved` with its identities.
+fn cell(labels: Vec<(String, String)>, resolved: Resolved, curve_of: Option<usize>) -> Cell {
+    let experiment = &resolved.experiment;
+    let provenance = Provenance::of(experiment);
+    let first_revision_id = Provenance::under_first_recipes(experiment).key();
+    let (id, condensation) = (provenance.key(), provenance.condensation().key());
+    Cell { labels, id, first_revision_id, resolved, condensation, curve_of }
 }
 
 /// `axis=label ...` of a cell's labels; `base` for the cell of a grid without axes.
@@ -173,6 +227,15 @@ impl Grid {
                 anyhow::ensure!(!labels[..i].iter().any(|w| w.label == v.label), "axis `{}`: label `{}` appears twice", axis.name, v.label);
             }
         }
+        if let Some(curve) = &self.curve {
+            let ascending = curve.iterations.windows(2).all(|w| w[0] < w[1]);
+            anyhow::ensure!(
+                !curve.iterations.is_empty() && curve.iterations[0] > 0 && ascending && curve.num_eval >= 1,
+                "[curve]: `iterations` lists where the curve is taken, ascending and above 0 (e.g. [100, 200, 500]), and \
+                 `num_eval` is at least 1"
+            );
+            anyhow::ensure!(!names.contains(&CURVE_AXIS), "[curve] labels its cells `{CURVE_AXIS}`: rename the axis of that name");
+        }
         let known: Vec<&str> = names.iter().copied().chain([EVAL_MODEL_AXIS]).collect();
         for used in self.table.rows.iter().chain(&self.table.columns) {
             if !known.contains(&used.as_str()) {
@@ -202,19 +265,51 @@ impl Grid {
             let experiment: Experiment = toml::Value::Table(table)
                 .try_into()
                 .map_err(|e: toml::de::Error| anyhow::anyhow!("{where_}: {}", with_suggestion(e.message())))?;
+            let experiment = match experiment.baseline {
+                // What it evaluates is real images, never condensed: its config says so.
+                Some(Baseline::Random) => {
+                    let mut e = experiment;
+                    (e.condense.iterations, e.condense.init) = (0, gradmatch_engine::Init::Real);
+                    e
+                }
+                None => experiment,
+            };
             let resolved = experiment.resolve(plugins).with_context(|| where_.clone())?;
-            let provenance = Provenance::of(&experiment);
-            let (id, condensation) = (provenance.key(), provenance.condensation().key());
-            let first_revision_id = Provenance::under_first_recipes(&experiment).key();
             let labels = combo.iter().map(|(a, v)| (a.to_string(), v.label.clone())).collect();
-            cells.push(Cell { labels, id, first_revision_id, resolved, condensation });
+            cells.push(cell(labels, resolved, None));
         }
+        self.add_curve_cells(&mut cells);
         for (i, c) in cells.iter().enumerate() {
             if let Some(same) = cells[..i].iter().find(|d| d.id == c.id) {
                 bail!("cells `{}` and `{}` resolve to the same experiment: an axis changes nothing", same.label(), c.label());
             }
         }
         Ok(cells)
+    }
+
+    /// The `[curve]` cells of every condensing cell that runs past the curve's points (a point that
+    /// is already a cell of the grid is that cell).
+    fn add_curve_cells(&self, cells: &mut Vec<Cell>) {
+        let Some(curve) = &self.curve else { return };
+        let main = cells.len();
+        for of in 0..main {
+            let (condenses, iterations) = (cells[of].condenses(), cells[of].experiment().condense.iterations);
+            for &at in curve.iterations.iter().filter(|&&at| condenses && at < iterations) {
+                let mut resolved = cells[of].resolved.clone();
+                (resolved.experiment.condense.iterations, resolved.experiment.evaluation.num_eval) = (at, curve.num_eval);
+                let mut labels = cells[of].labels.clone();
+                labels.push((CURVE_AXIS.to_string(), at.to_string()));
+                let point = cell(labels, resolved, Some(of));
+                if !cells.iter().any(|c| c.id == point.id) {
+                    cells.push(point);
+                }
+            }
+        }
+    }
+
+    /// The cells of the table: every cell but the `[curve]` ones.
+    pub fn table_cells(&self) -> impl Iterator<Item = &Cell> {
+        self.cells.iter().filter(|c| c.curve_of.is_none())
     }
 
     /// A key of `[base]` that no experiment has is the base's error, whatever the axes set (the
@@ -439,6 +534,32 @@ columns = "ipc"
         assert_eq!(cells[0].experiment().level.name, "intra");
         assert_eq!(grid.jobs().len(), 8);
         assert_eq!(grid.name, "test");
+    }
+
+    #[test]
+    fn a_curve_adds_its_points_below_each_condensation_and_a_baseline_evaluates_real_subsets() {
+        let random = GRID.replace("{ label = \"DC\", set = {} },", "{ label = \"Random\", set = { baseline = \"random\" } },");
+        let grid = parse(&(random + "[curve]\niterations = [2, 5, 8]\nnum_eval = 3\n")).unwrap();
+        let labels: Vec<String> = grid.cells.iter().map(Cell::label).collect();
+        let main = ["method=Random ipc=1", "method=Random ipc=10", "method=M ipc=1", "method=M ipc=10"];
+        assert_eq!(labels, [&main[..], &["method=M ipc=1 iterations=2", "method=M ipc=10 iterations=2"]].concat(), "points below 5 only");
+        assert_eq!(grid.table_cells().map(Cell::label).collect::<Vec<_>>(), main);
+        let point = &grid.cells[4];
+        assert_eq!((point.curve_of, point.experiment().condense.iterations, point.experiment().evaluation.num_eval), (Some(2), 2, 3));
+        let baseline = &grid.cells[0];
+        assert_eq!((baseline.baseline(), baseline.condenses()), (Some(Baseline::Random), false));
+        assert_eq!(baseline.experiment().condense.iterations, 0, "its config says it condenses nothing");
+        let plain = parse(&GRID.replace("{ label = \"DC\", set = {} },", "{ label = \"Random\", set = {} },")).unwrap();
+        assert_ne!(plain.cells[0].id, baseline.id, "a baseline is never taken for a set condensed with the same config");
+
+        let err = parse(&(GRID.to_string() + "[curve]\niterations = [4, 2]\nnum_eval = 3\n")).unwrap_err().to_string();
+        assert!(err.contains("[curve]") && err.contains("ascending"), "{err}");
+        let twice = GRID.replace("{ label = \"DC\", set = {} },", "{ label = \"DC\", set = { baseline = \"random\" } },").replace(
+            "values = [1, 10]",
+            "values = [1, 10]\n[[axis]]\nname = \"b\"\nvariants = [{ label = \"R\", set = { baseline = \"random\" } }]",
+        );
+        let err = format!("{:#}", parse(&twice).unwrap_err());
+        assert!(err.contains("both set `baseline`"), "{err}");
     }
 
     #[test]

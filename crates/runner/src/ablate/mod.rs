@@ -8,18 +8,18 @@ pub mod report;
 pub mod store;
 
 use crate::global::Global;
-use crate::pipeline::{condense_into, eval_seed, CondenseJob, Evaluator, ImageSet};
+use crate::pipeline::{self, condense_into, CondenseJob, Evaluator, ImageSet};
 use crate::provenance::Provenance;
 use anyhow::{Context, Result};
 use candle_core::{DType, Device};
 use gradmatch_data::{Dataset, DatasetName};
-use gradmatch_engine::{EvalOutcome, PassSizes, PassTarget, SyntheticSet, VERSION};
+use gradmatch_engine::{DeviceData, EvalOutcome, IterationLog, PassSizes, PassTarget, Prefix, SyntheticSet, VERSION};
 use gradmatch_models::ModelSpec;
 use grid::{Cell, Grid, Job, Shard};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget};
 use rayon::prelude::*;
 use std::collections::hash_map::Entry;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Instant;
@@ -70,6 +70,8 @@ struct Shared<'a> {
     /// Condensed sets by the key of their condensation (seed included), with the label of the cell
     /// that made them: from the store, and as this run condenses them.
     sets: Mutex<HashMap<String, (String, Outcome)>>,
+    /// Condense keys of the jobs whose sets a longer run of this process saved and recorded.
+    saved_on_the_way: Mutex<HashSet<String>>,
     appender: Appender,
     progress: MultiProgress,
     units: ProgressBar,
@@ -120,6 +122,7 @@ pub fn run(global: &Global, grid: &Grid, opts: &Options) -> Result<Summary> {
         store: &opts.store,
         records: &records,
         sets: Mutex::new(condensed_sets(&records)),
+        saved_on_the_way: Mutex::new(HashSet::new()),
         appender,
         progress,
         units: bar,
@@ -128,13 +131,13 @@ pub fn run(global: &Global, grid: &Grid, opts: &Options) -> Result<Summary> {
     shared.run_jobs(&jobs, opts.jobs)
 }
 
-/// The condensed sets of the store, by the key of the condensation each record's config describes
+/// The condensed sets of the store, by the set key ([`Provenance::set_key`]) of each record's config
 /// (whichever cell, or cell id, recorded it).
 fn condensed_sets(records: &Records) -> HashMap<String, (String, Outcome)> {
     let mut sets = HashMap::new();
     for record in records.done.values().filter(|r| matches!(r.outcome, Outcome::Condensed { .. })) {
         let label = grid::label_text(&record.labels);
-        sets.insert(Provenance::of(&record.config).condensation().key(), (label, record.outcome.clone()));
+        sets.insert(Provenance::of(&record.config).set_key(), (label, record.outcome.clone()));
     }
     sets
 }
@@ -203,16 +206,60 @@ struct RunningJob<'a> {
 }
 
 impl RunningJob<'_> {
-    /// The key of the job's condensation: its cell's, with the job's seed.
+    fn provenance(&self) -> Provenance {
+        Provenance::of(&self.cell.resolved.with_seed(self.seed).experiment)
+    }
+
+    /// The key of the job's condensation (what its checkpoint carries): its cell's, with the job's seed.
     fn condensation(&self) -> String {
-        Provenance::of(&self.cell.resolved.with_seed(self.seed).experiment).condensation().key()
+        self.provenance().condensation().key()
+    }
+
+    /// The key of the sets the job's condensation makes, shared with every job of the same key.
+    fn sets(&self) -> String {
+        self.provenance().set_key()
+    }
+
+    /// The folder of the job's condensation in the store.
+    fn folder(&self) -> PathBuf {
+        PathBuf::from("cells").join(self.cell.folder()).join(format!("e{}", self.experiment))
     }
 }
 
-/// The synthetic set of a job, loaded with the evaluator of its dataset on the first evaluation.
+/// The record of a condensation in `folder` (relative to the store) with its log.
+fn condensed_outcome(folder: &Path, log: &[IterationLog], seconds_per_iteration: f64) -> Outcome {
+    Outcome::Condensed {
+        seconds_per_iteration,
+        losses: log.iter().map(|l| l.loss).collect(),
+        inner_epochs: log.iter().map(|l| l.inner_epochs.iter().sum()).collect(),
+        set: folder.join("synthetic.safetensors"),
+        grid_image: folder.join("synthetic.png"),
+    }
+}
+
+/// What a job's networks train on, held for the job.
+enum TrainingSets<'a> {
+    /// Its condensed set, decoded.
+    Synthetic(SyntheticSet),
+    /// The real training split, each network drawing its own subset of `per_class` images per class.
+    Real { train: DeviceData<'a>, per_class: Vec<usize> },
+}
+
+impl TrainingSets<'_> {
+    /// As the evaluator takes them, networks seeded from the job's `seed`.
+    fn of(&self, seed: u64) -> pipeline::TrainingSets<'_> {
+        match self {
+            TrainingSets::Synthetic(set) => pipeline::TrainingSets::Same(ImageSet { images: &set.images, labels: &set.labels, seed }),
+            TrainingSets::Real { train, per_class } => pipeline::TrainingSets::RandomSubsets { train, per_class, seed },
+        }
+    }
+}
+
+/// What a job's networks train on, loaded with the evaluator of its dataset on the first evaluation:
+/// its synthetic set (`path`), or for a Random cell each network its own real subset.
 struct JobSet<'a> {
-    path: PathBuf,
-    loaded: Option<(SyntheticSet, Evaluator<'a>)>,
+    path: Option<PathBuf>,
+    loaded: Option<(TrainingSets<'a>, Evaluator<'a>)>,
 }
 
 /// One evaluation network of a job: its model and index, and its key in the store.
@@ -256,8 +303,13 @@ impl<'a> Shared<'a> {
             name: format!("[{}/{}] {} e{}", place + 1, self.total_jobs, cell.label(), job.experiment),
             summary: Summary::default(),
         };
-        if let Some(path) = self.find_or_condense(&mut running) {
-            self.evaluate_missing(&mut running, &mut JobSet { path, loaded: None });
+        match cell.baseline() {
+            Some(_) => self.evaluate_missing(&mut running, &mut JobSet { path: None, loaded: None }),
+            None => {
+                if let Some(path) = self.find_or_condense(&mut running) {
+                    self.evaluate_missing(&mut running, &mut JobSet { path: Some(path), loaded: None });
+                }
+            }
         }
         running.summary
     }
@@ -271,10 +323,17 @@ impl<'a> Shared<'a> {
             self.units.inc(1);
             return Some(self.store.join(set));
         }
-        let condensation = job.condensation();
-        let shared = self.sets.lock().expect("not poisoned").get(&condensation).cloned();
-        if let Some((from, outcome)) = shared {
-            return self.share(job, key, &from, outcome);
+        let sets = job.sets();
+        let shared = self.sets.lock().expect("not poisoned").get(&sets).cloned();
+        match shared {
+            // Saved and recorded for this very job by a longer run of this process.
+            Some((_, Outcome::Condensed { set, .. })) if self.saved_on_the_way.lock().expect("not poisoned").contains(&key) => {
+                job.summary.skipped += 1;
+                self.units.inc(1);
+                return Some(self.store.join(set));
+            }
+            Some((from, outcome)) => return self.share(job, key, &from, outcome),
+            None => {}
         }
         let (outcome, seconds) = match self.condense(job) {
             Ok(condensed) => condensed,
@@ -291,7 +350,7 @@ impl<'a> Shared<'a> {
             self.fail(job, "record", key, e);
             return None;
         }
-        self.sets.lock().expect("not poisoned").insert(condensation, shared);
+        self.sets.lock().expect("not poisoned").insert(sets, shared);
         job.summary.ran += 1;
         self.units.inc(1);
         Some(path)
@@ -329,9 +388,7 @@ impl<'a> Shared<'a> {
                     missing.push(Evaluation { model, index, key });
                 }
             }
-            let at_once = self.load_once(job, set).and_then(|(synthetic, evaluator)| {
-                evaluator.networks_at_once(&model, &ImageSet { images: &synthetic.images, labels: &synthetic.labels, seed: job.seed })
-            });
+            let at_once = self.load_once(job, set).and_then(|(sets, evaluator)| evaluator.networks_at_once(&model, &sets.of(job.seed)));
             match at_once {
                 Ok(at_once) => missing.chunks(at_once).for_each(|ensemble| self.run_evaluations(job, set, ensemble)),
                 Err(e) => missing
@@ -361,14 +418,23 @@ impl<'a> Shared<'a> {
         }
     }
 
-    /// The job's set and the evaluator of its dataset, loaded on the first call.
-    fn load_once<'s>(&self, job: &RunningJob<'a>, set: &'s mut JobSet<'a>) -> Result<&'s (SyntheticSet, Evaluator<'a>)> {
+    /// What the job's networks train on and the evaluator of its dataset, loaded on the first call.
+    fn load_once<'s>(&self, job: &RunningJob<'a>, set: &'s mut JobSet<'a>) -> Result<&'s (TrainingSets<'a>, Evaluator<'a>)> {
         if set.loaded.is_none() {
             let exp = job.cell.experiment();
             let device = &self.devices[job.device];
-            let synthetic = SyntheticSet::load(&set.path, device)
-                .and_then(|stored| stored.decoded(job.cell.resolved.method().parameterisation))
-                .with_context(|| format!("loading the synthetic set {} (delete its condense record to redo it)", set.path.display()))?;
+            let dataset = &self.datasets[&exp.dataset];
+            let synthetic = match &set.path {
+                Some(path) => TrainingSets::Synthetic(
+                    SyntheticSet::load(path, device)
+                        .and_then(|stored| stored.decoded(job.cell.resolved.method().parameterisation))
+                        .with_context(|| format!("loading the synthetic set {} (delete its condense record to redo it)", path.display()))?,
+                ),
+                None => TrainingSets::Real {
+                    train: DeviceData::new(&dataset.train, dataset.shape(), DType::F32, device)?,
+                    per_class: vec![exp.condense.ipc; dataset.num_classes()],
+                },
+            };
             let evaluator =
                 Evaluator::new(self.global, &self.datasets[&exp.dataset], device, &exp.evaluation, &job.cell.resolved.evaluation)?;
             set.loaded = Some((synthetic, evaluator));
@@ -382,21 +448,21 @@ impl<'a> Shared<'a> {
     fn evaluate_and_record(
         &self,
         job: &RunningJob,
-        (set, evaluator): &(SyntheticSet, Evaluator),
+        (sets, evaluator): &(TrainingSets, Evaluator),
         ensemble: &[Evaluation],
         started: Instant,
     ) -> Result<Vec<Result<f64>>> {
         let model = &ensemble[0].model;
-        let images = ImageSet { images: &set.images, labels: &set.labels, seed: job.seed };
         let indices: Vec<usize> = ensemble.iter().map(|e| e.index).collect();
-        let outcomes = evaluator.networks(model, &images, &indices)?;
+        let sets = sets.of(job.seed);
+        let outcomes = evaluator.networks(model, &sets, &indices)?;
         let share = started.elapsed().as_secs_f64() / ensemble.len() as f64;
         let record = |Evaluation { index, key, .. }: &Evaluation, o: EvalOutcome| -> Result<f64> {
             anyhow::ensure!(o.accuracy.is_finite(), "accuracy is {}", o.accuracy);
             let outcome = Outcome::Evaluated {
                 model: model.to_string(),
                 index: *index,
-                eval_seed: eval_seed(job.seed, *index),
+                eval_seed: sets.network_seed(*index),
                 accuracy: o.accuracy,
                 final_train_loss: o.final_train_loss,
                 recipe: Some(evaluator.recipe(model)),
@@ -411,10 +477,16 @@ impl<'a> Shared<'a> {
         let started = Instant::now();
         let resolved = job.cell.resolved.with_seed(job.seed);
         let exp = &resolved.experiment;
-        let folder = PathBuf::from("cells").join(job.cell.folder()).join(format!("e{}", job.experiment));
+        let folder = job.folder();
         let bar = self.progress.add(self.global.progress(exp.condense.iterations as u64, "condense"));
         bar.set_message(job.name.clone());
-        let condensation = CondenseJob { resolved: &resolved, dataset: &self.datasets[&exp.dataset], device: &self.devices[job.device] };
+        let (cells, prefixes): (Vec<usize>, Vec<Prefix>) = self.prefixes(job)?.into_iter().unzip();
+        let condensation = CondenseJob {
+            resolved: &resolved,
+            dataset: &self.datasets[&exp.dataset],
+            device: &self.devices[job.device],
+            prefixes: &prefixes,
+        };
         crate::migrate::adopt_unfinished(&self.store.join(&folder), &job.condensation());
         let condensed = condense_into(&self.store.join(&folder), &condensation, &mut |entry| {
             bar.set_position(entry.iteration as u64 + 1);
@@ -431,15 +503,69 @@ impl<'a> Shared<'a> {
             at => format!(" (resumed at iteration {at})"),
         };
         let name = &job.name;
-        self.note(format!("{name}: condensed, {losses}, {:.3} s per iteration{resumed}", condensed.outcome.seconds_per_iteration));
-        let outcome = Outcome::Condensed {
-            seconds_per_iteration: condensed.outcome.seconds_per_iteration,
-            losses: condensed.log.iter().map(|l| l.loss).collect(),
-            inner_epochs: condensed.log.iter().map(|l| l.inner_epochs.iter().sum()).collect(),
-            set: folder.join("synthetic.safetensors"),
-            grid_image: folder.join("synthetic.png"),
+        let speed = condensed.outcome.seconds_per_iteration;
+        self.note(format!("{name}: condensed, {losses}, {speed:.3} s per iteration{resumed}"));
+        for (&cell, prefix) in cells.iter().zip(&prefixes).filter(|(_, p)| p.path.exists()) {
+            self.record_prefix(job, &self.cells[cell], prefix, &condensed.log, &condensation, speed)?;
+        }
+        Ok((condensed_outcome(&folder, &condensed.log, speed), started.elapsed().as_secs_f64()))
+    }
+
+    /// The prefix runs of the job's condensation: cells of the grid whose condensation stops earlier
+    /// on the same path (a `[curve]` point, an iterations axis), with the same seed, whose sets the
+    /// store lacks; one per set key, each saved where its own run would save it.
+    fn prefixes(&self, job: &RunningJob) -> Result<Vec<(usize, Prefix)>> {
+        let full = job.provenance();
+        let known = self.sets.lock().expect("not poisoned");
+        let mut prefixes: Vec<(usize, Prefix)> = Vec::new();
+        let mut keys: Vec<String> = Vec::new();
+        for (index, cell) in self.cells.iter().enumerate().filter(|(_, c)| c.condenses()) {
+            let short = Provenance::of(&cell.resolved.with_seed(job.seed).experiment);
+            let at = short.condense.iterations;
+            let mut stretched = short.clone();
+            stretched.condense.iterations = full.condense.iterations;
+            let key = short.set_key();
+            let recorded = self.records.done.contains_key(&condense_key(&cell.id, job.experiment));
+            if at == 0 || at >= full.condense.iterations || stretched.set_key() != full.set_key() || recorded {
+                continue;
+            }
+            if known.contains_key(&key) || keys.contains(&key) {
+                continue;
+            }
+            let folder = self.store.join("cells").join(cell.folder()).join(format!("e{}", job.experiment));
+            std::fs::create_dir_all(&folder).with_context(|| format!("creating {}", folder.display()))?;
+            keys.push(key);
+            let path = folder.join("synthetic.safetensors");
+            prefixes.push((index, Prefix { iterations: at, identity: short.condensation().identity(), path }));
+        }
+        Ok(prefixes)
+    }
+
+    /// Records for `cell` the set that `job`'s run saved as its `prefix`, with its share of the log.
+    fn record_prefix(
+        &self,
+        job: &RunningJob,
+        cell: &Cell,
+        prefix: &Prefix,
+        log: &[IterationLog],
+        run: &CondenseJob,
+        speed: f64,
+    ) -> Result<()> {
+        let log = pipeline::finish_prefix(prefix, log, run)?;
+        let short = RunningJob {
+            cell,
+            name: format!("{} (after {} iterations)", job.name, prefix.iterations),
+            summary: Summary::default(),
+            ..*job
         };
-        Ok((outcome, started.elapsed().as_secs_f64()))
+        let folder = short.folder();
+        let outcome = condensed_outcome(&folder, &log, speed);
+        self.note(format!("{}: the set of `{}` saved on the way", job.name, cell.label()));
+        let key = condense_key(&cell.id, job.experiment);
+        self.record(&short, key.clone(), 0.0, outcome.clone())?;
+        self.saved_on_the_way.lock().expect("not poisoned").insert(key);
+        self.sets.lock().expect("not poisoned").insert(short.sets(), (cell.label(), outcome));
+        Ok(())
     }
 
     /// Reports a failed unit of work and records it (it is retried on the next run).

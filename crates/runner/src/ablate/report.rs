@@ -1,6 +1,6 @@
 //! Reports from the store alone: the paper-style table, per-cell plots, and an index page.
 
-use super::grid::{Cell, Grid, EVAL_MODEL_AXIS};
+use super::grid::{Cell, Grid, CURVE_AXIS, EVAL_MODEL_AXIS};
 use super::neighbours::{self, Side};
 use super::plot;
 use super::store::{Outcome, Record, Records};
@@ -88,30 +88,19 @@ pub fn table(grid: &Grid, records: &Records) -> Table {
             order.len() - 1
         }
     };
-    for cell in &grid.cells {
+    for cell in grid.table_cells() {
         let row_key = row_axes.iter().map(|a| cell.label_of(a).unwrap_or("-")).collect::<Vec<_>>().join(ROW_SEPARATOR);
         let row = index_of(&mut row_order, row_key);
         cell_rows.push(row);
         recipes.resize(row_order.len(), Vec::new());
-        let id = shown_id(cell, records);
         for model in cell.experiment().eval_models() {
             let column_key =
                 if column_axis == EVAL_MODEL_AXIS { model.to_string() } else { cell.label_of(&column_axis).unwrap_or("-").to_string() };
             let column = index_of(&mut column_order, column_key);
-            let samples = values.entry((row, column)).or_default();
-            for k in 0..grid.experiments {
-                for n in 0..cell.experiment().evaluation.num_eval {
-                    let key = super::store::evaluation_key(id, k, &model.to_string(), n);
-                    if let Some(record @ Record { outcome: Outcome::Evaluated { accuracy, eval_seed, .. }, .. }) = records.done.get(&key) {
-                        add_recipe(&mut recipes[row], record_recipe(record, &model));
-                        let model = model.to_string();
-                        samples.push(Sample { experiment: k, model, index: n, eval_seed: *eval_seed, percent: 100.0 * accuracy });
-                    }
-                }
-            }
+            values.entry((row, column)).or_default().extend(samples(grid, cell, &model, records, &mut recipes[row]));
         }
     }
-    for (&row, cell) in cell_rows.iter().zip(&grid.cells) {
+    for (&row, cell) in cell_rows.iter().zip(grid.table_cells()) {
         // A row with no records yet names what its cells will be evaluated under.
         if recipes[row].is_empty() {
             cell.experiment().recipes().into_iter().for_each(|r| add_recipe(&mut recipes[row], r));
@@ -123,6 +112,96 @@ pub fn table(grid: &Grid, records: &Records) -> Table {
         .map(|(r, name)| (name.clone(), (0..column_order.len()).map(|c| values.remove(&(r, c)).and_then(Entry::of)).collect()))
         .collect();
     Table { row_axes, column_axis, columns: column_order, rows, recipes }
+}
+
+/// The accuracies recorded for `cell`'s networks of `model`, adding the recipes they were measured
+/// under to `recipes`.
+fn samples(grid: &Grid, cell: &Cell, model: &ModelSpec, records: &Records, recipes: &mut Vec<Recipe>) -> Vec<Sample> {
+    let id = shown_id(cell, records);
+    let mut samples = Vec::new();
+    for k in 0..grid.experiments {
+        for n in 0..cell.experiment().evaluation.num_eval {
+            let key = super::store::evaluation_key(id, k, &model.to_string(), n);
+            if let Some(record @ Record { outcome: Outcome::Evaluated { accuracy, eval_seed, .. }, .. }) = records.done.get(&key) {
+                add_recipe(recipes, record_recipe(record, model));
+                samples.push(Sample {
+                    experiment: k,
+                    model: model.to_string(),
+                    index: n,
+                    eval_seed: *eval_seed,
+                    percent: 100.0 * accuracy,
+                });
+            }
+        }
+    }
+    samples
+}
+
+/// Accuracy against iterations (`[curve]`): one row per condensing cell of the table, one column per
+/// number of iterations (the curve's points, then the cell's own), its own evaluation model's networks.
+pub fn curve_table(grid: &Grid, records: &Records) -> Option<Table> {
+    grid.curve.as_ref()?;
+    let mut columns: Vec<usize> = grid.cells.iter().filter(|c| c.condenses()).map(|c| c.experiment().condense.iterations).collect();
+    columns.sort_unstable();
+    columns.dedup();
+    let (mut rows, mut recipes) = (Vec::new(), Vec::new());
+    for (of, cell) in grid.cells.iter().enumerate().filter(|(_, c)| c.curve_of.is_none() && c.condenses()) {
+        let mut row_recipes = Vec::new();
+        let model = cell.experiment().model;
+        let points: Vec<&Cell> = grid.cells.iter().filter(|c| c.curve_of == Some(of)).chain([cell]).collect();
+        let entries = columns
+            .iter()
+            .map(|&at| {
+                let point = points.iter().find(|c| c.experiment().condense.iterations == at)?;
+                Entry::of(samples(grid, point, &model, records, &mut row_recipes))
+            })
+            .collect();
+        let name = cell.labels.iter().map(|(_, l)| l.as_str()).collect::<Vec<_>>().join(ROW_SEPARATOR);
+        rows.push((name, entries));
+        recipes.push(row_recipes);
+    }
+    let row_axes = grid.axes.iter().map(|a| a.name.clone()).collect();
+    Some(Table { row_axes, column_axis: CURVE_AXIS.to_string(), columns: columns.iter().map(usize::to_string).collect(), rows, recipes })
+}
+
+/// Every condensing cell of the table against its baseline: the cell whose labels differ from its
+/// own only in the variant that names the baseline (`Random` beside `DC`), as `+d points, CI`.
+fn gains_over_baselines(grid: &Grid, records: &Records) -> String {
+    let mut lines = String::new();
+    let entry = |cell: &Cell| Entry::of(samples(grid, cell, &cell.experiment().model, records, &mut Vec::new()));
+    for baseline in grid.table_cells().filter(|c| !c.condenses()) {
+        let apart = |c: &Cell| c.labels.iter().zip(&baseline.labels).filter(|(a, b)| a != b).count();
+        for cell in grid.table_cells().filter(|c| c.condenses() && apart(c) == 1) {
+            let (Some(ours), Some(theirs)) = (entry(cell), entry(baseline)) else { continue };
+            let gain = neighbours::difference(&ours, &theirs).map_or("too few networks for an interval".to_string(), |d| d.to_string());
+            let _ = writeln!(lines, "- {} − {}: {gain}", cell.label(), baseline.label());
+        }
+    }
+    match lines.is_empty() {
+        true => lines,
+        false => format!("\n## Gain over the baseline (its own random subsets, so unpaired: Welch)\n\n{lines}"),
+    }
+}
+
+/// The grid's `[[published]]` figures beside the cells they correspond to.
+fn published_beside_ours(grid: &Grid, records: &Records) -> String {
+    let mut lines = String::new();
+    for published in &grid.published {
+        let wanted = |c: &&Cell| published.labels.iter().all(|(axis, label)| Some(label.as_str().unwrap_or_default()) == c.label_of(axis));
+        let Some(cell) = grid.table_cells().find(wanted) else { continue };
+        let ours = Entry::of(samples(grid, cell, &cell.experiment().model, records, &mut Vec::new()));
+        let ours = ours.map_or("no records yet".to_string(), |e| {
+            let (mean, apart) = (e.estimate.mean, e.estimate.mean - published.mean);
+            let stds = published.std.map_or(String::new(), |std| format!(" = {:+.1} published std", apart / std));
+            format!("{mean:.2} ± {:.2} ({}): {apart:+.2} points{stds}", e.estimate.std, e.estimate.over.short())
+        });
+        let figure = published.std.map_or(format!("{:.1}", published.mean), |std| format!("{:.1} ± {std:.1}", published.mean));
+        let _ = writeln!(lines, "| {} | {figure} | {ours} | {} |", cell.label(), published.source);
+    }
+    match lines.is_empty() {
+        true => lines,
+        false => format!("\n## Published figures beside ours\n\n| cell | published (%) | ours (%) | source |\n|---|---|---|---|\n{lines}"),
+    }
 }
 
 /// The id whose records a cell shows: its own, or, when the store has none under it, the id it had
@@ -255,7 +334,10 @@ pub fn write(grid: &Grid, store: &Path, more: &[&Path]) -> Result<Table> {
         let _ = write!(page, "\n![test accuracy against {0}, one line per row, bars ± one std]({TABLE_PLOT})\n", table.column_axis);
     }
     page += &images_per_class_note(grid);
-    page += "\n## Cells\n\n| cell | images per class (stored → seen) | experiments condensed | s / iteration | loss (first → last) | plot | synthetic sets |\n|---|---|---|---|---|---|---|\n";
+    page += &gains_over_baselines(grid, &records);
+    page += &published_beside_ours(grid, &records);
+    page += &curve_section(grid, &records, store)?;
+    page += "\n## Cells\n\n| cell | images per class (stored → seen) | experiments condensed | s / iteration | wall time | loss (first → last) | plot | synthetic sets |\n|---|---|---|---|---|---|---|---|\n";
     for cell in &grid.cells {
         page += &cell_row(grid, cell, &records, store)?;
     }
@@ -283,6 +365,21 @@ pub fn write(grid: &Grid, store: &Path, more: &[&Path]) -> Result<Table> {
     crate::files::write_atomic(&store.join("table.md"), table.markdown())?;
     Ok(table)
 }
+
+/// The `[curve]` table and its plot ([`CURVE_PLOT`]); empty without a `[curve]`.
+fn curve_section(grid: &Grid, records: &Records, store: &Path) -> Result<String> {
+    let Some(curve) = curve_table(grid, records) else { return Ok(String::new()) };
+    let mut section = format!("\n## Test accuracy (%) against iterations (the sets each run passed through)\n\n{}", curve.markdown());
+    let (plot, tmp) = (store.join(CURVE_PLOT), crate::files::beside(&store.join(CURVE_PLOT)));
+    if curve.plot(&tmp, &format!("{}: test accuracy against iterations", grid.name))? {
+        crate::files::publish(&tmp, &plot)?;
+        let _ = write!(section, "\n![test accuracy against iterations, one line per cell, bars ± one std]({CURVE_PLOT})\n");
+    }
+    Ok(section)
+}
+
+/// The `[curve]` table's plot in a store.
+pub const CURVE_PLOT: &str = "plots/curve.png";
 
 /// `ipc → images networks see` of a cell (`10 → 40` for multi-formation of factor 2).
 fn images_per_class(cell: &Cell) -> String {
@@ -338,16 +435,29 @@ fn cell_row(grid: &Grid, cell: &Cell, records: &Records, store: &Path) -> Result
         crate::files::publish(&tmp, &path)?;
     }
     let loss = curves.first().and_then(|(_, l)| Some(format!("{:.4} → {:.4}", l.first()?, l.last()?))).unwrap_or_else(|| "—".into());
+    // Its own work: a set shared with or saved on the way by another cell's run counts 0 s here.
+    let seconds: f64 = records.done.values().filter(|r| r.cell == id || r.cell == cell.id).map(|r| r.seconds).sum();
     Ok(format!(
-        "| {} | {} | {}/{} | {} | {loss} | {} | {} |\n",
+        "| {} | {} | {}/{} | {} | {} | {loss} | {} | {} |\n",
         cell.label(),
         images_per_class(cell),
         runs.len(),
         grid.experiments,
         if speed.is_empty() { "—".into() } else { format!("{:.3}", speed.iter().sum::<f64>() / speed.len() as f64) },
+        wall_time(seconds),
         if plotted { format!("[plot]({plot_name})") } else { "—".into() },
         images.join(" ")
     ))
+}
+
+/// `1 h 23 min`, `4 min 05 s`, `12.3 s`.
+fn wall_time(seconds: f64) -> String {
+    let whole = seconds.round() as u64;
+    match whole {
+        0..60 => format!("{seconds:.1} s"),
+        60..3600 => format!("{} min {:02} s", whole / 60, whole % 60),
+        _ => format!("{} h {:02} min", whole / 3600, whole % 3600 / 60),
+    }
 }
 
 /// Accuracies (%) of every evaluation of `cell` per evaluation model.

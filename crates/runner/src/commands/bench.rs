@@ -366,6 +366,7 @@ fn measure(global: &Global, row: Row, iterations: usize, tf32: bool) -> Result<T
                 dtype: DType::F32,
                 checkpoint: None,
                 identity: Provenance::of(&exp).condensation().identity(),
+                prefixes: &[],
             };
             // Steady state: the first iteration (allocator warm-up) is left out, of the FLOPs too.
             let mut after_first = None;

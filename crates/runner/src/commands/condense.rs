@@ -112,6 +112,12 @@ fn experiment(args: &Args, plugins: &Plugins) -> Result<Resolved> {
         Some((path, text, alone)) => alone.resolve(plugins).err().map_or(flags_or_file, |own| in_file(path, text, own)),
         None => flags_or_file,
     })?;
+    let file_name = args.config.as_ref().map_or("the experiment".to_string(), |p| p.display().to_string());
+    anyhow::ensure!(
+        exp.baseline.is_none(),
+        "{file_name}: `baseline` makes a grid cell evaluate a baseline instead of condensing; `condense` condenses: remove the \
+         line, or run the Random baseline alone with `gradmatch random-baseline`"
+    );
     // A grid may evaluate the initial set as a baseline cell; `condense` promises a condensed one.
     anyhow::ensure!(
         exp.condense.iterations >= 1,
@@ -190,7 +196,7 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
         out.display()
     );
     let bar = global.progress(exp.condense.iterations as u64, "condense");
-    let job = CondenseJob { resolved: &resolved, dataset: &ds, device: &device };
+    let job = CondenseJob { resolved: &resolved, dataset: &ds, device: &device, prefixes: &[] };
     let condensed = condense_into(&out, &job, &mut show_iteration(global, &bar, exp.condense.iterations))?;
     bar.finish_and_clear();
     print_condensed(&condensed);

@@ -165,8 +165,15 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
         CondenseConfig { ipc: args.ipc, batch_real: args.batch_real, iterations: args.iterations, seed: args.seed, ..Default::default() };
     let dc = dc.resolve(&plugins)?;
     let identity = Provenance::of(&dc.experiment).condensation().identity();
-    let context =
-        |device| RunContext { dataset: &ds, model: &args.model, device, dtype: DType::F32, checkpoint: None, identity: identity.clone() };
+    let context = |device| RunContext {
+        dataset: &ds,
+        model: &args.model,
+        device,
+        dtype: DType::F32,
+        checkpoint: None,
+        identity: identity.clone(),
+        prefixes: &[],
+    };
     let (cpu, cfg) = (context(&Device::Cpu), dc.experiment.condense.clone());
     let images = initial_set(&cpu, &cfg, dc.method())?;
     let comparison = Comparison { cpu, device: context(&device), cfg, images };
