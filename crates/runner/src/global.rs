@@ -39,6 +39,31 @@ impl Global {
 }
 
 /// The device's kind as summaries and records name it.
+/// What a unit of work runs on, as records and the bench name it: for the CPU its model, cores and
+/// the vector extensions the kernels use (a grid resumed across sittings may meet several); the
+/// device's kind otherwise.
+pub fn machine(device: &candle_core::Device) -> String {
+    match device {
+        candle_core::Device::Cpu => cpu_model(),
+        other => device_name(other),
+    }
+}
+
+/// The CPU's model name, cores and the vector extensions the kernels can use.
+pub fn cpu_model() -> String {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let name = info.lines().find_map(|l| l.strip_prefix("model name")).map(|v| v.trim_start_matches([' ', '\t', ':']).to_string());
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let isa = if cfg!(target_arch = "x86_64") && std::arch::is_x86_feature_detected!("avx512f") {
+        "AVX-512"
+    } else if cfg!(target_arch = "x86_64") && std::arch::is_x86_feature_detected!("avx2") {
+        "AVX2"
+    } else {
+        "baseline"
+    };
+    format!("{}, {cores} cores, {isa}", name.unwrap_or_else(|| "unknown CPU".into()))
+}
+
 pub fn device_name(device: &candle_core::Device) -> String {
     match device {
         candle_core::Device::Cpu => "cpu".into(),

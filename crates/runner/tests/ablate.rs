@@ -439,5 +439,7 @@ fn a_curve_is_taken_from_the_full_run_random_reproduces_its_command_and_mda_shar
     let report = std::fs::read_to_string(store.join("report.md")).unwrap();
     assert!(report.contains("method=MD − method=Random:"), "the gain over Random: {report}");
     assert!(report.contains("| method \\ iterations | 2 | 4 |"), "the curve table: {report}");
+    assert!(all.iter().all(|r| r["machine"].as_str().is_some_and(|m| m.contains("cores"))), "every record names its machine");
+    assert!(report.contains("## Machines") && report.contains("14 units finished, 1 condensations among them"), "{report}");
     assert!(store.join("plots/curve.png").exists());
 }

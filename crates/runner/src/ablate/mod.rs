@@ -67,8 +67,8 @@ struct Shared<'a> {
     device_names: &'a [String],
     store: &'a Path,
     records: &'a Records,
-    /// Condensed sets by the key of their condensation (seed included), with the label of the cell
-    /// that made them: from the store, and as this run condenses them.
+    /// Condensed sets by their set key ([`Provenance::set_key`], seed included), with the label of the
+    /// cell that made them: from the store, and as this run condenses them.
     sets: Mutex<HashMap<String, (String, Outcome)>>,
     /// Condense keys of the jobs whose sets a longer run of this process saved and recorded.
     saved_on_the_way: Mutex<HashSet<String>>,
@@ -222,14 +222,20 @@ impl RunningJob<'_> {
 
     /// The folder of the job's condensation in the store.
     fn folder(&self) -> PathBuf {
-        PathBuf::from("cells").join(self.cell.folder()).join(format!("e{}", self.experiment))
+        condensation_folder(self.cell, self.experiment)
     }
 }
 
-/// The record of a condensation in `folder` (relative to the store) with its log.
-fn condensed_outcome(folder: &Path, log: &[IterationLog], seconds_per_iteration: f64) -> Outcome {
+/// The folder of experiment `k` of `cell`'s condensations, relative to the store.
+fn condensation_folder(cell: &Cell, k: usize) -> PathBuf {
+    PathBuf::from("cells").join(cell.folder()).join(format!("e{k}"))
+}
+
+/// The record of a condensation in `folder` (relative to the store) with its log, whose iterations
+/// give its speed (across the sittings of a resumed run).
+fn condensed_outcome(folder: &Path, log: &[IterationLog]) -> Outcome {
     Outcome::Condensed {
-        seconds_per_iteration,
+        seconds_per_iteration: log.iter().map(|l| l.seconds).sum::<f64>() / log.len().max(1) as f64,
         losses: log.iter().map(|l| l.loss).collect(),
         inner_epochs: log.iter().map(|l| l.inner_epochs.iter().sum()).collect(),
         set: folder.join("synthetic.safetensors"),
@@ -424,7 +430,7 @@ impl<'a> Shared<'a> {
             let exp = job.cell.experiment();
             let device = &self.devices[job.device];
             let dataset = &self.datasets[&exp.dataset];
-            let synthetic = match &set.path {
+            let sets = match &set.path {
                 Some(path) => TrainingSets::Synthetic(
                     SyntheticSet::load(path, device)
                         .and_then(|stored| stored.decoded(job.cell.resolved.method().parameterisation))
@@ -435,9 +441,8 @@ impl<'a> Shared<'a> {
                     per_class: vec![exp.condense.ipc; dataset.num_classes()],
                 },
             };
-            let evaluator =
-                Evaluator::new(self.global, &self.datasets[&exp.dataset], device, &exp.evaluation, &job.cell.resolved.evaluation)?;
-            set.loaded = Some((synthetic, evaluator));
+            let evaluator = Evaluator::new(self.global, dataset, device, &exp.evaluation, &job.cell.resolved.evaluation)?;
+            set.loaded = Some((sets, evaluator));
         }
         Ok(set.loaded.as_ref().expect("loaded above"))
     }
@@ -506,9 +511,14 @@ impl<'a> Shared<'a> {
         let speed = condensed.outcome.seconds_per_iteration;
         self.note(format!("{name}: condensed, {losses}, {speed:.3} s per iteration{resumed}"));
         for (&cell, prefix) in cells.iter().zip(&prefixes).filter(|(_, p)| p.path.exists()) {
-            self.record_prefix(job, &self.cells[cell], prefix, &condensed.log, &condensation, speed)?;
+            self.record_prefix(job, &self.cells[cell], prefix, &condensed.log, &condensation)?;
         }
-        Ok((condensed_outcome(&folder, &condensed.log, speed), started.elapsed().as_secs_f64()))
+        // A resumed run's time is that of all its sittings, as its log holds them.
+        let seconds = match condensed.outcome.resumed_from {
+            0 => started.elapsed().as_secs_f64(),
+            _ => condensed.log.iter().map(|l| l.seconds).sum(),
+        };
+        Ok((condensed_outcome(&folder, &condensed.log), seconds))
     }
 
     /// The prefix runs of the job's condensation: cells of the grid whose condensation stops earlier
@@ -532,7 +542,7 @@ impl<'a> Shared<'a> {
             if known.contains_key(&key) || keys.contains(&key) {
                 continue;
             }
-            let folder = self.store.join("cells").join(cell.folder()).join(format!("e{}", job.experiment));
+            let folder = self.store.join(condensation_folder(cell, job.experiment));
             std::fs::create_dir_all(&folder).with_context(|| format!("creating {}", folder.display()))?;
             keys.push(key);
             let path = folder.join("synthetic.safetensors");
@@ -542,15 +552,7 @@ impl<'a> Shared<'a> {
     }
 
     /// Records for `cell` the set that `job`'s run saved as its `prefix`, with its share of the log.
-    fn record_prefix(
-        &self,
-        job: &RunningJob,
-        cell: &Cell,
-        prefix: &Prefix,
-        log: &[IterationLog],
-        run: &CondenseJob,
-        speed: f64,
-    ) -> Result<()> {
+    fn record_prefix(&self, job: &RunningJob, cell: &Cell, prefix: &Prefix, log: &[IterationLog], run: &CondenseJob) -> Result<()> {
         let log = pipeline::finish_prefix(prefix, log, run)?;
         let short = RunningJob {
             cell,
@@ -559,7 +561,7 @@ impl<'a> Shared<'a> {
             ..*job
         };
         let folder = short.folder();
-        let outcome = condensed_outcome(&folder, &log, speed);
+        let outcome = condensed_outcome(&folder, &log);
         self.note(format!("{}: the set of `{}` saved on the way", job.name, cell.label()));
         let key = condense_key(&cell.id, job.experiment);
         self.record(&short, key.clone(), 0.0, outcome.clone())?;
@@ -589,6 +591,7 @@ impl<'a> Shared<'a> {
             seed: job.seed,
             config,
             device: self.device_names[job.device].clone(),
+            machine: Some(crate::global::machine(&self.devices[job.device])),
             version: VERSION.to_string(),
             seconds,
             finished_unix: now_unix(),

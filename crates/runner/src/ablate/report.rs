@@ -158,6 +158,10 @@ pub fn curve_table(grid: &Grid, records: &Records) -> Option<Table> {
             .collect();
         let name = cell.labels.iter().map(|(_, l)| l.as_str()).collect::<Vec<_>>().join(ROW_SEPARATOR);
         rows.push((name, entries));
+        // A row with no records yet names what its cells will be evaluated under.
+        if row_recipes.is_empty() {
+            row_recipes = cell.experiment().recipes();
+        }
         recipes.push(row_recipes);
     }
     let row_axes = grid.axes.iter().map(|a| a.name.clone()).collect();
@@ -337,6 +341,7 @@ pub fn write(grid: &Grid, store: &Path, more: &[&Path]) -> Result<Table> {
     page += &gains_over_baselines(grid, &records);
     page += &published_beside_ours(grid, &records);
     page += &curve_section(grid, &records, store)?;
+    page += &machines(&records);
     page += "\n## Cells\n\n| cell | images per class (stored → seen) | experiments condensed | s / iteration | wall time | loss (first → last) | plot | synthetic sets |\n|---|---|---|---|---|---|---|---|\n";
     for cell in &grid.cells {
         page += &cell_row(grid, cell, &records, store)?;
@@ -376,6 +381,24 @@ fn curve_section(grid: &Grid, records: &Records, store: &Path) -> Result<String>
         let _ = write!(section, "\n![test accuracy against iterations, one line per cell, bars ± one std]({CURVE_PLOT})\n");
     }
     Ok(section)
+}
+
+/// Where the units finished, machine by machine: a grid resumed across sittings may meet several,
+/// and its speeds are theirs.
+fn machines(records: &Records) -> String {
+    let mut units: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+    for record in records.done.values() {
+        let machine = record.machine.as_deref().unwrap_or("not recorded (made before machines were)");
+        let (all, condensed) = units.entry(machine).or_default();
+        *all += 1;
+        *condensed += usize::from(matches!(record.outcome, Outcome::Condensed { .. }) && record.seconds > 0.0);
+    }
+    if units.keys().all(|m| m.starts_with("not recorded")) {
+        return String::new();
+    }
+    let lines: String =
+        units.iter().map(|(m, (all, condensed))| format!("- {m}: {all} units finished, {condensed} condensations among them\n")).collect();
+    format!("\n## Machines (where each unit finished; a resumed condensation's earlier sittings may have run elsewhere)\n\n{lines}")
 }
 
 /// The `[curve]` table's plot in a store.
@@ -436,7 +459,7 @@ fn cell_row(grid: &Grid, cell: &Cell, records: &Records, store: &Path) -> Result
     }
     let loss = curves.first().and_then(|(_, l)| Some(format!("{:.4} → {:.4}", l.first()?, l.last()?))).unwrap_or_else(|| "—".into());
     // Its own work: a set shared with or saved on the way by another cell's run counts 0 s here.
-    let seconds: f64 = records.done.values().filter(|r| r.cell == id || r.cell == cell.id).map(|r| r.seconds).sum();
+    let own: Vec<f64> = records.done.values().filter(|r| r.cell == id || r.cell == cell.id).map(|r| r.seconds).collect();
     Ok(format!(
         "| {} | {} | {}/{} | {} | {} | {loss} | {} | {} |\n",
         cell.label(),
@@ -444,7 +467,7 @@ fn cell_row(grid: &Grid, cell: &Cell, records: &Records, store: &Path) -> Result
         runs.len(),
         grid.experiments,
         if speed.is_empty() { "—".into() } else { format!("{:.3}", speed.iter().sum::<f64>() / speed.len() as f64) },
-        wall_time(seconds),
+        if own.is_empty() { "—".into() } else { wall_time(own.iter().sum()) },
         if plotted { format!("[plot]({plot_name})") } else { "—".into() },
         images.join(" ")
     ))
@@ -525,6 +548,7 @@ columns = "eval_model"
             seed: k as u64,
             config: cell.experiment().clone(),
             device: "cpu".into(),
+            machine: None,
             version: "t".into(),
             seconds: 0.0,
             finished_unix: 0,
@@ -538,6 +562,12 @@ columns = "eval_model"
             failures: Vec::new(),
             conflicts: Vec::new(),
         }
+    }
+
+    #[test]
+    fn wall_times_read_at_a_glance() {
+        let shown: Vec<String> = [12.34, 245.0, 5000.0].into_iter().map(wall_time).collect();
+        assert_eq!(shown, ["12.3 s", "4 min 05 s", "1 h 23 min"]);
     }
 
     #[test]

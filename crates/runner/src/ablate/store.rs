@@ -36,6 +36,10 @@ pub struct Record {
     pub seed: u64,
     pub config: Experiment,
     pub device: String,
+    /// What it ran on ([`crate::global::machine`]): a grid resumed across sittings may run on
+    /// several machines. Absent in records made before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine: Option<String>,
     pub version: String,
     /// Wall seconds of this unit.
     pub seconds: f64,
@@ -324,6 +328,7 @@ mod tests {
             seed: 0,
             config: Experiment::dc(DatasetName::Mnist),
             device: "cpu".into(),
+            machine: None,
             version: "test".into(),
             seconds: 1.0,
             finished_unix: 0,

@@ -3,7 +3,7 @@
 //! reference (`../shared/bench/torch_reference.py`) run on the same machine in the same run.
 
 use crate::experiment::{Experiment, PluginSpec};
-use crate::global::Global;
+use crate::global::{cpu_model, Global};
 use crate::provenance::Provenance;
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Tensor};
@@ -223,21 +223,6 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
 /// The square GEMM of the peak: large enough for gemm's blocking to reach its rate (1024: 7 %
 /// under 2048 on a 2-core Zen 4), small enough to take a fraction of a second.
 const PEAK_SIDE: usize = 2048;
-
-/// The CPU's model name and the vector extensions the kernels can use.
-fn cpu_model() -> String {
-    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let name = info.lines().find_map(|l| l.strip_prefix("model name")).map(|v| v.trim_start_matches([' ', '\t', ':']).to_string());
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    let isa = if cfg!(target_arch = "x86_64") && std::arch::is_x86_feature_detected!("avx512f") {
-        "AVX-512"
-    } else if cfg!(target_arch = "x86_64") && std::arch::is_x86_feature_detected!("avx2") {
-        "AVX2"
-    } else {
-        "baseline"
-    };
-    format!("{}, {cores} cores, {isa}", name.unwrap_or_else(|| "unknown CPU".into()))
-}
 
 fn find(name: &str) -> Result<Row> {
     match ROWS.iter().find(|r| r.name == name) {
