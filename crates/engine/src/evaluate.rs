@@ -50,6 +50,26 @@ pub fn check_images(images: &Tensor, labels: &[u32]) -> Result<()> {
 /// Trains a fresh network on the task's images under `recipe` (with `cfg`'s momentum, weight decay,
 /// batch size and test subset), then measures its accuracy on the test set.
 pub fn evaluate(task: &EvalTask, cfg: &EvalConfig, recipe: &Recipe) -> Result<EvalOutcome> {
+    let trained = train(task, cfg, recipe)?;
+    let started = Instant::now();
+    Ok(EvalOutcome {
+        accuracy: test_accuracy(&trained.net, task.test, cfg.test_limit)?,
+        final_train_loss: trained.final_train_loss,
+        train_seconds: trained.train_seconds,
+        test_seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// A network trained by [`train`].
+pub struct Trained {
+    pub net: Network,
+    pub final_train_loss: f64,
+    pub train_seconds: f64,
+}
+
+/// Trains a fresh network on the task's images under `recipe` (with `cfg`'s momentum, weight decay
+/// and batch size): the training half of [`evaluate`].
+pub fn train(task: &EvalTask, cfg: &EvalConfig, recipe: &Recipe) -> Result<Trained> {
     let EvalTask { spec, images, labels, test, num_classes, augment, seed } = *task;
     cfg.check().map_err(|e| candle_core::Error::Msg(e.to_string()))?;
     check_images(images, labels)?;
@@ -87,17 +107,12 @@ pub fn evaluate(task: &EvalTask, cfg: &EvalConfig, recipe: &Recipe) -> Result<Ev
         }
     }
     let train_seconds = started.elapsed().as_secs_f64();
-    let started = Instant::now();
-    Ok(EvalOutcome {
-        accuracy: test_accuracy(&net, test, cfg.test_limit)?,
-        final_train_loss: last_loss.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?,
-        train_seconds,
-        test_seconds: started.elapsed().as_secs_f64(),
-    })
+    let final_train_loss = last_loss.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?;
+    Ok(Trained { net, final_train_loss, train_seconds })
 }
 
 /// Accuracy of `net` on the first `limit` images of `test` (all when `None`).
-fn test_accuracy(net: &Network, test: &DeviceData, limit: Option<usize>) -> Result<f64> {
+pub fn test_accuracy(net: &Network, test: &DeviceData, limit: Option<usize>) -> Result<f64> {
     Ok(test_accuracy_of_members(net, test, limit)?[0])
 }
 

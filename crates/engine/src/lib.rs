@@ -21,7 +21,7 @@ pub use condense::{
 };
 pub use device::{available_bytes, open_cuda, select_device, set_tf32, DeviceData};
 pub use ensemble::{evaluate_all, networks_at_once, MAX_NETWORKS_AT_ONCE};
-pub use evaluate::{check_images, evaluate, EvalOutcome, EvalTask};
+pub use evaluate::{check_images, evaluate, test_accuracy, train, EvalOutcome, EvalTask, Trained};
 pub use optim::Sgd;
 pub use passes::{PassSizes, PassTarget};
 pub use recipe::{EvalConfig, Phases, Protocol, Recipe, Schedule, NO_AUGMENTATION};

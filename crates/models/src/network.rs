@@ -154,6 +154,45 @@ impl Network {
     pub fn has_batch_norm(&self) -> bool {
         self.spec.has_batch_norm()
     }
+
+    /// Saves the parameters by name as safetensors (f32, on the host). Batch-norm running
+    /// statistics are state, not parameters: such networks are refused rather than saved in part.
+    pub fn save(&self, path: &std::path::Path) -> Result<()> {
+        if self.has_batch_norm() || self.members != 1 {
+            candle_core::bail!("{}: only a single network without batch norm is saved (its parameters are all its state)", self.spec)
+        }
+        let tensors: std::collections::HashMap<String, Tensor> = self
+            .params
+            .iter()
+            .map(|p| Ok((p.name.clone(), p.var.as_tensor().to_dtype(DType::F32)?.to_device(&Device::Cpu)?)))
+            .collect::<Result<_>>()?;
+        candle_core::safetensors::save(&tensors, path)
+    }
+
+    /// Sets every parameter from a file [`Network::save`] wrote for a network of the same spec and
+    /// shapes; an error names the file and the first parameter that is missing or misshapen.
+    pub fn load_params(&self, path: &std::path::Path) -> Result<()> {
+        let saved = candle_core::safetensors::load(path, self.params[0].var.device())
+            .map_err(|e| candle_core::Error::Msg(format!("{}: {e}", path.display())))?;
+        if saved.len() != self.params.len() {
+            candle_core::bail!("{}: holds {} parameters, {} has {}", path.display(), saved.len(), self.spec, self.params.len())
+        }
+        for p in &self.params {
+            match saved.get(&p.name) {
+                Some(t) if t.dims() == p.var.dims() => p.var.set(&t.to_dtype(p.var.dtype())?)?,
+                Some(t) => candle_core::bail!(
+                    "{}: `{}` has shape {:?}, {} expects {:?}",
+                    path.display(),
+                    p.name,
+                    t.dims(),
+                    self.spec,
+                    p.var.dims()
+                ),
+                None => candle_core::bail!("{}: no parameter `{}` of {}", path.display(), p.name, self.spec),
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `(n, C, H, W)` -> `(n, H, W, C)`, the layout of every layer.

@@ -39,6 +39,8 @@ enum Command {
     Data(commands::data::Args),
     /// The "Random" baseline: random real subsets of ipc images per class, evaluated by the protocol.
     RandomBaseline(commands::baseline::Args),
+    /// The "whole dataset" column: networks trained on the whole training split, kept and reused.
+    TrainReal(commands::train_real::Args),
     /// Condense a dataset (flags or a TOML experiment file), evaluate the set, save it.
     Condense(commands::condense::Args),
     /// Evaluate a set (ours, a plain safetensors, DC/DSA/DM res_*.pt, MTT) under an evaluation protocol.
@@ -61,6 +63,7 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Data(args) => commands::data::run(&global, args),
         Command::RandomBaseline(args) => commands::baseline::run(&global, args),
+        Command::TrainReal(args) => commands::train_real::run(&global, args),
         Command::Condense(args) => commands::condense::run(&global, args),
         Command::Evaluate(args) => commands::evaluate::run(&global, args),
         Command::Ablate(args) => commands::ablate::run(&global, args),

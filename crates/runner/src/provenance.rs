@@ -102,9 +102,7 @@ impl Provenance {
     /// A short stable name: the first 16 hex digits of the MD5 of its JSON (every field written,
     /// in declaration order, options sorted by name).
     pub fn key(&self) -> String {
-        let json = serde_json::to_string(self).expect("a provenance serialises");
-        let digest = <md5::Md5 as md5::Digest>::digest(json.as_bytes());
-        digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+        short_key(&serde_json::to_string(self).expect("a provenance serialises"))
     }
 
     /// The provenance a set's metadata carries; `None` for sets written without one (by earlier
@@ -120,6 +118,12 @@ impl Provenance {
     pub fn identity(&self) -> RunIdentity {
         RunIdentity { key: self.key(), provenance: serde_json::to_string(self).expect("a provenance serialises") }
     }
+}
+
+/// The first 16 hex digits of the MD5 of `text`: the short, stable names of gradmatch's results.
+pub fn short_key(text: &str) -> String {
+    let digest = <md5::Md5 as md5::Digest>::digest(text.as_bytes());
+    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -114,6 +114,7 @@ fn cases() -> Vec<Case> {
         case("random subsets of 0 images", &["random-baseline", "--ipc", "0"], &["--ipc 0", "at least 1"]),
         case("random subsets larger than a class", &["random-baseline", "--ipc", "6000"], &["--ipc 6000", "class 5 of mnist has 5421"]),
         case("condensing 0 iterations", &["condense", "--iterations", "0"], &["`iterations` = 0 (or --iterations)", "init = noise"]),
+        case("training on the whole split without epochs", &["train-real"], &["--epochs"]),
         case("a baseline to condense", &["condense", "--config", "e.toml"], &["e.toml", "`baseline`", "random-baseline"])
             .with("e.toml", format!("baseline = \"random\"\n{}", experiment("", ""))),
         // Sizes.

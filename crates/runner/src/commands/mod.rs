@@ -6,6 +6,7 @@ pub mod data;
 pub mod device_check;
 pub mod evaluate;
 pub mod report;
+pub mod train_real;
 
 use crate::pipeline::ModelAccuracy;
 use anyhow::{Context, Result};
