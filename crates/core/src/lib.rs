@@ -5,7 +5,9 @@
 //! * **how long to train between matches**: [`StepStrategy`] (fixed, adaptive, overfitting-aware, ...);
 //! * **what both sides of a match see**: [`Augmentation`] (none, DSA's Siamese augmentation, ...);
 //! * **what a synthetic image is**: [`Parameterisation`] (pixels, IDC's multi-formation, ...);
-//! * **which real images to match against**: [`Sampler`] (uniform draws, DREAM's representatives, ...).
+//! * **which real images to match against**: [`Sampler`] (uniform draws, DREAM's representatives, ...);
+//! * **which real images make a coreset**: [`Selection`] (random, herding, k-center, forgetting: the
+//!   baselines of DC's table).
 //!
 //! Each plug-in also implements [`Plugin`] (its name, summary and typed options). Plug-in crates
 //! depend on this crate only; `gradmatch-plugins` registers them by name for configs and checks.
@@ -18,6 +20,7 @@ mod loops;
 mod parameterisation;
 mod plugin;
 mod sampler;
+mod selection;
 mod step;
 
 pub use augment::{image_seed, mix64, Augmentation};
@@ -27,6 +30,7 @@ pub use loops::Loops;
 pub use parameterisation::Parameterisation;
 pub use plugin::{NoOptions, OptionError, Plugin};
 pub use sampler::{ClassBatches, SampleContext, Sampler};
+pub use selection::{SelectContext, Selection};
 pub use step::{InnerTrainer, StepContext, StepStrategy};
 
 /// Re-exported so that a plug-in crate depends on this crate alone: `gradmatch_core::candle_core`.

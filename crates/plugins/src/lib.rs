@@ -21,7 +21,7 @@ pub struct WriteASampler;
 pub use registry::{did_you_mean, Holds, OptionTable, PluginError, Registry};
 
 use gradmatch_augment::DcAugmentation;
-use gradmatch_core::{Augmentation, Distance, GradientLevel, Parameterisation, Sampler, StepStrategy};
+use gradmatch_core::{Augmentation, Distance, GradientLevel, Parameterisation, Sampler, Selection, StepStrategy};
 
 /// The registries of the plug-in kinds, one per question a method answers.
 pub struct Plugins {
@@ -37,6 +37,8 @@ pub struct Plugins {
     pub parameterisations: Registry<dyn Parameterisation>,
     /// Which real images to match against.
     pub samplers: Registry<dyn Sampler>,
+    /// Which real images make a coreset (DC's baselines; not a part of a condensation method).
+    pub selections: Registry<dyn Selection>,
 }
 
 impl Plugins {
@@ -49,6 +51,7 @@ impl Plugins {
             augmentations: Registry::new("augmentation", "augmentations"),
             parameterisations: Registry::new("parameterisation", "parameterisations"),
             samplers: Registry::new("sampler", "samplers"),
+            selections: Registry::new("selection", "selections"),
         }
     }
 
@@ -79,6 +82,11 @@ impl Plugins {
 
         p.samplers.register::<gradmatch_samplers::Random>();
         p.samplers.register::<gradmatch_samplers::Dream>();
+
+        p.selections.register::<gradmatch_selections::Random>();
+        p.selections.register::<gradmatch_selections::Herding>();
+        p.selections.register::<gradmatch_selections::KCenter>();
+        p.selections.register::<gradmatch_selections::Forgetting>();
         p
     }
 

@@ -1,4 +1,4 @@
-use gradmatch_core::{Augmentation, Distance, GradientLevel, Parameterisation, Plugin, Sampler, StepStrategy};
+use gradmatch_core::{Augmentation, Distance, GradientLevel, Parameterisation, Plugin, Sampler, Selection, StepStrategy};
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -30,7 +30,7 @@ macro_rules! holds {
         }
     )*};
 }
-holds!(Distance, GradientLevel, StepStrategy, Augmentation, Parameterisation, Sampler);
+holds!(Distance, GradientLevel, StepStrategy, Augmentation, Parameterisation, Sampler, Selection);
 
 /// `(field, message)` of an option that did not deserialize or validate.
 type Invalid = (String, String);

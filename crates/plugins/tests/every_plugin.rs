@@ -4,7 +4,8 @@
 
 use gradmatch_plugins::Plugins;
 use gradmatch_testkit::{
-    check_augmentation, check_distance, check_level, check_parameterisation, check_sampler, check_step_strategy, DistanceLaws,
+    check_augmentation, check_distance, check_level, check_parameterisation, check_sampler, check_selection, check_step_strategy,
+    DistanceLaws,
 };
 
 #[test]
@@ -52,5 +53,13 @@ fn every_sampler_gives_batches_of_its_class_alike_for_a_seed() {
     for (name, sampler) in Plugins::builtin().samplers.defaults() {
         eprintln!("sampler {name}");
         check_sampler(sampler.as_ref());
+    }
+}
+
+#[test]
+fn every_selection_picks_distinct_images_of_its_class_alike_for_a_seed() {
+    for (name, selection) in Plugins::builtin().selections.defaults() {
+        eprintln!("selection {name}");
+        check_selection(selection.as_ref());
     }
 }

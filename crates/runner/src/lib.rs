@@ -86,6 +86,7 @@ fn print_plugins(p: &gradmatch_plugins::Plugins) {
         (p.augmentations.kinds(), p.augmentations.list().collect()),
         (p.parameterisations.kinds(), p.parameterisations.list().collect()),
         (p.samplers.kinds(), p.samplers.list().collect()),
+        (p.selections.kinds(), p.selections.list().collect()),
     ];
     for (kinds, list) in kinds {
         println!("{kinds}:");

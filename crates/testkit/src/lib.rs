@@ -18,6 +18,7 @@ mod gradient;
 mod mnist;
 mod parameterisation;
 mod sampler;
+mod selection;
 mod step;
 
 pub use augmentation::check_augmentation;
@@ -26,6 +27,7 @@ pub use gradient::{check_level, check_matching_gradient};
 pub use mnist::{Mismatch, MnistContext};
 pub use parameterisation::check_parameterisation;
 pub use sampler::check_sampler;
+pub use selection::check_selection;
 pub use step::check_step_strategy;
 
 #[cfg(test)]

@@ -79,7 +79,7 @@ fn draw_all(sampler: &dyn Sampler, template: &KitContext) -> Drawn {
     Drawn { batches, initial }
 }
 
-fn subset() -> &'static Split {
+pub(crate) fn subset() -> &'static Split {
     static SUBSET: OnceLock<Split> = OnceLock::new();
     SUBSET.get_or_init(|| {
         let train = &mnist().train;
