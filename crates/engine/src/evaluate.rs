@@ -1,4 +1,5 @@
 use crate::device::DeviceData;
+use crate::forgetting::ForgettingCounter;
 use crate::optim::Sgd;
 use crate::recipe::{EvalConfig, Recipe};
 use crate::seed::{derive_seed, stream};
@@ -70,6 +71,19 @@ pub struct Trained {
 /// Trains a fresh network on the task's images under `recipe` (with `cfg`'s momentum, weight decay
 /// and batch size): the training half of [`evaluate`].
 pub fn train(task: &EvalTask, cfg: &EvalConfig, recipe: &Recipe) -> Result<Trained> {
+    train_watching(task, cfg, recipe, None)
+}
+
+/// Trains as [`train`] does and counts, for every training image, its forgetting events: how often
+/// the prediction on its training batch was wrong right after being right (Toneva et al., 2019).
+/// One more forward pass per batch.
+pub fn train_counting_forgetting(task: &EvalTask, cfg: &EvalConfig, recipe: &Recipe) -> Result<(Trained, Vec<u32>)> {
+    let mut counter = ForgettingCounter::new(task.labels.len());
+    let trained = train_watching(task, cfg, recipe, Some(&mut counter))?;
+    Ok((trained, counter.events().to_vec()))
+}
+
+fn train_watching(task: &EvalTask, cfg: &EvalConfig, recipe: &Recipe, mut counter: Option<&mut ForgettingCounter>) -> Result<Trained> {
     let EvalTask { spec, images, labels, test, num_classes, augment, seed } = *task;
     cfg.check().map_err(|e| candle_core::Error::Msg(e.to_string()))?;
     check_images(images, labels)?;
@@ -91,6 +105,12 @@ pub fn train(task: &EvalTask, cfg: &EvalConfig, recipe: &Recipe) -> Result<Train
             let idx = Tensor::from_slice(chunk, chunk.len(), device)?;
             let x = augment.augment_each(&images.index_select(&idx, 0)?, derive_seed(seed, stream::EVAL_AUGMENT, batches))?.detach();
             batches += 1;
+            if let Some(counter) = counter.as_deref_mut() {
+                let predicted = net.forward(&x, Mode::Train)?.argmax(1)?.to_vec1::<u32>()?;
+                for (&image, guess) in chunk.iter().zip(predicted) {
+                    counter.visit(image as usize, guess == labels[image as usize]);
+                }
+            }
             let (loss, grads) = net.loss_and_grads(&x, &targets.index_select(&idx, 0)?, Mode::Train, 1)?;
             opt.step_all(&grads)?;
             last_loss = loss;

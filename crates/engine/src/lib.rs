@@ -7,6 +7,7 @@ mod condense;
 mod device;
 mod ensemble;
 mod evaluate;
+mod forgetting;
 mod matcher;
 mod optim;
 mod passes;
@@ -21,7 +22,8 @@ pub use condense::{
 };
 pub use device::{available_bytes, open_cuda, select_device, set_tf32, DeviceData};
 pub use ensemble::{evaluate_all, networks_at_once, MAX_NETWORKS_AT_ONCE};
-pub use evaluate::{check_images, evaluate, test_accuracy, train, EvalOutcome, EvalTask, Trained};
+pub use evaluate::{check_images, evaluate, test_accuracy, train, train_counting_forgetting, EvalOutcome, EvalTask, Trained};
+pub use forgetting::ForgettingCounter;
 pub use optim::Sgd;
 pub use passes::{PassSizes, PassTarget};
 pub use recipe::{EvalConfig, Phases, Protocol, Recipe, Schedule, NO_AUGMENTATION};

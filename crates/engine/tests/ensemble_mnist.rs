@@ -112,3 +112,24 @@ fn a_refused_or_diverging_network_leaves_the_others_untouched() {
         assert!(close(together.final_train_loss, alone.final_train_loss) && together.accuracy == alone.accuracy, "network {k}");
     }
 }
+
+/// Counting forgetting events watches the training without changing it, and counts what the
+/// predictions say: on 200 real images and 20 small batches, some images are learnt, then forgotten.
+#[test]
+fn counting_forgetting_leaves_the_training_as_it_is() {
+    let ds = mnist();
+    let real = DeviceData::new(&ds.train, ds.shape(), DType::F32, &Device::Cpu).unwrap();
+    let test = DeviceData::new(&ds.test, ds.shape(), DType::F32, &Device::Cpu).unwrap();
+    let (images, labels) = sets(&ds, &real, 20, 1).remove(0);
+    let cfg = EvalConfig { epochs: Some(20), batch_size: 50, augment: Some("none".into()), test_limit: Some(300), ..EvalConfig::default() };
+    let recipe = cfg.resolve(DatasetName::Mnist, &SMALL);
+    let task = EvalTask { spec: &SMALL, images: &images, labels: &labels, test: &test, num_classes: 10, augment: &NoAugmentation, seed: 4 };
+    let plain = gradmatch_engine::train(&task, &cfg, &recipe).unwrap();
+    let (counted, events) = gradmatch_engine::train_counting_forgetting(&task, &cfg, &recipe).unwrap();
+    assert_eq!(plain.final_train_loss, counted.final_train_loss, "the same training, bit for bit");
+    let accuracy = |t: &gradmatch_engine::Trained| gradmatch_engine::test_accuracy(&t.net, &test, Some(300)).unwrap();
+    assert_eq!(accuracy(&plain), accuracy(&counted));
+    assert_eq!(events.len(), 200);
+    assert!(events.iter().any(|&e| e > 0), "an image learnt and then forgotten in 20 epochs: {events:?}");
+    assert!(events.iter().all(|&e| e <= 10), "at most one event every other visit: {events:?}");
+}

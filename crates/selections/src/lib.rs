@@ -2,8 +2,8 @@
 //! (uniform draws, the Random baseline's), [`Herding`] (Welling, 2009: the images whose running mean
 //! stays nearest the class mean in feature space), [`KCenter`] (Sener and Savarese, 2018: greedy
 //! farthest-first cover of the class in feature space) and [`Forgetting`] (Toneva et al., 2019: the
-//! images forgotten most often while a network trains), with the event counter it reads,
-//! [`ForgettingCounter`]. Features and forgetting counts come from the [`SelectContext`].
+//! images forgotten most often while a network trains). Features and forgetting counts come from
+//! the [`SelectContext`] (a network trained on the whole split, which counts them as it trains).
 
 mod features;
 mod forgetting;
@@ -12,7 +12,7 @@ mod k_center;
 mod random;
 
 pub use features::Rows;
-pub use forgetting::{Forgetting, ForgettingCounter};
+pub use forgetting::Forgetting;
 pub use herding::Herding;
 pub use k_center::KCenter;
 pub use random::Random;

@@ -9,9 +9,11 @@ use crate::pipeline::eval_seed;
 use crate::provenance::short_key;
 use crate::stats::{Estimate, Over};
 use anyhow::{Context, Result};
-use candle_core::DType;
+use candle_core::{DType, Device};
+use gradmatch_core::Augmentation;
+use gradmatch_data::Dataset;
 use gradmatch_data::DatasetName;
-use gradmatch_engine::{test_accuracy, train, DeviceData, EvalConfig, EvalTask, Recipe};
+use gradmatch_engine::{test_accuracy, train_counting_forgetting, DeviceData, EvalConfig, EvalTask, Recipe};
 use gradmatch_models::{ModelSpec, Network};
 use gradmatch_plugins::Plugins;
 use serde::{Deserialize, Serialize};
@@ -65,11 +67,78 @@ impl Making<'_> {
 
 /// One network as its folder keeps it beside its parameters.
 #[derive(Serialize, Deserialize)]
-struct Kept {
-    accuracy: f64,
-    final_train_loss: f64,
-    train_seconds: f64,
-    machine: String,
+pub struct Kept {
+    pub accuracy: f64,
+    pub final_train_loss: f64,
+    pub train_seconds: f64,
+    pub machine: String,
+    /// Forgetting events of every training image while it trained, by training-split index.
+    pub forgetting_events: Vec<u32>,
+}
+
+/// Networks trained on the first `images` training images of a dataset under a recipe, kept in
+/// their folder under `out` and found there again.
+pub struct WholeSplit<'a> {
+    pub dataset: &'a Dataset,
+    pub model: &'a ModelSpec,
+    pub cfg: &'a EvalConfig,
+    pub recipe: &'a Recipe,
+    pub augment: &'a dyn Augmentation,
+    pub images: usize,
+    pub seed: u64,
+    pub out: &'a Path,
+}
+
+impl WholeSplit<'_> {
+    /// Where its networks are kept.
+    pub fn folder(&self) -> PathBuf {
+        let making = Making {
+            dataset: self.dataset.name,
+            model: self.model,
+            recipe: self.recipe,
+            evaluation: self.cfg,
+            train_images: self.images,
+            seed: self.seed,
+        };
+        making.folder(self.out)
+    }
+
+    /// Network `index`: loaded with its record when kept, else trained (counting forgetting events),
+    /// tested and kept; whether it was trained now.
+    pub fn network(&self, index: usize, device: &Device, test: &DeviceData) -> Result<(Network, Kept, bool)> {
+        let path = self.folder().join(format!("network-{index}.safetensors"));
+        let ds = self.dataset;
+        if let Some(kept) = read_kept(&path)? {
+            let net = Network::new(self.model, ds.shape(), ds.num_classes(), 0, DType::F32, device)?;
+            net.load_params(&path)?;
+            let accuracy = test_accuracy(&net, test, self.cfg.test_limit)?;
+            return Ok((net, Kept { accuracy, ..kept }, false));
+        }
+        std::fs::create_dir_all(self.folder()).with_context(|| format!("creating {}", self.folder().display()))?;
+        let train_split = DeviceData::new(&ds.train, ds.shape(), DType::F32, device)?;
+        let (images, labels) = (train_split.rows(0, self.images)?, ds.train.gather_labels(&(0..self.images).collect::<Vec<_>>()));
+        let task = EvalTask {
+            spec: self.model,
+            images: &images,
+            labels: &labels,
+            test,
+            num_classes: ds.num_classes(),
+            augment: self.augment,
+            seed: eval_seed(self.seed, index),
+        };
+        let (trained, forgetting_events) = train_counting_forgetting(&task, self.cfg, self.recipe)?;
+        let accuracy = test_accuracy(&trained.net, test, self.cfg.test_limit)?;
+        trained.net.save(&path)?;
+        let kept = Kept {
+            accuracy,
+            final_train_loss: trained.final_train_loss,
+            train_seconds: trained.train_seconds,
+            machine: machine(device),
+            forgetting_events,
+        };
+        write_json(&path.with_extension("json"), &kept)?;
+        Ok((trained.net, kept, true))
+    }
 }
 
 #[derive(Serialize)]
@@ -99,65 +168,39 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
     let recipe = cfg.resolve(args.dataset, &args.model);
     let device = global.device()?;
     let ds = global.load(args.dataset)?;
-    let n = args.train_limit.unwrap_or(ds.train.len()).min(ds.train.len());
-    let train_split = DeviceData::new(&ds.train, ds.shape(), DType::F32, &device)?;
     let test = DeviceData::new(&ds.test, ds.shape(), DType::F32, &device)?;
-    let (images, labels) = (train_split.rows(0, n)?, ds.train.gather_labels(&(0..n).collect::<Vec<_>>()));
     let augmentations = EvalAugmentations::of(std::slice::from_ref(&recipe), &Plugins::builtin())?;
-    let augment = augmentations.of_recipe(&recipe)?;
-    let making = Making { dataset: args.dataset, model: &args.model, recipe: &recipe, evaluation: &cfg, train_images: n, seed: args.seed };
-    let folder = making.folder(&args.out);
-    std::fs::create_dir_all(&folder).with_context(|| format!("creating {}", folder.display()))?;
-    println!("train-real: {} on {n} {} training images, {recipe} -> {}", args.model, args.dataset, folder.display());
+    let images = args.train_limit.unwrap_or(ds.train.len()).min(ds.train.len());
+    let whole = WholeSplit {
+        dataset: &ds,
+        model: &args.model,
+        cfg: &cfg,
+        recipe: &recipe,
+        augment: augmentations.of_recipe(&recipe)?,
+        images,
+        seed: args.seed,
+        out: &args.out,
+    };
+    println!("train-real: {} on {images} {} training images, {recipe} -> {}", args.model, args.dataset, whole.folder().display());
     let (mut accuracies, mut networks) = (Vec::new(), Vec::new());
     for index in 0..cfg.num_eval {
-        let path = folder.join(format!("network-{index}.safetensors"));
-        let kept = match read_kept(&path)? {
-            Some(kept) => {
-                let net = Network::new(&args.model, ds.shape(), ds.num_classes(), 0, DType::F32, &device)?;
-                net.load_params(&path)?;
-                let accuracy = test_accuracy(&net, &test, cfg.test_limit)?;
-                println!("network {index}: kept, {:.2} % (trained in {:.1} s on {})", 100.0 * accuracy, kept.train_seconds, kept.machine);
-                Kept { accuracy, ..kept }
-            }
-            None => {
-                let task = EvalTask {
-                    spec: &args.model,
-                    images: &images,
-                    labels: &labels,
-                    test: &test,
-                    num_classes: ds.num_classes(),
-                    augment,
-                    seed: eval_seed(args.seed, index),
-                };
-                let trained = train(&task, &cfg, &recipe)?;
-                let accuracy = test_accuracy(&trained.net, &test, cfg.test_limit)?;
-                trained.net.save(&path)?;
-                let kept = Kept {
-                    accuracy,
-                    final_train_loss: trained.final_train_loss,
-                    train_seconds: trained.train_seconds,
-                    machine: machine(&device),
-                };
-                write_json(&path.with_extension("json"), &kept)?;
-                println!("network {index}: {:.2} % (trained in {:.1} s)", 100.0 * accuracy, trained.train_seconds);
-                kept
-            }
-        };
+        let (_, kept, now) = whole.network(index, &device, &test)?;
+        let how = if now { "trained" } else { "kept, trained" };
+        println!("network {index}: {:.2} % ({how} in {:.1} s on {})", 100.0 * kept.accuracy, kept.train_seconds, kept.machine);
         accuracies.push(kept.accuracy);
-        networks.push(path);
+        networks.push(whole.folder().join(format!("network-{index}.safetensors")));
     }
     let estimate = Estimate::of(&accuracies, Over::one_set(accuracies.len()));
-    println!("{:<14} accuracy {}, {recipe}, {n} training images", args.model.to_string(), estimate.percent());
+    println!("{:<14} accuracy {}, {recipe}, {images} training images", args.model.to_string(), estimate.percent());
     if let Some(path) = &args.json {
-        let model = args.model.to_string();
-        let (device, version) = (device_name(&device), gradmatch_engine::VERSION);
+        let (model, device, version) = (args.model.to_string(), device_name(&device), gradmatch_engine::VERSION);
+        let (dataset, train_images) = (args.dataset, images);
         let summary = Summary {
             command: "train-real",
-            dataset: args.dataset,
+            dataset,
             model,
             recipe: &recipe,
-            train_images: n,
+            train_images,
             accuracies,
             estimate,
             networks,
