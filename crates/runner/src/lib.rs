@@ -41,6 +41,8 @@ enum Command {
     RandomBaseline(commands::baseline::Args),
     /// The "whole dataset" column: networks trained on the whole training split, kept and reused.
     TrainReal(commands::train_real::Args),
+    /// A coreset: real images chosen by a selection (random, herding, k-center, forgetting), saved as a set and evaluated.
+    Coreset(commands::coreset::Args),
     /// Condense a dataset (flags or a TOML experiment file), evaluate the set, save it.
     Condense(commands::condense::Args),
     /// Evaluate a set (ours, a plain safetensors, DC/DSA/DM res_*.pt, MTT) under an evaluation protocol.
@@ -64,6 +66,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Data(args) => commands::data::run(&global, args),
         Command::RandomBaseline(args) => commands::baseline::run(&global, args),
         Command::TrainReal(args) => commands::train_real::run(&global, args),
+        Command::Coreset(args) => commands::coreset::run(&global, args),
         Command::Condense(args) => commands::condense::run(&global, args),
         Command::Evaluate(args) => commands::evaluate::run(&global, args),
         Command::Ablate(args) => commands::ablate::run(&global, args),

@@ -115,6 +115,8 @@ fn cases() -> Vec<Case> {
         case("random subsets larger than a class", &["random-baseline", "--ipc", "6000"], &["--ipc 6000", "class 5 of mnist has 5421"]),
         case("condensing 0 iterations", &["condense", "--iterations", "0"], &["`iterations` = 0 (or --iterations)", "init = noise"]),
         case("training on the whole split without epochs", &["train-real"], &["--epochs"]),
+        case("a coreset larger than a class", &["coreset", "--ipc", "6000"], &["6000 images of class 0", "5923", "ipc 5923 or less"]),
+        case("an unknown selection", &["coreset", "--method", "herd"], &["--method", "herding"]),
         case("a baseline to condense", &["condense", "--config", "e.toml"], &["e.toml", "`baseline`", "random-baseline"])
             .with("e.toml", format!("baseline = \"random\"\n{}", experiment("", ""))),
         // Sizes.

@@ -2,6 +2,7 @@ pub mod ablate;
 pub mod baseline;
 pub mod bench;
 pub mod condense;
+pub mod coreset;
 pub mod data;
 pub mod device_check;
 pub mod evaluate;
