@@ -4,7 +4,7 @@
 
 use anyhow::{Context, Result};
 use gradmatch_augment::DcAugmentation;
-use gradmatch_core::{Augmentation, Distance, GradientLevel, Parameterisation, Sampler, StepStrategy};
+use gradmatch_core::{Augmentation, Distance, GradientLevel, Parameterisation, Sampler, Selection, StepStrategy};
 use gradmatch_data::DatasetName;
 use gradmatch_engine::{CondenseConfig, EvalConfig, Method, Recipe};
 use gradmatch_models::ModelSpec;
@@ -63,6 +63,27 @@ pub struct Experiment {
     /// In a grid, evaluate a baseline instead of condensing (`"random"`: DC's Random row).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baseline: Option<Baseline>,
+    /// In a grid, evaluate a coreset instead of condensing: `ipc` real images per class that a
+    /// selection chooses (`[coreset] name = "herding"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coreset: Option<CoresetSpec>,
+}
+
+/// A coreset's selection and the network whose features and forgetting counts it reads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CoresetSpec {
+    /// Epochs of the feature network on the whole training split (lr 0.01, no augmentation).
+    #[serde(default = "default_feature_epochs")]
+    pub feature_epochs: usize,
+    /// Train that network on, and choose among, the first N training images only (quick checks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_images: Option<usize>,
+    #[serde(flatten)]
+    pub selection: PluginSpec,
+}
+
+fn default_feature_epochs() -> usize {
+    5
 }
 
 /// What a grid cell evaluates instead of a condensed set.
@@ -111,6 +132,7 @@ impl Experiment {
             condense: CondenseConfig::default(),
             evaluation: EvalConfig::default(),
             baseline: None,
+            coreset: None,
         }
     }
 
@@ -138,6 +160,15 @@ impl Experiment {
         let p = &self.parameterisation;
         let parameterisation = plugins.parameterisations.build(&p.name, &p.options).context("[parameterisation]")?;
         let sampler = plugins.samplers.build(&self.sampler.name, &self.sampler.options).context("[sampler]")?;
+        let selection = match &self.coreset {
+            Some(c) => Some(plugins.selections.build(&c.selection.name, &c.selection.options).context("[coreset]")?.into()),
+            None => None,
+        };
+        anyhow::ensure!(
+            self.baseline.is_none() || self.coreset.is_none(),
+            "`baseline` and [coreset] both replace the condensation: a cell evaluates one of them"
+        );
+        anyhow::ensure!(self.coreset.as_ref().is_none_or(|c| c.feature_epochs >= 1), "[coreset] `feature_epochs` must be at least 1");
         self.condense.check(self.dataset)?;
         self.evaluation.check()?;
         Ok(Resolved {
@@ -148,6 +179,7 @@ impl Experiment {
             augment: augment.into(),
             parameterisation: parameterisation.into(),
             sampler: sampler.into(),
+            selection,
             evaluation: EvalAugmentations::of(&self.recipes(), plugins)?,
         })
     }
@@ -197,6 +229,8 @@ pub struct Resolved {
     augment: Arc<dyn Augmentation>,
     parameterisation: Arc<dyn Parameterisation>,
     sampler: Arc<dyn Sampler>,
+    /// The selection of a coreset cell.
+    selection: Option<Arc<dyn Selection>>,
     /// The augmentations its evaluation networks train with.
     pub evaluation: EvalAugmentations,
 }
@@ -208,6 +242,11 @@ impl Resolved {
         let mut seeded = self.clone();
         seeded.experiment.condense.seed = seed;
         seeded
+    }
+
+    /// The selection of a coreset cell (`[coreset]`), built.
+    pub fn selection(&self) -> Option<&dyn Selection> {
+        self.selection.as_deref()
     }
 
     /// The method's plug-ins, as the engine takes them.

@@ -3,6 +3,7 @@
 
 pub mod ablate;
 mod commands;
+pub mod coresets;
 pub mod experiment;
 mod files;
 mod global;

@@ -314,6 +314,7 @@ fn schema_0_condensation(metadata: &HashMap<String, String>) -> Result<Option<Pr
         condense: serde_json::from_str(config).context("metadata `condense_config`")?,
         evaluation: None,
         baseline: None,
+        coreset: None,
     }))
 }
 

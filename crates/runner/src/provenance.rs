@@ -3,7 +3,7 @@
 //! resumed, the description written into every set). Files made before it are read through
 //! [`crate::migrate`].
 
-use crate::experiment::{Baseline, Experiment, PluginSpec};
+use crate::experiment::{Baseline, CoresetSpec, Experiment, PluginSpec};
 use gradmatch_data::DatasetName;
 use gradmatch_engine::{CondenseConfig, EvalConfig, Recipe, RunIdentity};
 use gradmatch_models::ModelSpec;
@@ -24,6 +24,9 @@ pub struct Provenance {
     /// A baseline evaluated instead of a condensed set (absent, as before baselines, for one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baseline: Option<Baseline>,
+    /// A coreset evaluated instead of a condensed set (absent, as before coresets, for one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coreset: Option<CoresetSpec>,
 }
 
 /// How a set is evaluated: the config, and the revision of gradmatch's recipes that resolves it.
@@ -71,6 +74,7 @@ impl Provenance {
             condense: e.condense,
             evaluation: Some(Evaluation { recipes: Recipe::REVISION, config: e.evaluation }),
             baseline: e.baseline,
+            coreset: e.coreset,
         }
     }
 

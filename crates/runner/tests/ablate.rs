@@ -443,3 +443,54 @@ fn a_curve_is_taken_from_the_full_run_random_reproduces_its_command_and_mda_shar
     assert!(report.contains("## Machines") && report.contains("14 units finished, 1 condensations among them"), "{report}");
     assert!(store.join("plots/curve.png").exists());
 }
+
+/// DC's baseline block as grid cells: Random beside coresets of three selections.
+const CORESETS: &str = r#"
+name = "coresets"
+[base]
+dataset = "mnist"
+model = "ConvNetW4"
+[base.condense]
+ipc = 1
+[base.evaluation]
+epochs = 8
+num_eval = 2
+test_limit = 300
+[[axis]]
+name = "method"
+variants = [
+  { label = "Random", set = { baseline = "random" } },
+  { label = "random", set = { coreset = { name = "random", train_images = 1000 } } },
+  { label = "Herding", set = { coreset = { name = "herding", feature_epochs = 3, train_images = 1000 } } },
+  { label = "K-Center", set = { coreset = { name = "k-center", feature_epochs = 3, train_images = 1000 } } },
+]
+[table]
+columns = "method"
+"#;
+
+#[test]
+fn coreset_cells_choose_real_images_with_one_kept_feature_network_and_face_random() {
+    let dir = tempfile::tempdir().unwrap();
+    let (grid, store) = (dir.path().join("coresets.toml"), dir.path().join("store"));
+    std::fs::write(&grid, CORESETS).unwrap();
+    ablate(&grid, &store, &[]);
+    let all = records(&store);
+    let chosen: Vec<&serde_json::Value> = all.iter().filter(|r| r["kind"] == "condensed").collect();
+    assert_eq!(chosen.len(), 3, "a set per coreset cell, none for Random");
+    for record in chosen {
+        let set = gradmatch_engine::SyntheticSet::load(&store.join(record["set"].as_str().unwrap()), &candle_core::Device::Cpu).unwrap();
+        assert_eq!(set.labels, (0..10).collect::<Vec<u32>>(), "{}: one real image per class", record["labels"]);
+        assert!(set.metadata.contains_key("indices") && set.metadata.contains_key("provenance"));
+    }
+    let networks: Vec<_> = std::fs::read_dir(store.join("networks")).unwrap().collect();
+    assert_eq!(networks.len(), 1, "herding and k-center read one network; random reads none");
+    let evaluated = all.iter().filter(|r| r["kind"] == "evaluated").count();
+    assert_eq!(evaluated, 8);
+    let report = std::fs::read_to_string(store.join("report.md")).unwrap();
+    for method in ["random", "Herding", "K-Center"] {
+        assert!(report.contains(&format!("- method={method} − method=Random:")), "{method}'s gain over Random: {report}");
+    }
+    let before = records(&store).len();
+    ablate(&grid, &store, &[]);
+    assert_eq!(records(&store).len(), before, "a second run finds everything done");
+}

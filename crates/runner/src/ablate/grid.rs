@@ -161,9 +161,9 @@ impl Cell {
         self.experiment().baseline
     }
 
-    /// Whether it condenses (a baseline does not).
+    /// Whether it condenses (a baseline or a coreset does not).
     pub fn condenses(&self) -> bool {
-        self.baseline().is_none()
+        self.baseline().is_none() && self.experiment().coreset.is_none()
     }
 }
 
@@ -265,14 +265,14 @@ impl Grid {
             let experiment: Experiment = toml::Value::Table(table)
                 .try_into()
                 .map_err(|e: toml::de::Error| anyhow::anyhow!("{where_}: {}", with_suggestion(e.message())))?;
-            let experiment = match experiment.baseline {
+            let experiment = match (experiment.baseline, &experiment.coreset) {
                 // What it evaluates is real images, never condensed: its config says so.
-                Some(Baseline::Random) => {
+                (Some(Baseline::Random), _) | (_, Some(_)) => {
                     let mut e = experiment;
                     (e.condense.iterations, e.condense.init) = (0, gradmatch_engine::Init::Real);
                     e
                 }
-                None => experiment,
+                (None, None) => experiment,
             };
             let resolved = experiment.resolve(plugins).with_context(|| where_.clone())?;
             let labels = combo.iter().map(|(a, v)| (a.to_string(), v.label.clone())).collect();

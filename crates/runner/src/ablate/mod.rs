@@ -7,13 +7,17 @@ mod plot;
 pub mod report;
 pub mod store;
 
+use crate::coresets::{self, WholeSplit};
 use crate::global::Global;
 use crate::pipeline::{self, condense_into, CondenseJob, Evaluator, ImageSet};
 use crate::provenance::Provenance;
 use anyhow::{Context, Result};
 use candle_core::{DType, Device};
 use gradmatch_data::{Dataset, DatasetName};
-use gradmatch_engine::{DeviceData, EvalOutcome, IterationLog, PassSizes, PassTarget, Prefix, SyntheticSet, VERSION};
+use gradmatch_engine::{
+    derive_seed, stream, DeviceData, EvalConfig, EvalOutcome, IterationLog, PassSizes, PassTarget, Prefix, RunIdentity, SyntheticSet,
+    VERSION,
+};
 use gradmatch_models::ModelSpec;
 use grid::{Cell, Grid, Job, Shard};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget};
@@ -341,7 +345,11 @@ impl<'a> Shared<'a> {
             Some((from, outcome)) => return self.share(job, key, &from, outcome),
             None => {}
         }
-        let (outcome, seconds) = match self.condense(job) {
+        let made = match job.cell.experiment().coreset {
+            Some(_) => self.select_coreset(job),
+            None => self.condense(job),
+        };
+        let (outcome, seconds) = match made {
             Ok(condensed) => condensed,
             Err(e) => {
                 self.fail(job, "condense", key, e);
@@ -519,6 +527,47 @@ impl<'a> Shared<'a> {
             _ => condensed.log.iter().map(|l| l.seconds).sum(),
         };
         Ok((condensed_outcome(&folder, &condensed.log), seconds))
+    }
+
+    /// The job's coreset, chosen now by its cell's selection among the whole training split, with
+    /// the features and forgetting counts of a network the store keeps (`networks/`, trained on
+    /// first use from the job's seed), and saved where a condensation would save its set.
+    fn select_coreset(&self, job: &RunningJob) -> Result<(Outcome, f64)> {
+        let started = Instant::now();
+        let exp = job.cell.experiment();
+        let spec = exp.coreset.as_ref().context("a coreset cell has [coreset]")?;
+        let (ds, device) = (&self.datasets[&exp.dataset], &self.devices[job.device]);
+        let cfg = EvalConfig { epochs: Some(spec.feature_epochs), augment: Some("none".into()), ..EvalConfig::default() };
+        let recipe = cfg.resolve(exp.dataset, &exp.model);
+        let networks = self.store.join("networks");
+        let augment = gradmatch_augment::NoAugmentation;
+        let images = spec.train_images.unwrap_or(ds.train.len()).min(ds.train.len());
+        let whole = WholeSplit {
+            dataset: ds,
+            model: &exp.model,
+            cfg: &cfg,
+            recipe: &recipe,
+            augment: &augment,
+            images,
+            seed: job.seed,
+            out: &networks,
+        };
+        let test = DeviceData::new(&ds.test, ds.shape(), DType::F32, device)?;
+        let selection = job.cell.resolved.selection().context("a coreset cell's selection is built with it")?;
+        let subsets = derive_seed(job.seed, stream::BASELINE_SUBSET, 0);
+        let (_, mut set) = coresets::select(selection, &whole, device, &test, exp.condense.ipc, subsets)?;
+        let identity = job.provenance().condensation().identity();
+        set.metadata.insert("coreset".into(), spec.selection.name.clone());
+        set.metadata.insert(RunIdentity::KEY.into(), identity.key);
+        set.metadata.insert(RunIdentity::PROVENANCE.into(), identity.provenance);
+        let folder = job.folder();
+        let (set_path, grid_path) =
+            (self.store.join(&folder).join("synthetic.safetensors"), self.store.join(&folder).join("synthetic.png"));
+        std::fs::create_dir_all(self.store.join(&folder)).with_context(|| format!("creating {}", folder.display()))?;
+        set.save(&set_path)?;
+        set.save_grid(&grid_path, ds.mean(), ds.std(), ds.num_classes(), 4)?;
+        self.note(format!("{}: coreset of `{}` chosen", job.name, spec.selection.name));
+        Ok((condensed_outcome(&folder, &[]), started.elapsed().as_secs_f64()))
     }
 
     /// The prefix runs of the job's condensation: cells of the grid whose condensation stops earlier

@@ -168,14 +168,15 @@ pub fn curve_table(grid: &Grid, records: &Records) -> Option<Table> {
     Some(Table { row_axes, column_axis: CURVE_AXIS.to_string(), columns: columns.iter().map(usize::to_string).collect(), rows, recipes })
 }
 
-/// Every condensing cell of the table against its baseline: the cell whose labels differ from its
-/// own only in the variant that names the baseline (`Random` beside `DC`), as `+d points, CI`.
+/// Every other cell of the table (condensed or a coreset) against its baseline: the cell whose labels
+/// differ from its own only in the variant that names the baseline (`Random` beside `DC`), as `+d
+/// points, CI`.
 fn gains_over_baselines(grid: &Grid, records: &Records) -> String {
     let mut lines = String::new();
     let entry = |cell: &Cell| Entry::of(samples(grid, cell, &cell.experiment().model, records, &mut Vec::new()));
-    for baseline in grid.table_cells().filter(|c| !c.condenses()) {
+    for baseline in grid.table_cells().filter(|c| c.baseline().is_some()) {
         let apart = |c: &Cell| c.labels.iter().zip(&baseline.labels).filter(|(a, b)| a != b).count();
-        for cell in grid.table_cells().filter(|c| c.condenses() && apart(c) == 1) {
+        for cell in grid.table_cells().filter(|c| c.baseline().is_none() && apart(c) == 1) {
             let (Some(ours), Some(theirs)) = (entry(cell), entry(baseline)) else { continue };
             let gain = neighbours::difference(&ours, &theirs).map_or("too few networks for an interval".to_string(), |d| d.to_string());
             let _ = writeln!(lines, "- {} − {}: {gain}", cell.label(), baseline.label());

@@ -3,22 +3,18 @@
 //! forgetting counts come from a network trained on the whole training split, kept as
 //! `train-real` keeps it (trained once, found again).
 
-use super::train_real::{Kept, WholeSplit};
 use super::{print_accuracies, write_json, RecipeArgs};
+use crate::coresets::{self, WholeSplit};
 use crate::experiment::EvalAugmentations;
 use crate::global::{device_name, Global};
 use crate::pipeline::{Evaluator, ImageSet, ModelAccuracy};
 use anyhow::{Context, Result};
-use candle_core::{DType, Device, Tensor};
-use gradmatch_core::rand::{RngCore, SeedableRng};
-use gradmatch_core::SelectContext;
+use candle_core::DType;
 use gradmatch_data::DatasetName;
-use gradmatch_engine::{derive_seed, stream, DeviceData, EvalConfig, SyntheticSet};
-use gradmatch_models::{Mode, ModelSpec, Network};
+use gradmatch_engine::{derive_seed, stream, DeviceData, EvalConfig};
+use gradmatch_models::ModelSpec;
 use gradmatch_plugins::{OptionTable, Plugins};
-use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
-use std::collections::HashMap;
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -103,13 +99,10 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
         seed: args.seed,
         out: &args.networks,
     };
-    let mut ctx = Candidates::new(&whole, &device, &test, derive_seed(args.seed, stream::BASELINE_SUBSET, 0));
-    let chosen: Vec<Vec<usize>> = (0..ds.num_classes())
-        .map(|c| selection.select(&mut ctx, c, args.ipc).with_context(|| format!("--method {}", args.method)))
-        .collect::<Result<_>>()?;
-    let flat: Vec<usize> = chosen.iter().flatten().copied().collect();
-    let train = DeviceData::new(&ds.train, ds.shape(), DType::F32, &device)?;
-    let set = coreset_file(&args, &train, &flat, ds.train.gather_labels(&flat), &whole.folder())?;
+    let subsets = derive_seed(args.seed, stream::BASELINE_SUBSET, 0);
+    let (chosen, mut set) = coresets::select(selection.as_ref(), &whole, &device, &test, args.ipc, subsets)
+        .with_context(|| format!("--method {}", args.method))?;
+    set.metadata.insert("coreset".into(), args.method.clone());
     let out = args.out.clone().unwrap_or_else(|| PathBuf::from(format!("runs/coreset-{}-{}-ipc{}", args.method, args.dataset, args.ipc)));
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     set.save(&out.join("synthetic.safetensors"))?;
@@ -139,82 +132,4 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
         write_json(path, &summary)?;
     }
     Ok(())
-}
-
-/// The chosen images as a set file, its metadata naming the selection and the feature network.
-fn coreset_file(args: &Args, train: &DeviceData, indices: &[usize], labels: Vec<u32>, features: &std::path::Path) -> Result<SyntheticSet> {
-    let mut metadata = HashMap::new();
-    metadata.insert("dataset".into(), args.dataset.to_string());
-    metadata.insert("ipc".into(), args.ipc.to_string());
-    metadata.insert("seed".into(), args.seed.to_string());
-    metadata.insert("model".into(), args.model.to_string());
-    metadata.insert("coreset".into(), args.method.clone());
-    metadata.insert("feature_network".into(), features.display().to_string());
-    metadata.insert("indices".into(), serde_json::to_string(indices)?);
-    Ok(SyntheticSet { images: train.select(indices)?, labels, metadata, momentum: None })
-}
-
-/// What a selection sees: the first `images` training images of the whole split, the Random
-/// baseline's stream, and, when it asks for them, features and forgetting counts of the kept network
-/// (trained on first use: `random` needs none).
-struct Candidates<'a> {
-    whole: &'a WholeSplit<'a>,
-    device: &'a Device,
-    test: &'a DeviceData<'a>,
-    classes: Vec<Vec<usize>>,
-    rng: ChaCha8Rng,
-    network: Option<(Network, Kept)>,
-}
-
-impl<'a> Candidates<'a> {
-    fn new(whole: &'a WholeSplit<'a>, device: &'a Device, test: &'a DeviceData<'a>, seed: u64) -> Self {
-        let split = &whole.dataset.train;
-        let classes = (0..whole.dataset.num_classes())
-            .map(|c| split.class_indices(c).iter().copied().filter(|&i| i < whole.images).collect())
-            .collect();
-        Candidates { whole, device, test, classes, rng: ChaCha8Rng::seed_from_u64(seed), network: None }
-    }
-
-    /// The kept feature network, found or trained on first use.
-    fn network(&mut self) -> candle_core::Result<&(Network, Kept)> {
-        if self.network.is_none() {
-            let (net, kept, _) = self.whole.network(0, self.device, self.test).map_err(|e| candle_core::Error::Msg(format!("{e:#}")))?;
-            println!("feature network: {} ({:.2} % on test) in {}", self.whole.model, 100.0 * kept.accuracy, self.whole.folder().display());
-            self.network = Some((net, kept));
-        }
-        Ok(self.network.as_ref().expect("set above"))
-    }
-}
-
-impl SelectContext for Candidates<'_> {
-    fn class_indices(&self, class: usize) -> &[usize] {
-        &self.classes[class]
-    }
-
-    fn rng(&mut self) -> &mut dyn RngCore {
-        &mut self.rng
-    }
-
-    fn uniform(&mut self, class: usize, n: usize) -> Vec<usize> {
-        let pool = &self.classes[class];
-        gradmatch_core::rand::seq::index::sample(&mut self.rng, pool.len(), n.min(pool.len())).into_iter().map(|i| pool[i]).collect()
-    }
-
-    fn features(&mut self, indices: &[usize]) -> candle_core::Result<Tensor> {
-        let (split, shape, device) = (&self.whole.dataset.train, self.whole.dataset.shape(), self.device.clone());
-        let (net, _) = self.network()?;
-        let chunks = indices
-            .chunks(256)
-            .map(|chunk| {
-                let x = Tensor::from_vec(split.gather(chunk), (chunk.len(), shape.0, shape.1, shape.2), &device)?;
-                net.embed(&x, Mode::Eval)?.flatten_from(1)?.to_dtype(DType::F32)?.to_device(&Device::Cpu)
-            })
-            .collect::<candle_core::Result<Vec<_>>>()?;
-        Tensor::cat(&chunks, 0)
-    }
-
-    fn forgetting_events(&mut self, indices: &[usize]) -> candle_core::Result<Vec<u32>> {
-        let (_, kept) = self.network()?;
-        Ok(indices.iter().map(|&i| kept.forgetting_events[i]).collect())
-    }
 }

@@ -3,21 +3,18 @@
 //! instead of trained again (the feature extractor of coreset selections, too).
 
 use super::{write_json, RecipeArgs};
+use crate::coresets::WholeSplit;
 use crate::experiment::EvalAugmentations;
-use crate::global::{device_name, machine, Global};
-use crate::pipeline::eval_seed;
-use crate::provenance::short_key;
+use crate::global::{device_name, Global};
 use crate::stats::{Estimate, Over};
-use anyhow::{Context, Result};
-use candle_core::{DType, Device};
-use gradmatch_core::Augmentation;
-use gradmatch_data::Dataset;
+use anyhow::Result;
+use candle_core::DType;
 use gradmatch_data::DatasetName;
-use gradmatch_engine::{test_accuracy, train_counting_forgetting, DeviceData, EvalConfig, EvalTask, Recipe};
-use gradmatch_models::{ModelSpec, Network};
+use gradmatch_engine::{DeviceData, EvalConfig, Recipe};
+use gradmatch_models::ModelSpec;
 use gradmatch_plugins::Plugins;
-use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
+use serde::Serialize;
+use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -45,100 +42,6 @@ pub struct Args {
     /// Write a machine-readable summary here.
     #[arg(long)]
     json: Option<PathBuf>,
-}
-
-/// What makes a trained network: its key names the folder that keeps it.
-#[derive(Serialize)]
-struct Making<'a> {
-    dataset: DatasetName,
-    model: &'a ModelSpec,
-    recipe: &'a Recipe,
-    evaluation: &'a EvalConfig,
-    train_images: usize,
-    seed: u64,
-}
-
-impl Making<'_> {
-    fn folder(&self, out: &Path) -> PathBuf {
-        let key = short_key(&serde_json::to_string(self).expect("serialises"));
-        out.join(format!("{}-{}-{key}", self.dataset, self.model))
-    }
-}
-
-/// One network as its folder keeps it beside its parameters.
-#[derive(Serialize, Deserialize)]
-pub struct Kept {
-    pub accuracy: f64,
-    pub final_train_loss: f64,
-    pub train_seconds: f64,
-    pub machine: String,
-    /// Forgetting events of every training image while it trained, by training-split index.
-    pub forgetting_events: Vec<u32>,
-}
-
-/// Networks trained on the first `images` training images of a dataset under a recipe, kept in
-/// their folder under `out` and found there again.
-pub struct WholeSplit<'a> {
-    pub dataset: &'a Dataset,
-    pub model: &'a ModelSpec,
-    pub cfg: &'a EvalConfig,
-    pub recipe: &'a Recipe,
-    pub augment: &'a dyn Augmentation,
-    pub images: usize,
-    pub seed: u64,
-    pub out: &'a Path,
-}
-
-impl WholeSplit<'_> {
-    /// Where its networks are kept.
-    pub fn folder(&self) -> PathBuf {
-        let making = Making {
-            dataset: self.dataset.name,
-            model: self.model,
-            recipe: self.recipe,
-            evaluation: self.cfg,
-            train_images: self.images,
-            seed: self.seed,
-        };
-        making.folder(self.out)
-    }
-
-    /// Network `index`: loaded with its record when kept, else trained (counting forgetting events),
-    /// tested and kept; whether it was trained now.
-    pub fn network(&self, index: usize, device: &Device, test: &DeviceData) -> Result<(Network, Kept, bool)> {
-        let path = self.folder().join(format!("network-{index}.safetensors"));
-        let ds = self.dataset;
-        if let Some(kept) = read_kept(&path)? {
-            let net = Network::new(self.model, ds.shape(), ds.num_classes(), 0, DType::F32, device)?;
-            net.load_params(&path)?;
-            let accuracy = test_accuracy(&net, test, self.cfg.test_limit)?;
-            return Ok((net, Kept { accuracy, ..kept }, false));
-        }
-        std::fs::create_dir_all(self.folder()).with_context(|| format!("creating {}", self.folder().display()))?;
-        let train_split = DeviceData::new(&ds.train, ds.shape(), DType::F32, device)?;
-        let (images, labels) = (train_split.rows(0, self.images)?, ds.train.gather_labels(&(0..self.images).collect::<Vec<_>>()));
-        let task = EvalTask {
-            spec: self.model,
-            images: &images,
-            labels: &labels,
-            test,
-            num_classes: ds.num_classes(),
-            augment: self.augment,
-            seed: eval_seed(self.seed, index),
-        };
-        let (trained, forgetting_events) = train_counting_forgetting(&task, self.cfg, self.recipe)?;
-        let accuracy = test_accuracy(&trained.net, test, self.cfg.test_limit)?;
-        trained.net.save(&path)?;
-        let kept = Kept {
-            accuracy,
-            final_train_loss: trained.final_train_loss,
-            train_seconds: trained.train_seconds,
-            machine: machine(device),
-            forgetting_events,
-        };
-        write_json(&path.with_extension("json"), &kept)?;
-        Ok((trained.net, kept, true))
-    }
 }
 
 #[derive(Serialize)]
@@ -210,17 +113,4 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
         write_json(path, &summary)?;
     }
     Ok(())
-}
-
-/// The record kept beside a trained network's parameters; `None` when the network is not there
-/// (or only in part: a kill between the two files trains it again).
-fn read_kept(path: &Path) -> Result<Option<Kept>> {
-    let record = path.with_extension("json");
-    if !path.exists() || !record.exists() {
-        return Ok(None);
-    }
-    let text = std::fs::read_to_string(&record).with_context(|| format!("reading {}", record.display()))?;
-    Ok(Some(
-        serde_json::from_str(&text).with_context(|| format!("{}: not a train-real record (delete it to train again)", record.display()))?,
-    ))
 }
