@@ -18,13 +18,17 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-/// What makes a trained network: its key names the folder that keeps it.
+/// What makes a trained network, and nothing else (not how many networks, nor how they are
+/// tested): its key names the folder that keeps it, so `train-real` and a coreset that train
+/// alike share their networks.
 #[derive(Serialize)]
 struct Making<'a> {
     dataset: DatasetName,
     model: &'a ModelSpec,
     recipe: &'a Recipe,
-    evaluation: &'a EvalConfig,
+    momentum: f64,
+    weight_decay: f64,
+    batch_size: usize,
     train_images: usize,
     seed: u64,
 }
@@ -67,7 +71,9 @@ impl WholeSplit<'_> {
             dataset: self.dataset.name,
             model: self.model,
             recipe: self.recipe,
-            evaluation: self.cfg,
+            momentum: self.cfg.momentum,
+            weight_decay: self.cfg.weight_decay,
+            batch_size: self.cfg.batch_size,
             train_images: self.images,
             seed: self.seed,
         };

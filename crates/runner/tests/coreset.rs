@@ -1,5 +1,6 @@
 //! `gradmatch coreset` on real MNIST: `random` is the Random baseline's first subset (same images,
-//! same network, the same accuracy); herding and k-center read one kept feature network, trained once.
+//! same network, the same accuracy); herding and k-center read one kept feature network, trained once,
+//! the one `train-real` trains alike.
 
 mod common;
 
@@ -40,8 +41,14 @@ fn feature_selections_share_one_kept_network_and_write_sets_of_their_classes() {
         let places = ["--networks", nets.to_str().unwrap(), "--out", out.to_str().unwrap()];
         run(&[&["coreset", "--method", method][..], &features, &RECIPE, &places].concat())
     };
+    let trained = run(&[
+        &["train-real", "--model", "ConvNetW4", "--epochs", "5", "--eval-augment", "none", "--train-limit", "1000"][..],
+        &["--test-limit", "300", "--out", nets.to_str().unwrap()],
+    ]
+    .concat());
     let herding = coreset("herding", &dir.path().join("herding"));
     let network = herding["feature_network"].as_str().unwrap().to_string();
+    assert_eq!(trained["networks"][0].as_str(), Some(network.as_str()), "train-real's network, trained alike, is the feature network");
     let written = std::fs::metadata(&network).unwrap().modified().unwrap();
     let k_center = coreset("k-center", &dir.path().join("k-center"));
     assert_eq!(k_center["feature_network"], herding["feature_network"]);

@@ -36,10 +36,11 @@ fn print_cells(path: &Path, grid: &Grid) {
     println!("{}: {} cells x {} experiments, valid", path.display(), grid.cells.len(), grid.experiments);
     for cell in &grid.cells {
         let e = cell.experiment();
-        let iterations = match (cell.baseline(), e.condense.iterations) {
-            (Some(_), _) => "Random: real subsets, one per evaluation network".to_string(),
-            (None, 0) => "0 iterations (the initial set itself)".to_string(),
-            (None, n) => format!("{n} iterations"),
+        let iterations = match (cell.baseline(), &e.coreset, e.condense.iterations) {
+            (Some(_), _, _) => "Random: real subsets, one per evaluation network".to_string(),
+            (None, Some(c), _) => format!("coreset `{}` (features: {} epochs on the whole split)", c.selection.name, c.feature_epochs),
+            (None, None, 0) => "0 iterations (the initial set itself)".to_string(),
+            (None, None, n) => format!("{n} iterations"),
         };
         println!(
             "  {:<40} {} ipc {} ({} seen per class), {iterations}, {} {}/{}/{}/augment {}/{}/sampler {}; evaluated under {}",
