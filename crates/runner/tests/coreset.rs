@@ -24,9 +24,10 @@ fn a_random_coreset_is_the_random_baselines_first_subset() {
     let coreset = run(&[
         &["coreset", "--method", "random", "--model", "ConvNetW4", "--ipc", "2"][..],
         &RECIPE,
-        &["--networks", nets.to_str().unwrap(), "--out", out.to_str().unwrap()],
+        &["--networks", nets.to_str().unwrap(), "--out", out.to_str().unwrap(), "--export-for", "dc"],
     ]
     .concat());
+    assert!(out.join("synthetic.dc.safetensors").exists(), "exported for DC's tools as condensed sets are");
     let baseline = run(&[&["random-baseline", "--model", "ConvNetW4", "--ipc", "2"][..], &RECIPE].concat());
     assert_eq!(coreset["results"][0]["accuracies"], baseline["accuracies"], "the same images, the same network");
     assert!(!nets.exists(), "random reads no features: no network was trained");

@@ -8,6 +8,7 @@ use crate::coresets::{self, WholeSplit};
 use crate::experiment::EvalAugmentations;
 use crate::global::{device_name, Global};
 use crate::pipeline::{Evaluator, ImageSet, ModelAccuracy};
+use crate::set_files::{self, Normalisation};
 use anyhow::{Context, Result};
 use candle_core::DType;
 use gradmatch_data::DatasetName;
@@ -51,6 +52,10 @@ pub struct Args {
     /// Output folder (default runs/coreset-<method>-<dataset>-ipc<ipc>): `synthetic.safetensors`, `synthetic.png`.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Also save the set with its images in another tool's normalisation (as `condense --export-for`):
+    /// <out>/synthetic.<tool>.safetensors.
+    #[arg(long)]
+    export_for: Option<Normalisation>,
     /// Write a machine-readable summary here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -107,6 +112,11 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     set.save(&out.join("synthetic.safetensors"))?;
     set.save_grid(&out.join("synthetic.png"), ds.mean(), ds.std(), ds.num_classes(), 4)?;
+    if let Some(tool) = args.export_for {
+        let path = out.join(format!("synthetic.{tool}.safetensors"));
+        set_files::export_for(&set, args.dataset, tool, &path)?;
+        println!("saved {} with its images in {}", path.display(), tool.describe(args.dataset));
+    }
 
     let augmentations = EvalAugmentations::of(&[cfg.resolve(args.dataset, &args.model)], &plugins)?;
     let evaluator = Evaluator::new(global, &ds, &device, &cfg, &augmentations)?;
