@@ -40,6 +40,12 @@ impl Making<'_> {
     }
 }
 
+/// How a coreset's feature network trains, in the command and in grids alike (so that they, and
+/// `train-real --epochs N --eval-augment none`, keep one network): `epochs` at lr 0.01, no augmentation.
+pub fn feature_training(epochs: usize, test_limit: Option<usize>) -> EvalConfig {
+    EvalConfig { epochs: Some(epochs), augment: Some("none".into()), test_limit, ..EvalConfig::default() }
+}
+
 /// One network as its folder keeps it beside its parameters.
 #[derive(Serialize, Deserialize)]
 pub struct Kept {

@@ -15,8 +15,7 @@ use anyhow::{Context, Result};
 use candle_core::{DType, Device};
 use gradmatch_data::{Dataset, DatasetName};
 use gradmatch_engine::{
-    derive_seed, stream, DeviceData, EvalConfig, EvalOutcome, IterationLog, PassSizes, PassTarget, Prefix, RunIdentity, SyntheticSet,
-    VERSION,
+    derive_seed, stream, DeviceData, EvalOutcome, IterationLog, PassSizes, PassTarget, Prefix, RunIdentity, SyntheticSet, VERSION,
 };
 use gradmatch_models::ModelSpec;
 use grid::{Cell, Grid, Job, Shard};
@@ -537,7 +536,7 @@ impl<'a> Shared<'a> {
         let exp = job.cell.experiment();
         let spec = exp.coreset.as_ref().context("a coreset cell has [coreset]")?;
         let (ds, device) = (&self.datasets[&exp.dataset], &self.devices[job.device]);
-        let cfg = EvalConfig { epochs: Some(spec.feature_epochs), augment: Some("none".into()), ..EvalConfig::default() };
+        let cfg = coresets::feature_training(spec.feature_epochs, None);
         let recipe = cfg.resolve(exp.dataset, &exp.model);
         let networks = self.store.join("networks");
         let augment = gradmatch_augment::NoAugmentation;

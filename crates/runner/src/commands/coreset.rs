@@ -85,21 +85,15 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
     let ds = global.load(args.dataset)?;
     let test = DeviceData::new(&ds.test, ds.shape(), DType::F32, &device)?;
 
-    let features_cfg = EvalConfig {
-        epochs: Some(args.feature_epochs),
-        augment: Some("none".into()),
-        test_limit: args.test_limit,
-        ..EvalConfig::default()
-    };
+    let features_cfg = coresets::feature_training(args.feature_epochs, args.test_limit);
     let features_recipe = features_cfg.resolve(args.dataset, &args.model);
-    let none = plugins.evaluation_augmentation("none")?;
     let images = args.train_limit.unwrap_or(ds.train.len()).min(ds.train.len());
     let whole = WholeSplit {
         dataset: &ds,
         model: &args.model,
         cfg: &features_cfg,
         recipe: &features_recipe,
-        augment: none.as_ref(),
+        augment: &gradmatch_augment::NoAugmentation,
         images,
         seed: args.seed,
         out: &args.networks,
