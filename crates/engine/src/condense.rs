@@ -20,9 +20,12 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-/// How the synthetic set starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// How the synthetic set starts. Files, `--init` and messages spell it in lowercase.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::Display, strum::EnumString, strum::VariantNames, strum::VariantArray,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum Init {
     /// N(0, 1) in normalised space (the reference's default).
     Noise,
@@ -34,31 +37,6 @@ pub enum Init {
     /// The real images the sampler chooses (as many as the stored images decode into), through the
     /// network of the first outer iteration, encoded by the parameterisation (DREAM's `kmean`).
     Sampler,
-}
-
-impl Init {
-    pub const ALL: [Init; 4] = [Init::Noise, Init::Real, Init::Mix, Init::Sampler];
-
-    /// As experiment files and `--init` spell it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Init::Noise => "noise",
-            Init::Real => "real",
-            Init::Mix => "mix",
-            Init::Sampler => "sampler",
-        }
-    }
-}
-
-impl std::str::FromStr for Init {
-    type Err = String;
-
-    fn from_str(name: &str) -> std::result::Result<Init, String> {
-        Init::ALL.into_iter().find(|init| init.name() == name).ok_or_else(|| {
-            let names: Vec<&str> = Init::ALL.iter().map(|init| init.name()).collect();
-            format!("no init `{name}`: one of {}", names.join(", "))
-        })
-    }
 }
 
 /// The hyper-parameters of one condensation run. `Default` holds the paper's values: the one place
@@ -158,11 +136,17 @@ impl Method<'_> {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IterationLog {
     pub iteration: usize,
-    /// Matching loss per class per matching step (the reference's `loss_avg`).
+    /// Matching loss per class per matching step (the reference's `loss_avg`). JSON has no NaN:
+    /// a diverged step's loss is written `null` and read back as NaN.
+    #[serde(deserialize_with = "nan_when_null")]
     pub loss: f64,
     /// Epochs the step strategy ran after each matching step but the last.
     pub inner_epochs: Vec<usize>,
     pub seconds: f64,
+}
+
+fn nan_when_null<'de, D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(deserializer)?.unwrap_or(f64::NAN))
 }
 
 pub struct CondenseOutcome {
@@ -279,7 +263,7 @@ impl<'a> Condensation<'a> {
             candle_core::bail!(
                 "[condense] `ipc` = {}: init = \"{}\" draws {drawn} real images per class, and class {class} of this copy of {} has {size}",
                 cfg.ipc,
-                cfg.init.name(),
+                cfg.init,
                 ds.name
             )
         }
@@ -603,15 +587,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_diverged_iteration_reads_back_from_its_log_line() {
+        let diverged = IterationLog { iteration: 3, loss: f64::NAN, inner_epochs: vec![1], seconds: 0.5 };
+        let line = serde_json::to_string(&diverged).unwrap();
+        assert!(line.contains("\"loss\":null"), "{line}");
+        let back: IterationLog = serde_json::from_str(&line).unwrap();
+        assert!(back.loss.is_nan() && back.iteration == 3 && back.inner_epochs == [1]);
+        let finite: IterationLog = serde_json::from_str(r#"{"iteration":0,"loss":2.5,"inner_epochs":[],"seconds":1}"#).unwrap();
+        assert_eq!(finite.loss, 2.5);
+    }
+
+    #[test]
     fn every_init_reads_back_by_the_name_files_spell() {
-        for init in Init::ALL {
-            assert_eq!(serde_json::to_value(init).unwrap(), init.name());
-            assert_eq!(init.name().parse::<Init>(), Ok(init));
+        use strum::{VariantArray, VariantNames};
+        for (init, name) in <Init as VariantArray>::VARIANTS.iter().zip(<Init as VariantNames>::VARIANTS) {
+            assert_eq!(serde_json::to_value(init).unwrap(), *name);
+            assert_eq!((init.to_string(), name.parse::<Init>()), (name.to_string(), Ok(*init)));
         }
-        let refusal = "mosaic".parse::<Init>().unwrap_err();
-        assert!(refusal.starts_with("no init `mosaic`: one of "), "{refusal}");
-        for init in Init::ALL {
-            assert!(refusal.contains(init.name()), "{refusal} omits {}", init.name());
-        }
+        assert!("mosaic".parse::<Init>().is_err());
     }
 }

@@ -10,8 +10,23 @@ use serde::{Deserialize, Serialize};
 
 /// A named evaluation recipe. Numbers from different recipes cannot be compared, so every
 /// accuracy the runner prints or stores names the recipe it was measured under.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::EnumString,
+    strum::VariantNames,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase", ascii_case_insensitive)]
 pub enum Protocol {
     /// Jiang et al.'s `evaluate_synset` (this paper's tables): augmentation and epochs per dataset and
     /// model as DC's `get_daparam` chooses them (MNIST: `crop_scale_rotate`, 1000 epochs; ConvNetBN: `crop_noise`,
@@ -24,8 +39,6 @@ pub enum Protocol {
 }
 
 impl Protocol {
-    pub const ALL: [Protocol; 2] = [Protocol::Dc, Protocol::Dsa];
-
     /// The protocol's fields that do not depend on the dataset: SGD lr 0.01, momentum 0.9, weight
     /// decay 5e-4, batch 256, and its number of networks. Epochs, augmentation and schedule are
     /// resolved per dataset and model by [`EvalConfig::resolve`].
@@ -80,28 +93,23 @@ impl Protocol {
 /// The name of the identity augmentation.
 pub const NO_AUGMENTATION: &str = "none";
 
-impl std::fmt::Display for Protocol {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Protocol::Dc => "dc",
-            Protocol::Dsa => "dsa",
-        })
-    }
-}
-
-impl std::str::FromStr for Protocol {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Protocol, String> {
-        Protocol::ALL
-            .into_iter()
-            .find(|p| p.to_string() == s.to_ascii_lowercase())
-            .ok_or_else(|| format!("unknown evaluation protocol `{s}`; the protocols are: dc, dsa"))
-    }
-}
-
 /// How the learning rate drops once, x0.1, in the middle of training.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::EnumString,
+    strum::VariantNames,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase", ascii_case_insensitive)]
 pub enum Schedule {
     /// Jiang et al.'s: `epochs` epochs, `MultiStepLR(milestones=[epochs // 2])` stepped
     /// after every epoch, one optimiser throughout (momentum kept).
@@ -145,25 +153,6 @@ impl Schedule {
     /// Records written before schedules were named all used the multistep schedule.
     fn before_schedules() -> Schedule {
         Schedule::MultiStep
-    }
-}
-
-impl std::fmt::Display for Schedule {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Schedule::MultiStep => "multistep",
-            Schedule::Restart => "restart",
-        })
-    }
-}
-
-impl std::str::FromStr for Schedule {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Schedule, String> {
-        [Schedule::MultiStep, Schedule::Restart]
-            .into_iter()
-            .find(|p| p.to_string() == s.to_ascii_lowercase())
-            .ok_or_else(|| format!("unknown schedule `{s}`; the schedules are: multistep, restart"))
     }
 }
 

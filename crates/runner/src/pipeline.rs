@@ -16,7 +16,7 @@ use gradmatch_engine::{
     condense, derive_seed, evaluate_all, networks_at_once, stream, CondenseOutcome, DeviceData, EvalConfig, EvalOutcome, EvalTask,
     IterationLog, Prefix, SyntheticSet,
 };
-use gradmatch_engine::{Recipe, RunContext};
+use gradmatch_engine::{PassSizes, PassTarget, Recipe, RunContext};
 use gradmatch_models::ModelSpec;
 use rand::SeedableRng;
 use serde::Serialize;
@@ -47,6 +47,21 @@ pub struct CondenseJob<'a> {
     pub prefixes: &'a [Prefix],
 }
 
+/// The passes a condensation of `resolved` would make on `device`, checked against its free memory
+/// now: called before any folder is made, so that a run refused by its memory plan leaves nothing.
+pub fn predict_passes(resolved: &Resolved, device: &Device) -> Result<PassSizes> {
+    let e = &resolved.experiment;
+    let target = PassTarget {
+        model: &e.model,
+        shape: e.dataset.shape(),
+        classes: e.dataset.num_classes(),
+        syn_per_class: resolved.method().images_per_class(&e.condense),
+        dtype: DType::F32,
+        device,
+    };
+    Ok(PassSizes::predict(&target, &e.condense)?)
+}
+
 /// Condenses into `out`: resumes from `out/checkpoint.safetensors` when present, appends each
 /// iteration to `out/log.jsonl`, and saves `synthetic.safetensors` and `synthetic.png` there.
 pub fn condense_into(out: &Path, job: &CondenseJob, on_iteration: &mut dyn FnMut(&IterationLog)) -> Result<CondensedFolder> {
@@ -59,11 +74,21 @@ pub fn condense_into(out: &Path, job: &CondenseJob, on_iteration: &mut dyn FnMut
     let run = RunContext { dataset: ds, model: &exp.model, device, dtype: DType::F32, checkpoint: Some(&checkpoint), identity, prefixes };
 
     let log_path = out.join("log.jsonl");
-    let mut log_file = open_for_append(&log_path)?;
+    // Opened at the first iteration: a run refused before it (its memory plan, say) leaves no log.
+    let mut log_file: Option<std::fs::File> = None;
     let mut write_error = None;
     let mut record = |entry: &IterationLog| {
         on_iteration(entry);
-        if let Err(e) = writeln!(log_file, "{}", serde_json::to_string(entry).expect("log entry serialises")) {
+        let line = serde_json::to_string(entry).expect("log entry serialises");
+        let written = match &mut log_file {
+            Some(file) => writeln!(file, "{line}").map_err(anyhow::Error::from),
+            None => open_for_append(&log_path).and_then(|mut file| {
+                writeln!(file, "{line}")?;
+                log_file = Some(file);
+                Ok(())
+            }),
+        };
+        if let Err(e) = written {
             write_error.get_or_insert(e);
         }
     };
@@ -103,6 +128,9 @@ pub fn finish_prefix(prefix: &Prefix, log: &[IterationLog], job: &CondenseJob) -
 /// The log of a (possibly resumed) run: a kill after a checkpoint repeats some iterations, so the
 /// last entry of each iteration wins (resumed runs recompute them identically).
 fn read_log(path: &Path, iterations: usize) -> Result<Vec<IterationLog>> {
+    if iterations == 0 && !path.exists() {
+        return Ok(Vec::new());
+    }
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut by_iteration: Vec<Option<IterationLog>> = vec![None; iterations];
     // Any complete line must parse.

@@ -113,6 +113,11 @@ fn cases() -> Vec<Case> {
             .with("set.safetensors", truncated),
         case("random subsets of 0 images", &["random-baseline", "--ipc", "0"], &["--ipc 0", "at least 1"]),
         case("random subsets larger than a class", &["random-baseline", "--ipc", "6000"], &["--ipc 6000", "class 5 of mnist has 5421"]),
+        Case { exit_code: 2, ..case("an unknown init", &["condense", "--init", "mosaic"], &["--init", "possible values", "noise"]) },
+        Case {
+            exit_code: 2,
+            ..case("an unknown protocol", &["evaluate", "s.safetensors", "--protocol", "mtt"], &["--protocol", "dc, dsa"])
+        },
         case("condensing 0 iterations", &["condense", "--iterations", "0"], &["`iterations` = 0 (or --iterations)", "init = noise"]),
         case("training on the whole split without epochs", &["train-real"], &["--epochs"]),
         case("a coreset larger than a class", &["coreset", "--ipc", "6000"], &["6000 images of class 0", "5923", "ipc 5923 or less"]),
@@ -132,6 +137,8 @@ fn cases() -> Vec<Case> {
             .with("e.toml", experiment("momentum_net = -5.0", "")),
         case("negative weight decay", &["condense", "--config", "e.toml"], &["line 5", "`weight_decay` = -1"])
             .with("e.toml", experiment("", "weight_decay = -1.0")),
+        case("a set too large for the device's memory", &["condense", "--config", "e.toml"], &["ipc = 500000", "lower ipc"])
+            .with("e.toml", experiment("ipc = 500000\nouter_loop = 1\ninner_epochs = 1", "")),
         case("no batch-norm images", &["condense", "--config", "e.toml"], &["`bn_images_per_class` = 0"])
             .with("e.toml", experiment("bn_images_per_class = 0", "")),
         case("no classes per pass", &["condense", "--config", "e.toml"], &["`classes_per_pass` = 0"])
@@ -159,6 +166,12 @@ fn cases() -> Vec<Case> {
             &["axis `method` variant `M` and axis `level`", "both set `level.name`"],
         )
         .with("g.toml", grid("g", "multi-level") + "[[axis]]\nname = \"level\"\nfield = \"level.name\"\nvalues = [\"intra\", \"inter\"]\n"),
+        case(
+            "a grid checked on a device it cannot open",
+            &["ablate", "g.toml", "--check", "--devices", "cpu,cuda:0"],
+            &["--devices cuda:0", "built without CUDA"],
+        )
+        .with("g.toml", grid("g", "multi-level")),
         case("an absurd width", &["ablate", "g.toml", "--check"], &["width 99999999", "1 to 4096"])
             .with("g.toml", grid("g", "multi-level").replace("ConvNetW8", "ConvNetW99999999")),
         case("an unknown key of the base", &["ablate", "g.toml", "--check"], &["[base]", "did you mean `num_eval`"])

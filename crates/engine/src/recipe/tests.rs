@@ -63,6 +63,14 @@ fn configs_round_trip_and_unknown_fields_and_protocols_are_named() {
     let err = serde_json::from_str::<EvalConfig>(r#"{"protocol": "mtt"}"#).unwrap_err().to_string();
     assert!(err.contains("mtt") && err.contains("dsa"), "{err}");
     assert_eq!("DSA".parse::<Protocol>(), Ok(Protocol::Dsa));
+    use strum::{VariantArray, VariantNames};
+    for (protocol, name) in <Protocol as VariantArray>::VARIANTS.iter().zip(<Protocol as VariantNames>::VARIANTS) {
+        assert_eq!((serde_json::to_value(protocol).unwrap(), protocol.to_string()), (serde_json::json!(name), name.to_string()));
+    }
+    for (schedule, name) in <Schedule as VariantArray>::VARIANTS.iter().zip(<Schedule as VariantNames>::VARIANTS) {
+        assert_eq!((serde_json::to_value(schedule).unwrap(), schedule.to_string()), (serde_json::json!(name), name.to_string()));
+        assert_eq!(name.to_uppercase().parse::<Schedule>(), Ok(*schedule));
+    }
 }
 
 /// The JSON of `[evaluation]` configs before recipes were resolved per dataset, as records of stores

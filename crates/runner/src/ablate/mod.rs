@@ -14,9 +14,7 @@ use crate::provenance::Provenance;
 use anyhow::{Context, Result};
 use candle_core::{DType, Device};
 use gradmatch_data::{Dataset, DatasetName};
-use gradmatch_engine::{
-    derive_seed, stream, DeviceData, EvalOutcome, IterationLog, PassSizes, PassTarget, Prefix, RunIdentity, SyntheticSet, VERSION,
-};
+use gradmatch_engine::{derive_seed, stream, DeviceData, EvalOutcome, IterationLog, Prefix, RunIdentity, SyntheticSet, VERSION};
 use gradmatch_models::ModelSpec;
 use grid::{Cell, Grid, Job, Shard};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget};
@@ -154,16 +152,7 @@ pub fn check_memory<'c>(cells: impl IntoIterator<Item = &'c Cell>, device: &Devi
         if checked.contains(&cell.condensation) {
             continue;
         }
-        let e = cell.experiment();
-        let target = PassTarget {
-            model: &e.model,
-            shape: e.dataset.shape(),
-            classes: e.dataset.num_classes(),
-            syn_per_class: cell.resolved.method().images_per_class(&e.condense),
-            dtype: DType::F32,
-            device,
-        };
-        if let Err(error) = PassSizes::predict(&target, &e.condense) {
+        if let Err(error) = pipeline::predict_passes(&cell.resolved, device) {
             misfits.push(format!("cell `{}`: {error}", cell.label()));
         }
         checked.push(cell.condensation.clone());
@@ -190,7 +179,7 @@ fn load_datasets(global: &Global, cells: &[Cell]) -> Result<HashMap<DatasetName,
 }
 
 /// The devices of `--devices` (else `--device`), with their names.
-fn open_devices(global: &Global, opts: &Options) -> Result<(Vec<String>, Vec<Device>)> {
+pub fn open_devices(global: &Global, opts: &Options) -> Result<(Vec<String>, Vec<Device>)> {
     let names = if opts.devices.is_empty() { vec![global.device.clone()] } else { opts.devices.clone() };
     let devices =
         names.iter().map(|d| gradmatch_engine::select_device(d).with_context(|| format!("--devices {d}"))).collect::<Result<Vec<_>>>()?;

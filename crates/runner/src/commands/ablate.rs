@@ -68,13 +68,16 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
         Some(store) => store,
         None => ablate::default_store(&grid)?,
     };
+    let opts =
+        Options { store: store.clone(), jobs: args.jobs.into(), devices: args.devices, shard: args.shard, replace_grid: args.replace_grid };
     if args.check {
-        ablate::check_memory(&grid.cells, &global.device()?)?;
+        // A cell may run on any of the devices: each must hold every cell.
+        for device in ablate::open_devices(global, &opts)?.1 {
+            ablate::check_memory(&grid.cells, &device)?;
+        }
         print_cells(&args.grid, &grid);
         return Ok(());
     }
-    let opts =
-        Options { store: store.clone(), jobs: args.jobs.into(), devices: args.devices, shard: args.shard, replace_grid: args.replace_grid };
     let summary = ablate::run(global, &grid, &opts)?;
     let table = report::write(&grid, &store, &[])?;
     println!("\n{}", table.markdown());

@@ -1,7 +1,7 @@
 use super::{print_accuracies, write_json, RecipeArgs};
 use crate::experiment::{in_file, Experiment, PluginSpec, Resolved};
 use crate::global::{device_name, Global};
-use crate::pipeline::{condense_into, CondenseJob, CondensedFolder, Evaluator, ImageSet, ModelAccuracy};
+use crate::pipeline::{self, condense_into, CondenseJob, CondensedFolder, Evaluator, ImageSet, ModelAccuracy};
 use crate::set_files::{self, Normalisation};
 use anyhow::Result;
 use gradmatch_data::DatasetName;
@@ -43,7 +43,7 @@ pub struct Args {
     iterations: Option<usize>,
     /// `mix`: real images encoded by the parameterisation (IDC's; `real` for pixels); `sampler`: the
     /// real images the sampler chooses, encoded alike.
-    #[arg(long)]
+    #[arg(long, value_parser = super::one_of::<Init>())]
     init: Option<Init>,
     #[arg(long)]
     seed: Option<u64>,
@@ -175,6 +175,7 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
     let exp = &resolved.experiment;
     let out = output_folder(&args, exp);
     let device = global.device()?;
+    pipeline::predict_passes(&resolved, &device)?;
     let ds = global.load(exp.dataset)?;
     println!(
         "condensing {} ipc {}{} with {} / {} / {} / augment {} / sampler {} on {} ({}), {} iterations, evaluated under {} -> {}",

@@ -29,6 +29,16 @@ pub fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
     crate::files::write_atomic(path, serde_json::to_string_pretty(value)? + "\n")
 }
 
+/// The parser of a flag that takes one of a closed set of names: clap lists them and suggests the
+/// closest.
+pub fn one_of<T>() -> impl clap::builder::TypedValueParser<Value = T>
+where
+    T: strum::VariantNames + std::str::FromStr<Err = strum::ParseError> + Clone + Send + Sync + 'static,
+{
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(T::VARIANTS).try_map(|name| name.parse::<T>())
+}
+
 /// The evaluation recipe's flags, shared by every command that evaluates.
 #[derive(clap::Args)]
 pub struct RecipeArgs {
@@ -37,7 +47,7 @@ pub struct RecipeArgs {
     /// of `crop_noise`, otherwise 300 without augmentation; 20 networks) or `dsa` (DSA's, DM's, MTT's:
     /// 1000 + 1 epochs of DSA, a fresh optimiser at lr x0.1 after epoch 501; 5 networks); the flags
     /// below override its fields.
-    #[arg(long)]
+    #[arg(long, value_parser = one_of::<Protocol>(), ignore_case = true)]
     protocol: Option<Protocol>,
     /// Training epochs of each evaluation network (the learning rate drops x0.1 at half of them).
     #[arg(long)]
@@ -49,7 +59,7 @@ pub struct RecipeArgs {
     eval_augment: Option<String>,
     /// How the learning rate drops: `multistep` (Jiang et al.'s: x0.1 at epochs/2, momentum kept) or
     /// `restart` (DC's, DSA's, DM's and MTT's code: epochs + 1 epochs, a fresh optimiser at x0.1 after epoch epochs/2 + 1).
-    #[arg(long)]
+    #[arg(long, value_parser = one_of::<Schedule>(), ignore_case = true)]
     schedule: Option<Schedule>,
     /// Networks trained per set.
     #[arg(long)]
