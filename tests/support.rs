@@ -24,9 +24,15 @@ pub fn toml_files(folder: &str) -> Vec<PathBuf> {
 /// Runs `gradmatch <words>` as the binary would, from the top of the workspace (where the README's
 /// paths are relative to), with the global flags that keep it on the CPU and quiet.
 pub fn gradmatch(words: &[&str]) -> anyhow::Result<()> {
+    gradmatch_runner::run(command_line(words)?)
+}
+
+/// `gradmatch <words>` parsed as [`gradmatch`] runs it (for [`gradmatch_runner::run_with`]), the
+/// current folder set to the top of the workspace.
+pub fn command_line(words: &[&str]) -> anyhow::Result<gradmatch_runner::Cli> {
     let data = workspace().join("data");
     let global = ["gradmatch", "--quiet", "--device", "cpu", "--data-dir", data.to_str().expect("a UTF-8 path")];
     let cli = gradmatch_runner::Cli::try_parse_from(global.iter().chain(words))?;
     std::env::set_current_dir(workspace())?;
-    gradmatch_runner::run(cli)
+    Ok(cli)
 }

@@ -4,6 +4,7 @@
 use anyhow::{Context, Result};
 use candle_core::Device;
 use gradmatch_data::{Dataset, DatasetName};
+use gradmatch_plugins::Plugins;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 
@@ -11,6 +12,9 @@ pub struct Global {
     pub data_dir: PathBuf,
     pub device: String,
     pub quiet: bool,
+    /// The plug-ins every command builds from and reads by: the built-in ones, or a program's own
+    /// ([`crate::run_with`]).
+    pub plugins: Plugins,
 }
 
 impl Global {

@@ -60,9 +60,15 @@ enum Command {
     Plugins,
 }
 
-/// Runs one parsed command line.
+/// Runs one parsed command line with the built-in plug-ins.
 pub fn run(cli: Cli) -> Result<()> {
-    let global = global::Global { data_dir: cli.data_dir, device: cli.device, quiet: cli.quiet };
+    run_with(cli, gradmatch_plugins::Plugins::builtin())
+}
+
+/// Runs one parsed command line with `plugins`: a researcher's program registers its own plug-ins
+/// beside (or instead of) the built-in ones, and every command sees them.
+pub fn run_with(cli: Cli, plugins: gradmatch_plugins::Plugins) -> Result<()> {
+    let global = global::Global { data_dir: cli.data_dir, device: cli.device, quiet: cli.quiet, plugins };
     match cli.command {
         Command::Data(args) => commands::data::run(&global, args),
         Command::RandomBaseline(args) => commands::baseline::run(&global, args),
@@ -72,10 +78,10 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Evaluate(args) => commands::evaluate::run(&global, args),
         Command::Ablate(args) => commands::ablate::run(&global, args),
         Command::DeviceCheck(args) => commands::device_check::run(&global, args),
-        Command::Report(args) => commands::report::run(args),
+        Command::Report(args) => commands::report::run(&global, args),
         Command::Bench(args) => commands::bench::run(&global, args),
         Command::Plugins => {
-            print_plugins(&gradmatch_plugins::Plugins::builtin());
+            print_plugins(&global.plugins);
             Ok(())
         }
     }

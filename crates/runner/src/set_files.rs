@@ -71,6 +71,13 @@ pub struct SetFile {
     pub decoding: Option<String>,
 }
 
+/// Where sets are read to, and the plug-ins that decode a set by its provenance.
+#[derive(Clone, Copy)]
+pub struct Reader<'a> {
+    pub device: &'a Device,
+    pub plugins: &'a Plugins,
+}
+
 /// What the user says about a file that the file cannot say (`evaluate`'s flags).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Declared {
@@ -85,8 +92,8 @@ pub struct Declared {
 /// What `evaluate` reads: every set of `path` in gradmatch's normalisation of its dataset (the file's,
 /// or `--dataset`), converted from the normalisation its format (or `declared`) says it is in; the
 /// conversion, if any, is described in [`SetFile::conversion`].
-pub fn read_as_ours(path: &Path, device: &Device, declared: &Declared) -> Result<(SetFile, DatasetName)> {
-    let mut file = read(path, device, declared)?;
+pub fn read_as_ours(path: &Path, at: Reader, declared: &Declared) -> Result<(SetFile, DatasetName)> {
+    let mut file = read(path, at, declared)?;
     let dataset = dataset_of(&file, declared.dataset)?;
     let from = declared.normalisation.unwrap_or(file.normalisation);
     let mut converted = false;
@@ -146,20 +153,20 @@ pub fn export_for(set: &SyntheticSet, dataset: DatasetName, tool: Normalisation,
 
 /// Reads every set of `path` (a file, or MTT's folder) onto `device` as saved, in its tool's
 /// normalisation; errors name the file, what was found and what was expected.
-pub fn read(path: &Path, device: &Device, declared: &Declared) -> Result<SetFile> {
+pub fn read(path: &Path, at: Reader, declared: &Declared) -> Result<SetFile> {
     let mtt_folder = path.is_dir().then(|| path.join("images_best.pt"));
     let file = mtt_folder.as_deref().unwrap_or(path);
     let name = file.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
     let read = match file.extension().and_then(|e| e.to_str()) {
-        Some("safetensors") => read_safetensors(file, &name, device),
-        Some("pt" | "pth") if name == "images_best.pt" => read_mtt(file, device, declared.not_zca),
-        Some("pt" | "pth") => read_dc_results(file, &name, device),
+        Some("safetensors") => read_safetensors(file, &name, at),
+        Some("pt" | "pth") if name == "images_best.pt" => read_mtt(file, at.device, declared.not_zca),
+        Some("pt" | "pth") => read_dc_results(file, &name, at.device),
         _ => Err(anyhow::anyhow!("expected a .safetensors file, a res_*.pt file or MTT's images_best.pt (or its folder)")),
     };
     read.with_context(|| format!("reading the image set {}", path.display()))
 }
 
-fn read_safetensors(path: &Path, name: &str, device: &Device) -> Result<SetFile> {
+fn read_safetensors(path: &Path, name: &str, at: Reader) -> Result<SetFile> {
     let bytes = std::fs::read(path)?;
     gradmatch_engine::check_safetensors_length(&bytes).map_err(anyhow::Error::msg)?;
     let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)?;
@@ -170,8 +177,8 @@ fn read_safetensors(path: &Path, name: &str, device: &Device) -> Result<SetFile>
             format!("no tensor `{key}`; found {:?}, expected `images` (N, C, H, W) and `labels` (N,)", tensors.keys().collect::<Vec<_>>())
         })
     };
-    let mut set = labelled(name.to_string(), get("images")?, get("labels")?, device)?;
-    let decoding = decode_by_provenance(&mut set, &metadata)?;
+    let mut set = labelled(name.to_string(), get("images")?, get("labels")?, at.device)?;
+    let decoding = decode_by_provenance(&mut set, &metadata, at.plugins)?;
     let (format, dataset) = match metadata.get("dataset") {
         Some(d) => (SetFormat::Gradmatch, Some(d.parse().map_err(|e| anyhow::anyhow!("metadata `dataset`: {e}"))?)),
         None => (SetFormat::Safetensors, None),
@@ -195,11 +202,11 @@ fn read_safetensors(path: &Path, name: &str, device: &Device) -> Result<SetFile>
 
 /// Decodes a set written by `condense` by the parameterisation its provenance names (its images are
 /// the stored ones); says so when that is not plain pixels.
-fn decode_by_provenance(set: &mut LabelledImages, metadata: &HashMap<String, String>) -> Result<Option<String>> {
+fn decode_by_provenance(set: &mut LabelledImages, metadata: &HashMap<String, String>, plugins: &Plugins) -> Result<Option<String>> {
     let Some(provenance) = Provenance::of_set(metadata)? else { return Ok(None) };
     let spec = &provenance.method.parameterisation;
     let parameterisation =
-        Plugins::builtin().parameterisations.build(&spec.name, &spec.options).context("metadata `provenance`, its parameterisation")?;
+        plugins.parameterisations.build(&spec.name, &spec.options).context("metadata `provenance`, its parameterisation")?;
     let stored = set.labels.len();
     (set.images, set.labels) = parameterisation.decode_set(&set.images, &set.labels)?;
     Ok((!spec.is_pixels()).then(|| format!("its {stored} stored images decoded by `{}` into {} images", spec.name, set.labels.len())))
@@ -424,6 +431,12 @@ mod tests {
         assert!(worst < 1e-5, "{}: pixels differ from MNIST's by up to {worst}", set.name);
     }
 
+    static PLUGINS: std::sync::LazyLock<Plugins> = std::sync::LazyLock::new(Plugins::builtin);
+
+    fn cpu() -> Reader<'static> {
+        Reader { device: &Device::Cpu, plugins: &PLUGINS }
+    }
+
     /// What `evaluate --not-zca` declares: enough to read every fixture as saved.
     const NOT_ZCA: Declared = Declared { dataset: None, normalisation: None, not_zca: true };
 
@@ -432,7 +445,7 @@ mod tests {
     }
 
     fn error_with(path: &Path, declared: &Declared) -> String {
-        match read_as_ours(path, &Device::Cpu, declared) {
+        match read_as_ours(path, cpu(), declared) {
             Ok(_) => panic!("{} should not read", path.display()),
             Err(e) => format!("{e:#}"),
         }
@@ -440,7 +453,7 @@ mod tests {
 
     #[test]
     fn dc_results_hold_one_set_per_experiment_and_name_the_dataset() {
-        let file = read(&fixture("res_DC_MNIST_ConvNet_1ipc.pt"), &Device::Cpu, &NOT_ZCA).unwrap();
+        let file = read(&fixture("res_DC_MNIST_ConvNet_1ipc.pt"), cpu(), &NOT_ZCA).unwrap();
         assert_eq!((file.format, file.dataset, file.sets.len()), (SetFormat::DcResults, Some(DatasetName::Mnist), 2));
         assert_is_kth(&file.sets[0], 0);
         assert_is_kth(&file.sets[1], 1);
@@ -450,7 +463,7 @@ mod tests {
     #[test]
     fn mtt_sets_read_from_the_folder_or_the_images_file() {
         for path in [fixture("mtt"), fixture("mtt/images_best.pt")] {
-            let file = read(&path, &Device::Cpu, &NOT_ZCA).unwrap();
+            let file = read(&path, cpu(), &NOT_ZCA).unwrap();
             assert_eq!((file.format, file.dataset, file.sets.len()), (SetFormat::Mtt, None, 1));
             assert_is_kth(&file.sets[0], 0);
         }
@@ -458,7 +471,7 @@ mod tests {
 
     #[test]
     fn plain_safetensors_read_without_metadata() {
-        let file = read(&fixture("plain.safetensors"), &Device::Cpu, &NOT_ZCA).unwrap();
+        let file = read(&fixture("plain.safetensors"), cpu(), &NOT_ZCA).unwrap();
         assert_eq!((file.format, file.dataset), (SetFormat::Safetensors, None));
         assert_is_kth(&file.sets[0], 1);
     }
@@ -504,7 +517,7 @@ mod tests {
     }
 
     fn read_ours(path: &str, declared: &Declared) -> SetFile {
-        read_as_ours(&fixture(path), &Device::Cpu, declared).unwrap().0
+        read_as_ours(&fixture(path), cpu(), declared).unwrap().0
     }
 
     /// Done means: `gradmatch evaluate` of a DSA-normalised CIFAR-10 file gives the same pixels as ours
@@ -574,16 +587,16 @@ mod tests {
             let path = dir.path().join(format!("synthetic.{tool}.safetensors"));
             export_for(&set, DatasetName::Cifar100, tool, &path).unwrap();
             // As saved: the tool's own pixels, the same as its files' (made by PyTorch).
-            let exported = read(&path, &Device::Cpu, &NOT_ZCA).unwrap();
+            let exported = read(&path, cpu(), &NOT_ZCA).unwrap();
             assert_eq!((exported.format, exported.normalisation), (SetFormat::Gradmatch, tool));
-            let tool_file = read(&fixture(theirs), &Device::Cpu, &NOT_ZCA).unwrap();
+            let tool_file = read(&fixture(theirs), cpu(), &NOT_ZCA).unwrap();
             assert!(worst(&flat(&exported), &flat(&tool_file)) < 1e-5, "{tool}");
             let (_, meta) = safetensors::SafeTensors::read_metadata(&std::fs::read(&path).unwrap()).unwrap();
             let meta = meta.metadata().clone().unwrap();
             assert_eq!((meta["normalisation"].as_str(), meta["ipc"].as_str()), (tool.name(), "1"));
             assert_eq!(meta["std"], serde_json::to_string(tool.constants(DatasetName::Cifar100).std).unwrap());
             // Read back: our pixels.
-            let back = read_as_ours(&path, &Device::Cpu, &Declared::default()).unwrap().0;
+            let back = read_as_ours(&path, cpu(), &Declared::default()).unwrap().0;
             assert_lands_on_ours(&back, DatasetName::Cifar100);
             assert!(back.conversion.unwrap().contains("(its `normalisation` metadata)"), "{tool}");
         }

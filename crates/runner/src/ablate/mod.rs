@@ -95,7 +95,7 @@ pub fn run(global: &Global, grid: &Grid, opts: &Options) -> Result<Summary> {
     std::fs::create_dir_all(&opts.store).with_context(|| format!("creating store folder {}", opts.store.display()))?;
     store::migrate(&opts.store)?;
     let _lock = store::Lock::acquire(&opts.store, &opts.shard)?;
-    store::keep_grid(grid, &opts.store, opts.replace_grid)?;
+    store::keep_grid(grid, &opts.store, opts.replace_grid, &global.plugins)?;
     let records = Records::read(&[&opts.store])?;
     let appender = Appender::open(&opts.store, &opts.shard.records_file())?;
     let datasets = load_datasets(global, &grid.cells)?;

@@ -282,10 +282,10 @@ fn shard_locks(store: &Path) -> Result<Vec<(PathBuf, Shard)>> {
 
 /// Makes `grid` the one `store` keeps (`grid.toml`, what `report` reads), refusing a store that holds
 /// another grid unless `replace` says so.
-pub fn keep_grid(grid: &Grid, store: &Path, replace: bool) -> Result<()> {
+pub fn keep_grid(grid: &Grid, store: &Path, replace: bool, plugins: &Plugins) -> Result<()> {
     let path = store.join("grid.toml");
     if path.exists() && !replace {
-        let kept = Grid::from_file(&path, &Plugins::builtin()).with_context(|| {
+        let kept = Grid::from_file(&path, plugins).with_context(|| {
             format!(
                 "{} is not a grid this gradmatch accepts (another tool's file, or a grid that today's checks refuse): \
                      give another --store, or pass --replace-grid to make this grid the store's",

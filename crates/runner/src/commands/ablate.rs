@@ -2,7 +2,6 @@ use crate::ablate::grid::{Grid, Shard};
 use crate::ablate::{self, report, Options};
 use crate::global::Global;
 use anyhow::Result;
-use gradmatch_plugins::Plugins;
 use std::path::{Path, PathBuf};
 
 #[derive(clap::Args)]
@@ -62,8 +61,8 @@ fn print_cells(path: &Path, grid: &Grid) {
 
 pub fn run(global: &Global, args: Args) -> Result<()> {
     let started = std::time::Instant::now();
-    let plugins = Plugins::builtin();
-    let grid = Grid::from_file(&args.grid, &plugins)?;
+    let plugins = &global.plugins;
+    let grid = Grid::from_file(&args.grid, plugins)?;
     let store = match args.store {
         Some(store) => store,
         None => ablate::default_store(&grid)?,

@@ -7,7 +7,6 @@ use candle_core::DType;
 use gradmatch_data::DatasetName;
 use gradmatch_engine::{DeviceData, EvalConfig};
 use gradmatch_models::ModelSpec;
-use gradmatch_plugins::Plugins;
 use serde::Serialize;
 use std::path::PathBuf;
 
@@ -57,7 +56,7 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
     let ds = global.load(args.dataset)?;
     check_ipc(args.ipc, ds.train.smallest_class(), args.dataset)?;
     let train = DeviceData::new(&ds.train, ds.shape(), DType::F32, &device)?;
-    let augmentations = EvalAugmentations::of(&[cfg.resolve(args.dataset, &args.model)], &Plugins::builtin())?;
+    let augmentations = EvalAugmentations::of(&[cfg.resolve(args.dataset, &args.model)], &global.plugins)?;
     let evaluator = Evaluator::new(global, &ds, &device, &cfg, &augmentations)?;
     let per_class = vec![args.ipc; ds.num_classes()];
     let result = evaluator.evaluate_random_subsets(&train, &per_class, &args.model, args.seed)?;

@@ -343,7 +343,7 @@ fn measure(global: &Global, row: Row, iterations: usize, tf32: bool) -> Result<T
                 (exp.level, exp.distance, exp.steps) =
                     (PluginSpec::named("multi-level"), PluginSpec::named("combined"), PluginSpec::named("adaptive"));
             }
-            let resolved = exp.resolve(&gradmatch_plugins::Plugins::builtin())?;
+            let resolved = exp.resolve(&global.plugins)?;
             let run = RunContext {
                 dataset: &dataset,
                 model: &model,
@@ -365,7 +365,7 @@ fn measure(global: &Global, row: Row, iterations: usize, tf32: bool) -> Result<T
             let real = DeviceData::new(&dataset.train, dataset.shape(), DType::F32, &device)?;
             let net = Network::new(&model, dataset.shape(), dataset.num_classes(), 0, DType::F32, &device)?;
             let exp = Experiment { sampler: PluginSpec::named("dream"), ..Experiment::dc(DatasetName::Mnist) };
-            let resolved = exp.resolve(&gradmatch_plugins::Plugins::builtin())?;
+            let resolved = exp.resolve(&global.plugins)?;
             let batch_size = exp.condense.batch_real;
             let mut rng = ChaCha8Rng::seed_from_u64(0);
             let mut ctx =

@@ -170,8 +170,8 @@ fn print_condensed(condensed: &CondensedFolder) {
 
 pub fn run(global: &Global, args: Args) -> Result<()> {
     let started = std::time::Instant::now();
-    let plugins = Plugins::builtin();
-    let resolved = experiment(&args, &plugins)?;
+    let plugins = &global.plugins;
+    let resolved = experiment(&args, plugins)?;
     let exp = &resolved.experiment;
     let out = output_folder(&args, exp);
     let device = global.device()?;

@@ -14,7 +14,7 @@ use candle_core::DType;
 use gradmatch_data::DatasetName;
 use gradmatch_engine::{derive_seed, stream, DeviceData, EvalConfig};
 use gradmatch_models::ModelSpec;
-use gradmatch_plugins::{OptionTable, Plugins};
+use gradmatch_plugins::OptionTable;
 use serde::Serialize;
 use std::path::PathBuf;
 
@@ -76,7 +76,7 @@ struct Summary<'a> {
 }
 
 pub fn run(global: &Global, args: Args) -> Result<()> {
-    let plugins = Plugins::builtin();
+    let plugins = &global.plugins;
     let selection = plugins.selections.build(&args.method, &OptionTable::new()).context("--method")?;
     let mut cfg = args.recipe.apply(&EvalConfig { test_limit: args.test_limit, ..EvalConfig::default() });
     cfg.num_eval = args.recipe.num_eval.unwrap_or(5);
@@ -112,7 +112,7 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
         println!("saved {} with its images in {}", path.display(), tool.describe(args.dataset));
     }
 
-    let augmentations = EvalAugmentations::of(&[cfg.resolve(args.dataset, &args.model)], &plugins)?;
+    let augmentations = EvalAugmentations::of(&[cfg.resolve(args.dataset, &args.model)], plugins)?;
     let evaluator = Evaluator::new(global, &ds, &device, &cfg, &augmentations)?;
     // Its networks are seeded as the Random baseline's first subset's: a coreset of `random` is that subset.
     let seed = derive_seed(args.seed, stream::BASELINE_EVALUATION, 0);

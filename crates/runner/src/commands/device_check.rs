@@ -158,12 +158,12 @@ impl Comparison<'_> {
 pub fn run(global: &Global, args: Args) -> Result<()> {
     let device = global.device()?;
     let ds = global.load(args.dataset)?;
-    let plugins = Plugins::builtin();
+    let plugins = &global.plugins;
     let mut dc = Experiment::dc(args.dataset);
     dc.model = args.model;
     dc.condense =
         CondenseConfig { ipc: args.ipc, batch_real: args.batch_real, iterations: args.iterations, seed: args.seed, ..Default::default() };
-    let dc = dc.resolve(&plugins)?;
+    let dc = dc.resolve(plugins)?;
     let identity = Provenance::of(&dc.experiment).condensation().identity();
     let context = |device| RunContext {
         dataset: &ds,
@@ -181,7 +181,7 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
     println!("{name} vs cpu: {model} on {dataset}, ipc {}, {} real images per class, f32", args.ipc, args.batch_real);
 
     let method = dc.method();
-    let rows = comparison.gradient_rows(&plugins, method)?;
+    let rows = comparison.gradient_rows(plugins, method)?;
     let (losses_cpu, losses_device, curve_error) = comparison.loss_curves(method)?;
 
     let worst = rows.iter().map(|r| r.relative_error).fold(curve_error, f64::max);

@@ -9,7 +9,6 @@ use candle_core::DType;
 use gradmatch_data::DatasetName;
 use gradmatch_engine::{DeviceData, EvalConfig};
 use gradmatch_models::ModelSpec;
-use gradmatch_plugins::Plugins;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
@@ -94,14 +93,14 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
     let started = std::time::Instant::now();
     let device = global.device()?;
     let declared = set_files::Declared { dataset: args.dataset, normalisation: args.normalisation, not_zca: args.not_zca };
-    let (file, dataset) = set_files::read_as_ours(&args.set, &device, &declared)?;
+    let (file, dataset) = set_files::read_as_ours(&args.set, set_files::Reader { device: &device, plugins: &global.plugins }, &declared)?;
     let per_class = file.sets.iter().map(|set| check_fits(set, dataset, &file.path)).collect::<Result<Vec<_>>>()?;
     let mut cfg = args.recipe.apply(&EvalConfig { test_limit: args.test_limit, ..EvalConfig::default() });
     let lr_note = learning_rate(&mut cfg, args.lr, file.learning_rate);
     cfg.check()?;
     let ds = global.load(dataset)?;
     let recipes: Vec<_> = args.models.iter().map(|spec| cfg.resolve(dataset, spec)).collect();
-    let augmentations = EvalAugmentations::of(&recipes, &Plugins::builtin())?;
+    let augmentations = EvalAugmentations::of(&recipes, &global.plugins)?;
     let evaluator = Evaluator::new(global, &ds, &device, &cfg, &augmentations)?;
     let train = if args.compare { Some(DeviceData::new(&ds.train, ds.shape(), DType::F32, &device)?) } else { None };
     println!("{} ({}): {} set(s) of {dataset} on {}", file.path.display(), file.format, file.sets.len(), device_name(&device));

@@ -12,7 +12,6 @@ use candle_core::DType;
 use gradmatch_data::DatasetName;
 use gradmatch_engine::{DeviceData, EvalConfig, Recipe};
 use gradmatch_models::ModelSpec;
-use gradmatch_plugins::Plugins;
 use serde::Serialize;
 use std::path::PathBuf;
 
@@ -72,7 +71,7 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
     let device = global.device()?;
     let ds = global.load(args.dataset)?;
     let test = DeviceData::new(&ds.test, ds.shape(), DType::F32, &device)?;
-    let augmentations = EvalAugmentations::of(std::slice::from_ref(&recipe), &Plugins::builtin())?;
+    let augmentations = EvalAugmentations::of(std::slice::from_ref(&recipe), &global.plugins)?;
     let images = args.train_limit.unwrap_or(ds.train.len()).min(ds.train.len());
     let whole = WholeSplit {
         dataset: &ds,
