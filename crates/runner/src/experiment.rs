@@ -2,6 +2,7 @@
 //! evaluation protocol. Anything left out takes the paper's default (DC: intra, angle, fixed, no
 //! augmentation).
 
+use crate::located::{AtPath, Key, Section, TomlFile};
 use anyhow::{Context, Result};
 use gradmatch_augment::DcAugmentation;
 use gradmatch_core::{Augmentation, Distance, GradientLevel, Parameterisation, Sampler, Selection, StepStrategy};
@@ -146,29 +147,31 @@ impl Experiment {
     /// its text for [`in_file`].
     pub fn read(path: &Path) -> Result<(Experiment, String)> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading experiment file {}", path.display()))?;
-        let exp = toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let exp = toml::from_str(&text).map_err(|e| TomlFile::new(path, &text).parse_error("in experiment file", e))?;
         Ok((exp, text))
     }
 
     /// Checks the numbers and builds every plug-in the experiment names, once, before any work starts:
     /// what is checked is what runs.
     pub fn resolve(&self, plugins: &Plugins) -> Result<Resolved> {
-        let level = plugins.levels.build(&self.level.name, &self.level.options).context("[level]")?;
-        let distance = plugins.distances.build(&self.distance.name, &self.distance.options).context("[distance]")?;
-        let steps = plugins.steps.build(&self.steps.name, &self.steps.options).context("[steps]")?;
-        let augment = plugins.augmentations.build(&self.augment.name, &self.augment.options).context("[augment]")?;
+        let level = plugins.levels.build(&self.level.name, &self.level.options).context(Section("level"))?;
+        let distance = plugins.distances.build(&self.distance.name, &self.distance.options).context(Section("distance"))?;
+        let steps = plugins.steps.build(&self.steps.name, &self.steps.options).context(Section("steps"))?;
+        let augment = plugins.augmentations.build(&self.augment.name, &self.augment.options).context(Section("augment"))?;
         let p = &self.parameterisation;
-        let parameterisation = plugins.parameterisations.build(&p.name, &p.options).context("[parameterisation]")?;
-        let sampler = plugins.samplers.build(&self.sampler.name, &self.sampler.options).context("[sampler]")?;
+        let parameterisation = plugins.parameterisations.build(&p.name, &p.options).context(Section("parameterisation"))?;
+        let sampler = plugins.samplers.build(&self.sampler.name, &self.sampler.options).context(Section("sampler"))?;
         let selection = match &self.coreset {
-            Some(c) => Some(plugins.selections.build(&c.selection.name, &c.selection.options).context("[coreset]")?.into()),
+            Some(c) => Some(plugins.selections.build(&c.selection.name, &c.selection.options).context(Section("coreset"))?.into()),
             None => None,
         };
-        anyhow::ensure!(
-            self.baseline.is_none() || self.coreset.is_none(),
-            "`baseline` and [coreset] both replace the condensation: a cell evaluates one of them"
-        );
-        anyhow::ensure!(self.coreset.as_ref().is_none_or(|c| c.feature_epochs >= 1), "[coreset] `feature_epochs` must be at least 1");
+        if self.baseline.is_some() && self.coreset.is_some() {
+            let message = "`baseline` and [coreset] both replace the condensation: a cell evaluates one of them";
+            return Err(AtPath::error(Key::names(["baseline"]), message));
+        }
+        if self.coreset.as_ref().is_some_and(|c| c.feature_epochs == 0) {
+            return Err(AtPath::error(Key::names(["coreset", "feature_epochs"]), "[coreset] `feature_epochs` must be at least 1"));
+        }
         self.condense.check(self.dataset)?;
         self.evaluation.check()?;
         Ok(Resolved {
@@ -280,12 +283,13 @@ impl EvalAugmentations {
         for recipe in recipes {
             let name = &recipe.augment;
             if !built.contains_key(name) {
-                let augment = plugins.evaluation_augmentation(name).with_context(|| {
-                    format!(
-                        "[evaluation] augment `{name}`: give a DC strategy (`_`-joined crop, scale, rotate, noise: `{}`, `{}`) or a registered augmentation",
+                let augment = plugins.evaluation_augmentation(name).map_err(|e| {
+                    let message = format!(
+                        "[evaluation] augment `{name}`: give a DC strategy (`_`-joined crop, scale, rotate, noise: `{}`, `{}`) or a registered augmentation: {e}",
                         DcAugmentation::MNIST,
                         DcAugmentation::BATCH_NORM
-                    )
+                    );
+                    AtPath::error(Key::names(["evaluation", "augment"]), message)
                 })?;
                 built.insert(name.clone(), Arc::from(augment));
             }
@@ -302,21 +306,9 @@ impl EvalAugmentations {
     }
 }
 
-/// `error` of the experiment file `path`, located at a line of its `text` where it names one.
+/// `error` of the experiment file `path` (its text `text`), at the line and column of the value at fault.
 pub fn in_file(path: &Path, text: &str, error: anyhow::Error) -> anyhow::Error {
-    anyhow::anyhow!("in experiment file {}: {}", path.display(), locate(text, &format!("{error:#}")))
-}
-
-/// Adds the line of the last backquoted name of an error (a label, a plug-in or a field) found in the
-/// file's text, so that every error points at a line.
-pub fn locate(text: &str, message: &str) -> String {
-    let names: Vec<&str> = message.split('`').skip(1).step_by(2).collect();
-    for name in names.iter().rev() {
-        if let Some(line) = text.lines().position(|l| l.contains(name)) {
-            return format!("line {}: {message}", line + 1);
-        }
-    }
-    message.to_string()
+    TomlFile::new(path, text).error("in experiment file", None, error)
 }
 
 #[cfg(test)]
@@ -343,6 +335,9 @@ mod tests {
         assert!(err.contains("bad.toml") && err.contains("ipcc") && err.contains("line 3"), "{err}");
         let err = write("dataset = \"mnist\"\n[distance]\nname = \"combind\"\n");
         assert!(err.contains("bad.toml") && err.contains("did you mean `combined`") && err.contains("manhattan"), "{err}");
+        // Located by the parser, not by searching the text: a comment naming the fix is not the line at fault.
+        let err = write("dataset = \"mnist\"\n# M's distance is combined\n[distance]\nname = \"combind\"\n");
+        assert!(err.contains("line 4, column 8") && err.contains("did you mean `combined`"), "{err}");
         let err = write("dataset = \"imagenet\"\n");
         assert!(err.contains("bad.toml") && err.contains("imagenet"), "{err}");
         let err = write("dataset = \"mnist\"\nmodel = \"ConvNett\"\n");

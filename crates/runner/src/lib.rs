@@ -8,6 +8,7 @@ pub mod experiment;
 mod files;
 mod global;
 mod jsonl;
+pub mod located;
 pub mod migrate;
 pub mod pipeline;
 pub mod provenance;

@@ -139,6 +139,8 @@ fn cases() -> Vec<Case> {
             .with("e.toml", experiment("", "weight_decay = -1.0")),
         case("a set too large for the device's memory", &["condense", "--config", "e.toml"], &["ipc = 500000", "lower ipc"])
             .with("e.toml", experiment("ipc = 500000\nouter_loop = 1\ninner_epochs = 1", "")),
+        case("a typo whose fix a comment names", &["condense", "--config", "e.toml"], &["line 4, column 8", "did you mean `combined`"])
+            .with("e.toml", "dataset = \"mnist\"\n# M's distance is combined\n[distance]\nname = \"combind\"\n"),
         case("no batch-norm images", &["condense", "--config", "e.toml"], &["`bn_images_per_class` = 0"])
             .with("e.toml", experiment("bn_images_per_class = 0", "")),
         case("no classes per pass", &["condense", "--config", "e.toml"], &["`classes_per_pass` = 0"])
@@ -176,8 +178,12 @@ fn cases() -> Vec<Case> {
             .with("g.toml", grid("g", "multi-level").replace("ConvNetW8", "ConvNetW99999999")),
         case("an unknown key of the base", &["ablate", "g.toml", "--check"], &["[base]", "did you mean `num_eval`"])
             .with("g.toml", grid("g", "multi-level").replace("num_eval = 1", "num_evals = 1")),
-        case("an ipc outside the loops table in a grid", &["ablate", "g.toml", "--check"], &["variant `7`", "`ipc` = 7"])
-            .with("g.toml", grid("g", "multi-level") + "[[axis]]\nname = \"ipc\"\nfield = \"condense.ipc\"\nvalues = [1, 7]\n"),
+        case(
+            "an ipc outside the loops table in a grid",
+            &["ablate", "g.toml", "--check"],
+            &["line 17, column 14", "variant `7`", "`ipc` = 7"],
+        )
+        .with("g.toml", grid("g", "multi-level") + "[[axis]]\nname = \"ipc\"\nfield = \"condense.ipc\"\nvalues = [1, 7]\n"),
         case("a grid cell too large for the device", &["ablate", "g.toml", "--check"], &["cell `method=DC`", "ipc = 500000", "lower ipc"])
             .with(
                 "g.toml",

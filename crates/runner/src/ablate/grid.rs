@@ -2,7 +2,8 @@
 //! it to cells (one resolved [`Experiment`] each), validated as a whole before any work starts.
 
 use crate::experiment::Baseline;
-use crate::experiment::{locate, Experiment, Resolved};
+use crate::experiment::{Experiment, Resolved};
+use crate::located::{field_path, from_value, with_suggestion, AtPath, Key, TomlFile};
 use crate::provenance::Provenance;
 use anyhow::{bail, Context, Result};
 use gradmatch_plugins::did_you_mean;
@@ -200,46 +201,71 @@ impl Grid {
 
     /// The grid of `text` (read from `path`) with its cells, every one validated against `plugins`.
     pub fn parse(text: &str, path: &Path, plugins: &Plugins) -> Result<Grid> {
-        let mut grid: Grid =
-            toml::from_str(text).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), with_suggestion(&e.to_string())))?;
+        const WHAT: &str = "ablation grid";
+        let file = TomlFile::new(path, text);
+        let mut grid: Grid = toml::from_str(text).map_err(|e| file.parse_error(WHAT, e))?;
         if grid.name.is_empty() {
             grid.name = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "grid".into());
         }
-        grid.check_shape().map_err(|e| anyhow::anyhow!("{}: {}", path.display(), locate(text, &format!("{e:#}"))))?;
-        // Expanding builds and validates every cell; errors point at the axis, variant and line.
-        grid.cells = grid.expand(plugins).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), locate(text, &format!("{e:#}"))))?;
+        grid.check_shape().map_err(|e| file.error(WHAT, None, e))?;
+        // Expanding builds and validates every cell; errors point at the axis value, variant or base field at fault.
+        grid.cells = grid.expand(plugins).map_err(|e| file.error(WHAT, None, e))?;
         Ok(grid)
     }
 
     fn check_shape(&self) -> Result<()> {
-        anyhow::ensure!(self.experiments >= 1, "`experiments` must be at least 1, found {}", self.experiments);
+        if self.experiments == 0 {
+            return Err(AtPath::error(Key::names(["experiments"]), "`experiments` must be at least 1, found 0"));
+        }
         let mut names: Vec<&str> = Vec::new();
-        for axis in &self.axes {
-            anyhow::ensure!(axis.name != EVAL_MODEL_AXIS, "axis name `{EVAL_MODEL_AXIS}` is reserved for the evaluation model pool");
-            anyhow::ensure!(!names.contains(&axis.name.as_str()), "axis `{}` is defined twice", axis.name);
+        for (a, axis) in self.axes.iter().enumerate() {
+            let at = |keys: &[&str]| [axis_key(a), Key::names(keys.iter().copied())].concat();
+            if axis.name == EVAL_MODEL_AXIS {
+                return Err(AtPath::error(
+                    at(&["name"]),
+                    format!("axis name `{EVAL_MODEL_AXIS}` is reserved for the evaluation model pool"),
+                ));
+            }
+            if names.contains(&axis.name.as_str()) {
+                return Err(AtPath::error(at(&["name"]), format!("axis `{}` is defined twice", axis.name)));
+            }
             names.push(&axis.name);
             match (&axis.field, axis.values.is_empty(), axis.variants.is_empty()) {
                 (Some(_), false, true) | (None, true, false) => {}
-                _ => bail!("axis `{}`: give either `field` with `values`, or `variants` (each with `label` and `set`)", axis.name),
+                _ => {
+                    let message =
+                        format!("axis `{}`: give either `field` with `values`, or `variants` (each with `label` and `set`)", axis.name);
+                    return Err(AtPath::error(at(&[]), message));
+                }
             }
-            let labels = axis_variants(axis)?;
+            let labels = axis_variants(axis).map_err(|e| AtPath::error(at(&["field"]), format!("{e:#}")))?;
             for (i, v) in labels.iter().enumerate() {
-                anyhow::ensure!(!labels[..i].iter().any(|w| w.label == v.label), "axis `{}`: label `{}` appears twice", axis.name, v.label);
+                if labels[..i].iter().any(|w| w.label == v.label) {
+                    let message = format!("axis `{}`: label `{}` appears twice", axis.name, v.label);
+                    return Err(AtPath::error([at(&[]), pick_key(axis, i)].concat(), message));
+                }
             }
         }
         if let Some(curve) = &self.curve {
             let ascending = curve.iterations.windows(2).all(|w| w[0] < w[1]);
-            anyhow::ensure!(
-                !curve.iterations.is_empty() && curve.iterations[0] > 0 && ascending && curve.num_eval >= 1,
-                "[curve]: `iterations` lists where the curve is taken, ascending and above 0 (e.g. [100, 200, 500]), and \
-                 `num_eval` is at least 1"
-            );
-            anyhow::ensure!(!names.contains(&CURVE_AXIS), "[curve] labels its cells `{CURVE_AXIS}`: rename the axis of that name");
+            if curve.iterations.is_empty() || curve.iterations[0] == 0 || !ascending || curve.num_eval == 0 {
+                let message = "[curve]: `iterations` lists where the curve is taken, ascending and above 0 (e.g. [100, 200, 500]), and \
+                               `num_eval` is at least 1";
+                return Err(AtPath::error(Key::names(["curve"]), message));
+            }
+            if names.contains(&CURVE_AXIS) {
+                let message = format!("[curve] labels its cells `{CURVE_AXIS}`: rename the axis of that name");
+                return Err(AtPath::error(Key::names(["curve"]), message));
+            }
         }
         let known: Vec<&str> = names.iter().copied().chain([EVAL_MODEL_AXIS]).collect();
-        for used in self.table.rows.iter().chain(&self.table.columns) {
-            if !known.contains(&used.as_str()) {
-                bail!("[table] names axis `{used}`{}, but the axes are: {}", did_you_mean(used, known.iter().copied()), known.join(", "));
+        let used = self.table.rows.iter().enumerate().map(|(i, r)| (vec![Key::Name("rows".into()), Key::Index(i)], r));
+        let used = used.chain(self.table.columns.iter().map(|c| (Key::names(["columns"]), c)));
+        for (at, name) in used {
+            if !known.contains(&name.as_str()) {
+                let hint = did_you_mean(name, known.iter().copied());
+                let message = format!("[table] names axis `{name}`{hint}, but the axes are: {}", known.join(", "));
+                return Err(AtPath::error([Key::names(["table"]), at].concat(), message));
             }
         }
         Ok(())
@@ -247,24 +273,27 @@ impl Grid {
 
     /// Every combination of the axes' variants, in file order (the last axis varies fastest).
     fn expand(&self, plugins: &Plugins) -> Result<Vec<Cell>> {
-        let axes: Vec<(&str, Vec<Variant>)> = self.axes.iter().map(|a| Ok((a.name.as_str(), axis_variants(a)?))).collect::<Result<_>>()?;
-        let mut combos: Vec<Vec<(&str, &Variant)>> = vec![Vec::new()];
-        for (name, variants) in &axes {
-            combos = combos.into_iter().flat_map(|c| variants.iter().map(move |v| [c.clone(), vec![(*name, v)]].concat())).collect();
+        let axes: Vec<Vec<Variant>> = self.axes.iter().map(axis_variants).collect::<Result<_>>()?;
+        let mut combos: Vec<Vec<Pick>> = vec![Vec::new()];
+        for (axis, variants) in axes.iter().enumerate() {
+            let picks = |c: Vec<Pick>| (0..variants.len()).map(move |index| [c.clone(), vec![Pick { axis, index }]].concat());
+            combos = combos.into_iter().flat_map(picks).collect();
         }
         self.check_base_keys()?;
         let mut cells = Vec::new();
         for combo in combos {
-            check_no_overlap(&combo)?;
+            let picked: Vec<(&str, &Variant)> = combo.iter().map(|p| (self.axes[p.axis].name.as_str(), &axes[p.axis][p.index])).collect();
+            check_no_overlap(&picked)
+                .map_err(|e| AtPath::error(self.pick_path(combo.last().expect("overlaps need two axes")), format!("{e:#}")))?;
             let mut table = self.base.clone();
-            for (_, variant) in &combo {
+            for (_, variant) in &picked {
                 merge(&mut table, &variant.set);
             }
-            let where_ = combo.iter().map(|(a, v)| format!("axis `{a}` variant `{}`", v.label)).collect::<Vec<_>>().join(", ");
+            let where_ = picked.iter().map(|(a, v)| format!("axis `{a}` variant `{}`", v.label)).collect::<Vec<_>>().join(", ");
             let where_ = if where_.is_empty() { "[base]".to_string() } else { where_ };
-            let experiment: Experiment = toml::Value::Table(table)
-                .try_into()
-                .map_err(|e: toml::de::Error| anyhow::anyhow!("{where_}: {}", with_suggestion(e.message())))?;
+            // The cell's error, at the variant (or axis value) that sets the field at fault, else at [base].
+            let in_cell = |e: anyhow::Error| AtPath::error(self.source_of(&combo, &axes, &field_path(&e)), format!("{where_}: {e:#}"));
+            let experiment: Experiment = from_value(toml::Value::Table(table)).map_err(in_cell)?;
             let experiment = match (experiment.baseline, &experiment.coreset) {
                 // What it evaluates is real images, never condensed: its config says so.
                 (Some(Baseline::Random), _) | (_, Some(_)) => {
@@ -274,8 +303,8 @@ impl Grid {
                 }
                 (None, None) => experiment,
             };
-            let resolved = experiment.resolve(plugins).with_context(|| where_.clone())?;
-            let labels = combo.iter().map(|(a, v)| (a.to_string(), v.label.clone())).collect();
+            let resolved = experiment.resolve(plugins).map_err(in_cell)?;
+            let labels = picked.iter().map(|(a, v)| (a.to_string(), v.label.clone())).collect();
             cells.push(cell(labels, resolved, None));
         }
         self.add_curve_cells(&mut cells);
@@ -316,8 +345,26 @@ impl Grid {
     /// base may lack fields that the axes give, such as `dataset`).
     fn check_base_keys(&self) -> Result<()> {
         match toml::Value::Table(self.base.clone()).try_into::<Experiment>() {
-            Err(e) if e.message().contains("unknown field") => bail!("[base]: {}", with_suggestion(e.message())),
+            Err(e) if e.message().contains("unknown field") => {
+                let at = from_value::<Experiment>(toml::Value::Table(self.base.clone())).err().map(|e| field_path(&e)).unwrap_or_default();
+                Err(AtPath::error([Key::names(["base"]), at].concat(), format!("[base]: {}", with_suggestion(e.message()))))
+            }
             _ => Ok(()),
+        }
+    }
+
+    /// Where in the grid file a pick sits: its variant, or its axis value.
+    fn pick_path(&self, pick: &Pick) -> Vec<Key> {
+        [axis_key(pick.axis), pick_key(&self.axes[pick.axis], pick.index)].concat()
+    }
+
+    /// Where in the grid file a cell's field `path` is written: in the variant (or at the axis value)
+    /// that sets it, else in [base] (at the base's table when the field is left out).
+    fn source_of(&self, combo: &[Pick], axes: &[Vec<Variant>], path: &[Key]) -> Vec<Key> {
+        match combo.iter().find(|p| sets(&axes[p.axis][p.index].set, path)) {
+            Some(pick) if self.axes[pick.axis].field.is_some() => self.pick_path(pick),
+            Some(pick) => [self.pick_path(pick), Key::names(["set"]), path.to_vec()].concat(),
+            None => [Key::names(["base"]), path.to_vec()].concat(),
         }
     }
 
@@ -476,17 +523,36 @@ fn merge(into: &mut toml::Table, from: &toml::Table) {
     }
 }
 
-/// serde lists the expected keys of an unknown field; add the closest one.
-fn with_suggestion(message: &str) -> String {
-    let Some(rest) = message.split("unknown field `").nth(1) else { return message.to_string() };
-    let Some((wanted, expected)) = rest.split_once('`') else { return message.to_string() };
-    let candidates: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
-    let hint = did_you_mean(wanted, candidates.into_iter());
-    if hint.is_empty() {
-        message.to_string()
-    } else {
-        format!("{}{hint}", message.trim_end())
+/// One variant (or axis value) of one axis: what a cell takes from that axis.
+#[derive(Debug, Clone, Copy)]
+struct Pick {
+    axis: usize,
+    index: usize,
+}
+
+fn axis_key(axis: usize) -> Vec<Key> {
+    vec![Key::Name("axis".into()), Key::Index(axis)]
+}
+
+/// The key of an axis's `index`th variant, or value.
+fn pick_key(axis: &Axis, index: usize) -> Vec<Key> {
+    let list = if axis.field.is_some() { "values" } else { "variants" };
+    vec![Key::Name(list.into()), Key::Index(index)]
+}
+
+/// Whether `table` (a variant's `set`) sets the field at `path`, or the part of it that it reaches:
+/// an empty path (an error about no one field) is the first pick's.
+fn sets(table: &toml::Table, path: &[Key]) -> bool {
+    let mut table = table;
+    for key in path {
+        let Key::Name(name) = key else { return true };
+        match table.get(name) {
+            Some(toml::Value::Table(inner)) => table = inner,
+            Some(_) => return true,
+            None => return false,
+        }
     }
+    true
 }
 
 #[cfg(test)]
