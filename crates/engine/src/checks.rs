@@ -3,7 +3,7 @@
 //! ipc without a row in the loops table) is refused with its section, its field and the fix. The
 //! experiment files and the command-line flags go through the same checks.
 
-use crate::condense::{CondenseConfig, Init};
+use crate::config::{CondenseConfig, Init};
 use crate::recipe::EvalConfig;
 use gradmatch_core::Loops;
 use gradmatch_data::DatasetName;

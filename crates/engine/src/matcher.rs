@@ -11,7 +11,7 @@
 //! from candle's compositions, ~1e-5 apart). A mixed batch (one group) is recomputed in chunks of
 //! as many images, each weighted by its share of the batch's mean loss.
 
-use crate::condense::{CondenseConfig, Method};
+use crate::config::{CondenseConfig, Method};
 use crate::device::DeviceData;
 use crate::passes::PassSizes;
 use crate::sampling::RealDraws;

@@ -1,6 +1,9 @@
 use candle_core::backprop::GradStore;
+use candle_core::Shape;
 use candle_core::{Result, Tensor, Var};
-use gradmatch_models::layers::fused::{self, SgdUpdate};
+use gradmatch_models::layers::fused::{self, apply, Float, Kernel};
+use gradmatch_models::vectorised;
+use rayon::prelude::*;
 
 /// SGD with momentum and weight decay, PyTorch's semantics (candle_nn's SGD has no momentum):
 /// d = g + wd * p; buf = momentum * buf + d (buf = d on the first step); p -= lr * buf.
@@ -25,7 +28,7 @@ impl Sgd {
             if fused::eligible(grad) && fused::eligible(&var.as_tensor().detach()) {
                 let (m, first) = (self.momentum, buf.is_none());
                 let update = SgdUpdate { lr: self.lr, momentum: m, weight_decay: self.weight_decay, first };
-                let (next, buffer) = fused::sgd(var.as_tensor(), grad, buf.as_ref().unwrap_or(grad), update)?;
+                let (next, buffer) = sgd(var.as_tensor(), grad, buf.as_ref().unwrap_or(grad), update)?;
                 var.set(&next)?;
                 if m != 0.0 {
                     *buf = Some(buffer);
@@ -107,6 +110,64 @@ impl candle_nn::Optimizer for Sgd {
     fn set_learning_rate(&mut self, lr: f64) {
         self.lr = lr;
     }
+}
+
+/// SGD's hyper-parameters for one update, PyTorch's semantics.
+#[derive(Debug, Clone, Copy)]
+pub struct SgdUpdate {
+    pub lr: f64,
+    pub momentum: f64,
+    pub weight_decay: f64,
+    /// No momentum buffer yet: it starts as the step's direction.
+    pub first: bool,
+}
+
+vectorised! {
+    /// The new parameter and momentum buffer in one pass, each operation as candle's composition
+    /// computes it (`t * s` is `t * s + 0`), so both give the same values.
+    fn sgd_values<T: Float>(param: &[T], grad: &[T], buffer: &[T], u: SgdUpdate) -> Vec<Vec<T>> {
+        let (lr, momentum, decay) = (T::of(u.lr), T::of(u.momentum), T::of(u.weight_decay));
+        let mut next = vec![T::zero(); param.len()];
+        let mut buffers = vec![T::zero(); param.len()];
+        let chunk = 1 << 14;
+        next.par_chunks_mut(chunk).zip(buffers.par_chunks_mut(chunk)).enumerate().for_each(|(i, (p_out, b_out))| {
+            let start = i * chunk;
+            for (k, (p_new, b_new)) in p_out.iter_mut().zip(b_out).enumerate() {
+                let (p, g) = (param[start + k], grad[start + k]);
+                let d = if u.weight_decay != 0.0 { g + (p * decay + T::zero()) } else { g };
+                let d = if u.momentum == 0.0 || u.first { d } else { (buffer[start + k] * momentum + T::zero()) + d };
+                *b_new = d;
+                *p_new = p - (d * lr + T::zero());
+            }
+        });
+        vec![next, buffers]
+    }
+}
+
+impl Kernel<3> for SgdUpdate {
+    const NAME: &'static str = "sgd";
+
+    fn shapes(&self, [param, ..]: [&[usize]; 3]) -> Vec<Shape> {
+        vec![Shape::from(param), Shape::from(param)]
+    }
+
+    fn run<T: Float>(&self, [param, grad, buffer]: [&[T]; 3], _dims: &[usize]) -> Vec<Vec<T>> {
+        sgd_values(param, grad, buffer, *self)
+    }
+}
+
+/// One SGD update of `param` on graph-free CPU tensors: `(new parameter, new momentum buffer)`,
+/// where the composition takes a pass (and an allocation) per operation. `buffer` is ignored when
+/// `update.first`.
+pub fn sgd(param: &Tensor, grad: &Tensor, buffer: &Tensor, update: SgdUpdate) -> Result<(Tensor, Tensor)> {
+    for (name, t) in [("gradient", grad), ("momentum buffer", buffer)] {
+        if t.dims() != param.dims() {
+            candle_core::bail!("sgd: the {name} is {:?} and the parameter {:?}", t.dims(), param.dims())
+        }
+    }
+    let mut out = apply(&update, [param, grad, buffer])?;
+    let buffer = out.pop().expect("two outputs");
+    Ok((out.pop().expect("two outputs"), buffer))
 }
 
 #[cfg(test)]

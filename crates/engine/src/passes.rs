@@ -2,7 +2,7 @@
 //! (candle's CUDA kernels index with 32-bit integers), and what the device's memory holds, checked
 //! before any work starts.
 
-use crate::condense::{CondenseConfig, RunContext};
+use crate::config::{CondenseConfig, RunContext};
 use crate::device::available_bytes;
 use candle_core::{DType, Result};
 use gradmatch_models::{Footprint, ModelSpec, MAX_TENSOR_ELEMENTS};

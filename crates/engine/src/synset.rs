@@ -1,4 +1,4 @@
-use crate::condense::RunIdentity;
+use crate::config::RunIdentity;
 use candle_core::safetensors::Load;
 use candle_core::{DType, Device, Result, Tensor};
 use gradmatch_core::Parameterisation;

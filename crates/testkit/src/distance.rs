@@ -1,6 +1,5 @@
 //! The laws of a distance as property tests on small f64 gradient sets shaped like a tiny network's.
 
-use crate::check_matching_gradient;
 use candle_core::{Device, Result, Tensor, Var};
 use gradmatch_core::Distance;
 use proptest::prelude::*;
@@ -98,9 +97,19 @@ impl Distance for SquaredDiff {
     }
 }
 
-/// Runs the universal laws and those `laws` claims as property tests (64 cases each, fixed seed),
-/// then [`check_matching_gradient`]. Panics naming the first law that fails and a minimal input.
+/// The universal laws and those `laws` claims, then the matching gradient through a network on real
+/// MNIST images (`check_matching_gradient`): what `crates/plugins/tests/every_plugin.rs` runs on
+/// every registered distance.
+#[cfg(feature = "networks")]
 pub fn check_distance(distance: &dyn Distance, laws: &DistanceLaws) {
+    check_distance_laws(distance, laws);
+    crate::check_matching_gradient(distance);
+}
+
+/// Runs the universal laws and those `laws` claims as property tests (64 cases each, fixed seed),
+/// on gradient sets alone: no network, no data. Panics naming the first law that fails and a
+/// minimal input.
+pub fn check_distance_laws(distance: &dyn Distance, laws: &DistanceLaws) {
     let samples = (gradient_values(), gradient_values(), gradient_values(), 0.01f64..100.0).prop_map(|(a, b, c, k)| Sample { a, b, c, k });
     for (name, law) in claimed(laws) {
         // A fixed seed and no persistence file: the same cases on every run and every machine.
@@ -110,7 +119,6 @@ pub fn check_distance(distance: &dyn Distance, laws: &DistanceLaws) {
             panic!("check_distance: law `{name}` fails on gradient sets a, b, c (conv (3,2,2,2), linear (3,4), bias (3)) and k > 0: {e}");
         }
     }
-    check_matching_gradient(distance);
 }
 
 /// One generated case: three gradient sets' values and a positive factor.

@@ -1,5 +1,5 @@
 use super::*;
-use gradmatch_testkit::{check_distance, gradient_set, tensor, value, Bound, DistanceLaws};
+use gradmatch_testkit::{check_distance_laws, gradient_set, tensor, value, Bound, DistanceLaws};
 
 #[test]
 fn hand_computed() {
@@ -24,5 +24,5 @@ fn laws() {
         skips_vectors: true,
         ..DistanceLaws::UNIVERSAL
     };
-    check_distance(&Angle, &laws);
+    check_distance_laws(&Angle, &laws);
 }

@@ -18,12 +18,12 @@ plugin_without_options!(Combined, "combined", "angle + magnitude, per row (the p
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gradmatch_testkit::{check_distance, gradient_set, gradient_values, value, DistanceLaws};
+    use gradmatch_testkit::{check_distance_laws, gradient_set, gradient_values, value, DistanceLaws};
     use proptest::prelude::*;
 
     #[test]
     fn laws() {
-        check_distance(&Combined, &DistanceLaws { symmetric: true, skips_vectors: true, ..DistanceLaws::UNIVERSAL });
+        check_distance_laws(&Combined, &DistanceLaws { symmetric: true, skips_vectors: true, ..DistanceLaws::UNIVERSAL });
     }
 
     proptest! {

@@ -18,7 +18,7 @@ plugin_without_options!(FlatCosine, "flat-cosine", "1 - cos over all gradient te
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gradmatch_testkit::{check_distance, tensor, value, Bound, DistanceLaws};
+    use gradmatch_testkit::{check_distance_laws, tensor, value, Bound, DistanceLaws};
 
     #[test]
     fn hand_computed() {
@@ -29,7 +29,7 @@ mod tests {
 
     #[test]
     fn laws() {
-        check_distance(
+        check_distance_laws(
             &FlatCosine,
             &DistanceLaws { symmetric: true, scale_invariant: true, bound: Some(Bound::Total(2.0)), ..DistanceLaws::UNIVERSAL },
         );

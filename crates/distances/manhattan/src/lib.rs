@@ -27,7 +27,7 @@ impl Plugin for Manhattan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gradmatch_testkit::{check_distance, tensor, value, DistanceLaws};
+    use gradmatch_testkit::{check_distance_laws, tensor, value, DistanceLaws};
 
     #[test]
     fn hand_computed() {
@@ -37,6 +37,6 @@ mod tests {
 
     #[test]
     fn laws() {
-        check_distance(&Manhattan, &DistanceLaws { symmetric: true, triangle: true, skips_vectors: true, ..DistanceLaws::UNIVERSAL });
+        check_distance_laws(&Manhattan, &DistanceLaws { symmetric: true, triangle: true, skips_vectors: true, ..DistanceLaws::UNIVERSAL });
     }
 }

@@ -17,7 +17,7 @@ plugin_without_options!(Mse, "mse", "sum of squared differences over all gradien
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gradmatch_testkit::{check_distance, gradient_set, value, DistanceLaws};
+    use gradmatch_testkit::{check_distance_laws, gradient_set, value, DistanceLaws};
 
     #[test]
     fn counts_one_dimensional_tensors_too() {
@@ -28,6 +28,6 @@ mod tests {
 
     #[test]
     fn laws() {
-        check_distance(&Mse, &DistanceLaws { symmetric: true, ..DistanceLaws::UNIVERSAL });
+        check_distance_laws(&Mse, &DistanceLaws { symmetric: true, ..DistanceLaws::UNIVERSAL });
     }
 }

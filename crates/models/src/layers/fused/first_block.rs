@@ -4,8 +4,10 @@
 //! instead of a map of the whole batch written once and read three times (134 MB for 256 images).
 //! The same per-sample arithmetic as the separate kernels, so the same values bit for bit.
 
+use super::block::{member_slice, norm_relu_pool_sample, Block};
+use super::norm::sample_stats;
 use super::short_conv::{short_conv_sample, Geometry};
-use super::{apply, member_slice, norm_relu_pool_sample, sample_stats, Block, Float, Kernel};
+use super::{apply, Float, Kernel};
 use candle_core::{Result, Shape, Tensor};
 use rayon::prelude::*;
 
