@@ -75,7 +75,7 @@ EOF
 
 echo "== 2. its dependency line and 3. its registration line, in crates/plugins"
 sed -i 's|^# The built-in plug-ins.*|&\ngradmatch-distance-chebyshev = { path = "../distances/chebyshev" }|' crates/plugins/Cargo.toml
-sed -i 's|^\( *\)p.distances.register::<gradmatch_distance_manhattan::Manhattan>();|&\n\1p.distances.register::<gradmatch_distance_chebyshev::Chebyshev>();|' crates/plugins/src/lib.rs
+sed -i 's|^\( *\)p.method.distance.register::<gradmatch_distance_manhattan::Manhattan>();|&\n\1p.method.distance.register::<gradmatch_distance_chebyshev::Chebyshev>();|' crates/plugins/src/lib.rs
 git -C "$root" diff --no-index --stat "$root/crates/plugins" "$work/crates/plugins" || true
 
 covered() { # what, output: fails unless the output names chebyshev

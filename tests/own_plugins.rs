@@ -41,7 +41,7 @@ fn every_command_sees_the_registry_a_program_hands_down() {
     assert!(!out.exists(), "refused before any work");
 
     let mut plugins = Plugins::builtin();
-    plugins.distances.register::<HalfSquares>();
+    plugins.method.distance.register::<HalfSquares>();
     gradmatch_runner::run_with(command_line(&words).unwrap(), plugins).unwrap();
     let summary = std::fs::read_to_string(out.join("summary.json")).unwrap();
     assert!(summary.contains("\"half-squares\""), "the run records the distance it matched with: {summary}");

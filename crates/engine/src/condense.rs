@@ -1,4 +1,4 @@
-use crate::config::{CondenseConfig, CondenseOutcome, Init, IterationLog, Method, RunContext, RunIdentity};
+use crate::config::{CondenseConfig, CondenseOutcome, Init, IterationLog, MethodRef, RunContext, RunIdentity};
 use crate::device::{set_tf32, DeviceData};
 use crate::matcher::MatchStep;
 use crate::optim::Sgd;
@@ -20,11 +20,11 @@ use std::time::Instant;
 /// Learns a synthetic set by gradient matching, as REFERENCE.md describes.
 pub fn condense(
     run: &RunContext,
-    method: Method,
+    method: MethodRef,
     cfg: &CondenseConfig,
     on_iteration: &mut dyn FnMut(&IterationLog),
 ) -> Result<CondenseOutcome> {
-    let mut state = Condensation::start_or_resume(run, method, cfg)?;
+    let mut state = Condensation::start_or_resume(run, method.reborrow(), cfg)?;
     let start = state.resumed_from;
     let mut log = Vec::new();
     let mut seconds = 0.0;
@@ -50,7 +50,7 @@ pub fn condense(
 /// optimiser.
 struct Condensation<'a> {
     run: &'a RunContext<'a>,
-    method: Method<'a>,
+    method: MethodRef<'a>,
     cfg: &'a CondenseConfig,
     real: DeviceData<'a>,
     classes: usize,
@@ -69,12 +69,12 @@ struct Condensation<'a> {
 
 impl<'a> Condensation<'a> {
     /// Fresh images, or the images and momentum of the run's checkpoint when it exists.
-    fn start_or_resume(run: &'a RunContext<'a>, method: Method<'a>, cfg: &'a CondenseConfig) -> Result<Self> {
+    fn start_or_resume(run: &'a RunContext<'a>, method: MethodRef<'a>, cfg: &'a CondenseConfig) -> Result<Self> {
         let ds = run.dataset;
         let classes = ds.num_classes();
         cfg.check(ds.name).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
         let (class, size) = ds.train.smallest_class();
-        let per_class = method.images_per_class(cfg);
+        let per_class = method.images_per_class(cfg.ipc);
         let drawn = match cfg.init {
             Init::Noise => 0,
             Init::Real => cfg.ipc,
@@ -143,7 +143,8 @@ impl<'a> Condensation<'a> {
         rng: &mut ChaCha8Rng,
         batches: &mut dyn ClassBatches,
     ) -> Result<Tensor> {
-        let step = MatchStep { net, real: &self.real, syn: &self.syn, cfg: self.cfg, method: self.method, passes: self.passes, seeds };
+        let step =
+            MatchStep { net, real: &self.real, syn: &self.syn, cfg: self.cfg, method: self.method.reborrow(), passes: self.passes, seeds };
         let matched = step.run(rng, batches)?;
         self.img_opt.step(&matched.image_grads)?;
         Ok(matched.loss)
@@ -263,7 +264,7 @@ fn per_class_vars(images: &Tensor, classes: usize, ipc: usize) -> Result<Vec<Var
 /// its gradient with respect to the images. Made for comparing devices and for profiling a step.
 pub fn matching_gradient(
     run: &RunContext,
-    method: Method,
+    method: MethodRef,
     cfg: &CondenseConfig,
     images: &Tensor,
     iteration: usize,
@@ -271,15 +272,15 @@ pub fn matching_gradient(
     let ds = run.dataset;
     let (classes, shape) = (ds.num_classes(), ds.shape());
     let real = DeviceData::new(&ds.train, shape, run.dtype, run.device)?;
-    let passes = PassSizes::plan(run, cfg, classes, method.images_per_class(cfg))?;
+    let passes = PassSizes::plan(run, cfg, classes, method.images_per_class(cfg.ipc))?;
     set_tf32(cfg.tf32);
     let images = images.to_device(run.device)?.to_dtype(run.dtype)?;
     let syn = per_class_vars(&images, classes, cfg.ipc)?;
     let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(cfg.seed, stream::ITERATION, iteration as u64));
     let net = Network::new(run.model, shape, classes, derive_seed(cfg.seed, stream::NETWORK, iteration as u64), run.dtype, run.device)?;
     let seeds = AugmentSeeds { run_seed: cfg.seed, iteration, step: 0, steps: cfg.loops().outer, classes };
-    let matched =
-        MatchStep { net: &net, real: &real, syn: &syn, cfg, method, passes, seeds }.run(&mut rng, method.sampler.for_network().as_mut())?;
+    let matched = MatchStep { net: &net, real: &real, syn: &syn, cfg, method: method.reborrow(), passes, seeds }
+        .run(&mut rng, method.sampler.for_network().as_mut())?;
     let class_grads =
         matched.image_grads.into_iter().zip(&syn).map(|(g, v)| g.map_or_else(|| v.zeros_like(), Ok)).collect::<Result<Vec<_>>>()?;
     Ok((matched.loss.to_dtype(DType::F64)?.to_scalar::<f64>()?, Tensor::cat(&class_grads, 0)?))
@@ -287,17 +288,17 @@ pub fn matching_gradient(
 
 /// The initial stored synthetic images of `cfg` (noise, real, mixed or the sampler's), classes x
 /// ipc, class-major.
-pub fn initial_set(run: &RunContext, cfg: &CondenseConfig, method: Method) -> Result<Tensor> {
+pub fn initial_set(run: &RunContext, cfg: &CondenseConfig, method: MethodRef) -> Result<Tensor> {
     let ds = run.dataset;
     let real = DeviceData::new(&ds.train, ds.shape(), run.dtype, run.device)?;
     let syn = initial_images(run, &real, cfg, method)?;
     Tensor::cat(&syn.iter().map(|v| v.as_tensor().clone()).collect::<Vec<_>>(), 0)
 }
 
-fn initial_images(run: &RunContext, real: &DeviceData, cfg: &CondenseConfig, method: Method) -> Result<Vec<Var>> {
+fn initial_images(run: &RunContext, real: &DeviceData, cfg: &CondenseConfig, method: MethodRef) -> Result<Vec<Var>> {
     let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(cfg.seed, stream::INIT, 0));
     let (c, h, w) = real.shape;
-    let per_class = method.images_per_class(cfg);
+    let per_class = method.images_per_class(cfg.ipc);
     // The sampler sees the real images through the network the first outer iteration draws.
     let net = match cfg.init {
         Init::Sampler => Some(first_network(run, cfg)?),

@@ -5,7 +5,7 @@
 
 use crate::synset::SyntheticSet;
 use candle_core::{DType, Device};
-use gradmatch_core::{Augmentation, Distance, GradientLevel, Loops, Parameterisation, Sampler, StepStrategy};
+use gradmatch_core::Loops;
 use gradmatch_data::Dataset;
 use gradmatch_models::ModelSpec;
 use serde::{Deserialize, Serialize};
@@ -102,26 +102,8 @@ impl CondenseConfig {
     }
 }
 
-/// The plug-ins of a method.
-#[derive(Clone, Copy)]
-pub struct Method<'a> {
-    pub level: &'a dyn GradientLevel,
-    pub distance: &'a dyn Distance,
-    pub steps: &'a dyn StepStrategy,
-    /// Applied alike to both sides of every match, and to the inner training's batches.
-    pub augment: &'a dyn Augmentation,
-    /// What the image optimiser learns, and how it decodes into the images networks see.
-    pub parameterisation: &'a dyn Parameterisation,
-    /// Which real images each class's matches are made against.
-    pub sampler: &'a dyn Sampler,
-}
-
-impl Method<'_> {
-    /// The synthetic images per class that networks see: ipc stored images, each decoded.
-    pub fn images_per_class(&self, cfg: &CondenseConfig) -> usize {
-        cfg.ipc * self.parameterisation.images_per_stored()
-    }
-}
+/// The plug-ins of a method, borrowed, as the loop, the matcher and the initialisation take them.
+pub type MethodRef<'a> = gradmatch_core::Method<gradmatch_core::Borrowed<'a>>;
 
 /// One line of the per-iteration log.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -19,7 +19,7 @@ mod synset;
 
 pub use checks::{Checked, InvalidValue};
 pub use condense::{condense, initial_set, matching_gradient};
-pub use config::{CondenseConfig, CondenseOutcome, Init, IterationLog, Method, Prefix, RunContext, RunIdentity};
+pub use config::{CondenseConfig, CondenseOutcome, Init, IterationLog, MethodRef, Prefix, RunContext, RunIdentity};
 pub use device::{available_bytes, open_cuda, select_device, set_tf32, DeviceData};
 pub use ensemble::{evaluate_all, networks_at_once, MAX_NETWORKS_AT_ONCE};
 pub use evaluate::{check_images, evaluate, test_accuracy, train, train_counting_forgetting, EvalOutcome, EvalTask, Trained};

@@ -11,7 +11,7 @@
 //! from candle's compositions, ~1e-5 apart). A mixed batch (one group) is recomputed in chunks of
 //! as many images, each weighted by its share of the batch's mean loss.
 
-use crate::config::{CondenseConfig, Method};
+use crate::config::{CondenseConfig, MethodRef};
 use crate::device::DeviceData;
 use crate::passes::PassSizes;
 use crate::sampling::RealDraws;
@@ -29,7 +29,7 @@ pub(crate) struct MatchStep<'a> {
     /// One variable per class (its ipc stored images).
     pub syn: &'a [Var],
     pub cfg: &'a CondenseConfig,
-    pub method: Method<'a>,
+    pub method: MethodRef<'a>,
     pub passes: PassSizes,
     /// The augmentation seeds of this matching step (which also name its iteration and class count).
     pub seeds: AugmentSeeds,
@@ -86,7 +86,7 @@ struct Matcher<'s, 'a> {
 impl<'a> MatchStep<'a> {
     /// The decoded synthetic images of a class.
     fn per_class(&self) -> usize {
-        self.method.images_per_class(self.cfg)
+        self.method.images_per_class(self.cfg.ipc)
     }
 
     /// The matching loss and its gradient with respect to the synthetic images. Batch-norm networks
@@ -434,14 +434,15 @@ mod tests {
         let syn: Vec<Var> = (0..classes).map(|_| Var::randn(0f64, 1.0, (ipc, c, h, w), &Device::Cpu).unwrap()).collect();
         let cfg = CondenseConfig { ipc, batch_real: 8, ..Default::default() };
         let (plugins, none) = (Plugins::builtin(), OptionTable::new());
-        let (distance, steps) = (plugins.distances.build("combined", &none).unwrap(), plugins.steps.build("fixed", &none).unwrap());
-        let pixels = plugins.parameterisations.build("pixels", &none).unwrap();
-        let random = plugins.samplers.build("random", &none).unwrap();
+        let (distance, steps) =
+            (plugins.method.distance.build("combined", &none).unwrap(), plugins.method.steps.build("fixed", &none).unwrap());
+        let pixels = plugins.method.parameterisation.build("pixels", &none).unwrap();
+        let random = plugins.method.sampler.build("random", &none).unwrap();
         for augment in ["none", "dsa"] {
-            let augment = plugins.augmentations.build(augment, &none).unwrap();
-            for name in plugins.levels.names() {
-                let level = plugins.levels.build(name, &none).unwrap();
-                let method = Method {
+            let augment = plugins.method.augment.build(augment, &none).unwrap();
+            for name in plugins.method.level.names() {
+                let level = plugins.method.level.build(name, &none).unwrap();
+                let method = MethodRef {
                     level: level.as_ref(),
                     distance: distance.as_ref(),
                     steps: steps.as_ref(),

@@ -5,7 +5,7 @@ use candle_core::{DType, Device, Tensor};
 use gradmatch_augment::NoAugmentation;
 use gradmatch_data::{Dataset, DatasetName};
 use gradmatch_engine::{
-    condense, evaluate, initial_set, matching_gradient, CondenseConfig, CondenseOutcome, DeviceData, EvalConfig, EvalTask, Init, Method,
+    condense, evaluate, initial_set, matching_gradient, CondenseConfig, CondenseOutcome, DeviceData, EvalConfig, EvalTask, Init, MethodRef,
     Prefix, RunContext, RunIdentity, SyntheticSet,
 };
 use gradmatch_models::ModelSpec;
@@ -68,13 +68,13 @@ fn try_run_with(
     let identity = identity(choice, cfg);
     let run = RunContext { dataset: mnist(), model: &SMALL, device: &Device::Cpu, dtype: DType::F32, checkpoint, identity, prefixes };
     let (plugins, none) = (gradmatch_plugins::Plugins::builtin(), gradmatch_plugins::OptionTable::new());
-    let level = plugins.levels.build("intra", &none).expect("registered");
-    let distance = plugins.distances.build("angle", &none).expect("registered");
-    let steps = plugins.steps.build("fixed", &none).expect("registered");
-    let augment = plugins.augmentations.build(augment, &none).expect("registered");
-    let parameterisation = plugins.parameterisations.build(parameterisation, &none).expect("registered");
-    let sampler = plugins.samplers.build(sampler, &sampler_options.parse().expect("a TOML table")).expect("registered");
-    let method = Method {
+    let level = plugins.method.level.build("intra", &none).expect("registered");
+    let distance = plugins.method.distance.build("angle", &none).expect("registered");
+    let steps = plugins.method.steps.build("fixed", &none).expect("registered");
+    let augment = plugins.method.augment.build(augment, &none).expect("registered");
+    let parameterisation = plugins.method.parameterisation.build(parameterisation, &none).expect("registered");
+    let sampler = plugins.method.sampler.build(sampler, &sampler_options.parse().expect("a TOML table")).expect("registered");
+    let method = MethodRef {
         level: level.as_ref(),
         distance: distance.as_ref(),
         steps: steps.as_ref(),
@@ -215,12 +215,12 @@ fn first_step(level: &str, cfg: &CondenseConfig) -> candle_core::Result<(f64, Te
     let run =
         RunContext { dataset: mnist(), model: &SMALL, device: &Device::Cpu, dtype: DType::F64, checkpoint: None, identity, prefixes: &[] };
     let (plugins, none) = (gradmatch_plugins::Plugins::builtin(), gradmatch_plugins::OptionTable::new());
-    let level = plugins.levels.build(level, &none).expect("registered");
-    let distance = plugins.distances.build("combined", &none).expect("registered");
-    let steps = plugins.steps.build("fixed", &none).expect("registered");
-    let pixels = plugins.parameterisations.build("pixels", &none).expect("registered");
-    let random = plugins.samplers.build("random", &none).expect("registered");
-    let method = Method {
+    let level = plugins.method.level.build(level, &none).expect("registered");
+    let distance = plugins.method.distance.build("combined", &none).expect("registered");
+    let steps = plugins.method.steps.build("fixed", &none).expect("registered");
+    let pixels = plugins.method.parameterisation.build("pixels", &none).expect("registered");
+    let random = plugins.method.sampler.build("random", &none).expect("registered");
+    let method = MethodRef {
         level: level.as_ref(),
         distance: distance.as_ref(),
         steps: steps.as_ref(),

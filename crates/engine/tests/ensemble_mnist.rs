@@ -39,7 +39,7 @@ fn an_ensemble_equals_its_networks_one_by_one() {
     let test = DeviceData::new(&ds.test, ds.shape(), DType::F64, &Device::Cpu).unwrap();
     let sets = sets(&ds, &real, 1, 3);
     let plugins = Plugins::builtin();
-    let dsa = plugins.augmentations.build("dsa", &OptionTable::new()).unwrap();
+    let dsa = plugins.method.augment.build("dsa", &OptionTable::new()).unwrap();
     let crop = DcAugmentation::parse(DcAugmentation::MNIST).unwrap();
     let none = NoAugmentation;
     let dc = EvalConfig { epochs: Some(6), batch_size: 4, test_limit: Some(300), ..EvalConfig::default() };

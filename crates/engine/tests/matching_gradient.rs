@@ -145,8 +145,8 @@ fn every_distance_and_level_equals_the_second_order_reference() {
     let spec = ModelSpec { width: 4, depth: 3, ..ModelSpec::CONVNET };
     let mut ctx = mnist_context(&spec);
     let plugins = Plugins::builtin();
-    for (dname, distance) in plugins.distances.defaults() {
-        for (lname, level) in plugins.levels.defaults() {
+    for (dname, distance) in plugins.method.distance.defaults() {
+        for (lname, level) in plugins.method.level.defaults() {
             // Both parities: a level may alternate between iterations (interleaved does).
             for iteration in [0, 1] {
                 ctx.iteration = iteration;
@@ -163,8 +163,8 @@ fn matching_gradient_matches_finite_differences() {
     let spec = ModelSpec { width: 4, depth: 3, ..ModelSpec::CONVNET };
     let mut ctx = mnist_context(&spec);
     let plugins = Plugins::builtin();
-    let level = plugins.levels.build("multi-level", &Default::default()).unwrap();
-    for (dname, distance) in plugins.distances.defaults() {
+    let level = plugins.method.level.build("multi-level", &Default::default()).unwrap();
+    for (dname, distance) in plugins.method.distance.defaults() {
         let err = relative_error(&mut ctx, level.as_ref(), distance.as_ref());
         eprintln!("multi-level x {dname}: {err:.1e} from finite differences");
         assert!(err < 1e-5, "multi-level x {dname}: relative error {err:e} against finite differences");
@@ -179,8 +179,8 @@ fn batch_norm_with_frozen_statistics() {
     ctx.net.forward(&Tensor::cat(&ctx.real, 0).unwrap(), Mode::Train).unwrap();
     ctx.mode = Mode::Eval;
     let plugins = Plugins::builtin();
-    let level = plugins.levels.build("multi-level", &Default::default()).unwrap();
-    let distance = plugins.distances.build("combined", &Default::default()).unwrap();
+    let level = plugins.method.level.build("multi-level", &Default::default()).unwrap();
+    let distance = plugins.method.distance.build("combined", &Default::default()).unwrap();
     let (level, distance) = (level.as_ref(), distance.as_ref());
     let err = difference_from_reference(&mut ctx, level, distance);
     assert!(err <= 1e-9, "batch-norm network: differs from the reference by {err:e}");

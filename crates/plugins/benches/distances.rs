@@ -39,7 +39,7 @@ fn bench(c: &mut Criterion) {
     let syn: Vec<Tensor> = syn_vars.iter().map(|v| v.as_tensor().clone()).collect();
     let mut group = c.benchmark_group("distance");
     group.sample_size(20);
-    for (name, d) in Plugins::builtin().distances.defaults() {
+    for (name, d) in Plugins::builtin().method.distance.defaults() {
         group.bench_function(format!("{name}/value"), |b| b.iter(|| d.distance(&real, &syn).unwrap().to_scalar::<f32>().unwrap()));
         group.bench_function(format!("{name}/value+backward"), |b| b.iter(|| d.distance(&real, &syn).unwrap().backward().unwrap()));
     }

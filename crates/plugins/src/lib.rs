@@ -18,70 +18,120 @@ pub struct WriteAParameterisation;
 #[doc = include_str!("../../../docs/write-a-sampler.md")]
 pub struct WriteASampler;
 
-pub use registry::{did_you_mean, Holds, OptionTable, PluginError, Registry};
+pub use registry::{did_you_mean, Holds, OptionTable, PluginError, Registries, Registry};
 
 use gradmatch_augment::DcAugmentation;
-use gradmatch_core::{Augmentation, Distance, GradientLevel, Parameterisation, Sampler, Selection, StepStrategy};
+use gradmatch_core::{Augmentation, ForKind, Hold, HoldDefault, Kind, Method, Selection, Shared, ZipKind};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
-/// The registries of the plug-in kinds, one per question a method answers.
+/// A plug-in by name with its options, as an experiment file gives it: `[distance]\nname = "combined"`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PluginSpec {
+    pub name: String,
+    #[serde(flatten)]
+    pub options: OptionTable,
+}
+
+impl PluginSpec {
+    /// The default parameterisation, whose sets are what they store (no decoded copy, no note).
+    pub const PIXELS: &'static str = "pixels";
+
+    pub fn named(name: &str) -> PluginSpec {
+        PluginSpec { name: name.to_string(), options: OptionTable::new() }
+    }
+
+    /// Whether a parameterisation decodes a set into itself.
+    pub fn is_pixels(&self) -> bool {
+        self.name == Self::PIXELS
+    }
+}
+
+/// A method as an experiment names it: `Method<Specs>` holds a [`PluginSpec`] of each kind, the
+/// kind's default where the file leaves it out.
+pub struct Specs;
+
+impl Hold for Specs {
+    type Of<K: ?Sized + Kind> = PluginSpec;
+}
+
+impl HoldDefault for Specs {
+    fn default_of<K: ?Sized + Kind>() -> PluginSpec {
+        PluginSpec::named(K::DEFAULT)
+    }
+}
+
+/// A plug-in of a method's kind that could not be built: the kind's field (its table in an
+/// experiment file) and why.
+#[derive(Debug, thiserror::Error)]
+#[error("[{field}]: {error}")]
+pub struct KindError {
+    pub field: &'static str,
+    #[source]
+    pub error: Box<PluginError>,
+}
+
+/// The registries of the plug-in kinds, one per question a method answers, and the selections of
+/// coresets (DC's baselines; not a part of a condensation method).
 pub struct Plugins {
-    /// How to match.
-    pub distances: Registry<dyn Distance>,
-    /// What to match.
-    pub levels: Registry<dyn GradientLevel>,
-    /// How long to train between matches.
-    pub steps: Registry<dyn StepStrategy>,
-    /// What both sides of a match see.
-    pub augmentations: Registry<dyn Augmentation>,
-    /// What a synthetic image is.
-    pub parameterisations: Registry<dyn Parameterisation>,
-    /// Which real images to match against.
-    pub samplers: Registry<dyn Sampler>,
-    /// Which real images make a coreset (DC's baselines; not a part of a condensation method).
+    pub method: Method<Registries>,
     pub selections: Registry<dyn Selection>,
 }
 
 impl Plugins {
     /// No plug-ins: for programs that register their own.
     pub fn empty() -> Plugins {
-        Plugins {
-            distances: Registry::new("distance", "distances"),
-            levels: Registry::new("gradient level", "gradient levels"),
-            steps: Registry::new("step strategy", "step strategies"),
-            augmentations: Registry::new("augmentation", "augmentations"),
-            parameterisations: Registry::new("parameterisation", "parameterisations"),
-            samplers: Registry::new("sampler", "samplers"),
-            selections: Registry::new("selection", "selections"),
+        struct Empty;
+        impl ForKind<Registries> for Empty {
+            fn make<K: ?Sized + Kind>(&mut self) -> Registry<K> {
+                Registry::of_kind()
+            }
         }
+        Plugins { method: Method::generate(&mut Empty), selections: Registry::new("selection", "selections") }
+    }
+
+    /// Every plug-in a method names, built with its options; the first that cannot be is refused
+    /// with its kind's field.
+    pub fn build_method(&self, spec: &Method<Specs>) -> Result<Method<Shared>, KindError> {
+        struct Build;
+        impl<'a, 'b> ZipKind<'a, 'b, Registries, Specs, Shared> for Build {
+            type Error = KindError;
+            fn each<K: ?Sized + Kind>(&mut self, registry: &'a Registry<K>, spec: &'b PluginSpec) -> Result<Arc<K>, KindError> {
+                let built =
+                    registry.build(&spec.name, &spec.options).map_err(|error| KindError { field: K::FIELD, error: Box::new(error) })?;
+                Ok(Arc::from(built))
+            }
+        }
+        self.method.try_zip(spec, &mut Build)
     }
 
     /// Every plug-in that ships with gradmatch.
     pub fn builtin() -> Plugins {
         let mut p = Plugins::empty();
-        p.distances.register::<gradmatch_distance_angle::Angle>();
-        p.distances.register::<gradmatch_distance_magnitude::Magnitude>();
-        p.distances.register::<gradmatch_distance_combined::Combined>();
-        p.distances.register::<gradmatch_distance_mse::Mse>();
-        p.distances.register::<gradmatch_distance_flat_cosine::FlatCosine>();
-        p.distances.register::<gradmatch_distance_manhattan::Manhattan>();
+        p.method.distance.register::<gradmatch_distance_angle::Angle>();
+        p.method.distance.register::<gradmatch_distance_magnitude::Magnitude>();
+        p.method.distance.register::<gradmatch_distance_combined::Combined>();
+        p.method.distance.register::<gradmatch_distance_mse::Mse>();
+        p.method.distance.register::<gradmatch_distance_flat_cosine::FlatCosine>();
+        p.method.distance.register::<gradmatch_distance_manhattan::Manhattan>();
 
-        p.levels.register::<gradmatch_levels::IntraClass>();
-        p.levels.register::<gradmatch_levels::InterClass>();
-        p.levels.register::<gradmatch_levels::Interleaved>();
-        p.levels.register::<gradmatch_levels::MultiLevel>();
+        p.method.level.register::<gradmatch_levels::IntraClass>();
+        p.method.level.register::<gradmatch_levels::InterClass>();
+        p.method.level.register::<gradmatch_levels::Interleaved>();
+        p.method.level.register::<gradmatch_levels::MultiLevel>();
 
-        p.steps.register::<gradmatch_steps::Fixed>();
-        p.steps.register::<gradmatch_steps::Adaptive>();
-        p.steps.register::<gradmatch_steps::OverfittingAware>();
+        p.method.steps.register::<gradmatch_steps::Fixed>();
+        p.method.steps.register::<gradmatch_steps::Adaptive>();
+        p.method.steps.register::<gradmatch_steps::OverfittingAware>();
 
-        p.augmentations.register::<gradmatch_augment::NoAugmentation>();
-        p.augmentations.register::<gradmatch_augment::Dsa>();
+        p.method.augment.register::<gradmatch_augment::NoAugmentation>();
+        p.method.augment.register::<gradmatch_augment::Dsa>();
 
-        p.parameterisations.register::<gradmatch_parameterisations::Pixels>();
-        p.parameterisations.register::<gradmatch_parameterisations::MultiFormation>();
+        p.method.parameterisation.register::<gradmatch_parameterisations::Pixels>();
+        p.method.parameterisation.register::<gradmatch_parameterisations::MultiFormation>();
 
-        p.samplers.register::<gradmatch_samplers::Random>();
-        p.samplers.register::<gradmatch_samplers::Dream>();
+        p.method.sampler.register::<gradmatch_samplers::Random>();
+        p.method.sampler.register::<gradmatch_samplers::Dream>();
 
         p.selections.register::<gradmatch_selections::Random>();
         p.selections.register::<gradmatch_selections::Herding>();
@@ -96,7 +146,7 @@ impl Plugins {
     pub fn evaluation_augmentation(&self, name: &str) -> Result<Box<dyn Augmentation>, PluginError> {
         match DcAugmentation::parse(name) {
             Some(strategy) => Ok(Box::new(strategy)),
-            None => self.augmentations.build(name, &OptionTable::new()),
+            None => self.method.augment.build(name, &OptionTable::new()),
         }
     }
 }

@@ -1,4 +1,4 @@
-use gradmatch_core::{Augmentation, Distance, GradientLevel, Parameterisation, Plugin, Sampler, Selection, StepStrategy};
+use gradmatch_core::{Augmentation, Distance, GradientLevel, Hold, Kind, Parameterisation, Plugin, Sampler, Selection, StepStrategy};
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -41,6 +41,13 @@ struct Entry<T: ?Sized> {
     make: fn(&OptionTable) -> Result<Box<T>, Invalid>,
 }
 
+/// A method's registries: `Method<Registries>` holds the registry of each kind.
+pub struct Registries;
+
+impl Hold for Registries {
+    type Of<K: ?Sized + Kind> = Registry<K>;
+}
+
 /// Plug-ins of one kind (distances, gradient levels, step strategies or augmentations) by name.
 pub struct Registry<T: ?Sized> {
     kind: &'static str,
@@ -69,6 +76,14 @@ impl<T: ?Sized> Registry<T> {
     /// An empty registry; `kind` and `kinds` name one and several of its plug-ins in messages.
     pub fn new(kind: &'static str, kinds: &'static str) -> Self {
         Registry { kind, kinds, entries: BTreeMap::new() }
+    }
+
+    /// An empty registry of a method's kind, named as the kind names itself.
+    pub fn of_kind() -> Self
+    where
+        T: Kind,
+    {
+        Registry::new(T::NOUN, T::NOUNS)
     }
 
     /// Adds the plug-in `P` under `P::NAME`; its option list comes from `P::Options`.

@@ -10,7 +10,7 @@ use gradmatch_testkit::{
 
 #[test]
 fn every_distance_obeys_the_universal_laws_with_an_exact_gradient() {
-    for (name, distance) in Plugins::builtin().distances.defaults() {
+    for (name, distance) in Plugins::builtin().method.distance.defaults() {
         eprintln!("distance {name}");
         check_distance(distance.as_ref(), &DistanceLaws::UNIVERSAL);
     }
@@ -18,7 +18,7 @@ fn every_distance_obeys_the_universal_laws_with_an_exact_gradient() {
 
 #[test]
 fn every_level_has_an_exact_matching_gradient() {
-    for (name, level) in Plugins::builtin().levels.defaults() {
+    for (name, level) in Plugins::builtin().method.level.defaults() {
         eprintln!("gradient level {name}");
         check_level(level.as_ref());
     }
@@ -26,7 +26,7 @@ fn every_level_has_an_exact_matching_gradient() {
 
 #[test]
 fn every_step_strategy_counts_what_it_trains() {
-    for (name, steps) in Plugins::builtin().steps.defaults() {
+    for (name, steps) in Plugins::builtin().method.steps.defaults() {
         eprintln!("step strategy {name}");
         check_step_strategy(steps.as_ref());
     }
@@ -34,7 +34,7 @@ fn every_step_strategy_counts_what_it_trains() {
 
 #[test]
 fn every_augmentation_is_siamese_with_an_exact_gradient() {
-    for (name, augmentation) in Plugins::builtin().augmentations.defaults() {
+    for (name, augmentation) in Plugins::builtin().method.augment.defaults() {
         eprintln!("augmentation {name}");
         check_augmentation(augmentation.as_ref());
     }
@@ -42,7 +42,7 @@ fn every_augmentation_is_siamese_with_an_exact_gradient() {
 
 #[test]
 fn every_parameterisation_decodes_in_order_with_an_exact_gradient() {
-    for (name, parameterisation) in Plugins::builtin().parameterisations.defaults() {
+    for (name, parameterisation) in Plugins::builtin().method.parameterisation.defaults() {
         eprintln!("parameterisation {name}");
         check_parameterisation(parameterisation.as_ref());
     }
@@ -50,7 +50,7 @@ fn every_parameterisation_decodes_in_order_with_an_exact_gradient() {
 
 #[test]
 fn every_sampler_gives_batches_of_its_class_alike_for_a_seed() {
-    for (name, sampler) in Plugins::builtin().samplers.defaults() {
+    for (name, sampler) in Plugins::builtin().method.sampler.defaults() {
         eprintln!("sampler {name}");
         check_sampler(sampler.as_ref());
     }

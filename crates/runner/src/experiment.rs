@@ -5,37 +5,17 @@
 use crate::located::{AtPath, Key, Section, TomlFile};
 use anyhow::{Context, Result};
 use gradmatch_augment::DcAugmentation;
-use gradmatch_core::{Augmentation, Distance, GradientLevel, Parameterisation, Sampler, Selection, StepStrategy};
+use gradmatch_core::{Augmentation, Method, Selection, Shared};
 use gradmatch_data::DatasetName;
-use gradmatch_engine::{CondenseConfig, EvalConfig, Method, Recipe};
+use gradmatch_engine::{CondenseConfig, EvalConfig, MethodRef, Recipe};
 use gradmatch_models::ModelSpec;
-use gradmatch_plugins::{OptionTable, Plugins};
+use gradmatch_plugins::{Plugins, Specs};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-/// A plug-in by name with its options: `[distance]\nname = "combined"`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PluginSpec {
-    pub name: String,
-    #[serde(flatten)]
-    pub options: OptionTable,
-}
-
-impl PluginSpec {
-    /// The default parameterisation, whose sets are what they store (no decoded copy, no note).
-    pub const PIXELS: &'static str = "pixels";
-
-    pub fn named(name: &str) -> PluginSpec {
-        PluginSpec { name: name.to_string(), options: OptionTable::new() }
-    }
-
-    /// Whether a parameterisation decodes a set into itself.
-    pub fn is_pixels(&self) -> bool {
-        self.name == Self::PIXELS
-    }
-}
+pub use gradmatch_plugins::PluginSpec;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -43,20 +23,9 @@ pub struct Experiment {
     pub dataset: DatasetName,
     #[serde(default = "default_model")]
     pub model: ModelSpec,
-    #[serde(default = "default_level")]
-    pub level: PluginSpec,
-    #[serde(default = "default_distance")]
-    pub distance: PluginSpec,
-    #[serde(default = "default_steps")]
-    pub steps: PluginSpec,
-    #[serde(default = "default_augment")]
-    pub augment: PluginSpec,
-    /// What a synthetic image is (`pixels`: DC's).
-    #[serde(default = "default_parameterisation")]
-    pub parameterisation: PluginSpec,
-    /// Which real images each class's matches are made against (`random`: DC's uniform draws).
-    #[serde(default = "default_sampler")]
-    pub sampler: PluginSpec,
+    /// The plug-ins, one table per kind (`[level]`, `[distance]`, ...), each the paper's DC where left out.
+    #[serde(flatten)]
+    pub method: Method<Specs>,
     #[serde(default)]
     pub condense: CondenseConfig,
     #[serde(default)]
@@ -99,37 +68,13 @@ pub enum Baseline {
 fn default_model() -> ModelSpec {
     ModelSpec::CONVNET
 }
-fn default_level() -> PluginSpec {
-    PluginSpec::named("intra")
-}
-fn default_distance() -> PluginSpec {
-    PluginSpec::named("angle")
-}
-fn default_steps() -> PluginSpec {
-    PluginSpec::named("fixed")
-}
-fn default_augment() -> PluginSpec {
-    PluginSpec::named("none")
-}
-fn default_parameterisation() -> PluginSpec {
-    PluginSpec::named(PluginSpec::PIXELS)
-}
-pub(crate) fn default_sampler() -> PluginSpec {
-    PluginSpec::named("random")
-}
-
 impl Experiment {
     /// DC on `dataset` with every default.
     pub fn dc(dataset: DatasetName) -> Experiment {
         Experiment {
             dataset,
             model: default_model(),
-            level: default_level(),
-            distance: default_distance(),
-            steps: default_steps(),
-            augment: default_augment(),
-            parameterisation: default_parameterisation(),
-            sampler: default_sampler(),
+            method: Method::default(),
             condense: CondenseConfig::default(),
             evaluation: EvalConfig::default(),
             baseline: None,
@@ -154,13 +99,7 @@ impl Experiment {
     /// Checks the numbers and builds every plug-in the experiment names, once, before any work starts:
     /// what is checked is what runs.
     pub fn resolve(&self, plugins: &Plugins) -> Result<Resolved> {
-        let level = plugins.levels.build(&self.level.name, &self.level.options).context(Section("level"))?;
-        let distance = plugins.distances.build(&self.distance.name, &self.distance.options).context(Section("distance"))?;
-        let steps = plugins.steps.build(&self.steps.name, &self.steps.options).context(Section("steps"))?;
-        let augment = plugins.augmentations.build(&self.augment.name, &self.augment.options).context(Section("augment"))?;
-        let p = &self.parameterisation;
-        let parameterisation = plugins.parameterisations.build(&p.name, &p.options).context(Section("parameterisation"))?;
-        let sampler = plugins.samplers.build(&self.sampler.name, &self.sampler.options).context(Section("sampler"))?;
+        let method = plugins.build_method(&self.method).map_err(|e| anyhow::Error::new(*e.error).context(Section(e.field)))?;
         let selection = match &self.coreset {
             Some(c) => Some(plugins.selections.build(&c.selection.name, &c.selection.options).context(Section("coreset"))?.into()),
             None => None,
@@ -174,17 +113,13 @@ impl Experiment {
         }
         self.condense.check(self.dataset)?;
         self.evaluation.check()?;
-        Ok(Resolved {
-            experiment: self.clone(),
-            level: level.into(),
-            distance: distance.into(),
-            steps: steps.into(),
-            augment: augment.into(),
-            parameterisation: parameterisation.into(),
-            sampler: sampler.into(),
-            selection,
-            evaluation: EvalAugmentations::of(&self.recipes(), plugins)?,
-        })
+        Ok(Resolved { experiment: self.clone(), method, selection, evaluation: EvalAugmentations::of(&self.recipes(), plugins)? })
+    }
+
+    /// The keys of an experiment file's top level: its fields and the plug-in kinds' tables.
+    pub fn keys() -> Vec<&'static str> {
+        let fields = ["dataset", "model", "condense", "evaluation", "baseline", "coreset"];
+        fields.into_iter().chain(gradmatch_core::METHOD_FIELDS.iter().copied()).collect()
     }
 
     /// The distinct recipes its evaluation networks train under, in the order of the models.
@@ -206,8 +141,9 @@ impl Experiment {
 
     /// A short name for output folders: `mnist-ipc1-intra-angle-fixed`, `...-fixed-dsa` when augmented.
     pub fn slug(&self) -> String {
-        let slug = format!("{}-ipc{}-{}-{}-{}", self.dataset, self.condense.ipc, self.level.name, self.distance.name, self.steps.name);
-        match self.augment.name.as_str() {
+        let m = &self.method;
+        let slug = format!("{}-ipc{}-{}-{}-{}", self.dataset, self.condense.ipc, m.level.name, m.distance.name, m.steps.name);
+        match m.augment.name.as_str() {
             "none" => slug,
             augment => format!("{slug}-{augment}"),
         }
@@ -226,12 +162,7 @@ impl Experiment {
 #[derive(Clone)]
 pub struct Resolved {
     pub experiment: Experiment,
-    level: Arc<dyn GradientLevel>,
-    distance: Arc<dyn Distance>,
-    steps: Arc<dyn StepStrategy>,
-    augment: Arc<dyn Augmentation>,
-    parameterisation: Arc<dyn Parameterisation>,
-    sampler: Arc<dyn Sampler>,
+    method: Method<Shared>,
     /// The selection of a coreset cell.
     selection: Option<Arc<dyn Selection>>,
     /// The augmentations its evaluation networks train with.
@@ -253,15 +184,8 @@ impl Resolved {
     }
 
     /// The method's plug-ins, as the engine takes them.
-    pub fn method(&self) -> Method<'_> {
-        Method {
-            level: &*self.level,
-            distance: &*self.distance,
-            steps: &*self.steps,
-            augment: &*self.augment,
-            parameterisation: &*self.parameterisation,
-            sampler: &*self.sampler,
-        }
+    pub fn method(&self) -> MethodRef<'_> {
+        self.method.borrowed()
     }
 }
 
@@ -319,7 +243,7 @@ mod tests {
     fn the_slug_names_the_augmentation_when_there_is_one() {
         let mut exp = Experiment::dc(DatasetName::Mnist);
         assert_eq!(exp.slug(), "mnist-ipc1-intra-angle-fixed");
-        exp.augment = PluginSpec::named("dsa");
+        exp.method.augment = PluginSpec::named("dsa");
         assert_eq!(exp.slug(), "mnist-ipc1-intra-angle-fixed-dsa");
     }
 
@@ -338,6 +262,9 @@ mod tests {
         // Located by the parser, not by searching the text: a comment naming the fix is not the line at fault.
         let err = write("dataset = \"mnist\"\n# M's distance is combined\n[distance]\nname = \"combind\"\n");
         assert!(err.contains("line 4, column 8") && err.contains("did you mean `combined`"), "{err}");
+        // A top-level key: the plug-in tables are flattened in, so the suggestion comes from the experiment's own keys.
+        let err = write("dataset = \"mnist\"\nmodell = \"ConvNet\"\n");
+        assert!(err.contains("line 2") && err.contains("did you mean `model`"), "{err}");
         let err = write("dataset = \"imagenet\"\n");
         assert!(err.contains("bad.toml") && err.contains("imagenet"), "{err}");
         let err = write("dataset = \"mnist\"\nmodel = \"ConvNett\"\n");

@@ -90,20 +90,23 @@ pub fn run_with(cli: Cli, plugins: gradmatch_plugins::Plugins) -> Result<()> {
 
 /// `gradmatch plugins`: every registered plug-in by kind, with its summary and options.
 fn print_plugins(p: &gradmatch_plugins::Plugins) {
-    let kinds = [
-        (p.distances.kinds(), p.distances.list().collect::<Vec<_>>()),
-        (p.levels.kinds(), p.levels.list().collect()),
-        (p.steps.kinds(), p.steps.list().collect()),
-        (p.augmentations.kinds(), p.augmentations.list().collect()),
-        (p.parameterisations.kinds(), p.parameterisations.list().collect()),
-        (p.samplers.kinds(), p.samplers.list().collect()),
-        (p.selections.kinds(), p.selections.list().collect()),
-    ];
-    for (kinds, list) in kinds {
-        println!("{kinds}:");
-        for (name, summary, options) in list {
+    use gradmatch_core::{EachKind, Kind, Nothing};
+    use gradmatch_plugins::{Registries, Registry};
+    fn print<T: ?Sized>(registry: &Registry<T>) {
+        println!("{}:", registry.kinds());
+        for (name, summary, options) in registry.list() {
             let options = if options.is_empty() { String::new() } else { format!(" [options: {}]", options.join(", ")) };
             println!("  {name:<18} {summary}{options}");
         }
     }
+    struct EachRegistry;
+    impl<'a> EachKind<'a, Registries, Nothing> for EachRegistry {
+        type Error = std::convert::Infallible;
+        fn each<K: ?Sized + Kind>(&mut self, registry: &'a Registry<K>) -> Result<(), Self::Error> {
+            print(registry);
+            Ok(())
+        }
+    }
+    let Ok(_) = p.method.try_map(&mut EachRegistry);
+    print(&p.selections);
 }

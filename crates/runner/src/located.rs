@@ -2,6 +2,7 @@
 //! spans, never by searching the text for a name: each error knows the path of the field it is
 //! about (typed errors in its chain say it), and the file's parse tree says where that field sits.
 
+use crate::experiment::Experiment;
 use gradmatch_engine::InvalidValue;
 use gradmatch_plugins::{did_you_mean, PluginError};
 use std::fmt;
@@ -102,15 +103,24 @@ pub fn from_value<T: serde::de::DeserializeOwned>(value: toml::Value) -> anyhow:
     })
 }
 
-/// serde lists the expected keys of an unknown field; add the closest one.
+/// serde lists the expected keys of an unknown field; add the closest one. An experiment's own
+/// keys are not listed (its plug-in tables are flattened in): those are the candidates then.
 pub fn with_suggestion(message: &str) -> String {
     let Some(rest) = message.split("unknown field `").nth(1) else { return message.to_string() };
     let Some((wanted, expected)) = rest.split_once('`') else { return message.to_string() };
-    let candidates: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
-    match did_you_mean(wanted, candidates.into_iter()) {
+    let listed: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+    let candidates = if listed.is_empty() { Experiment::keys() } else { listed };
+    match did_you_mean(wanted, candidates.iter().copied()) {
+        hint if hint.is_empty() && listed_none(expected) => {
+            format!("{}; an experiment's keys: {}", message.trim_end(), candidates.join(", "))
+        }
         hint if hint.is_empty() => message.to_string(),
         hint => format!("{}{hint}", message.trim_end()),
     }
+}
+
+fn listed_none(expected: &str) -> bool {
+    !expected.contains('`')
 }
 
 /// A TOML file's text with its parse tree, to say where its values are.
@@ -173,7 +183,11 @@ impl<'a> TomlFile<'a> {
     /// A `toml` parse or deserialisation error of this file: at the span the parser gives.
     pub fn parse_error(&self, what: &str, error: toml::de::Error) -> anyhow::Error {
         let message = with_suggestion(error.message());
-        self.error(what, error.span(), anyhow::anyhow!(message))
+        // An unknown key of an experiment's top level is reported for the whole table (its plug-in
+        // tables are flattened in): it is located at the key's own value.
+        let unknown = error.message().strip_prefix("unknown field `").and_then(|rest| rest.split('`').next());
+        let span = unknown.and_then(|key| self.span(&[Key::Name(key.to_string())])).or(error.span());
+        self.error(what, span, anyhow::anyhow!(message))
     }
 }
 

@@ -55,7 +55,7 @@ pub fn predict_passes(resolved: &Resolved, device: &Device) -> Result<PassSizes>
         model: &e.model,
         shape: e.dataset.shape(),
         classes: e.dataset.num_classes(),
-        syn_per_class: resolved.method().images_per_class(&e.condense),
+        syn_per_class: resolved.method().images_per_class(e.condense.ipc),
         dtype: DType::F32,
         device,
     };
@@ -99,7 +99,7 @@ pub fn condense_into(out: &Path, job: &CondenseJob, on_iteration: &mut dyn FnMut
     let set_path = out.join("synthetic.safetensors");
     outcome.set.save(&set_path)?;
     let decoded = outcome.set.decoded(resolved.method().parameterisation)?;
-    let decoded_path = (!exp.parameterisation.is_pixels()).then(|| out.join("synthetic-decoded.safetensors"));
+    let decoded_path = (!exp.method.parameterisation.is_pixels()).then(|| out.join("synthetic-decoded.safetensors"));
     if let Some(path) = &decoded_path {
         decoded.save(path)?;
     }

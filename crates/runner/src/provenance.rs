@@ -4,9 +4,11 @@
 //! [`crate::migrate`].
 
 use crate::experiment::{Baseline, CoresetSpec, Experiment, PluginSpec};
+use gradmatch_core::Method;
 use gradmatch_data::DatasetName;
 use gradmatch_engine::{CondenseConfig, EvalConfig, Recipe, RunIdentity};
 use gradmatch_models::ModelSpec;
+use gradmatch_plugins::Specs;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -39,19 +41,9 @@ pub struct Evaluation {
     pub config: EvalConfig,
 }
 
-/// The plug-ins of a method, by name and options.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MethodSpec {
-    pub level: PluginSpec,
-    pub distance: PluginSpec,
-    pub steps: PluginSpec,
-    pub augment: PluginSpec,
-    pub parameterisation: PluginSpec,
-    /// Schema 1 had none (its runs drew uniformly: today's default).
-    #[serde(default = "crate::experiment::default_sampler")]
-    pub sampler: PluginSpec,
-}
+/// The plug-ins of a method, by name and options (schema 1 had no sampler: it reads as its default,
+/// the uniform draws its runs made).
+pub type MethodSpec = Method<Specs>;
 
 impl Provenance {
     pub const SCHEMA: u32 = 2;
@@ -63,14 +55,7 @@ impl Provenance {
             schema: Provenance::SCHEMA,
             dataset: e.dataset,
             model: e.model,
-            method: MethodSpec {
-                level: e.level,
-                distance: e.distance,
-                steps: e.steps,
-                augment: e.augment,
-                parameterisation: e.parameterisation,
-                sampler: e.sampler,
-            },
+            method: e.method,
             condense: e.condense,
             evaluation: Some(Evaluation { recipes: Recipe::REVISION, config: e.evaluation }),
             baseline: e.baseline,
@@ -140,7 +125,7 @@ mod tests {
         let key = |e: &Experiment| Provenance::of(e).key();
         let mut changed = vec![];
         let mut e = dc.clone();
-        e.augment = PluginSpec::named("dsa");
+        e.method.augment = PluginSpec::named("dsa");
         changed.push(e);
         let mut e = dc.clone();
         e.condense.tf32 = true;
@@ -149,7 +134,7 @@ mod tests {
         e.evaluation.protocol = gradmatch_engine::Protocol::Dsa;
         changed.push(e);
         let mut e = dc.clone();
-        e.distance.options.insert("alpha".into(), 0.5.into());
+        e.method.distance.options.insert("alpha".into(), 0.5.into());
         changed.push(e);
         let mut e = dc.clone();
         e.dataset = DatasetName::FashionMnist;
@@ -169,10 +154,14 @@ mod tests {
     fn the_step_strategy_shares_sets_only_where_it_cannot_act() {
         let md = |ipc: usize| {
             let mut e = Experiment::dc(DatasetName::Mnist);
-            (e.level, e.distance, e.condense.ipc) = (PluginSpec::named("multi-level"), PluginSpec::named("combined"), ipc);
+            (e.method.level, e.method.distance, e.condense.ipc) = (PluginSpec::named("multi-level"), PluginSpec::named("combined"), ipc);
             e
         };
-        let mda = |ipc: usize| Experiment { steps: PluginSpec::named("adaptive"), ..md(ipc) };
+        let mda = |ipc: usize| {
+            let mut e = md(ipc);
+            e.method.steps = PluginSpec::named("adaptive");
+            e
+        };
         let (sets, condensation) = (|e: &Experiment| Provenance::of(e).set_key(), |e: &Experiment| Provenance::of(e).condensation().key());
         assert_eq!(sets(&mda(1)), sets(&md(1)), "ipc 1: one matching step per iteration, no training between matches");
         assert_ne!(condensation(&mda(1)), condensation(&md(1)), "yet each run keeps its own identity (checkpoints, metadata)");
@@ -196,7 +185,7 @@ mod tests {
     fn a_provenance_reads_back_as_written() {
         let mut e = Experiment::dc(DatasetName::Cifar10);
         e.evaluation = e.evaluation.with_protocol(gradmatch_engine::Protocol::Dsa);
-        e.augment = PluginSpec::named("dsa");
+        e.method.augment = PluginSpec::named("dsa");
         for p in [Provenance::of(&e), Provenance::of(&e).condensation(), Provenance::of(&Experiment::dc(DatasetName::Mnist))] {
             let back: Provenance = serde_json::from_str(&p.identity().provenance).unwrap();
             assert_eq!((back.key(), &back), (p.key(), &p));

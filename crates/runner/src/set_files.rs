@@ -206,7 +206,7 @@ fn decode_by_provenance(set: &mut LabelledImages, metadata: &HashMap<String, Str
     let Some(provenance) = Provenance::of_set(metadata)? else { return Ok(None) };
     let spec = &provenance.method.parameterisation;
     let parameterisation =
-        plugins.parameterisations.build(&spec.name, &spec.options).context("metadata `provenance`, its parameterisation")?;
+        plugins.method.parameterisation.build(&spec.name, &spec.options).context("metadata `provenance`, its parameterisation")?;
     let stored = set.labels.len();
     (set.images, set.labels) = parameterisation.decode_set(&set.images, &set.labels)?;
     Ok((!spec.is_pixels()).then(|| format!("its {stored} stored images decoded by `{}` into {} images", spec.name, set.labels.len())))

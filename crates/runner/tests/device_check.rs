@@ -12,7 +12,11 @@ fn device_check_compares_every_distance_and_the_loss_curve() {
     let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let rows = report["gradients"].as_array().unwrap();
     let plugins = gradmatch_plugins::Plugins::builtin();
-    assert_eq!(rows.len(), plugins.levels.len() * plugins.distances.len(), "every registered level x every registered distance");
+    assert_eq!(
+        rows.len(),
+        plugins.method.level.len() * plugins.method.distance.len(),
+        "every registered level x every registered distance"
+    );
     for row in rows {
         // The same device twice: bit-identical, and a real (non-zero) loss.
         assert_eq!(row["relative_error"].as_f64().unwrap(), 0.0, "{row}");

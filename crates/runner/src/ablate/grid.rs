@@ -594,10 +594,10 @@ columns = "ipc"
         let cells = &grid.cells;
         let labels: Vec<String> = cells.iter().map(Cell::label).collect();
         assert_eq!(labels, ["method=DC ipc=1", "method=DC ipc=10", "method=M ipc=1", "method=M ipc=10"]);
-        assert_eq!(cells[3].experiment().level.name, "multi-level");
+        assert_eq!(cells[3].experiment().method.level.name, "multi-level");
         assert_eq!(cells[3].experiment().condense.ipc, 10);
         assert_eq!(cells[3].experiment().condense.iterations, 5, "base fields survive the merge");
-        assert_eq!(cells[0].experiment().level.name, "intra");
+        assert_eq!(cells[0].experiment().method.level.name, "intra");
         assert_eq!(grid.jobs().len(), 8);
         assert_eq!(grid.name, "test");
     }

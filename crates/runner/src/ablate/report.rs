@@ -408,13 +408,13 @@ pub const CURVE_PLOT: &str = "plots/curve.png";
 /// `ipc → images networks see` of a cell (`10 → 40` for multi-formation of factor 2).
 fn images_per_class(cell: &Cell) -> String {
     let e = cell.experiment();
-    format!("{} → {}", e.condense.ipc, cell.resolved.method().images_per_class(&e.condense))
+    format!("{} → {}", e.condense.ipc, cell.resolved.method().images_per_class(e.condense.ipc))
 }
 
 /// Under the table, when a parameterisation makes the networks see more images than are stored:
 /// every cell's storage budget and images, so that no row compares 40 images with 10 unsaid.
 fn images_per_class_note(grid: &Grid) -> String {
-    let differs = |c: &Cell| c.resolved.method().images_per_class(&c.experiment().condense) != c.experiment().condense.ipc;
+    let differs = |c: &Cell| c.resolved.method().images_per_class(c.experiment().condense.ipc) != c.experiment().condense.ipc;
     if !grid.cells.iter().any(differs) {
         return String::new();
     }

@@ -46,14 +46,14 @@ fn print_cells(path: &Path, grid: &Grid) {
             cell.label(),
             e.dataset,
             e.condense.ipc,
-            cell.resolved.method().images_per_class(&e.condense),
+            cell.resolved.method().images_per_class(e.condense.ipc),
             e.model,
-            e.level.name,
-            e.distance.name,
-            e.steps.name,
-            e.augment.name,
-            e.parameterisation.name,
-            e.sampler.name,
+            e.method.level.name,
+            e.method.distance.name,
+            e.method.steps.name,
+            e.method.augment.name,
+            e.method.parameterisation.name,
+            e.method.sampler.name,
             e.recipes_text()
         );
     }

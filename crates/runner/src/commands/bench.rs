@@ -337,10 +337,10 @@ fn measure(global: &Global, row: Row, iterations: usize, tf32: bool) -> Result<T
         Work::Step { multi_level_combined_adaptive, sampler } => {
             let timed = row.timed_iterations(iterations);
             let mut exp = Experiment::dc(DatasetName::Mnist);
-            exp.sampler = PluginSpec::named(sampler);
+            exp.method.sampler = PluginSpec::named(sampler);
             exp.condense = CondenseConfig { ipc: row.ipc, iterations: timed + 1, tf32, ..CondenseConfig::default() };
             if multi_level_combined_adaptive {
-                (exp.level, exp.distance, exp.steps) =
+                (exp.method.level, exp.method.distance, exp.method.steps) =
                     (PluginSpec::named("multi-level"), PluginSpec::named("combined"), PluginSpec::named("adaptive"));
             }
             let resolved = exp.resolve(&global.plugins)?;
@@ -364,7 +364,8 @@ fn measure(global: &Global, row: Row, iterations: usize, tf32: bool) -> Result<T
         Work::Clustering => {
             let real = DeviceData::new(&dataset.train, dataset.shape(), DType::F32, &device)?;
             let net = Network::new(&model, dataset.shape(), dataset.num_classes(), 0, DType::F32, &device)?;
-            let exp = Experiment { sampler: PluginSpec::named("dream"), ..Experiment::dc(DatasetName::Mnist) };
+            let mut exp = Experiment::dc(DatasetName::Mnist);
+            exp.method.sampler = PluginSpec::named("dream");
             let resolved = exp.resolve(&global.plugins)?;
             let batch_size = exp.condense.batch_real;
             let mut rng = ChaCha8Rng::seed_from_u64(0);

@@ -94,12 +94,12 @@ fn experiment(args: &Args, plugins: &Plugins) -> Result<Resolved> {
     if let Some(m) = args.model {
         exp.model = m;
     }
-    override_plugin(&mut exp.level, args.level.as_deref());
-    override_plugin(&mut exp.distance, args.distance.as_deref());
-    override_plugin(&mut exp.steps, args.steps.as_deref());
-    override_plugin(&mut exp.augment, args.augment.as_deref());
-    override_plugin(&mut exp.parameterisation, args.parameterisation.as_deref());
-    override_plugin(&mut exp.sampler, args.sampler.as_deref());
+    override_plugin(&mut exp.method.level, args.level.as_deref());
+    override_plugin(&mut exp.method.distance, args.distance.as_deref());
+    override_plugin(&mut exp.method.steps, args.steps.as_deref());
+    override_plugin(&mut exp.method.augment, args.augment.as_deref());
+    override_plugin(&mut exp.method.parameterisation, args.parameterisation.as_deref());
+    override_plugin(&mut exp.method.sampler, args.sampler.as_deref());
     let c = &mut exp.condense;
     c.ipc = args.ipc.unwrap_or(c.ipc);
     c.iterations = args.iterations.unwrap_or(c.iterations);
@@ -181,15 +181,15 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
         "condensing {} ipc {}{} with {} / {} / {} / augment {} / sampler {} on {} ({}), {} iterations, evaluated under {} -> {}",
         exp.dataset,
         exp.condense.ipc,
-        match resolved.method().images_per_class(&exp.condense) {
+        match resolved.method().images_per_class(exp.condense.ipc) {
             n if n == exp.condense.ipc => String::new(),
-            n => format!(" ({} stored, {n} images per class as `{}` decodes them)", exp.condense.ipc, exp.parameterisation.name),
+            n => format!(" ({} stored, {n} images per class as `{}` decodes them)", exp.condense.ipc, exp.method.parameterisation.name),
         },
-        exp.level.name,
-        exp.distance.name,
-        exp.steps.name,
-        exp.augment.name,
-        exp.sampler.name,
+        exp.method.level.name,
+        exp.method.distance.name,
+        exp.method.steps.name,
+        exp.method.augment.name,
+        exp.method.sampler.name,
         exp.model,
         device_name(&device),
         exp.condense.iterations,

@@ -12,7 +12,7 @@ use crate::provenance::Provenance;
 use anyhow::{Context, Result};
 use candle_core::{DType, Device, Tensor};
 use gradmatch_data::DatasetName;
-use gradmatch_engine::{condense, initial_set, matching_gradient, CondenseConfig, Method, RunContext};
+use gradmatch_engine::{condense, initial_set, matching_gradient, CondenseConfig, MethodRef, RunContext};
 use gradmatch_models::ModelSpec;
 use gradmatch_plugins::Plugins;
 use serde::Serialize;
@@ -88,7 +88,7 @@ struct Comparison<'a> {
 
 impl Comparison<'_> {
     /// The matching loss and gradient of one method on both devices (and with TF32 on the device), timed.
-    fn gradient_row(&self, level: &str, distance: &str, method: Method) -> Result<GradientRow> {
+    fn gradient_row(&self, level: &str, distance: &str, method: MethodRef) -> Result<GradientRow> {
         let timed = |run: &RunContext, tf32: bool| -> Result<(f64, Tensor, f64)> {
             let started = Instant::now();
             let cfg = CondenseConfig { tf32, ..self.cfg.clone() };
@@ -127,15 +127,15 @@ impl Comparison<'_> {
     }
 
     /// Every registered level with every registered distance.
-    fn gradient_rows(&self, plugins: &Plugins, base: Method) -> Result<Vec<GradientRow>> {
+    fn gradient_rows(&self, plugins: &Plugins, base: MethodRef) -> Result<Vec<GradientRow>> {
         println!(
             "{:<12} {:<12} {:>14} {:>14} {:>10} {:>10} {:>8} {:>8} {:>8}",
             "level", "distance", "loss cpu", "loss device", "rel. err", "err tf32", "s cpu", "s dev", "s tf32"
         );
         let mut rows = Vec::new();
-        for (level_name, level) in plugins.levels.defaults() {
-            for (distance_name, distance) in plugins.distances.defaults() {
-                let method = Method { level: level.as_ref(), distance: distance.as_ref(), ..base };
+        for (level_name, level) in plugins.method.level.defaults() {
+            for (distance_name, distance) in plugins.method.distance.defaults() {
+                let method = MethodRef { level: level.as_ref(), distance: distance.as_ref(), ..base.reborrow() };
                 rows.push(self.gradient_row(level_name, distance_name, method)?);
             }
         }
@@ -143,7 +143,7 @@ impl Comparison<'_> {
     }
 
     /// The per-iteration losses of a short condensation on both devices, and their largest relative difference.
-    fn loss_curves(&self, method: Method) -> Result<(Vec<f64>, Vec<f64>, f64)> {
+    fn loss_curves(&self, method: MethodRef) -> Result<(Vec<f64>, Vec<f64>, f64)> {
         let losses = |run: &RunContext| -> Result<Vec<f64>> {
             Ok(condense(run, method, &self.cfg, &mut |_| {})?.log.iter().map(|l| l.loss).collect())
         };
