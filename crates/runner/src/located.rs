@@ -109,18 +109,13 @@ pub fn with_suggestion(message: &str) -> String {
     let Some(rest) = message.split("unknown field `").nth(1) else { return message.to_string() };
     let Some((wanted, expected)) = rest.split_once('`') else { return message.to_string() };
     let listed: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
-    let candidates = if listed.is_empty() { Experiment::keys() } else { listed };
+    let own_keys = listed.is_empty();
+    let candidates = if own_keys { Experiment::keys() } else { listed };
     match did_you_mean(wanted, candidates.iter().copied()) {
-        hint if hint.is_empty() && listed_none(expected) => {
-            format!("{}; an experiment's keys: {}", message.trim_end(), candidates.join(", "))
-        }
+        hint if hint.is_empty() && own_keys => format!("{}; an experiment's keys: {}", message.trim_end(), candidates.join(", ")),
         hint if hint.is_empty() => message.to_string(),
         hint => format!("{}{hint}", message.trim_end()),
     }
-}
-
-fn listed_none(expected: &str) -> bool {
-    !expected.contains('`')
 }
 
 /// A TOML file's text with its parse tree, to say where its values are.

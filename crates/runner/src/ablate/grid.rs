@@ -3,7 +3,7 @@
 
 use crate::experiment::Baseline;
 use crate::experiment::{Experiment, Resolved};
-use crate::located::{field_path, from_value, with_suggestion, AtPath, Key, TomlFile};
+use crate::located::{field_path, from_value, AtPath, Key, TomlFile};
 use crate::provenance::Provenance;
 use anyhow::{bail, Context, Result};
 use gradmatch_plugins::did_you_mean;
@@ -344,10 +344,9 @@ impl Grid {
     /// A key of `[base]` that no experiment has is the base's error, whatever the axes set (the
     /// base may lack fields that the axes give, such as `dataset`).
     fn check_base_keys(&self) -> Result<()> {
-        match toml::Value::Table(self.base.clone()).try_into::<Experiment>() {
-            Err(e) if e.message().contains("unknown field") => {
-                let at = from_value::<Experiment>(toml::Value::Table(self.base.clone())).err().map(|e| field_path(&e)).unwrap_or_default();
-                Err(AtPath::error([Key::names(["base"]), at].concat(), format!("[base]: {}", with_suggestion(e.message()))))
+        match from_value::<Experiment>(toml::Value::Table(self.base.clone())) {
+            Err(e) if e.to_string().contains("unknown field") => {
+                Err(AtPath::error([Key::names(["base"]), field_path(&e)].concat(), format!("[base]: {e}")))
             }
             _ => Ok(()),
         }
