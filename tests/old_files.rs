@@ -1,6 +1,7 @@
 //! What users computed with earlier versions stays theirs: a results store and a condensation made by
 //! each earlier provenance schema (tests/fixtures/v<schema>: 0 of 2026-12-03, before the versioned
-//! provenance; 1 of 2026-12-04, before samplers) are read by today's code without re-running anything.
+//! provenance; 1 of 2026-12-04, before samplers; 2 of 2026-12-07, before keys left the plug-ins at
+//! their defaults out) are read by today's code without re-running anything.
 
 use gradmatch_runner::experiment::Experiment;
 use gradmatch_tests::{gradmatch, workspace};
@@ -12,7 +13,7 @@ struct Fixture {
     schema: u32,
 }
 
-const FIXTURES: [Fixture; 2] = [Fixture { schema: 0 }, Fixture { schema: 1 }];
+const FIXTURES: [Fixture; 3] = [Fixture { schema: 0 }, Fixture { schema: 1 }, Fixture { schema: 2 }];
 const FIRST: Fixture = FIXTURES[0];
 
 impl Fixture {
@@ -150,7 +151,7 @@ fn condenses_to_the_same_images(old: Fixture) {
     let config = fixture("experiment.toml");
     gradmatch(&["condense", "--config", config.to_str().unwrap(), "--out", out.to_str().unwrap()]).unwrap();
     // The same draws and the same arithmetic; only the CPU's GEMM kernels (AVX2 where the first
-    // fixture was made, AVX-512 where the second was) round differently.
+    // and third fixtures were made, AVX-512 where the second was) round differently.
     let (today, then) = (set(&out), set(&old.path("condensed")));
     assert_eq!(today.labels, then.labels);
     let gap = (&today.images - &then.images).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();

@@ -9,7 +9,7 @@
 
 use crate::{Augmentation, Distance, GradientLevel, Parameterisation, Sampler, StepStrategy};
 use serde::de::{Deserialize, Deserializer, Error, MapAccess, Visitor};
-use serde::ser::{Serialize, SerializeStruct, Serializer};
+use serde::ser::{Serialize, SerializeMap, SerializeStruct, Serializer};
 use std::fmt;
 use std::sync::Arc;
 
@@ -138,6 +138,18 @@ macro_rules! method_kinds {
                 let mut s = serializer.serialize_struct("Method", METHOD_FIELDS.len())?;
                 $(s.serialize_field(stringify!($field), &self.$field)?;)*
                 s.end()
+            }
+        }
+
+        impl<H: HoldDefault> Method<H> where $(H::Of<$kind>: Serialize + PartialEq,)* {
+            /// As a map of the fields that differ from their kind's default, in declaration order:
+            /// what identifies a method, unchanged when a kind with a default is added (`{}` for DC).
+            pub fn serialize_departures<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                let mut map = serializer.serialize_map(None)?;
+                $(if self.$field != H::default_of::<$kind>() {
+                    map.serialize_entry(stringify!($field), &self.$field)?;
+                })*
+                map.end()
             }
         }
 

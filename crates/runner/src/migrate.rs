@@ -11,6 +11,12 @@
 //! Schema 1 (before samplers): the method had no `sampler`; every run drew its real batches
 //! uniformly, today's `random`. Stores and checkpoints are re-keyed alike, from the same configs
 //! (which read with today's default), the old record files kept in `migrated-from-schema-1/`.
+//!
+//! Schema 2 (before keys left defaults out): a provenance wrote every plug-in kind of its method, so
+//! that a new kind with a default would have changed every key. Today's writes only the kinds that
+//! depart from their defaults; stores and checkpoints are re-keyed alike (`migrated-from-schema-2/`),
+//! and the sets of unfinished runs that no record names yet (checkpoints, the prefix sets of a curve)
+//! are taken over by their keys when their runs resume ([`adopt_unfinished`]).
 
 use crate::experiment::{Experiment, PluginSpec};
 use crate::jsonl::complete_lines;
@@ -280,7 +286,7 @@ pub fn checkpoint(path: &Path) -> Result<()> {
 fn stale_condensation(metadata: &HashMap<String, String>) -> Result<Option<Provenance>> {
     let Some(text) = metadata.get(RunIdentity::PROVENANCE) else { return schema_0_condensation(metadata) };
     let provenance: Provenance = serde_json::from_str(text).context("metadata `provenance`")?;
-    // Schema 1 differs from today's by the sampler alone, which reads as its default.
+    // Schemas 1 and 2 read as today's (1's missing sampler as its default): only their keys differ.
     Ok((provenance.schema < Provenance::SCHEMA).then_some(Provenance { schema: Provenance::SCHEMA, ..provenance }))
 }
 
@@ -311,31 +317,44 @@ fn schema_0_condensation(metadata: &HashMap<String, String>) -> Result<Option<Pr
     }))
 }
 
-/// Gives the condensation of `key` that is to run in the store's `folder` (`<store>/cells/<cell>/e<k>`,
-/// no checkpoint there yet) the unfinished run of an earlier version's store: a checkpoint of the same
-/// key in another cell folder (named after the cell's old id), copied with its log, so that the run
-/// resumes instead of starting again. Best effort: a folder that cannot be read is passed over,
+/// What a run in a store's folder takes over from an earlier version's store: the `file` whose key
+/// is the run's, with its `companions`.
+pub struct Unfinished {
+    pub file: &'static str,
+    pub companions: &'static [&'static str],
+}
+
+impl Unfinished {
+    /// A condensation cut short: its checkpoint, with its log.
+    pub const CONDENSATION: Unfinished = Unfinished { file: CHECKPOINT, companions: &["log.jsonl"] };
+    /// The set a longer run saved on its way (a curve's point), not yet recorded.
+    pub const PREFIX_SET: Unfinished = Unfinished { file: "synthetic.safetensors", companions: &[] };
+}
+
+/// Gives the run of `key` that is to save into the store's `folder` (`<store>/cells/<cell>/e<k>`)
+/// what an earlier version's store left unfinished for it: the `what.file` of the same key in another
+/// cell folder (named after the cell's old id), copied with its companions, so that the run resumes or
+/// records it instead of starting again. Best effort: a folder that cannot be read is passed over,
 /// and nothing but `folder` is written.
-pub fn adopt_unfinished(folder: &Path, key: &str) {
+pub fn adopt_unfinished(folder: &Path, key: &str, what: &Unfinished) {
     let (Some(experiment), Some(cells)) = (folder.file_name(), folder.parent().and_then(Path::parent)) else { return };
     let Ok(entries) = std::fs::read_dir(cells) else { return };
-    if folder.join(CHECKPOINT).exists() {
+    if folder.join(what.file).exists() {
         return;
     }
     for candidate in entries.filter_map(|e| e.ok()).map(|e| e.path().join(experiment)) {
-        let checkpoint = candidate.join(CHECKPOINT);
-        if candidate == folder || checkpoint_key(&checkpoint).ok().flatten().as_deref() != Some(key) {
+        if candidate == folder || file_key(&candidate.join(what.file)).ok().flatten().as_deref() != Some(key) {
             continue;
         }
         let copied = std::fs::create_dir_all(folder).and_then(|_| {
-            for file in [CHECKPOINT, "log.jsonl"].into_iter().filter(|f| candidate.join(f).exists()) {
+            for file in std::iter::once(&what.file).chain(what.companions).filter(|f| candidate.join(f).exists()) {
                 std::fs::copy(candidate.join(file), folder.join(file))?;
             }
             Ok(())
         });
         match copied {
-            Ok(()) => eprintln!("{}: resumes the unfinished condensation of {}", folder.display(), candidate.display()),
-            Err(e) => eprintln!("{}: could not take over the unfinished condensation of {}: {e}", folder.display(), candidate.display()),
+            Ok(()) => eprintln!("{}: takes over {} of {}", folder.display(), what.file, candidate.display()),
+            Err(e) => eprintln!("{}: could not take over {} of {}: {e}", folder.display(), what.file, candidate.display()),
         }
         return;
     }
@@ -344,9 +363,9 @@ pub fn adopt_unfinished(folder: &Path, key: &str) {
 /// The file name of a condensation's checkpoint in its folder.
 pub const CHECKPOINT: &str = "checkpoint.safetensors";
 
-/// The key of a checkpoint, read from its header alone (the file is mapped, its tensors not read):
-/// its `key`, or for an older checkpoint the key today's version gives what its metadata describes.
-fn checkpoint_key(path: &Path) -> Result<Option<String>> {
+/// The key of a checkpoint or set, read from its header alone (the file is mapped, its tensors not
+/// read): its `key`, or for an older file the key today's version gives what its metadata describes.
+fn file_key(path: &Path) -> Result<Option<String>> {
     let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     // SAFETY: the checkpoint is only read here; a writer replaces it by renaming a new file over
     // it, which leaves this mapping's pages intact.
@@ -385,6 +404,37 @@ mod tests {
         drop(lock);
         crate::ablate::store::migrate(dir.path()).unwrap();
         assert!(std::fs::read_to_string(&file).unwrap().contains(&format!("\"schema\":{}", Provenance::SCHEMA)));
+    }
+
+    #[test]
+    fn an_unrecorded_set_of_an_older_store_is_taken_over_by_its_key_alone() {
+        // A schema-2 set in a cell folder named after its cell's old id, as a curve's point is while
+        // its longer run goes on: no record names it.
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/v2/store/cells/DC-5d6567cc/e0");
+        let dir = tempfile::tempdir().unwrap();
+        let (old, new, other) =
+            (dir.path().join("cells/DC-5d6567cc/e0"), dir.path().join("cells/DC-0123abcd/e0"), dir.path().join("cells/X-1/e0"));
+        std::fs::create_dir_all(&old).unwrap();
+        for file in ["synthetic.safetensors", "checkpoint.safetensors", "log.jsonl"] {
+            std::fs::copy(fixture.join(file), old.join(file)).unwrap();
+        }
+        let set = SyntheticSet::load(&old.join("synthetic.safetensors"), &Device::Cpu).unwrap();
+        let then = Provenance::of_set(&set.metadata).unwrap().unwrap();
+        assert_eq!(then.schema, 2);
+        let today = Provenance { schema: Provenance::SCHEMA, ..then.clone() }.key();
+        assert_ne!(today, set.metadata[RunIdentity::KEY], "the step changed its key");
+
+        adopt_unfinished(&other, "not-its-key", &Unfinished::PREFIX_SET);
+        assert!(!other.join("synthetic.safetensors").exists(), "another key takes nothing");
+        adopt_unfinished(&new, &today, &Unfinished::PREFIX_SET);
+        let bytes = |p: &Path| std::fs::read(p).unwrap();
+        assert_eq!(bytes(&new.join("synthetic.safetensors")), bytes(&old.join("synthetic.safetensors")));
+        assert!(!new.join("log.jsonl").exists(), "a prefix set comes alone");
+        // Its checkpoint carries the same condensation's key (the run's, at its full length).
+        let condensation = dir.path().join("cells/DC-4567cdef/e0");
+        adopt_unfinished(&condensation, &today, &Unfinished::CONDENSATION);
+        assert_eq!(bytes(&condensation.join("log.jsonl")), bytes(&old.join("log.jsonl")), "a checkpoint comes with its log");
+        assert!(old.join("checkpoint.safetensors").exists(), "nothing of the old folder is moved");
     }
 
     #[test]

@@ -19,6 +19,9 @@ pub struct Provenance {
     pub schema: u32,
     pub dataset: DatasetName,
     pub model: ModelSpec,
+    /// The plug-ins that depart from their kind's default (schema 3; earlier schemas wrote every
+    /// kind): adding a kind with a default changes no key.
+    #[serde(serialize_with = "MethodSpec::serialize_departures")]
     pub method: MethodSpec,
     pub condense: CondenseConfig,
     /// `None` for a condensation alone: its sets are the same whichever protocol evaluates them.
@@ -41,12 +44,13 @@ pub struct Evaluation {
     pub config: EvalConfig,
 }
 
-/// The plug-ins of a method, by name and options (schema 1 had no sampler: it reads as its default,
-/// the uniform draws its runs made).
+/// The plug-ins of a method, by name and options (a kind left out reads as its default: schema 1 had
+/// no sampler, whose default is the uniform draws its runs made; schema 3 leaves out every kind at its
+/// default).
 pub type MethodSpec = Method<Specs>;
 
 impl Provenance {
-    pub const SCHEMA: u32 = 2;
+    pub const SCHEMA: u32 = 3;
 
     /// The provenance of an experiment's results (its condensations and their evaluations).
     pub fn of(experiment: &Experiment) -> Provenance {
@@ -88,8 +92,9 @@ impl Provenance {
         sets.key()
     }
 
-    /// A short stable name: the first 16 hex digits of the MD5 of its JSON (every field written,
-    /// in declaration order, options sorted by name).
+    /// A short stable name: the first 16 hex digits of the MD5 of its JSON (every field written in
+    /// declaration order, the method's kinds only where they depart from their defaults, options
+    /// sorted by name).
     pub fn key(&self) -> String {
         short_key(&serde_json::to_string(self).expect("a provenance serialises"))
     }
@@ -171,6 +176,24 @@ mod tests {
             e
         };
         assert_ne!(sets(&two_steps(mda(1))), sets(&two_steps(md(1))), "an outer loop of 2 at ipc 1 trains between its matches");
+    }
+
+    #[test]
+    fn only_the_kinds_that_depart_from_their_defaults_are_in_the_key() {
+        let dc = Experiment::dc(DatasetName::Mnist);
+        let written = |e: &Experiment| serde_json::to_value(Provenance::of(e)).unwrap()["method"].clone();
+        assert_eq!(written(&dc), serde_json::json!({}), "DC is every kind's default");
+        let mut dream = dc.clone();
+        dream.method.sampler = PluginSpec::named("dream");
+        assert_eq!(written(&dream), serde_json::json!({"sampler": {"name": "dream"}}));
+        // A default named with an option is no longer the default.
+        let mut tuned = dc.clone();
+        tuned.method.distance.options.insert("alpha".into(), 0.5.into());
+        assert_eq!(written(&tuned)["distance"], serde_json::json!({"name": "angle", "alpha": 0.5}));
+        for e in [dc, dream, tuned] {
+            let back: Provenance = serde_json::from_str(&Provenance::of(&e).identity().provenance).unwrap();
+            assert_eq!(back, Provenance::of(&e), "the kinds left out read back as their defaults");
+        }
     }
 
     #[test]

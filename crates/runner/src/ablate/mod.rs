@@ -9,6 +9,7 @@ pub mod store;
 
 use crate::coresets::{self, WholeSplit};
 use crate::global::Global;
+use crate::migrate::{self, Unfinished};
 use crate::pipeline::{self, condense_into, CondenseJob, Evaluator, ImageSet};
 use crate::provenance::Provenance;
 use anyhow::{Context, Result};
@@ -488,7 +489,7 @@ impl<'a> Shared<'a> {
             device: &self.devices[job.device],
             prefixes: &prefixes,
         };
-        crate::migrate::adopt_unfinished(&self.store.join(&folder), &job.condensation());
+        migrate::adopt_unfinished(&self.store.join(&folder), &job.condensation(), &Unfinished::CONDENSATION);
         let condensed = condense_into(&self.store.join(&folder), &condensation, &mut |entry| {
             bar.set_position(entry.iteration as u64 + 1);
         });
@@ -582,8 +583,10 @@ impl<'a> Shared<'a> {
             let folder = self.store.join(condensation_folder(cell, job.experiment));
             std::fs::create_dir_all(&folder).with_context(|| format!("creating {}", folder.display()))?;
             keys.push(key);
-            let path = folder.join("synthetic.safetensors");
-            prefixes.push((index, Prefix { iterations: at, identity: short.condensation().identity(), path }));
+            let identity = short.condensation().identity();
+            migrate::adopt_unfinished(&folder, &identity.key, &Unfinished::PREFIX_SET);
+            let path = folder.join(Unfinished::PREFIX_SET.file);
+            prefixes.push((index, Prefix { iterations: at, identity, path }));
         }
         Ok(prefixes)
     }
