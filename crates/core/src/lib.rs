@@ -17,6 +17,7 @@ mod distance;
 pub mod flops;
 mod level;
 mod loops;
+#[macro_use]
 mod method;
 mod parameterisation;
 mod plugin;
@@ -28,12 +29,31 @@ pub use augment::{image_seed, mix64, Augmentation};
 pub use distance::{as_rows, at_least, flatten_into_one, sum_over_tensors, Distance};
 pub use level::{GradientLevel, MatchContext};
 pub use loops::Loops;
-pub use method::{Borrowed, EachKind, ForKind, Hold, HoldDefault, Kind, Method, Nothing, Shared, ZipKind, METHOD_FIELDS};
+pub use method::{Borrowed, EachKind, ForKind, Hold, HoldDefault, Holds, Kind, KindFacts, Nothing, Shared, ZipKind};
 pub use parameterisation::Parameterisation;
 pub use plugin::{NoOptions, OptionError, Plugin};
 pub use sampler::{ClassBatches, SampleContext, Sampler};
 pub use selection::{SelectContext, Selection};
 pub use step::{InnerTrainer, StepContext, StepStrategy};
+
+// The kinds of a condensation method: one line each, the only list of them (a new kind is its trait
+// module above and its line here; `Method`, the experiment file, the provenance, the registries and
+// the `condense` flags follow).
+method_kinds! {
+    /// What to match.
+    level: dyn GradientLevel = "intra", "gradient level", "gradient levels";
+    /// How to match.
+    distance: dyn Distance = "angle", "distance", "distances";
+    /// How long to train between matches.
+    steps: dyn StepStrategy = "fixed", "step strategy", "step strategies";
+    /// What both sides of a match see, and the inner training's batches.
+    augment: dyn Augmentation = "none", "augmentation", "augmentations";
+    /// What a synthetic image is: what the image optimiser learns, and how it decodes into the images
+    /// networks see.
+    parameterisation: dyn Parameterisation = "pixels", "parameterisation", "parameterisations";
+    /// Which real images each class's matches are made against.
+    sampler: dyn Sampler = "random", "sampler", "samplers";
+}
 
 /// Re-exported so that a plug-in crate depends on this crate alone: `gradmatch_core::candle_core`.
 pub use candle_core;

@@ -1,4 +1,4 @@
-//! The plug-in kinds of a condensation method, declared once (the [`method_kinds!`] call below):
+//! The plug-in kinds of a condensation method, declared once (the `method_kinds!` call in lib.rs):
 //! [`Method`] has one field per kind, and whatever holds "one of each" is a `Method` over a
 //! [`Hold`]er: an experiment's names and options, the built plug-ins ([`Shared`]), the engine's
 //! borrowed view ([`Borrowed`]), the registry of each kind. [`Method::generate`] and
@@ -7,10 +7,7 @@
 //! A new kind is its trait, one line in that call, and its registrations: the experiment file, the
 //! resolved experiment, the provenance and the registry follow.
 
-use crate::{Augmentation, Distance, GradientLevel, Parameterisation, Sampler, StepStrategy};
-use serde::de::{Deserialize, Deserializer, Error, MapAccess, Visitor};
-use serde::ser::{Serialize, SerializeMap, SerializeStruct, Serializer};
-use std::fmt;
+use crate::{Method, Selection};
 use std::sync::Arc;
 
 /// One question a method answers, as the trait object of its plug-ins (`dyn Distance`).
@@ -22,6 +19,15 @@ pub trait Kind: 'static {
     /// For messages and listings: `distance`, `distances`.
     const NOUN: &'static str;
     const NOUNS: &'static str;
+}
+
+/// A kind's [`Kind`] constants as a value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KindFacts {
+    pub field: &'static str,
+    pub default: &'static str,
+    pub noun: &'static str,
+    pub nouns: &'static str,
 }
 
 /// How a method holds each of its plug-ins: `Of<dyn Distance>` is what it holds for the distance.
@@ -73,10 +79,40 @@ pub trait ForKind<H: Hold> {
     fn make<K: ?Sized + Kind>(&mut self) -> H::Of<K>;
 }
 
-/// The one list: `field: trait object = default plug-in, noun, nouns; doc`.
+/// How a plug-in becomes the trait object of its kind: `dyn Distance` holds every `P: Distance`.
+pub trait Holds<P> {
+    fn boxed(plugin: P) -> Box<Self>;
+}
+
+macro_rules! holds {
+    ($($trait:ident),*) => {$(
+        impl<P: $trait + 'static> Holds<P> for dyn $trait {
+            fn boxed(plugin: P) -> Box<Self> {
+                Box::new(plugin)
+            }
+        }
+    )*};
+}
+
+// A coreset's kind, not a method's.
+holds!(Selection);
+
+/// The one list (in lib.rs, beside the kinds' traits): `field: dyn Trait = default plug-in, noun,
+/// nouns; doc`. Makes [`Method`], its walks and its serde, in a module of its own.
 macro_rules! method_kinds {
-    ($($(#[doc = $doc:literal])* $field:ident: $kind:ty = $default:literal, $noun:literal, $nouns:literal;)*) => {
-        $(impl Kind for $kind {
+    ($($(#[doc = $doc:literal])* $field:ident: dyn $trait:ident = $default:literal, $noun:literal, $nouns:literal;)*) => {
+    mod kinds {
+        // The kinds' traits, by the names the list gives them, and the machinery of `method`.
+        use super::*;
+        use $crate::method::{EachKind, ForKind, Hold, HoldDefault, Holds, Kind, KindFacts, ZipKind};
+        use serde::de::{Deserialize, Deserializer, Error, MapAccess, Visitor};
+        use serde::ser::{Serialize, SerializeMap, SerializeStruct, Serializer};
+        use std::fmt;
+        use std::result::Result;
+
+        holds!($($trait),*);
+
+        $(impl Kind for dyn $trait {
             const FIELD: &'static str = stringify!($field);
             const DEFAULT: &'static str = $default;
             const NOUN: &'static str = $noun;
@@ -85,21 +121,29 @@ macro_rules! method_kinds {
 
         /// The plug-ins of a condensation method, one per kind, held as `H` holds them.
         pub struct Method<H: Hold> {
-            $($(#[doc = $doc])* pub $field: H::Of<$kind>,)*
+            $($(#[doc = $doc])* pub $field: H::Of<dyn $trait>,)*
         }
 
         /// The kinds' fields, in declaration order.
         pub const METHOD_FIELDS: &[&str] = &[$(stringify!($field)),*];
 
+        /// What each kind says of itself, in declaration order: for what lists the kinds (flags, help).
+        pub const METHOD_KINDS: &[KindFacts] = &[$(KindFacts {
+            field: stringify!($field),
+            default: $default,
+            noun: $noun,
+            nouns: $nouns,
+        }),*];
+
         impl<H: Hold> Method<H> {
             /// A method whose value of each kind `f` makes from the kind.
             pub fn generate(f: &mut impl ForKind<H>) -> Method<H> {
-                Method { $($field: f.make::<$kind>(),)* }
+                Method { $($field: f.make::<dyn $trait>(),)* }
             }
 
             /// The method whose every field is `f` of this one's, in field order; the first error stops it.
             pub fn try_map<'a, B: Hold, F: EachKind<'a, H, B>>(&'a self, f: &mut F) -> Result<Method<B>, F::Error> {
-                Ok(Method { $($field: f.each::<$kind>(&self.$field)?,)* })
+                Ok(Method { $($field: f.each::<dyn $trait>(&self.$field)?,)* })
             }
 
             /// The method whose every field is `f` of this one's and `other`'s, in field order.
@@ -108,32 +152,32 @@ macro_rules! method_kinds {
                 other: &'b Method<B>,
                 f: &mut F,
             ) -> Result<Method<C>, F::Error> {
-                Ok(Method { $($field: f.each::<$kind>(&self.$field, &other.$field)?,)* })
+                Ok(Method { $($field: f.each::<dyn $trait>(&self.$field, &other.$field)?,)* })
             }
         }
 
-        impl<H: Hold> Clone for Method<H> where $(H::Of<$kind>: Clone,)* {
+        impl<H: Hold> Clone for Method<H> where $(H::Of<dyn $trait>: Clone,)* {
             fn clone(&self) -> Method<H> {
                 Method { $($field: self.$field.clone(),)* }
             }
         }
 
-        impl<H: Hold> Copy for Method<H> where $(H::Of<$kind>: Copy,)* {}
+        impl<H: Hold> Copy for Method<H> where $(H::Of<dyn $trait>: Copy,)* {}
 
-        impl<H: Hold> PartialEq for Method<H> where $(H::Of<$kind>: PartialEq,)* {
+        impl<H: Hold> PartialEq for Method<H> where $(H::Of<dyn $trait>: PartialEq,)* {
             fn eq(&self, other: &Method<H>) -> bool {
                 true $(&& self.$field == other.$field)*
             }
         }
 
-        impl<H: Hold> fmt::Debug for Method<H> where $(H::Of<$kind>: fmt::Debug,)* {
+        impl<H: Hold> fmt::Debug for Method<H> where $(H::Of<dyn $trait>: fmt::Debug,)* {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.debug_struct("Method")$(.field(stringify!($field), &self.$field))*.finish()
             }
         }
 
         /// As a struct of its fields, in declaration order.
-        impl<H: Hold> Serialize for Method<H> where $(H::Of<$kind>: Serialize,)* {
+        impl<H: Hold> Serialize for Method<H> where $(H::Of<dyn $trait>: Serialize,)* {
             fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
                 let mut s = serializer.serialize_struct("Method", METHOD_FIELDS.len())?;
                 $(s.serialize_field(stringify!($field), &self.$field)?;)*
@@ -141,12 +185,12 @@ macro_rules! method_kinds {
             }
         }
 
-        impl<H: HoldDefault> Method<H> where $(H::Of<$kind>: Serialize + PartialEq,)* {
+        impl<H: HoldDefault> Method<H> where $(H::Of<dyn $trait>: Serialize + PartialEq,)* {
             /// As a map of the fields that differ from their kind's default, in declaration order:
             /// what identifies a method, unchanged when a kind with a default is added (`{}` for DC).
             pub fn serialize_departures<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
                 let mut map = serializer.serialize_map(None)?;
-                $(if self.$field != H::default_of::<$kind>() {
+                $(if self.$field != H::default_of::<dyn $trait>() {
                     map.serialize_entry(stringify!($field), &self.$field)?;
                 })*
                 map.end()
@@ -154,16 +198,16 @@ macro_rules! method_kinds {
         }
 
         /// Every field optional (its kind's default), none unknown.
-        impl<'de, H: HoldDefault> Deserialize<'de> for Method<H> where $(H::Of<$kind>: Deserialize<'de>,)* {
+        impl<'de, H: HoldDefault> Deserialize<'de> for Method<H> where $(H::Of<dyn $trait>: Deserialize<'de>,)* {
             fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Method<H>, D::Error> {
                 struct Fields<H>(std::marker::PhantomData<H>);
-                impl<'de, H: HoldDefault> Visitor<'de> for Fields<H> where $(H::Of<$kind>: Deserialize<'de>,)* {
+                impl<'de, H: HoldDefault> Visitor<'de> for Fields<H> where $(H::Of<dyn $trait>: Deserialize<'de>,)* {
                     type Value = Method<H>;
                     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                         f.write_str("a method's plug-ins by kind")
                     }
                     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Method<H>, A::Error> {
-                        $(let mut $field: Option<H::Of<$kind>> = None;)*
+                        $(let mut $field: Option<H::Of<dyn $trait>> = None;)*
                         while let Some(key) = map.next_key::<String>()? {
                             match key.as_str() {
                                 $(stringify!($field) if $field.is_some() => return Err(A::Error::duplicate_field(stringify!($field))),
@@ -171,29 +215,15 @@ macro_rules! method_kinds {
                                 other => return Err(A::Error::unknown_field(other, METHOD_FIELDS)),
                             }
                         }
-                        Ok(Method { $($field: $field.unwrap_or_else(H::default_of::<$kind>),)* })
+                        Ok(Method { $($field: $field.unwrap_or_else(H::default_of::<dyn $trait>),)* })
                     }
                 }
                 deserializer.deserialize_struct("Method", METHOD_FIELDS, Fields(std::marker::PhantomData))
             }
         }
+    }
+    pub use kinds::{Method, METHOD_FIELDS, METHOD_KINDS};
     };
-}
-
-method_kinds! {
-    /// What to match.
-    level: dyn GradientLevel = "intra", "gradient level", "gradient levels";
-    /// How to match.
-    distance: dyn Distance = "angle", "distance", "distances";
-    /// How long to train between matches.
-    steps: dyn StepStrategy = "fixed", "step strategy", "step strategies";
-    /// What both sides of a match see, and the inner training's batches.
-    augment: dyn Augmentation = "none", "augmentation", "augmentations";
-    /// What a synthetic image is: what the image optimiser learns, and how it decodes into the images
-    /// networks see.
-    parameterisation: dyn Parameterisation = "pixels", "parameterisation", "parameterisations";
-    /// Which real images each class's matches are made against.
-    sampler: dyn Sampler = "random", "sampler", "samplers";
 }
 
 impl<H: HoldDefault> Default for Method<H> {

@@ -18,11 +18,13 @@ pub struct WriteAParameterisation;
 #[doc = include_str!("../../../docs/write-a-sampler.md")]
 pub struct WriteASampler;
 
-pub use registry::{did_you_mean, Holds, OptionTable, PluginError, Registries, Registry};
+pub use gradmatch_core::Holds;
+pub use registry::{did_you_mean, OptionTable, PluginError, Registries, Registry};
 
 use gradmatch_augment::DcAugmentation;
-use gradmatch_core::{Augmentation, ForKind, Hold, HoldDefault, Kind, Method, Selection, Shared, ZipKind};
+use gradmatch_core::{Augmentation, EachKind, ForKind, Hold, HoldDefault, Kind, Method, Nothing, Selection, Shared, ZipKind};
 use serde::{Deserialize, Serialize};
+use std::convert::Infallible;
 use std::sync::Arc;
 
 /// A plug-in by name with its options, as an experiment file gives it: `[distance]\nname = "combined"`.
@@ -58,6 +60,42 @@ impl Hold for Specs {
 impl HoldDefault for Specs {
     fn default_of<K: ?Sized + Kind>() -> PluginSpec {
         PluginSpec::named(K::DEFAULT)
+    }
+}
+
+impl Specs {
+    /// `(field, plug-in)` of each kind of `method`, in declaration order: what lines naming a
+    /// method print.
+    pub fn each(method: &Method<Specs>) -> Vec<(&'static str, &PluginSpec)> {
+        struct Each<'a>(Vec<(&'static str, &'a PluginSpec)>);
+        impl<'a> EachKind<'a, Specs, Nothing> for Each<'a> {
+            type Error = Infallible;
+            fn each<K: ?Sized + Kind>(&mut self, spec: &'a PluginSpec) -> Result<(), Infallible> {
+                self.0.push((K::FIELD, spec));
+                Ok(())
+            }
+        }
+        let mut each = Each(Vec::new());
+        match method.try_map(&mut each) {
+            Ok(_) => each.0,
+            Err(never) => match never {},
+        }
+    }
+
+    /// `method` with the plug-in of each kind whose field `named` names (`--distance combined`),
+    /// with its default options.
+    pub fn renamed(method: &Method<Specs>, named: &dyn Fn(&str) -> Option<String>) -> Method<Specs> {
+        struct Rename<'n>(&'n dyn Fn(&str) -> Option<String>);
+        impl<'a> EachKind<'a, Specs, Specs> for Rename<'_> {
+            type Error = Infallible;
+            fn each<K: ?Sized + Kind>(&mut self, spec: &'a PluginSpec) -> Result<PluginSpec, Infallible> {
+                Ok((self.0)(K::FIELD).map_or_else(|| spec.clone(), |name| PluginSpec::named(&name)))
+            }
+        }
+        match method.try_map(&mut Rename(named)) {
+            Ok(method) => method,
+            Err(never) => match never {},
+        }
     }
 }
 

@@ -1,4 +1,4 @@
-use gradmatch_core::{Augmentation, Distance, GradientLevel, Hold, Kind, Parameterisation, Plugin, Sampler, Selection, StepStrategy};
+use gradmatch_core::{Hold, Holds, Kind, Plugin};
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -15,22 +15,6 @@ pub enum PluginError {
     #[error("{kind} `{name}`, option `{key}`: {message}")]
     BadOption { kind: &'static str, name: String, key: String, message: String },
 }
-
-/// How a plug-in becomes the trait object of its kind: `dyn Distance` holds every `P: Distance`.
-pub trait Holds<P> {
-    fn boxed(plugin: P) -> Box<Self>;
-}
-
-macro_rules! holds {
-    ($($kind:ident),*) => {$(
-        impl<P: $kind + 'static> Holds<P> for dyn $kind {
-            fn boxed(plugin: P) -> Box<Self> {
-                Box::new(plugin)
-            }
-        }
-    )*};
-}
-holds!(Distance, GradientLevel, StepStrategy, Augmentation, Parameterisation, Sampler, Selection);
 
 /// `(field, message)` of an option that did not deserialize or validate.
 type Invalid = (String, String);
@@ -165,7 +149,7 @@ impl<T: ?Sized> fmt::Debug for Registry<T> {
 mod tests {
     use super::*;
     use gradmatch_core::candle_core::{Device, Result, Tensor};
-    use gradmatch_core::{plugin_without_options, OptionError};
+    use gradmatch_core::{plugin_without_options, Distance, OptionError};
 
     /// A distance whose value is its `weight` option.
     #[derive(serde::Deserialize)]

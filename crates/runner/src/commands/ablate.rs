@@ -30,7 +30,7 @@ pub struct Args {
     check: bool,
 }
 
-/// `--check`: the grid is valid (it parsed); lists its cells.
+/// `--check`: the grid is valid (it parsed); lists its cells with their ids (the keys of their results).
 fn print_cells(path: &Path, grid: &Grid) {
     println!("{}: {} cells x {} experiments, valid", path.display(), grid.cells.len(), grid.experiments);
     for cell in &grid.cells {
@@ -42,18 +42,14 @@ fn print_cells(path: &Path, grid: &Grid) {
             (None, None, n) => format!("{n} iterations"),
         };
         println!(
-            "  {:<40} {} ipc {} ({} seen per class), {iterations}, {} {}/{}/{}/augment {}/{}/sampler {}; evaluated under {}",
+            "  {:<40} {} {} ipc {} ({} seen per class), {iterations}, {}: {}; evaluated under {}",
             cell.label(),
+            cell.id,
             e.dataset,
             e.condense.ipc,
             cell.resolved.method().images_per_class(e.condense.ipc),
             e.model,
-            e.method.level.name,
-            e.method.distance.name,
-            e.method.steps.name,
-            e.method.augment.name,
-            e.method.parameterisation.name,
-            e.method.sampler.name,
+            super::method_line(&e.method),
             e.recipes_text()
         );
     }

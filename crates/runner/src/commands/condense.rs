@@ -1,5 +1,6 @@
-use super::{print_accuracies, write_json, RecipeArgs};
-use crate::experiment::{in_file, Experiment, PluginSpec, Resolved};
+use super::kind_flags::KindFlags;
+use super::{method_line, print_accuracies, write_json, RecipeArgs};
+use crate::experiment::{in_file, Experiment, Resolved};
 use crate::global::{device_name, Global};
 use crate::pipeline::{self, condense_into, CondenseJob, CondensedFolder, Evaluator, ImageSet, ModelAccuracy};
 use crate::set_files::{self, Normalisation};
@@ -23,22 +24,8 @@ pub struct Args {
     ipc: Option<usize>,
     #[arg(long)]
     model: Option<ModelSpec>,
-    /// Gradient level by name (`gradmatch plugins` lists them).
-    #[arg(long)]
-    level: Option<String>,
-    #[arg(long)]
-    distance: Option<String>,
-    #[arg(long)]
-    steps: Option<String>,
-    /// Augmentation of both sides of every match (`none`, `dsa`).
-    #[arg(long)]
-    augment: Option<String>,
-    /// What a synthetic image is (`pixels`, `multi-formation`), with its default options.
-    #[arg(long)]
-    parameterisation: Option<String>,
-    /// Which real images to match against (`random`, `dream`), with its default options.
-    #[arg(long)]
-    sampler: Option<String>,
+    #[command(flatten)]
+    kinds: KindFlags,
     #[arg(long)]
     iterations: Option<usize>,
     /// `mix`: real images encoded by the parameterisation (IDC's; `real` for pixels); `sampler`: the
@@ -94,12 +81,7 @@ fn experiment(args: &Args, plugins: &Plugins) -> Result<Resolved> {
     if let Some(m) = args.model {
         exp.model = m;
     }
-    override_plugin(&mut exp.method.level, args.level.as_deref());
-    override_plugin(&mut exp.method.distance, args.distance.as_deref());
-    override_plugin(&mut exp.method.steps, args.steps.as_deref());
-    override_plugin(&mut exp.method.augment, args.augment.as_deref());
-    override_plugin(&mut exp.method.parameterisation, args.parameterisation.as_deref());
-    override_plugin(&mut exp.method.sampler, args.sampler.as_deref());
+    exp.method = args.kinds.apply(&exp.method);
     let c = &mut exp.condense;
     c.ipc = args.ipc.unwrap_or(c.ipc);
     c.iterations = args.iterations.unwrap_or(c.iterations);
@@ -126,12 +108,6 @@ fn experiment(args: &Args, plugins: &Plugins) -> Result<Resolved> {
         format!("{:?}", exp.condense.init).to_lowercase()
     );
     Ok(resolved)
-}
-
-fn override_plugin(slot: &mut PluginSpec, name: Option<&str>) {
-    if let Some(name) = name {
-        *slot = PluginSpec::named(name);
-    }
 }
 
 /// `--out`, else runs/<config file stem>, else runs/<experiment slug>.
@@ -178,18 +154,14 @@ pub fn run(global: &Global, args: Args) -> Result<()> {
     pipeline::predict_passes(&resolved, &device)?;
     let ds = global.load(exp.dataset)?;
     println!(
-        "condensing {} ipc {}{} with {} / {} / {} / augment {} / sampler {} on {} ({}), {} iterations, evaluated under {} -> {}",
+        "condensing {} ipc {}{} with {} on {} ({}), {} iterations, evaluated under {} -> {}",
         exp.dataset,
         exp.condense.ipc,
         match resolved.method().images_per_class(exp.condense.ipc) {
             n if n == exp.condense.ipc => String::new(),
             n => format!(" ({} stored, {n} images per class as `{}` decodes them)", exp.condense.ipc, exp.method.parameterisation.name),
         },
-        exp.method.level.name,
-        exp.method.distance.name,
-        exp.method.steps.name,
-        exp.method.augment.name,
-        exp.method.sampler.name,
+        method_line(&exp.method),
         exp.model,
         device_name(&device),
         exp.condense.iterations,

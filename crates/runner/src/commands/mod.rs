@@ -6,6 +6,7 @@ pub mod coreset;
 pub mod data;
 pub mod device_check;
 pub mod evaluate;
+pub mod kind_flags;
 pub mod report;
 pub mod train_real;
 
@@ -84,4 +85,10 @@ impl RecipeArgs {
         cfg.networks_at_once = self.networks_at_once.or(cfg.networks_at_once);
         cfg
     }
+}
+
+/// A method's plug-ins by kind, for the lines that name it: `level intra / distance angle / ...`.
+pub fn method_line(method: &crate::provenance::MethodSpec) -> String {
+    let kinds = gradmatch_plugins::Specs::each(method);
+    kinds.iter().map(|(field, spec)| format!("{field} {}", spec.name)).collect::<Vec<_>>().join(" / ")
 }
