@@ -58,7 +58,8 @@ struct Memory {
 struct Needs {
     /// The largest real pass.
     real_pass: usize,
-    /// One synthetic pass's graph, with the received gradients and their upstream gradients.
+    /// One synthetic pass's graph and the image step's backward through it, with the received
+    /// gradients and their upstream gradients.
     synthetic: usize,
     /// One graph-free synthetic pass, with the real gradients it is matched against.
     synthetic_graph_free: usize,
@@ -267,7 +268,9 @@ mod tests {
         assert_eq!(at(1, false, room_for(CONVNET_MNIST.tracked_bytes(4, 4, DType::F32))).unwrap().syn_classes_per_pass, 4);
         // The graph-free pass takes every class when it can, and as many as fit when not.
         assert_eq!(at(10, false, usize::MAX).unwrap().syn_classes_per_graph_free_pass, 10);
-        let free_four = CONVNET_MNIST.untracked_bytes(40, 4, DType::F32);
-        assert_eq!(at(10, false, room_for(free_four)).unwrap().syn_classes_per_graph_free_pass, 4);
+        // (Eight classes: with less, one class's graph and its backward would not fit at all.)
+        let free_eight = CONVNET_MNIST.untracked_bytes(80, 8, DType::F32);
+        assert!(CONVNET_MNIST.tracked_bytes(10, 1, DType::F32) <= free_eight);
+        assert_eq!(at(10, false, room_for(free_eight)).unwrap().syn_classes_per_graph_free_pass, 8);
     }
 }

@@ -53,7 +53,10 @@ fn a_synthetic_pass_and_its_backward_fit_the_plan() {
     let graph = HELD.load(Relaxed) - base;
     let (_, backward_peak) = peak_above(|| distance.backward().unwrap());
     let step_peak = forward_peak.max(graph + backward_peak);
-    let planned = footprint.tracked_bytes(images, 1, DType::F32);
-    eprintln!("forward peak {forward_peak}, graph {graph}, backward peak above it {backward_peak}, step peak {step_peak}, planned {planned}");
+    let (planned, graph_only) = (footprint.tracked_bytes(images, 1, DType::F32), footprint.graph_bytes(images, 1, DType::F32));
+    eprintln!(
+        "graph {graph} bytes (counted {graph_only}), backward's peak {backward_peak} above it, step peak {step_peak}, planned {planned}"
+    );
     assert!(step_peak <= planned, "the plan holds the pass and its backward: {step_peak} > {planned}");
+    assert!(step_peak > 3 * graph_only / 2, "the backward adds about the graph again: {step_peak} vs {graph_only}");
 }
