@@ -84,6 +84,11 @@ impl SyntheticSet {
         // candle's tensors are safetensors views; write then rename: a crash never leaves a
         // half-written checkpoint under the final name.
         let bytes = safetensors::serialize(tensors, Some(metadata)).map_err(|e| io_error(path, e))?;
+        // Its folder made if missing: a long run's prefix set must not fail on a folder removed
+        // while it ran.
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| io_error(dir, e))?;
+        }
         let tmp = path.with_extension("safetensors.tmp");
         std::fs::write(&tmp, with_sorted_header(bytes)).map_err(|e| io_error(&tmp, e))?;
         std::fs::rename(&tmp, path).map_err(|e| io_error(path, e))
@@ -151,6 +156,14 @@ impl SyntheticSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_set_is_saved_into_a_folder_that_is_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cells/gone/e0/synthetic.safetensors");
+        set().save(&path).unwrap();
+        assert_eq!(SyntheticSet::load(&path, &Device::Cpu).unwrap().labels, set().labels);
+    }
 
     fn set() -> SyntheticSet {
         let metadata = (0..20).map(|i| (format!("key{i}"), format!("value {i}"))).collect();
