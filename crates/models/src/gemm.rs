@@ -8,11 +8,41 @@ use candle_core::WithDType;
 /// (rayon's pool, as candle's matmul); `dst` is only written.
 pub(crate) fn product<T: WithDType>((m, k, n): (usize, usize, usize), lhs: &[T], rhs: &[T], dst: &mut [T]) {
     assert!(lhs.len() == m * k && rhs.len() == k * n && dst.len() == m * n, "product: slices of ({m}, {k}) x ({k}, {n})");
-    let threads = rayon::current_num_threads();
-    let parallelism = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
-    let (k_stride, n_stride) = (k as isize, n as isize);
     // SAFETY: three row-major buffers of exactly the sizes the strides describe (asserted above).
-    unsafe {
+    unsafe { Product { shape: (m, k, n), lhs, lhs_strides: (k as isize, 1), rhs }.into(dst, false) }
+}
+
+/// `dst (+)= lhs_tᵀ x rhs` for row-major `lhs_t (k, m)` (the left side stored transposed: a sum
+/// over k of outer products, as a weight gradient), `rhs (k, n)` and `dst (m, n)`; `accumulate`
+/// adds to what `dst` holds, else `dst` is only written.
+pub(crate) fn transposed_product<T: WithDType>((m, k, n): (usize, usize, usize), lhs_t: &[T], rhs: &[T], dst: &mut [T], accumulate: bool) {
+    assert!(lhs_t.len() == m * k && rhs.len() == k * n && dst.len() == m * n, "transposed_product: slices of ({k}, {m})ᵀ x ({k}, {n})");
+    // SAFETY: as in `product`; the left side's row stride is 1 and its column stride m.
+    unsafe { Product { shape: (m, k, n), lhs: lhs_t, lhs_strides: (1, m as isize), rhs }.into(dst, accumulate) }
+}
+
+/// A product `(m, k) x (k, n)` whose left side has strides `(row, column)` and whose right side is
+/// row-major.
+struct Product<'a, T> {
+    shape: (usize, usize, usize),
+    lhs: &'a [T],
+    lhs_strides: (isize, isize),
+    rhs: &'a [T],
+}
+
+impl<T: WithDType> Product<'_, T> {
+    /// gemm's call into the row-major `dst (m, n)`, read first when `accumulate`.
+    ///
+    /// # Safety
+    /// `lhs` holds every `(i, j)` at `i * row + j * column` for `i < m`, `j < k`; `rhs` is `(k, n)`
+    /// and `dst` `(m, n)`, both of exactly that size.
+    unsafe fn into(self, dst: &mut [T], accumulate: bool) {
+        let (m, k, n) = self.shape;
+        let (row, column) = self.lhs_strides;
+        let threads = rayon::current_num_threads();
+        let parallelism = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+        let n_stride = n as isize;
+        // dst = alpha dst + beta lhs rhs, dst read only when `accumulate`.
         gemm::gemm(
             m,
             n,
@@ -20,14 +50,14 @@ pub(crate) fn product<T: WithDType>((m, k, n): (usize, usize, usize), lhs: &[T],
             dst.as_mut_ptr(),
             1,
             n_stride,
-            false,
-            lhs.as_ptr(),
-            1,
-            k_stride,
-            rhs.as_ptr(),
+            accumulate,
+            self.lhs.as_ptr(),
+            column,
+            row,
+            self.rhs.as_ptr(),
             1,
             n_stride,
-            T::zero(),
+            T::one(),
             T::one(),
             false,
             false,
@@ -69,6 +99,12 @@ mod tests {
         let mut d = [0f64; 2];
         product((1, 2, 2), &[1.0, 2.0], &[3.0, 4.0, 5.0, 6.0], &mut d);
         assert_eq!(d, [13.0, 16.0]);
+        // lhs_t (3, 2) is a's transpose stored row-major: the same product, then added once more.
+        let a_t = [1f32, 4.0, 2.0, 5.0, 3.0, 6.0];
+        transposed_product((2, 3, 2), &a_t, &b, &mut c, false);
+        assert_eq!(c, [58.0, 64.0, 139.0, 154.0]);
+        transposed_product((2, 3, 2), &a_t, &b, &mut c, true);
+        assert_eq!(c, [116.0, 128.0, 278.0, 308.0]);
         assert!(peak_gflops(64, 1) > 0.0);
     }
 }

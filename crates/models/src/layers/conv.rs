@@ -232,20 +232,28 @@ impl Layer for Conv2d {
         gradmatch_core::flops::count_product(rows, k * k * c_in, out);
         // dW_gᵀ = cols_gᵀ g_g, rows in (kernel row, kernel column, channel) order: this orientation
         // of the product runs at gemm's peak, g_gᵀ cols_g at 0.7-0.8 of it.
-        let (dw_t, db) = match &self.bias {
-            Some(_) if self.short_patch() && fused::eligible(&x) && fused::eligible(&g) => {
+        let from_transposed = |dw_t: Tensor| dw_t.reshape((groups, k, k, c_in, out))?.permute((0, 4, 3, 1, 2))?.contiguous();
+        let graph_free = fused::eligible(&x) && fused::eligible(&g);
+        let (dw, db) = match &self.bias {
+            Some(_) if self.short_patch() && graph_free => {
                 let (dw_t, db) = fused::short_conv_grads(&x, &g, k, s, p, groups)?;
-                (dw_t, Some(db))
+                (from_transposed(dw_t)?, Some(db))
+            }
+            // 3 x 3: Winograd's 2.25x fewer products, in PyTorch's layout already.
+            bias if graph_free && fused::winograd_applies(k, s, c_in) => {
+                let (n, h, w, _) = x.dims4()?;
+                let grad = g.reshape((n, out_side(h, k, s, p), out_side(w, k, s, p), out))?;
+                let dw = fused::winograd_weight_gradient(&x, &grad, p, groups)?;
+                (dw, bias.as_ref().map(|_| group_row_sums(&g, groups)).transpose()?)
             }
             bias => {
                 let cols = im2col(&x, k, s, p)?.reshape((groups, (), k * k * c_in))?;
                 let dw_t = cols.transpose(1, 2)?.matmul(&g.reshape((groups, (), out))?)?;
                 // The patches are the largest buffer of the pass: gone before the patch gradient exists.
                 drop(cols);
-                (dw_t, bias.as_ref().map(|_| group_row_sums(&g, groups)).transpose()?)
+                (from_transposed(dw_t)?, bias.as_ref().map(|_| group_row_sums(&g, groups)).transpose()?)
             }
         };
-        let dw = dw_t.reshape((groups, k, k, c_in, out))?.permute((0, 4, 3, 1, 2))?.contiguous()?;
         ctx.accumulate(&self.weight, dw)?;
         if let (Some(b), Some(db)) = (&self.bias, db) {
             ctx.accumulate(b, db)?;

@@ -47,7 +47,7 @@ pub use first_block::short_conv_norm_relu_pool;
 pub use norm::{instance_norm_backward, instance_stats, normalise, relu_backward};
 pub use patches::{col2im, im2col, im2col_with_ones};
 pub use short_conv::{short_conv, short_conv_grads, SHORT_PATCH};
-pub use winograd::{winograd_applies, winograd_conv};
+pub use winograd::{winograd_applies, winograd_conv, winograd_weight_gradient};
 
 thread_local! {
     static COMPOSITIONS_ONLY: Cell<bool> = const { Cell::new(false) };

@@ -4,8 +4,10 @@
 //! input 4x the input's size where im2col's patches are 9x. The transforms' coefficients are 0, ±1
 //! and ±1/2, so the result differs from the direct sums by rounding only.
 //!
-//! Used on graph-free CPU tensors for the forward and for the input gradient (the convolution of
-//! the output gradient with the flipped kernel); the weight gradient stays im2col's GEMM.
+//! Used on graph-free CPU tensors for the forward, the input gradient (the convolution of the
+//! output gradient with the flipped kernel) and the weight gradient, which is F(3 x 3, 2 x 2): the
+//! same input transform, the output gradient's 2 x 2 tiles transformed by A, 16 GEMMs summing over
+//! the tiles, and Gᵀ M G (the transposition principle swaps F(2, 3)'s A and G).
 
 use super::{apply, Float, Kernel};
 use candle_core::{Result, Shape, Tensor};
@@ -76,6 +78,18 @@ fn input_tile<T: Float>(d: &[T], rows: &mut [T], c: usize, runs: &mut [&mut [T]]
     }
 }
 
+/// Each sample's run (`per_sample` values) in each of the 16 position slabs of `v`
+/// `(16, samples * per_sample)`: the transforms' destinations, one sample per work item.
+fn position_runs<T>(v: &mut [T], samples: usize, per_sample: usize) -> Vec<Vec<&mut [T]>> {
+    let mut runs: Vec<Vec<&mut [T]>> = (0..samples).map(|_| Vec::with_capacity(POSITIONS)).collect();
+    for slab in v.chunks_mut(samples * per_sample) {
+        for (sample, run) in slab.chunks_mut(per_sample).enumerate() {
+            runs[sample].push(run);
+        }
+    }
+    runs
+}
+
 vectorised! {
     /// The transformed input of `images` (whole samples, channels-last) into `v`, `(16, tiles, c)`:
     /// each sample's tiles one contiguous run in each of the 16 position slabs.
@@ -83,14 +97,7 @@ vectorised! {
         let (th, tw) = t.tiles();
         let c = t.c;
         let (sample_len, per_sample) = (t.h * t.w * c, t.tiles_per_sample() * c);
-        let samples = images.len() / sample_len;
-        let mut runs: Vec<Vec<&mut [T]>> = (0..samples).map(|_| Vec::with_capacity(POSITIONS)).collect();
-        for slab in v.chunks_mut(samples * per_sample) {
-            for (sample, run) in slab.chunks_mut(per_sample).enumerate() {
-                runs[sample].push(run);
-            }
-        }
-        runs.into_par_iter().zip(images.par_chunks(sample_len)).for_each(|(mut runs, image)| {
+        position_runs(v, images.len() / sample_len, per_sample).into_par_iter().zip(images.par_chunks(sample_len)).for_each(|(mut runs, image)| {
             let (mut d, mut rows) = (vec![T::zero(); POSITIONS * c], vec![T::zero(); POSITIONS * c]);
             for tile in 0..th * tw {
                 let (y0, x0) = (2 * (tile / tw) as isize - t.padding as isize, 2 * (tile % tw) as isize - t.padding as isize);
@@ -308,6 +315,147 @@ pub fn winograd_conv(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, padding
     apply(&Convolution { tiling }, [x, &u, &bias]).map(|mut t| t.remove(0))
 }
 
+/// A g Aᵀ of one 2 x 2 output-gradient tile, `g` holding its 4 pixels' channel rows (row-major,
+/// zeros outside the output): position p's channel row written at `runs[p][at..at + c]`. `rows`
+/// is scratch of twice g's size.
+#[inline(always)]
+fn gradient_tile<T: Float>(g: &[T], rows: &mut [T], c: usize, runs: &mut [&mut [T]], at: usize) {
+    let q = |i: usize| i * c..(i + 1) * c;
+    for col in 0..2 {
+        let (g0, g1) = (&g[q(col)], &g[q(2 + col)]);
+        rows[q(col)].copy_from_slice(g0);
+        combine(&mut rows[q(2 + col)], g0, g1, |a, b| a + b);
+        combine(&mut rows[q(4 + col)], g0, g1, |a, b| a - b);
+        rows[q(6 + col)].iter_mut().zip(g1).for_each(|(r, &b)| *r = T::zero() - b);
+    }
+    for i in 0..4 {
+        let (r0, r1) = (&rows[q(2 * i)], &rows[q(2 * i + 1)]);
+        runs[4 * i][at..at + c].copy_from_slice(r0);
+        combine(&mut runs[4 * i + 1][at..at + c], r0, r1, |a, b| a + b);
+        combine(&mut runs[4 * i + 2][at..at + c], r0, r1, |a, b| a - b);
+        runs[4 * i + 3][at..at + c].iter_mut().zip(r1).for_each(|(r, &b)| *r = T::zero() - b);
+    }
+}
+
+vectorised! {
+    /// The transformed output gradient of whole samples `grads` `(samples, ho, wo, c)` into `v`,
+    /// `(16, tiles, c)`, tiled as the input of tiling `t`.
+    fn transform_gradient<T: Float>(grads: &[T], t: Tiling, c: usize, v: &mut [T]) {
+        let (th, tw) = t.tiles();
+        let (ho, wo) = t.out();
+        let (sample_len, per_sample) = (ho * wo * c, t.tiles_per_sample() * c);
+        position_runs(v, grads.len() / sample_len, per_sample).into_par_iter().zip(grads.par_chunks(sample_len)).for_each(|(mut runs, grad)| {
+            let (mut g, mut rows) = (vec![T::zero(); 4 * c], vec![T::zero(); 8 * c]);
+            for tile in 0..th * tw {
+                let (y0, x0) = (2 * (tile / tw), 2 * (tile % tw));
+                for (at, pixel) in g.chunks_exact_mut(c).enumerate() {
+                    let (y, x) = (y0 + at / 2, x0 + at % 2);
+                    if y < ho && x < wo {
+                        pixel.copy_from_slice(&grad[(y * wo + x) * c..][..c]);
+                    } else {
+                        pixel.fill(T::zero());
+                    }
+                }
+                gradient_tile(&g, &mut rows, c, &mut runs, tile * c);
+            }
+        });
+    }
+}
+
+/// Gᵀ M G of one 4 x 4 tile `m[4 * row + col]`: the 3 x 3 kernel's gradient.
+#[inline(always)]
+fn kernel_tile<T: Float>(m: &[T; POSITIONS]) -> [T; 9] {
+    let half = T::of(0.5);
+    // Gᵀ v of a 4-vector: (v0 + (v1 + v2) / 2, (v1 - v2) / 2, (v1 + v2) / 2 + v3).
+    let reduce = |v0: T, v1: T, v2: T, v3: T| [v0 + (v1 + v2) * half, (v1 - v2) * half, (v1 + v2) * half + v3];
+    let mut rows = [T::zero(); 12];
+    for col in 0..4 {
+        let r = reduce(m[col], m[4 + col], m[8 + col], m[12 + col]);
+        for (k, v) in r.into_iter().enumerate() {
+            rows[4 * k + col] = v;
+        }
+    }
+    let mut g = [T::zero(); 9];
+    for k in 0..3 {
+        let r = reduce(rows[4 * k], rows[4 * k + 1], rows[4 * k + 2], rows[4 * k + 3]);
+        g[3 * k..3 * k + 3].copy_from_slice(&r);
+    }
+    g
+}
+
+/// The weight gradient of a 3 x 3 stride-1 convolution of tiling `t` (`members`: the groups, equal
+/// contiguous blocks of samples, each with its own gradient): inputs `x (n, h, w, c)` and the
+/// output gradient `(n, ho, wo, out)`; output `(groups, out, c, 3, 3)`.
+struct WeightGradient {
+    tiling: Tiling,
+}
+
+vectorised! {
+    fn weight_gradient_values<T: Float>(x: &[T], grads: &[T], t: Tiling, out: usize) -> Vec<T> {
+        let (c, groups) = (t.c, t.members);
+        let (ho, wo) = t.out();
+        let (sample_in, sample_out, per_sample) = (t.h * t.w * c, ho * wo * out, t.tiles_per_sample());
+        let per_group = t.n / groups;
+        let chunk = (CHUNK_TILES / per_sample).clamp(1, per_group.max(1));
+        // Per group and position, the sum over its tiles of (transformed input)ᵀ (transformed gradient).
+        let mut sums = vec![T::zero(); groups * POSITIONS * c * out];
+        let (v_len, g_len) = (POSITIONS * chunk * per_sample * c, POSITIONS * chunk * per_sample * out);
+        T::with_scratch(v_len + g_len, |scratch| {
+            let (v, gv) = scratch.split_at_mut(v_len);
+            for (group, sums) in sums.chunks_mut(POSITIONS * c * out).enumerate() {
+                for first in (group * per_group..(group + 1) * per_group).step_by(chunk) {
+                    let samples = chunk.min((group + 1) * per_group - first);
+                    let tiles = samples * per_sample;
+                    let (v, gv) = (&mut v[..POSITIONS * tiles * c], &mut gv[..POSITIONS * tiles * out]);
+                    transform_input(&x[first * sample_in..(first + samples) * sample_in], t, v);
+                    transform_gradient(&grads[first * sample_out..(first + samples) * sample_out], t, out, gv);
+                    for (pos, sum) in sums.chunks_mut(c * out).enumerate() {
+                        let (lhs, rhs) = (&v[pos * tiles * c..][..tiles * c], &gv[pos * tiles * out..][..tiles * out]);
+                        crate::gemm::transposed_product((c, tiles, out), lhs, rhs, sum, first > group * per_group);
+                    }
+                }
+            }
+        });
+        let mut dw = vec![T::zero(); groups * out * c * 9];
+        dw.par_chunks_mut(c * 9).enumerate().for_each(|(row, kernels)| {
+            let (group, o) = (row / out, row % out);
+            let sums = &sums[group * POSITIONS * c * out..][..POSITIONS * c * out];
+            for (i, kernel) in kernels.chunks_exact_mut(9).enumerate() {
+                let m: [T; POSITIONS] = std::array::from_fn(|pos| sums[(pos * c + i) * out + o]);
+                kernel.copy_from_slice(&kernel_tile(&m));
+            }
+        });
+        dw
+    }
+}
+
+impl Kernel<2> for WeightGradient {
+    const NAME: &'static str = "winograd-weight-gradient";
+
+    fn shapes(&self, [x, g]: [&[usize]; 2]) -> Vec<Shape> {
+        vec![Shape::from((self.tiling.members, g[3], x[3], 3, 3))]
+    }
+
+    fn run<T: Float>(&self, [x, g]: [&[T]; 2], dims: &[usize]) -> Vec<Vec<T>> {
+        let out = g.len() / (dims[0] * self.tiling.out().0 * self.tiling.out().1);
+        vec![weight_gradient_values(x, g, self.tiling, out)]
+    }
+}
+
+/// The weight gradient of the 3 x 3 stride-1 convolution of graph-free `x (n, h, w, c)` with zero
+/// padding `padding`, from its output gradient `grad (n, ho, wo, out)`, for `groups` equal,
+/// contiguous blocks of samples: `(groups, out, c, 3, 3)`, PyTorch's layout per group.
+pub fn winograd_weight_gradient(x: &Tensor, grad: &Tensor, padding: usize, groups: usize) -> Result<Tensor> {
+    let (n, h, w, c) = x.dims4()?;
+    let tiling = Tiling { n, h, w, c, padding, members: groups };
+    let (ho, wo) = tiling.out();
+    let (gn, gh, gw, _) = grad.dims4()?;
+    if (gn, gh, gw) != (n, ho, wo) || groups == 0 || n % groups != 0 {
+        candle_core::bail!("winograd weight gradient: input {:?}, gradient {:?}, {groups} groups", x.dims(), grad.dims())
+    }
+    apply(&WeightGradient { tiling }, [x, grad]).map(|mut t| t.remove(0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::testing::{max_difference, random};
@@ -342,6 +490,24 @@ mod tests {
             let dx = winograd_conv(&g, &weight, None, padding, true).unwrap();
             let err = max_difference(&dx, &direct(&g, &flipped, &zero, padding, members));
             assert!(err < 1e-13, "flipped: side {side} padding {padding} members {members}: {err:e}");
+        }
+    }
+
+    #[test]
+    fn the_winograd_weight_gradient_equals_the_patches_product() {
+        // Per group, dW = colsᵀ g at im2col's order, permuted to PyTorch's layout. Odd sides leave
+        // tiles half outside the output; several chunks per group when the samples outnumber a chunk.
+        for (side, padding, groups, per_group) in [(8, 1, 1, 2), (7, 1, 2, 3), (6, 0, 1, 1), (5, 2, 3, 2), (9, 1, 2, 100)] {
+            let (n, c_in, out) = (groups * per_group, 5, 4);
+            let x = random(&[n, side, side, c_in], 5);
+            let ho = side + 2 * padding - 2;
+            let g = random(&[n, ho, ho, out], 6);
+            let dw = winograd_weight_gradient(&x, &g, padding, groups).unwrap();
+            let cols = super::super::im2col(&x, 3, 1, padding).unwrap().reshape((groups, (), 9 * c_in)).unwrap();
+            let dw_t = cols.transpose(1, 2).unwrap().matmul(&g.reshape((groups, (), out)).unwrap()).unwrap();
+            let expected = dw_t.reshape((groups, 3, 3, c_in, out)).unwrap().permute((0, 4, 3, 1, 2)).unwrap();
+            let err = max_difference(&dw, &expected.contiguous().unwrap());
+            assert!(err < 1e-12, "side {side} padding {padding} groups {groups} x {per_group}: {err:e}");
         }
     }
 }
