@@ -2,6 +2,7 @@
 //! each earlier provenance schema (tests/fixtures/v<schema>: 0 of 2026-12-03, before the versioned
 //! provenance; 1 of 2026-12-04, before samplers; 2 of 2026-12-07, before keys left the plug-ins at
 //! their defaults out) are read by today's code without re-running anything.
+#![allow(clippy::disallowed_methods)] // reads values to check them
 
 use gradmatch_runner::experiment::Experiment;
 use gradmatch_tests::{gradmatch, workspace};

@@ -109,7 +109,7 @@ impl Augmentation for DcAugmentation {
 
     fn augment_each(&self, x: &Tensor, seed: u64) -> Result<Tensor> {
         let (_, c, h, w) = x.dims4()?;
-        let mut host = x.flatten_all()?.to_dtype(gradmatch_core::candle_core::DType::F32)?.to_vec1::<f32>()?;
+        let mut host = gradmatch_core::host::vec1::<f32>(&x.flatten_all()?.to_dtype(gradmatch_core::candle_core::DType::F32)?)?;
         self.augment_batch(&mut host, (c, h, w), &mut rand_chacha::ChaCha8Rng::seed_from_u64(seed));
         Tensor::from_vec(host, x.shape(), x.device())?.to_dtype(x.dtype())
     }

@@ -1,4 +1,5 @@
 //! The augmentations as a whole: Siamese, exact gradients, every transform reachable, options checked.
+#![allow(clippy::disallowed_methods)] // reads values to check them
 
 use gradmatch_augment::{Dsa, DsaOptions, NoAugmentation, Transform};
 use gradmatch_core::candle_core::{DType, Device};

@@ -11,10 +11,12 @@
 //!
 //! Each plug-in also implements [`Plugin`] (its name, summary and typed options). Plug-in crates
 //! depend on this crate only; `gradmatch-plugins` registers them by name for configs and checks.
+#![cfg_attr(test, allow(clippy::disallowed_methods))] // tests read values to check them
 
 mod augment;
 mod distance;
 pub mod flops;
+pub mod host;
 mod level;
 mod loops;
 #[macro_use]

@@ -7,6 +7,7 @@ use crate::sampling::RealDraws;
 use crate::seed::{derive_seed, stream, AugmentSeeds};
 use crate::synset::SyntheticSet;
 use candle_core::{DType, Result, Tensor, Var};
+use gradmatch_core::host::{self, ReadMeter};
 use gradmatch_core::{Augmentation, ClassBatches, InnerTrainer, Loops, StepContext};
 use gradmatch_models::{cross_entropy, one_hot, Mode, Network};
 use rand::seq::SliceRandom;
@@ -116,15 +117,21 @@ impl<'a> Condensation<'a> {
         let mut batches = self.method.sampler.for_network();
         let mut losses = Vec::with_capacity(self.loops.outer);
         let mut inner = Vec::new();
+        let (mut all_reads, mut matching_reads) = (ReadMeter::start(), 0);
         for ol in 0..self.loops.outer {
             let seeds = AugmentSeeds { run_seed: cfg.seed, iteration: it, step: ol, steps: self.loops.outer, classes: self.classes };
+            let mut step_reads = ReadMeter::start();
             losses.push(self.matching_step(&net, seeds, &mut rng, batches.as_mut())?);
+            matching_reads += step_reads.lap();
             if ol + 1 == self.loops.outer {
                 break;
             }
             inner.push(self.train_between_matches(&net, &mut net_opt, seeds, &mut rng)?);
         }
         let loss_sum = read_losses(&losses, it)?;
+        if host::reporting() {
+            eprintln!("host reads, outer iteration {it}: {} ({matching_reads} in its matching steps)", all_reads.lap());
+        }
         Ok(IterationLog {
             iteration: it,
             loss: loss_sum / (self.classes * self.loops.outer) as f64,
@@ -221,7 +228,7 @@ impl<'a> Condensation<'a> {
 /// The sum of one outer iteration's matching losses, read from the device once; an error naming the
 /// first matching step whose loss is not finite (nothing of this iteration is checkpointed then).
 fn read_losses(losses: &[Tensor], iteration: usize) -> Result<f64> {
-    let values = Tensor::stack(losses, 0)?.to_dtype(DType::F64)?.to_vec1::<f64>()?;
+    let values = host::vec1::<f64>(&Tensor::stack(losses, 0)?.to_dtype(DType::F64)?)?;
     if let Some((step, value)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
         candle_core::bail!("matching loss is {value} at iteration {iteration}, matching step {step}: lower lr_img or check the distance")
     }
@@ -283,7 +290,7 @@ pub fn matching_gradient(
         .run(&mut rng, method.sampler.for_network().as_mut())?;
     let class_grads =
         matched.image_grads.into_iter().zip(&syn).map(|(g, v)| g.map_or_else(|| v.zeros_like(), Ok)).collect::<Result<Vec<_>>>()?;
-    Ok((matched.loss.to_dtype(DType::F64)?.to_scalar::<f64>()?, Tensor::cat(&class_grads, 0)?))
+    Ok((host::scalar_f64(&matched.loss)?, Tensor::cat(&class_grads, 0)?))
 }
 
 /// The initial stored synthetic images of `cfg` (noise, real, mixed or the sampler's), classes x
@@ -400,6 +407,6 @@ impl InnerTrainer for NetTrainer<'_> {
             self.validation = Some((x, t));
         }
         let (x, t) = self.validation.as_ref().expect("set above");
-        cross_entropy(&self.net.forward(x, Mode::Eval)?, t)?.to_dtype(DType::F64)?.to_scalar::<f64>()
+        host::scalar_f64(&cross_entropy(&self.net.forward(x, Mode::Eval)?, t)?)
     }
 }

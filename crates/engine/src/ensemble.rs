@@ -4,11 +4,12 @@
 //! batch order and augmentation seeds, exactly as [`evaluate`] draws them one network at a time.
 
 use crate::device::available_bytes;
-use crate::evaluate::{check_images, evaluate, test_accuracy_of_members, EvalOutcome, EvalTask};
+use crate::evaluate::{check_images, evaluate, report_reads, test_accuracy_of_members, EvalOutcome, EvalTask};
 use crate::optim::Sgd;
 use crate::recipe::{EvalConfig, Recipe};
 use crate::seed::{derive_seed, stream};
 use candle_core::{DType, Device, Result, Tensor};
+use gradmatch_core::host::{self, ReadMeter, RoundReads};
 use gradmatch_models::{one_hot, Footprint, Mode, Network};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -94,10 +95,11 @@ fn evaluate_together(tasks: &[EvalTask], cfg: &EvalConfig, recipe: &Recipe) -> R
     let started = Instant::now();
     training.run()?;
     let train_seconds = started.elapsed().as_secs_f64() / tasks.len() as f64;
-    let started = Instant::now();
+    let (started, mut reads) = (Instant::now(), ReadMeter::start());
     let accuracies = test_accuracy_of_members(&training.net, tasks[0].test, cfg.test_limit)?;
     let test_seconds = started.elapsed().as_secs_f64() / tasks.len() as f64;
     let losses = training.last_losses()?;
+    report_reads(tasks.len(), &training.host_reads, reads.lap());
     Ok(training
         .diverged
         .into_iter()
@@ -123,6 +125,8 @@ struct Training<'t, 'a> {
     last: Option<Tensor>,
     /// Per network, why it stopped counting (its training loss stopped being finite).
     diverged: Vec<Option<String>>,
+    /// Reads into host memory, per epoch.
+    host_reads: RoundReads,
 }
 
 impl<'t, 'a> Training<'t, 'a> {
@@ -134,7 +138,8 @@ impl<'t, 'a> Training<'t, 'a> {
         let opt = Sgd::new(net.vars(), recipe.lr, cfg.momentum, cfg.weight_decay);
         let rngs = tasks.iter().map(|t| ChaCha8Rng::seed_from_u64(derive_seed(t.seed, stream::EVALUATION, 0))).collect();
         let targets = tasks.iter().map(|t| one_hot(t.labels, t.num_classes, dtype, device)).collect::<Result<_>>()?;
-        Ok(Training { tasks, cfg, recipe, net, opt, rngs, targets, last: None, diverged: vec![None; tasks.len()] })
+        let diverged = vec![None; tasks.len()];
+        Ok(Training { tasks, cfg, recipe, net, opt, rngs, targets, last: None, diverged, host_reads: RoundReads::default() })
     }
 
     /// Every epoch of the recipe, each network's batches in its own order.
@@ -142,7 +147,7 @@ impl<'t, 'a> Training<'t, 'a> {
         let phases = self.recipe.schedule.phases(self.recipe.epochs);
         let n = self.tasks[0].labels.len();
         let mut orders: Vec<Vec<u32>> = vec![(0..n as u32).collect(); self.tasks.len()];
-        let mut batches = 0u64;
+        let (mut batches, mut reads) = (0u64, ReadMeter::start());
         for epoch in 0..phases.total {
             phases.before_epoch(epoch, &mut self.opt);
             for (order, rng) in orders.iter_mut().zip(&mut self.rngs) {
@@ -158,6 +163,7 @@ impl<'t, 'a> Training<'t, 'a> {
             if epoch % 25 == 0 || epoch + 1 == phases.total {
                 self.check(epoch)?;
             }
+            self.host_reads.add(reads.lap());
         }
         Ok(())
     }
@@ -193,7 +199,7 @@ impl<'t, 'a> Training<'t, 'a> {
 
     fn last_losses(&self) -> Result<Vec<f64>> {
         match &self.last {
-            Some(l) => l.to_dtype(DType::F64)?.to_vec1::<f64>(),
+            Some(l) => host::vec1::<f64>(&l.to_dtype(DType::F64)?),
             None => Ok(vec![0.0; self.tasks.len()]),
         }
     }

@@ -3,9 +3,10 @@ use crate::forgetting::ForgettingCounter;
 use crate::optim::Sgd;
 use crate::recipe::{EvalConfig, Recipe};
 use crate::seed::{derive_seed, stream};
-use candle_core::{Result, Tensor};
+use candle_core::{DType, Result, Tensor};
+use gradmatch_core::host::{self, ReadMeter, RoundReads};
 use gradmatch_core::Augmentation;
-use gradmatch_models::{accuracy_count, one_hot, Mode, ModelSpec, Network};
+use gradmatch_models::{correct_counts, one_hot, Mode, ModelSpec, Network};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -41,7 +42,7 @@ pub fn check_images(images: &Tensor, labels: &[u32]) -> Result<()> {
     if labels.is_empty() {
         candle_core::bail!("the set has no images: there is nothing to train an evaluation network on")
     }
-    let total = images.sum_all()?.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?;
+    let total = host::scalar_f64(&images.sum_all()?)?;
     if !total.is_finite() {
         candle_core::bail!("the set's images hold values that are not finite numbers (NaN or infinity): it cannot be evaluated")
     }
@@ -52,13 +53,22 @@ pub fn check_images(images: &Tensor, labels: &[u32]) -> Result<()> {
 /// batch size and test subset), then measures its accuracy on the test set.
 pub fn evaluate(task: &EvalTask, cfg: &EvalConfig, recipe: &Recipe) -> Result<EvalOutcome> {
     let trained = train(task, cfg, recipe)?;
-    let started = Instant::now();
+    let (started, mut reads) = (Instant::now(), ReadMeter::start());
+    let accuracy = test_accuracy(&trained.net, task.test, cfg.test_limit)?;
+    report_reads(1, &trained.host_reads, reads.lap());
     Ok(EvalOutcome {
-        accuracy: test_accuracy(&trained.net, task.test, cfg.test_limit)?,
+        accuracy,
         final_train_loss: trained.final_train_loss,
         train_seconds: trained.train_seconds,
         test_seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// With `GRADMATCH_HOST_READS` set, an evaluation's host reads: per training epoch, and in its test pass.
+pub(crate) fn report_reads(networks: usize, epochs: &RoundReads, test: u64) {
+    if host::reporting() {
+        eprintln!("host reads, evaluation of {networks} network(s): training {epochs} (epochs), test pass {test}");
+    }
 }
 
 /// A network trained by [`train`].
@@ -66,6 +76,8 @@ pub struct Trained {
     pub net: Network,
     pub final_train_loss: f64,
     pub train_seconds: f64,
+    /// Reads into host memory, per epoch.
+    pub host_reads: RoundReads,
 }
 
 /// Trains a fresh network on the task's images under `recipe` (with `cfg`'s momentum, weight decay
@@ -98,6 +110,7 @@ fn train_watching(task: &EvalTask, cfg: &EvalConfig, recipe: &Recipe, mut counte
     let started = Instant::now();
     let mut last_loss = Tensor::zeros((), dtype, device)?;
     let mut batches = 0u64;
+    let (mut reads, mut host_reads) = (ReadMeter::start(), RoundReads::default());
     for epoch in 0..phases.total {
         phases.before_epoch(epoch, &mut opt);
         order.shuffle(&mut rng);
@@ -106,7 +119,7 @@ fn train_watching(task: &EvalTask, cfg: &EvalConfig, recipe: &Recipe, mut counte
             let x = augment.augment_each(&images.index_select(&idx, 0)?, derive_seed(seed, stream::EVAL_AUGMENT, batches))?.detach();
             batches += 1;
             if let Some(counter) = counter.as_deref_mut() {
-                let predicted = net.forward(&x, Mode::Train)?.argmax(1)?.to_vec1::<u32>()?;
+                let predicted = host::vec1::<u32>(&net.forward(&x, Mode::Train)?.argmax(1)?)?;
                 for (&image, guess) in chunk.iter().zip(predicted) {
                     counter.visit(image as usize, guess == labels[image as usize]);
                 }
@@ -117,7 +130,7 @@ fn train_watching(task: &EvalTask, cfg: &EvalConfig, recipe: &Recipe, mut counte
         }
         // One host sync per epoch: catches divergence without stalling every step on a GPU.
         if epoch % 25 == 0 || epoch + 1 == phases.total {
-            let l = last_loss.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?;
+            let l = host::scalar_f64(&last_loss)?;
             if !l.is_finite() {
                 candle_core::bail!(
                     "evaluation of {spec}: training loss is {l} at epoch {epoch} (lr {}); the set or the learning rate diverges",
@@ -125,10 +138,11 @@ fn train_watching(task: &EvalTask, cfg: &EvalConfig, recipe: &Recipe, mut counte
                 )
             }
         }
+        host_reads.add(reads.lap());
     }
     let train_seconds = started.elapsed().as_secs_f64();
-    let final_train_loss = last_loss.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?;
-    Ok(Trained { net, final_train_loss, train_seconds })
+    let final_train_loss = host::scalar_f64(&last_loss)?;
+    Ok(Trained { net, final_train_loss, train_seconds, host_reads })
 }
 
 /// Accuracy of `net` on the first `limit` images of `test` (all when `None`).
@@ -141,7 +155,8 @@ pub fn test_accuracy(net: &Network, test: &DeviceData, limit: Option<usize>) -> 
 pub(crate) fn test_accuracy_of_members(net: &Network, test: &DeviceData, limit: Option<usize>) -> Result<Vec<f64>> {
     let total = limit.unwrap_or(test.split.len()).min(test.split.len());
     let members = net.members();
-    let mut correct = vec![0; members];
+    // Counted on the device and read once: a read per chunk would stall a GPU ~40 times per network.
+    let mut correct = Tensor::zeros(members, DType::U32, test.labels.device())?;
     // 256 test images per pass in all: larger passes only add memory (the patches of 1000 images take 1.2 GB).
     let chunk = (256 / members).max(1);
     for start in (0..total).step_by(chunk) {
@@ -149,12 +164,9 @@ pub(crate) fn test_accuracy_of_members(net: &Network, test: &DeviceData, limit: 
         let x = test.rows(start, len)?;
         let x = if members == 1 { x } else { Tensor::cat(&vec![&x; members], 0)? };
         let logits = net.forward(&x, Mode::Eval)?;
-        let labels = test.labels.narrow(0, start, len)?;
-        for (k, c) in correct.iter_mut().enumerate() {
-            *c += accuracy_count(&logits.narrow(0, k * len, len)?, &labels)?;
-        }
+        correct = (correct + correct_counts(&logits, &test.labels.narrow(0, start, len)?, members)?)?;
     }
-    Ok(correct.into_iter().map(|c| c as f64 / total.max(1) as f64).collect())
+    Ok(host::vec1::<u32>(&correct)?.into_iter().map(|c| c as f64 / total.max(1) as f64).collect())
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 use crate::config::RunIdentity;
 use candle_core::safetensors::Load;
 use candle_core::{DType, Device, Result, Tensor};
-use gradmatch_core::Parameterisation;
+use gradmatch_core::{host, Parameterisation};
 use safetensors::tensor::Dtype as StDtype;
 use std::collections::HashMap;
 use std::path::Path;
@@ -105,7 +105,7 @@ impl SyntheticSet {
             return Err(io_error(path, "expected `images` float32 (N, C, H, W) and `labels` int64 (N,)"));
         }
         let momentum = st.tensor("momentum").ok().map(|m| m.load(device)).transpose()?;
-        let labels: Vec<u32> = labels.load(&Device::Cpu)?.to_vec1::<i64>()?.into_iter().map(|l| l as u32).collect();
+        let labels: Vec<u32> = host::vec1::<i64>(&labels.load(&Device::Cpu)?)?.into_iter().map(|l| l as u32).collect();
         let images = images.load(device)?;
         if images.dim(0)? != labels.len() {
             return Err(io_error(path, format!("{} images but {} labels", images.dim(0)?, labels.len())));
@@ -127,7 +127,7 @@ impl SyntheticSet {
     /// [0, 1]; each image is drawn at `zoom` x its size with a 2-pixel white gap.
     pub fn save_grid(&self, path: &Path, mean: &[f32], std: &[f32], classes: usize, zoom: usize) -> Result<()> {
         let (n, c, h, w) = self.images.dims4()?;
-        let values = self.images.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+        let values = host::vec1::<f32>(&self.images.to_dtype(DType::F32)?.flatten_all()?)?;
         let per_class = n.div_ceil(classes.max(1));
         let gap = 2;
         let (cell_h, cell_w) = (h * zoom + gap, w * zoom + gap);

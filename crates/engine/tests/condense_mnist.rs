@@ -1,5 +1,6 @@
 //! End to end on real MNIST with a small ConvNet: condensation beats its initialisation, runs are
 //! reproducible, resume continues exactly, and synthetic-set files round-trip.
+#![allow(clippy::disallowed_methods)] // reads values to check them
 
 use candle_core::{DType, Device, Tensor};
 use gradmatch_augment::NoAugmentation;
@@ -296,4 +297,19 @@ fn dream_matches_against_real_images_and_random_sampler_init_is_real() {
     assert!(a.log[0].loss.is_finite());
     assert_eq!(diff(&a.set.images, &b.set.images), 0.0, "a seed gives the same run");
     assert_ne!(diff(&a.set.images, &matched(4).set.images), 0.0);
+}
+
+/// On a GPU every read into host memory waits for the device to finish its queue: an outer
+/// iteration reads once (its matching losses, together), its matching steps and the training
+/// between them never. Counted by `gradmatch_core::host` on the CPU: three matching steps with DSA
+/// on both sides and two epochs of training between them, three iterations.
+#[test]
+fn an_outer_iteration_reads_the_device_once() {
+    let cfg = CondenseConfig { outer_loop: Some(3), inner_epochs: Some(2), ..config(Init::Real, 3, 5) };
+    let choice = Choice { augment: "dsa", ..Choice::default() };
+    let mut reads = gradmatch_core::host::ReadMeter::start();
+    let mut per_iteration = Vec::new();
+    try_run_with(&choice, &cfg, None, &mut |_| per_iteration.push(reads.lap())).unwrap();
+    // The first iteration's count also holds the run's set-up.
+    assert_eq!(per_iteration[1..], [1, 1], "reads per outer iteration: {per_iteration:?}");
 }

@@ -1,7 +1,8 @@
 //! Evaluation networks trained as one ensemble equal the same evaluations run one after the other
 //! with the same seeds, on real MNIST: each network's final training loss (f64, 1e-9) and test
 //! accuracy, for every protocol (`dc` with and without its augmentation, `dsa`) and both
-//! schedules; a network that diverges is reported and leaves the others untouched.
+//! schedules; a network that diverges is reported and leaves the others untouched. An evaluation
+//! reads the device at most once per epoch.
 
 use candle_core::{DType, Device, Tensor};
 use gradmatch_augment::DcAugmentation;
@@ -132,4 +133,36 @@ fn counting_forgetting_leaves_the_training_as_it_is() {
     assert_eq!(events.len(), 200);
     assert!(events.iter().any(|&e| e > 0), "an image learnt and then forgotten in 20 epochs: {events:?}");
     assert!(events.iter().all(|&e| e <= 10), "at most one event every other visit: {events:?}");
+}
+
+/// On a GPU every read into host memory waits for the device: training reads at most once per epoch
+/// (the divergence check), whatever the number of batches, alone or as an ensemble. Counted by
+/// `gradmatch_core::host` on the CPU: 20 images in batches of 4 (5 steps per epoch), 3 epochs.
+#[test]
+fn an_evaluation_reads_the_device_at_most_once_per_epoch() {
+    let ds = mnist();
+    let real = DeviceData::new(&ds.train, ds.shape(), DType::F32, &Device::Cpu).unwrap();
+    let test = DeviceData::new(&ds.test, ds.shape(), DType::F32, &Device::Cpu).unwrap();
+    let sets = sets(&ds, &real, 2, 2);
+    let dsa = Plugins::builtin().method.augment.build("dsa", &OptionTable::new()).unwrap();
+    let plain = EvalConfig { epochs: Some(3), batch_size: 4, augment: Some("none".into()), test_limit: Some(300), ..EvalConfig::default() };
+    let protocols = [
+        (plain.clone(), &NoAugmentation as &dyn gradmatch_core::Augmentation),
+        (EvalConfig { epochs: Some(3), ..plain.with_protocol(Protocol::Dsa) }, dsa.as_ref()),
+    ];
+    for (cfg, augment) in protocols {
+        let recipe = cfg.resolve(DatasetName::Mnist, &SMALL);
+        let tasks: Vec<EvalTask> = sets
+            .iter()
+            .enumerate()
+            .map(|(k, (images, labels))| EvalTask { spec: &SMALL, images, labels, test: &test, num_classes: 10, augment, seed: k as u64 })
+            .collect();
+        let alone = gradmatch_engine::train(&tasks[0], &cfg, &recipe).unwrap().host_reads;
+        // DSA's schedule trains one epoch more than it names.
+        assert!(alone.rounds >= 3 && alone.most == 1, "{:?}: {alone}", cfg.protocol);
+        let mut reads = gradmatch_core::host::ReadMeter::start();
+        assert!(evaluate_all(&tasks, &cfg, &recipe, 2).iter().all(Result::is_ok));
+        // Each set's check, at most one per epoch, the final losses and the test pass.
+        assert!(reads.lap() <= 2 + alone.rounds + 1 + 1, "{:?}: an ensemble reads more than once per epoch", cfg.protocol);
+    }
 }

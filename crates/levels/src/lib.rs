@@ -1,4 +1,5 @@
 //! What to match: gradient levels. Each turns the gradients a `MatchContext` offers into one loss.
+#![cfg_attr(test, allow(clippy::disallowed_methods))] // tests read values to check them
 
 mod inter;
 mod interleaved;

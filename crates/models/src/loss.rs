@@ -31,8 +31,10 @@ pub fn cross_entropy_grad(logits: &Tensor, targets: &Tensor, group_size: usize) 
     (softmax(logits, D::Minus1)? - targets)? / group_size as f64
 }
 
-/// Number of rows whose arg-max equals the label.
-pub fn accuracy_count(logits: &Tensor, labels: &Tensor) -> Result<usize> {
+/// For `groups` equal, contiguous blocks of the rows of `logits` (an ensemble's networks on the
+/// same `labels`), how many rows' arg-max equals the label: `(groups)` u32, left on the device.
+pub fn correct_counts(logits: &Tensor, labels: &Tensor, groups: usize) -> Result<Tensor> {
     let predicted = logits.argmax(D::Minus1)?;
-    Ok(predicted.eq(&labels.to_dtype(predicted.dtype())?)?.to_dtype(DType::U32)?.sum_all()?.to_scalar::<u32>()? as usize)
+    let labels = labels.to_dtype(predicted.dtype())?.repeat(groups)?;
+    predicted.eq(&labels)?.to_dtype(DType::U32)?.reshape((groups, ()))?.sum(1)
 }

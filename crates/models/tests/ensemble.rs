@@ -2,6 +2,7 @@
 //! parameters bit for bit, and the logits, each network's loss and each network's gradients, for
 //! every architecture that can be held as one, on the fused CPU kernels and on the compositions
 //! CUDA runs (f64, 1e-12 of the scale), and ConvNet-3 in f32 (1e-5).
+#![allow(clippy::disallowed_methods)] // reads values to check them
 mod common;
 
 use candle_core::{DType, Device, Tensor};

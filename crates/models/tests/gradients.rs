@@ -2,6 +2,7 @@
 //! <= 1e-9), first order (parameter gradients) and second order (the derivative of a functional of
 //! the parameter gradient with respect to the input, the path of gradient matching); finite
 //! differences on tiny networks; per-group gradients against separate passes.
+#![allow(clippy::disallowed_methods)] // reads values to check them
 mod common;
 
 use common::{max_relative_error, random_tensor, relative_difference, Problem};

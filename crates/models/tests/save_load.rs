@@ -1,5 +1,6 @@
 //! A saved network loads into a fresh one of the same spec as the same function; anything else is
 //! refused with the file and the parameter named.
+#![allow(clippy::disallowed_methods)] // reads values to check them
 
 use candle_core::{DType, Device, Tensor};
 use gradmatch_models::{Mode, ModelSpec, Network};

@@ -1,5 +1,6 @@
 //! Every registered distance on gradient sets the size of ConvNet-3's on MNIST (317,706 values),
 //! value alone and value + backward to the synthetic side. `just bench-distances`.
+#![allow(clippy::disallowed_methods)] // reads values to check them
 
 use candle_core::{Device, Tensor, Var};
 use criterion::{criterion_group, criterion_main, Criterion};

@@ -1,6 +1,7 @@
 //! The one list of gradmatch's plug-ins. Every config, command, test, bench and check that needs
 //! "every distance" (or level, step strategy, augmentation, parameterisation, sampler) iterates over [`Plugins::builtin`], so a new plug-in
 //! is its crate, its dependency in this crate's `Cargo.toml`, and ONE registration line below.
+#![cfg_attr(test, allow(clippy::disallowed_methods))] // tests read values to check them
 
 mod registry;
 

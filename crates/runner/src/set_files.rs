@@ -13,6 +13,7 @@ use crate::provenance::Provenance;
 use anyhow::{bail, Context, Result};
 use candle_core::pickle::{Object, Stack, TensorInfo};
 use candle_core::{DType, Device, Tensor};
+use gradmatch_core::host;
 use gradmatch_data::DatasetName;
 use gradmatch_engine::SyntheticSet;
 use gradmatch_plugins::Plugins;
@@ -309,8 +310,8 @@ fn read_learning_rate(path: &Path) -> Result<f64> {
             anyhow::ensure!(t.dtype().is_float() && t.elem_count() == 1, "expected one float, found {:?} {:?}", t.dtype(), t.dims());
             match t.dtype() {
                 // The learned f32 as PyTorch prints it (0.0120 rather than 0.012000000104308128).
-                DType::F64 => t.flatten_all()?.to_vec1::<f64>()?[0],
-                _ => t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?[0].to_string().parse()?,
+                DType::F64 => host::vec1::<f64>(&t.flatten_all()?)?[0],
+                _ => host::vec1::<f32>(&t.to_dtype(DType::F32)?.flatten_all()?)?[0].to_string().parse()?,
             }
         }
     };
@@ -333,7 +334,7 @@ fn labelled(name: String, images: &Tensor, labels: &Tensor, device: &Device) -> 
         labels.dtype(),
         labels.dims()
     );
-    let labels: Vec<i64> = labels.to_dtype(DType::I64)?.to_vec1()?;
+    let labels: Vec<i64> = host::vec1(&labels.to_dtype(DType::I64)?)?;
     anyhow::ensure!(labels.len() == images.dim(0)?, "{} images but {} labels", images.dim(0)?, labels.len());
     if let Some(bad) = labels.iter().find(|&&l| l < 0) {
         bail!("`labels`: found the negative class {bad}");

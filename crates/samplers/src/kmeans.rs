@@ -1,6 +1,6 @@
 use gradmatch_core::candle_core::{DType, Tensor};
 use gradmatch_core::rand::{seq::index, RngCore};
-use gradmatch_core::Result;
+use gradmatch_core::{host, Result};
 
 /// Lloyd's k-means on the rows of a `(n, d)` tensor, in candle's operations on its device. It starts
 /// from `clusters` distinct rows drawn from the caller's stream (as `fast_pytorch_kmeans`, DREAM's
@@ -34,11 +34,11 @@ impl KMeans {
         let mut centres = x.index_select(&Tensor::from_vec(start, self.clusters.min(n), x.device())?, 0)?;
         let norms = x.sqr()?.sum_keepdim(1)?;
         let mut assignment = nearest_centre(x, &norms, &centres)?;
-        let mut rows = assignment.to_vec1::<u32>()?;
+        let mut rows = host::vec1::<u32>(&assignment)?;
         for iteration in 1..=self.max_iterations {
             centres = means(x, &assignment, &centres)?;
             assignment = nearest_centre(x, &norms, &centres)?;
-            let moved = assignment.to_vec1::<u32>()?;
+            let moved = host::vec1::<u32>(&assignment)?;
             if moved == rows {
                 return Ok(Clustering { centres, assignment: rows, iterations: iteration, converged: true });
             }
@@ -51,7 +51,7 @@ impl KMeans {
 impl Clustering {
     /// For each centre, the row of `x` nearest it (two centres may share one): DREAM's representatives.
     pub fn nearest_rows(&self, x: &Tensor) -> Result<Vec<u32>> {
-        squared_distances(x, &x.sqr()?.sum_keepdim(1)?, &self.centres)?.argmin(0)?.to_vec1::<u32>()
+        host::vec1(&squared_distances(x, &x.sqr()?.sum_keepdim(1)?, &self.centres)?.argmin(0)?)
     }
 }
 

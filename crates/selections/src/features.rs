@@ -10,7 +10,7 @@ impl Rows {
     /// The rows of a `(n, d)` tensor.
     pub fn of(features: &Tensor) -> Result<Rows> {
         let (_, width) = features.dims2()?;
-        let values = features.to_dtype(gradmatch_core::candle_core::DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
+        let values = gradmatch_core::host::vec1::<f64>(&features.to_dtype(gradmatch_core::candle_core::DType::F64)?.flatten_all()?)?;
         Ok(Rows { values, width })
     }
 

@@ -4,6 +4,7 @@
 //! farthest-first cover of the class in feature space) and [`Forgetting`] (Toneva et al., 2019: the
 //! images forgotten most often while a network trains). Features and forgetting counts come from
 //! the [`SelectContext`] (a network trained on the whole split, which counts them as it trains).
+#![cfg_attr(test, allow(clippy::disallowed_methods))] // tests read values to check them
 
 mod features;
 mod forgetting;

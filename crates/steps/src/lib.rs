@@ -1,4 +1,5 @@
 //! How long to train the network between matching steps.
+#![cfg_attr(test, allow(clippy::disallowed_methods))] // tests read values to check them
 
 use gradmatch_core::{plugin_without_options, InnerTrainer, OptionError, Plugin, Result, StepContext, StepStrategy};
 

@@ -16,6 +16,7 @@
 //! Every check panics with a message naming the law that fails, so it is meant for `#[test]`s.
 //! MNIST is read from the workspace's `data/` folder (fetched there on first use, see
 //! `gradmatch_data::load`).
+#![allow(clippy::disallowed_methods)] // a test kit: its reads are assertions
 
 mod augmentation;
 mod distance;

@@ -1,4 +1,5 @@
 //! Finite-difference checks shared by the gradient tests (f64, central differences).
+#![allow(clippy::disallowed_methods)] // reads values to check them
 #![allow(dead_code)]
 
 use candle_core::{DType, Device, Result, Tensor, Var};

@@ -5,6 +5,7 @@
 //! (the error TF32 costs; not held to the tolerance).
 
 use super::write_json;
+use gradmatch_core::host;
 
 use crate::experiment::Experiment;
 use crate::global::{device_name, Global};
@@ -73,8 +74,8 @@ struct Report {
 fn relative_error(a: &Tensor, b: &Tensor) -> Result<f64> {
     let a = a.to_device(&Device::Cpu)?.to_dtype(DType::F64)?;
     let b = b.to_device(&Device::Cpu)?.to_dtype(DType::F64)?;
-    let diff = (&a - &b)?.sqr()?.sum_all()?.to_scalar::<f64>()?.sqrt();
-    let norm = b.sqr()?.sum_all()?.to_scalar::<f64>()?.sqrt();
+    let diff = host::scalar::<f64>(&(&a - &b)?.sqr()?.sum_all()?)?.sqrt();
+    let norm = host::scalar::<f64>(&b.sqr()?.sum_all()?)?.sqrt();
     Ok(diff / norm.max(f64::MIN_POSITIVE))
 }
 
