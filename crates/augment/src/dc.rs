@@ -1,13 +1,18 @@
 //! DC's evaluation augmentation (`augment` in DC's and Jiang et al.'s `utils.py`, parameters from
 //! `get_daparam`): each image of a training batch gets ONE transform, drawn uniformly from the
 //! strategy's list, such as `crop_scale_rotate` (MNIST) or `crop_noise` (ConvNetBN networks).
-//! It runs on the host and is not differentiable: it augments evaluation training only.
+//! Not differentiable: it augments evaluation training only. On the CPU it runs on the images'
+//! values (f64 rotations, as scipy); elsewhere as tensor operations on the images' device
+//! ([`tables`]), every network of an ensemble at once, with no read back to the host.
 
 mod rotate;
+mod tables;
 
+use gradmatch_core::candle_core::DType;
 use gradmatch_core::{Augmentation, Result, Tensor};
 use rand::Rng;
 use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 
 /// `get_daparam`'s constants: crop by up to 4 px, scale by x(1 +- 0.2), rotate by up to 45 degrees,
@@ -84,21 +89,65 @@ impl DcAugmentation {
             .collect();
         let fill = (means.iter().map(|&m| m as f64).sum::<f64>() / c as f64) as f32;
         for image in images.chunks_exact_mut(c * plane) {
-            match self.transforms[rng.random_range(0..self.transforms.len())] {
-                Transform::Crop => {
-                    let offsets = (rng.random_range(0..2 * CROP), rng.random_range(0..2 * CROP));
-                    crop(image, (c, h, w), offsets, &means)
-                }
-                Transform::Scale => {
-                    let mut side = || ((rng.random_range(1.0 - SCALE..1.0 + SCALE)) * h as f32) as usize;
-                    let size = (side(), side());
-                    scale(image, (c, h, w), size)
-                }
-                Transform::Rotate => rotate::rotate(image, (c, h, w), rng.random_range(-ROTATE..ROTATE), fill),
-                Transform::Noise => image.iter_mut().for_each(|v| *v += NOISE * Distribution::<f32>::sample(&StandardNormal, rng)),
+            match self.draw((c, h, w), rng) {
+                Draw::Crop(offsets) => crop(image, (c, h, w), offsets, &means),
+                Draw::Scale(size) => scale(image, (c, h, w), size),
+                Draw::Rotate(degrees) => rotate::rotate(image, (c, h, w), degrees, fill),
+                Draw::Noise(noise) => image.iter_mut().zip(noise).for_each(|(v, e)| *v += e),
             }
         }
     }
+
+    /// One image's transform and its parameters, drawn as DC's `augment` draws them.
+    fn draw<R: Rng + ?Sized>(&self, (c, h, w): (usize, usize, usize), rng: &mut R) -> Draw {
+        match self.transforms[rng.random_range(0..self.transforms.len())] {
+            Transform::Crop => Draw::Crop((rng.random_range(0..2 * CROP), rng.random_range(0..2 * CROP))),
+            Transform::Scale => {
+                let mut side = || ((rng.random_range(1.0 - SCALE..1.0 + SCALE)) * h as f32) as usize;
+                Draw::Scale((side(), side()))
+            }
+            Transform::Rotate => Draw::Rotate(rng.random_range(-ROTATE..ROTATE)),
+            Transform::Noise => Draw::Noise((0..c * h * w).map(|_| NOISE * Distribution::<f32>::sample(&StandardNormal, rng)).collect()),
+        }
+    }
+
+    /// The host path: [`DcAugmentation::augment_batch`] on the values of each of `seeds.len()`
+    /// equal, contiguous groups of `x`, group g drawn from `seeds[g]`.
+    fn augment_values(&self, x: &Tensor, seeds: &[u64]) -> Result<Tensor> {
+        let (n, c, h, w) = x.dims4()?;
+        let mut values = gradmatch_core::host::cpu_vec1::<f32>(&x.flatten_all()?.to_dtype(DType::F32)?)?;
+        let per_group = values.len() / seeds.len().max(1);
+        for (group, &seed) in values.chunks_mut(per_group.max(1)).zip(seeds) {
+            self.augment_batch(group, (c, h, w), &mut ChaCha8Rng::seed_from_u64(seed));
+        }
+        Tensor::from_vec(values, (n, c, h, w), x.device())?.to_dtype(x.dtype())
+    }
+
+    /// The tensor path, on `x`'s device (what a GPU runs; on the CPU for the tests that hold it to
+    /// the host path): as [`Augmentation::augment_groups`], no value read back to the host.
+    pub fn augment_with_tensors(&self, x: &Tensor, seeds: &[u64]) -> Result<Tensor> {
+        let (n, c, h, w) = x.dims4()?;
+        let groups = seeds.len().max(1);
+        let mut draws = Vec::with_capacity(n);
+        for &seed in seeds {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            draws.extend((0..n / groups).map(|_| self.draw((c, h, w), &mut rng)));
+        }
+        tables::augment(x, &draws, groups)
+    }
+}
+
+/// What one image gets.
+#[derive(Debug, Clone, PartialEq)]
+enum Draw {
+    /// Row and column offsets of the window in the padded image.
+    Crop((usize, usize)),
+    /// The resized image's height and width.
+    Scale((usize, usize)),
+    /// Degrees.
+    Rotate(i32),
+    /// The noise of every value of the image, to add.
+    Noise(Vec<f32>),
 }
 
 impl Augmentation for DcAugmentation {
@@ -108,45 +157,56 @@ impl Augmentation for DcAugmentation {
     }
 
     fn augment_each(&self, x: &Tensor, seed: u64) -> Result<Tensor> {
-        let (_, c, h, w) = x.dims4()?;
-        let mut host = gradmatch_core::host::vec1::<f32>(&x.flatten_all()?.to_dtype(gradmatch_core::candle_core::DType::F32)?)?;
-        self.augment_batch(&mut host, (c, h, w), &mut rand_chacha::ChaCha8Rng::seed_from_u64(seed));
-        Tensor::from_vec(host, x.shape(), x.device())?.to_dtype(x.dtype())
+        self.augment_groups(x, &[seed])
     }
-}
 
-/// Pads the image by `CROP` px on every side with its channel's mean, then takes the `h x w` window
-/// at row and column offsets `(r, c)` in `0 .. 2 * CROP`.
-fn crop(image: &mut [f32], (ch, h, w): (usize, usize, usize), (r, c): (usize, usize), means: &[f32]) {
-    for (plane, &mean) in image.chunks_exact_mut(h * w).zip(means).take(ch) {
-        let src = plane.to_vec();
-        for y in 0..h {
-            for x in 0..w {
-                let (sy, sx) = ((y + r) as isize - CROP as isize, (x + c) as isize - CROP as isize);
-                let inside = (0..h as isize).contains(&sy) && (0..w as isize).contains(&sx);
-                plane[y * w + x] = if inside { src[sy as usize * w + sx as usize] } else { mean };
-            }
+    fn augment_groups(&self, x: &Tensor, seeds: &[u64]) -> Result<Tensor> {
+        if x.device().is_cpu() {
+            self.augment_values(x, seeds)
+        } else {
+            self.augment_with_tensors(x, seeds)
         }
     }
 }
 
-/// Resizes the image to `(nh, nw)` by nearest neighbour (`F.interpolate`'s default), pastes it
-/// centred into a zero square of side `max(nh, nw, h, w)` and takes the centred `h x w` window.
-fn scale(image: &mut [f32], (ch, h, w): (usize, usize, usize), (nh, nw): (usize, usize)) {
+/// The source pixel of output pixel `(y, x)` of a crop at offsets `(r, c)`; `None`: the padding.
+fn crop_source((h, w): (usize, usize), (r, c): (usize, usize), (y, x): (usize, usize)) -> Option<usize> {
+    let (sy, sx) = ((y + r) as isize - CROP as isize, (x + c) as isize - CROP as isize);
+    let inside = (0..h as isize).contains(&sy) && (0..w as isize).contains(&sx);
+    inside.then(|| sy as usize * w + sx as usize)
+}
+
+/// The source pixel of output pixel `(y, x)` of a scale to `(nh, nw)`; `None`: the zero border.
+fn scale_source((h, w): (usize, usize), (nh, nw): (usize, usize), (y, x): (usize, usize)) -> Option<usize> {
     let side = nh.max(nw).max(h).max(w);
     let (pasted_r, pasted_c) = ((side - nh) / 2, (side - nw) / 2);
     let (window_r, window_c) = ((side - h) / 2, (side - w) / 2);
     // PyTorch's nearest source index: floor(dst * (in / out)) in f32, at most in - 1.
     let nearest =
         |dst: usize, len_in: usize, len_out: usize| ((dst as f32 * (len_in as f32 / len_out as f32)).floor() as usize).min(len_in - 1);
+    let (ty, tx) = ((y + window_r) as isize - pasted_r as isize, (x + window_c) as isize - pasted_c as isize);
+    let inside = (0..nh as isize).contains(&ty) && (0..nw as isize).contains(&tx);
+    inside.then(|| nearest(ty as usize, h, nh) * w + nearest(tx as usize, w, nw))
+}
+
+/// Pads the image by `CROP` px on every side with its channel's mean, then takes the `h x w` window
+/// at row and column offsets `offsets` in `0 .. 2 * CROP`.
+fn crop(image: &mut [f32], (ch, h, w): (usize, usize, usize), offsets: (usize, usize), means: &[f32]) {
+    for (plane, &mean) in image.chunks_exact_mut(h * w).zip(means).take(ch) {
+        let src = plane.to_vec();
+        for (p, v) in plane.iter_mut().enumerate() {
+            *v = crop_source((h, w), offsets, (p / w, p % w)).map_or(mean, |s| src[s]);
+        }
+    }
+}
+
+/// Resizes the image to `size` by nearest neighbour (`F.interpolate`'s default), pastes it centred
+/// into a zero square of side `max(nh, nw, h, w)` and takes the centred `h x w` window.
+fn scale(image: &mut [f32], (ch, h, w): (usize, usize, usize), size: (usize, usize)) {
     for plane in image.chunks_exact_mut(h * w).take(ch) {
         let src = plane.to_vec();
-        for y in 0..h {
-            for x in 0..w {
-                let (ty, tx) = ((y + window_r) as isize - pasted_r as isize, (x + window_c) as isize - pasted_c as isize);
-                let inside = (0..nh as isize).contains(&ty) && (0..nw as isize).contains(&tx);
-                plane[y * w + x] = if inside { src[nearest(ty as usize, h, nh) * w + nearest(tx as usize, w, nw)] } else { 0.0 };
-            }
+        for (p, v) in plane.iter_mut().enumerate() {
+            *v = scale_source((h, w), size, (p / w, p % w)).map_or(0.0, |s| src[s]);
         }
     }
 }

@@ -16,6 +16,15 @@ pub trait Augmentation: Send + Sync {
         let images = (0..x.dim(0)?).map(|i| self.augment(&x.narrow(0, i, 1)?, image_seed(seed, i))).collect::<Result<Vec<_>>>()?;
         Tensor::cat(&images, 0)
     }
+
+    /// [`Augmentation::augment_each`] of each of `seeds.len()` equal, contiguous groups of `x`,
+    /// group g with `seeds[g]`: the batches of an ensemble's networks, one group per network. An
+    /// augmentation may do them in one pass (on a GPU, one launch for all instead of one each).
+    fn augment_groups(&self, x: &Tensor, seeds: &[u64]) -> Result<Tensor> {
+        let per_group = x.dim(0)? / seeds.len().max(1);
+        let groups = seeds.iter().enumerate().map(|(g, &seed)| self.augment_each(&x.narrow(0, g * per_group, per_group)?, seed));
+        Tensor::cat(&groups.collect::<Result<Vec<_>>>()?, 0)
+    }
 }
 
 /// The seed of image `index` of a batch augmented with `seed`.

@@ -54,6 +54,16 @@ pub fn vec2<T: WithDType>(t: &Tensor) -> Result<Vec<Vec<T>>> {
     t.to_vec2()
 }
 
+/// The values of a rank-1 tensor on the CPU: a copy with no device to wait for, so not counted.
+/// A tensor on another device is refused.
+#[allow(clippy::disallowed_methods)]
+pub fn cpu_vec1<T: WithDType>(t: &Tensor) -> Result<Vec<T>> {
+    if !t.device().is_cpu() {
+        candle_core::bail!("cpu_vec1 reads CPU tensors only, not one on {:?}", t.device().location())
+    }
+    t.to_vec1()
+}
+
 /// A rank-0 tensor of any float or integer type, as f64.
 pub fn scalar_f64(t: &Tensor) -> Result<f64> {
     scalar(&t.to_dtype(candle_core::DType::F64)?)

@@ -172,13 +172,16 @@ impl<'t, 'a> Training<'t, 'a> {
     fn step(&mut self, chunks: &[&[u32]], batch: u64) -> Result<()> {
         let mut images = Vec::with_capacity(chunks.len());
         let mut targets = Vec::with_capacity(chunks.len());
+        let mut seeds = Vec::with_capacity(chunks.len());
         for ((task, chunk), t) in self.tasks.iter().zip(chunks).zip(&self.targets) {
             let idx = Tensor::from_slice(chunk, chunk.len(), task.images.device())?;
-            let seed = derive_seed(task.seed, stream::EVAL_AUGMENT, batch);
-            images.push(task.augment.augment_each(&task.images.index_select(&idx, 0)?, seed)?.detach());
+            seeds.push(derive_seed(task.seed, stream::EVAL_AUGMENT, batch));
+            images.push(task.images.index_select(&idx, 0)?);
             targets.push(t.index_select(&idx, 0)?);
         }
-        let (losses, grads) = self.net.member_losses_and_grads(&Tensor::cat(&images, 0)?, &Tensor::cat(&targets, 0)?, Mode::Train)?;
+        // One augmentation for every network's batch (the tasks share it: see `can_share`).
+        let images = self.tasks[0].augment.augment_groups(&Tensor::cat(&images, 0)?, &seeds)?.detach();
+        let (losses, grads) = self.net.member_losses_and_grads(&images, &Tensor::cat(&targets, 0)?, Mode::Train)?;
         self.opt.step_all(&grads)?;
         self.last = Some(losses);
         Ok(())

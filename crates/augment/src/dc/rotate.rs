@@ -23,7 +23,7 @@ pub fn rotate(image: &mut [f32], (ch, h, w): (usize, usize, usize), degrees: i32
 }
 
 /// Where each pixel of the centred window of the rotated (grown) output comes from in the input.
-struct Geometry {
+pub(super) struct Geometry {
     cos: f64,
     sin: f64,
     offset: (f64, f64),
@@ -31,7 +31,7 @@ struct Geometry {
 }
 
 impl Geometry {
-    fn new((h, w): (usize, usize), degrees: i32) -> Geometry {
+    pub(super) fn new((h, w): (usize, usize), degrees: i32) -> Geometry {
         let (sin, cos) = (degrees as f64).to_radians().sin_cos();
         // scipy's matrix [[cos, sin], [-sin, cos]] maps output (row, col) to input coordinates; the
         // output is the bounding box of the input's corners (0 or h, 0 or w), rounded.
@@ -45,7 +45,7 @@ impl Geometry {
         Geometry { cos, sin, offset, window: ((oh - h) / 2, (ow - w) / 2) }
     }
 
-    fn source(&self, y: usize, x: usize) -> (f64, f64) {
+    pub(super) fn source(&self, y: usize, x: usize) -> (f64, f64) {
         let (oy, ox) = ((y + self.window.0) as f64, (x + self.window.1) as f64);
         (self.cos * oy + self.sin * ox + self.offset.0, -self.sin * oy + self.cos * ox + self.offset.1)
     }
@@ -65,7 +65,7 @@ fn spline_coefficients(plane: &[f32], (h, w): (usize, usize)) -> Vec<f64> {
 }
 
 /// In-place cubic B-spline prefilter of one line with mirror boundaries (scipy's `apply_filter`).
-fn prefilter(c: &mut [f64]) {
+pub(super) fn prefilter(c: &mut [f64]) {
     let n = c.len();
     if n < 2 {
         return;
@@ -99,7 +99,7 @@ fn interpolate(c: &[f64], (h, w): (usize, usize), (y, x): (f64, f64)) -> Option<
 }
 
 /// The four cubic B-spline weights and (mirrored) indices of coordinate `t` on a line of `len`.
-fn taps(t: f64, len: usize) -> Option<([f64; 4], [usize; 4])> {
+pub(super) fn taps(t: f64, len: usize) -> Option<([f64; 4], [usize; 4])> {
     if !(0.0..=(len - 1) as f64).contains(&t) {
         return None;
     }

@@ -80,3 +80,29 @@ fn every_image_gets_one_transform_of_the_strategy() {
         mixed.chunks(h * w).zip(original.chunks(h * w)).filter(|(a, b)| a.iter().zip(*b).all(|(x, y)| (x - y).abs() < 0.01)).count();
     assert!(noised > 0 && noised < 8, "{noised} of 8 images noised: each draws one of crop and noise");
 }
+
+/// The tensor path (a GPU's) lands on the host path's pixels on the CPU, from the same seeds, per
+/// group of an ensemble's batch, and reads nothing back to the host.
+#[test]
+fn the_tensor_path_equals_the_host_path_and_reads_nothing() {
+    use gradmatch_core::candle_core::Device;
+    let cases = [
+        ("crop_scale_rotate", (1, 28, 28), 1),
+        ("crop_scale_rotate", (1, 28, 28), 3),
+        ("crop_noise", (3, 32, 32), 2),
+        ("scale_rotate", (3, 9, 7), 2),
+    ];
+    for (strategy, (c, h, w), groups) in cases {
+        let n = 8 * groups;
+        let values: Vec<f32> = (0..n).flat_map(|i| image((c, h, w)).into_iter().map(move |v| v * (1.0 + i as f32 * 0.1))).collect();
+        let x = Tensor::from_vec(values, (n, c, h, w), &Device::Cpu).unwrap();
+        let seeds: Vec<u64> = (0..groups as u64).map(|g| 40 + g).collect();
+        let augmentation = DcAugmentation::parse(strategy).unwrap();
+        let host = augmentation.augment_groups(&x, &seeds).unwrap();
+        let mut reads = gradmatch_core::host::ReadMeter::start();
+        let tensors = augmentation.augment_with_tensors(&x, &seeds).unwrap();
+        assert_eq!(reads.lap(), 0, "{strategy}: the tensor path reads nothing");
+        let worst = (host - tensors).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        assert!(worst < 2e-5, "{strategy} on {:?}, {groups} groups: differs by up to {worst}", (c, h, w));
+    }
+}
