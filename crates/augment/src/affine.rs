@@ -1,7 +1,9 @@
 //! Bilinear resampling under an affine map, as PyTorch's `affine_grid` + `grid_sample` with their
 //! defaults (align_corners = false, zeros outside), which DSA's `rand_scale` and `rand_rotate` use.
-//! The sampling locations do not depend on the images, so the resampling is a fixed linear map of
-//! the pixels: built on the host, applied as one matrix product (exact, differentiable, any device).
+//! The sampling locations do not depend on the images: each output pixel is a weighted sum of four
+//! source pixels, whose places and bilinear weights are computed on the host (4 per pixel, a few KB
+//! to upload) and applied on the images' device as four gathers (differentiable: their backward is
+//! a scatter-add), never as an `hw x hw` matrix.
 
 use gradmatch_core::{Result, Tensor};
 
@@ -46,38 +48,29 @@ impl Affine {
         };
         [corner(0, 0, (1.0 - fy) * (1.0 - fx)), corner(0, 1, (1.0 - fy) * fx), corner(1, 0, fy * (1.0 - fx)), corner(1, 1, fy * fx)]
     }
-
-    /// The transposed resampling matrix (h·w x h·w), row-major: entry (q, p) is the weight of source
-    /// pixel q in output pixel p.
-    fn transposed_matrix(&self, (h, w): (usize, usize)) -> Vec<f64> {
-        let n = h * w;
-        let mut m = vec![0.0; n * n];
-        for p in 0..n {
-            for (q, weight) in self.corners(p, (h, w)) {
-                m[q * n + p] += weight;
-            }
-        }
-        m
-    }
 }
 
 /// Resamples every channel of every image of `(n, c, h, w)` at the locations `map` gives.
 pub fn resample(x: &Tensor, map: Affine) -> Result<Tensor> {
-    let (n, c, h, w) = x.dims4()?;
-    let matrix = Tensor::from_vec(map.transposed_matrix((h, w)), (h * w, h * w), x.device())?.to_dtype(x.dtype())?;
-    x.reshape((n * c, h * w))?.matmul(&matrix)?.reshape((n, c, h, w))
+    gather_corners(x, &[map])
 }
 
-/// Resamples image `i` of `(n, c, h, w)` at the locations `maps[i]` gives: four gathers of source
-/// pixels weighted bilinearly (memory linear in the batch, where one matrix per image would not be).
+/// Resamples image `i` of `(n, c, h, w)` at the locations `maps[i]` gives.
 pub fn resample_each(x: &Tensor, maps: &[Affine]) -> Result<Tensor> {
-    let (n, c, h, w) = x.dims4()?;
-    let pixels = h * w;
+    let n = x.dim(0)?;
     if maps.len() != n {
         gradmatch_core::candle_core::bail!("resample_each: {} maps for a batch of {n} images", maps.len())
     }
-    let mut sources = vec![vec![0u32; n * pixels]; 4];
-    let mut weights = vec![vec![0f64; n * pixels]; 4];
+    gather_corners(x, maps)
+}
+
+/// Resamples `(n, c, h, w)` by one map for every image (`maps.len() == 1`) or one per image: four
+/// gathers of source pixels weighted bilinearly, memory linear in the batch.
+fn gather_corners(x: &Tensor, maps: &[Affine]) -> Result<Tensor> {
+    let (n, c, h, w) = x.dims4()?;
+    let (pixels, m) = (h * w, maps.len());
+    let mut sources = vec![vec![0u32; m * pixels]; 4];
+    let mut weights = vec![vec![0f64; m * pixels]; 4];
     for (i, map) in maps.iter().enumerate() {
         for p in 0..pixels {
             for (k, (q, weight)) in map.corners(p, (h, w)).into_iter().enumerate() {
@@ -89,8 +82,8 @@ pub fn resample_each(x: &Tensor, maps: &[Affine]) -> Result<Tensor> {
     let flat = x.reshape((n, c, pixels))?;
     let mut sum = Tensor::zeros((n, c, pixels), x.dtype(), x.device())?;
     for (source, weight) in sources.into_iter().zip(weights) {
-        let source = Tensor::from_vec(source, (n, 1, pixels), x.device())?.broadcast_as((n, c, pixels))?.contiguous()?;
-        let weight = Tensor::from_vec(weight, (n, 1, pixels), x.device())?.to_dtype(x.dtype())?;
+        let source = Tensor::from_vec(source, (m, 1, pixels), x.device())?.broadcast_as((n, c, pixels))?.contiguous()?;
+        let weight = Tensor::from_vec(weight, (m, 1, pixels), x.device())?.to_dtype(x.dtype())?;
         sum = (sum + flat.gather(&source, 2)?.broadcast_mul(&weight)?)?;
     }
     sum.reshape((n, c, h, w))
@@ -114,16 +107,32 @@ mod tests {
         assert!(worst < 1e-12, "{a:?} != {b:?}");
     }
 
+    /// The resampling as the obviously right dense map: entry (p, q) the weight of source pixel q
+    /// in output pixel p, applied to each image by a matrix product.
+    fn by_matrix(x: &Tensor, map: Affine) -> Tensor {
+        let (n, c, h, w) = x.dims4().unwrap();
+        let len = h * w;
+        let mut m = vec![0.0; len * len];
+        for p in 0..len {
+            for (q, weight) in map.corners(p, (h, w)) {
+                m[q * len + p] += weight;
+            }
+        }
+        let m = Tensor::from_vec(m, (len, len), x.device()).unwrap();
+        x.reshape((n * c, len)).unwrap().matmul(&m).unwrap().reshape((n, c, h, w)).unwrap()
+    }
+
     #[test]
-    fn per_image_maps_equal_the_matrix_of_each_image() {
+    fn the_gathers_equal_the_matrix_of_each_image() {
         let (a, b) = (Affine::rotation(0.3), Affine::scale(1.1, 0.85));
         let two = Tensor::cat(&[image(), image().affine(-2.0, 1.0).unwrap()], 0).unwrap();
         let each = resample_each(&two, &[a, b]).unwrap();
         let one_by_one =
-            Tensor::cat(&[resample(&two.narrow(0, 0, 1).unwrap(), a).unwrap(), resample(&two.narrow(0, 1, 1).unwrap(), b).unwrap()], 0)
-                .unwrap();
-        let worst = (each - one_by_one).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f64>().unwrap();
-        assert!(worst < 1e-12, "gather and matrix differ by {worst}");
+            Tensor::cat(&[by_matrix(&two.narrow(0, 0, 1).unwrap(), a), by_matrix(&two.narrow(0, 1, 1).unwrap(), b)], 0).unwrap();
+        let worst =
+            |x: Tensor, y: Tensor| (x - y).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f64>().unwrap();
+        assert!(worst(each, one_by_one) < 1e-12, "gather and matrix differ");
+        assert!(worst(resample(&two, a).unwrap(), by_matrix(&two, a)) < 1e-12, "one map for the batch");
         assert!(resample_each(&two, &[a]).is_err(), "one map per image");
     }
 
