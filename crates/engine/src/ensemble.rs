@@ -153,9 +153,11 @@ impl<'t, 'a> Training<'t, 'a> {
             for (order, rng) in orders.iter_mut().zip(&mut self.rngs) {
                 order.shuffle(rng);
             }
+            // One upload of every network's order per epoch; each batch's indices are views of it.
+            let on_device = Tensor::from_vec(orders.concat(), (orders.len(), n), self.tasks[0].images.device())?;
             for start in (0..n).step_by(self.cfg.batch_size) {
                 let len = self.cfg.batch_size.min(n - start);
-                let chunks: Vec<&[u32]> = orders.iter().map(|o| &o[start..start + len]).collect();
+                let chunks = (0..orders.len()).map(|k| on_device.get(k)?.narrow(0, start, len)).collect::<Result<Vec<_>>>()?;
                 self.step(&chunks, batches)?;
                 batches += 1;
             }
@@ -168,16 +170,16 @@ impl<'t, 'a> Training<'t, 'a> {
         Ok(())
     }
 
-    /// One SGD step of every network on its batch `chunks[k]` (the `batch`-th of its run).
-    fn step(&mut self, chunks: &[&[u32]], batch: u64) -> Result<()> {
+    /// One SGD step of every network on its batch, the images `chunks[k]` of its set (the
+    /// `batch`-th of its run).
+    fn step(&mut self, chunks: &[Tensor], batch: u64) -> Result<()> {
         let mut images = Vec::with_capacity(chunks.len());
         let mut targets = Vec::with_capacity(chunks.len());
         let mut seeds = Vec::with_capacity(chunks.len());
-        for ((task, chunk), t) in self.tasks.iter().zip(chunks).zip(&self.targets) {
-            let idx = Tensor::from_slice(chunk, chunk.len(), task.images.device())?;
+        for ((task, idx), t) in self.tasks.iter().zip(chunks).zip(&self.targets) {
             seeds.push(derive_seed(task.seed, stream::EVAL_AUGMENT, batch));
-            images.push(task.images.index_select(&idx, 0)?);
-            targets.push(t.index_select(&idx, 0)?);
+            images.push(task.images.index_select(idx, 0)?);
+            targets.push(t.index_select(idx, 0)?);
         }
         // One augmentation for every network's batch (the tasks share it: see `can_share`).
         let images = self.tasks[0].augment.augment_groups(&Tensor::cat(&images, 0)?, &seeds)?.detach();

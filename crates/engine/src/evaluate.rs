@@ -114,8 +114,10 @@ fn train_watching(task: &EvalTask, cfg: &EvalConfig, recipe: &Recipe, mut counte
     for epoch in 0..phases.total {
         phases.before_epoch(epoch, &mut opt);
         order.shuffle(&mut rng);
-        for chunk in order.chunks(cfg.batch_size) {
-            let idx = Tensor::from_slice(chunk, chunk.len(), device)?;
+        // One upload of the epoch's order; each batch's indices are a view of it.
+        let order_on_device = Tensor::from_slice(&order, n, device)?;
+        for (b, chunk) in order.chunks(cfg.batch_size).enumerate() {
+            let idx = order_on_device.narrow(0, b * cfg.batch_size, chunk.len())?;
             let x = augment.augment_each(&images.index_select(&idx, 0)?, derive_seed(seed, stream::EVAL_AUGMENT, batches))?.detach();
             batches += 1;
             if let Some(counter) = counter.as_deref_mut() {
