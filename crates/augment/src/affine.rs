@@ -82,9 +82,13 @@ fn gather_corners(x: &Tensor, maps: &[Affine]) -> Result<Tensor> {
     let flat = x.reshape((n, c, pixels))?;
     let mut sum = Tensor::zeros((n, c, pixels), x.dtype(), x.device())?;
     for (source, weight) in sources.into_iter().zip(weights) {
-        let source = Tensor::from_vec(source, (m, 1, pixels), x.device())?.broadcast_as((n, c, pixels))?.contiguous()?;
         let weight = Tensor::from_vec(weight, (m, 1, pixels), x.device())?.to_dtype(x.dtype())?;
-        sum = (sum + flat.gather(&source, 2)?.broadcast_mul(&weight)?)?;
+        // One map: the same pixels of every plane (an index_select); one per image: a gather.
+        let picked = match m {
+            1 => flat.index_select(&Tensor::from_vec(source, pixels, x.device())?, 2)?,
+            _ => flat.gather(&Tensor::from_vec(source, (m, 1, pixels), x.device())?.broadcast_as((n, c, pixels))?.contiguous()?, 2)?,
+        };
+        sum = (sum + picked.broadcast_mul(&weight)?)?;
     }
     sum.reshape((n, c, h, w))
 }
