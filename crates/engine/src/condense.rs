@@ -59,6 +59,8 @@ struct Condensation<'a> {
     loops: Loops,
     /// Labels of the decoded synthetic images, class-major.
     labels: Vec<u32>,
+    /// The labels one-hot, on the device: made once, used by every training between matches.
+    targets: Tensor,
     /// Provenance written into every snapshot.
     metadata: HashMap<String, String>,
     /// One variable per class (its ipc stored images).
@@ -101,8 +103,23 @@ impl<'a> Condensation<'a> {
             }
         };
         let labels = class_labels(classes, per_class);
+        let targets = one_hot(&labels, classes, run.dtype, run.device)?;
         let metadata = snapshot_metadata(run, cfg);
-        Ok(Condensation { run, method, cfg, real, classes, passes, loops: cfg.loops(), labels, metadata, syn, img_opt, resumed_from })
+        Ok(Condensation {
+            run,
+            method,
+            cfg,
+            real,
+            classes,
+            passes,
+            loops: cfg.loops(),
+            labels,
+            targets,
+            metadata,
+            syn,
+            img_opt,
+            resumed_from,
+        })
     }
 
     /// Outer iteration `it`: a fresh network, then matching steps with the network trained on the
@@ -166,7 +183,7 @@ impl<'a> Condensation<'a> {
             opt: net_opt,
             images: self.images()?,
             labels: &self.labels,
-            targets: one_hot(&self.labels, self.classes, self.run.dtype, self.run.device)?,
+            targets: self.targets.clone(),
             batch: self.cfg.batch_train,
             augment: self.method.augment,
             seeds,
