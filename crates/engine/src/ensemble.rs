@@ -98,8 +98,8 @@ fn evaluate_together(tasks: &[EvalTask], cfg: &EvalConfig, recipe: &Recipe) -> R
     let (started, mut reads) = (Instant::now(), ReadMeter::start());
     let accuracies = test_accuracy_of_members(&training.net, tasks[0].test, cfg.test_limit)?;
     let test_seconds = started.elapsed().as_secs_f64() / tasks.len() as f64;
-    let losses = training.last_losses()?;
     report_reads(tasks.len(), &training.host_reads, reads.lap());
+    let losses = training.last_losses()?;
     Ok(training
         .diverged
         .into_iter()
