@@ -59,17 +59,22 @@ impl Instances {
         std::iter::once(Draw::Noise(Vec::new())).chain(crops).chain(scales).chain(rotations).collect()
     }
 
-    /// The taps of output pixel `(y, x)` under `draw`, as (source index, weight) pairs.
-    fn taps(&self, draw: &Draw, (y, x): (usize, usize)) -> Vec<(u32, f64)> {
+    /// The taps of every output pixel under `draw`, in pixel order, as (source index, weight) pairs.
+    fn plane_taps(&self, draw: &Draw) -> Vec<Vec<(u32, f64)>> {
         let (h, w) = (self.h, self.w);
         let source = Source { hw: h * w };
         let one = |i: usize| vec![(i as u32, 1.0)];
-        match *draw {
-            Draw::Noise(_) => one(y * w + x),
-            Draw::Crop(offsets) => one(crop_source((h, w), offsets, (y, x)).unwrap_or(source.mean())),
-            Draw::Scale(size) => one(scale_source((h, w), size, (y, x)).unwrap_or(source.zero())),
-            Draw::Rotate(degrees) => {
-                let (sy, sx) = rotate::Geometry::new((h, w), degrees).source(y, x);
+        // A rotation's geometry is the draw's, not the pixel's: made once.
+        let geometry = match *draw {
+            Draw::Rotate(degrees) => Some(rotate::Geometry::new((h, w), degrees)),
+            _ => None,
+        };
+        let pixel_taps = |(y, x): (usize, usize)| match (draw, &geometry) {
+            (Draw::Noise(_), _) => one(y * w + x),
+            (&Draw::Crop(offsets), _) => one(crop_source((h, w), offsets, (y, x)).unwrap_or(source.mean())),
+            (&Draw::Scale(size), _) => one(scale_source((h, w), size, (y, x)).unwrap_or(source.zero())),
+            (Draw::Rotate(_), geometry) => {
+                let (sy, sx) = geometry.as_ref().expect("made for rotations").source(y, x);
                 match (rotate::taps(sy, h), rotate::taps(sx, w)) {
                     (Some((wy, iy)), Some((wx, ix))) => {
                         (0..TAPS).map(|t| (source.coefficient(iy[t / 4] * w + ix[t % 4]) as u32, wy[t / 4] * wx[t % 4])).collect()
@@ -77,7 +82,8 @@ impl Instances {
                     _ => one(source.fill()),
                 }
             }
-        }
+        };
+        (0..h * w).map(|p| pixel_taps((p / w, p % w))).collect()
     }
 }
 
@@ -133,8 +139,7 @@ impl Tables {
         let len = instances.count() * pixels * TAPS;
         let (mut index, mut weight) = (Vec::with_capacity(len), Vec::with_capacity(len));
         for draw in &draws {
-            for p in 0..pixels {
-                let taps = instances.taps(draw, (p / w, p % w));
+            for taps in instances.plane_taps(draw) {
                 let zero = (Source { hw: pixels }.zero() as u32, 0.0);
                 for (i, wt) in taps.into_iter().chain(std::iter::repeat(zero)).take(TAPS) {
                     index.push(i);
