@@ -1,6 +1,7 @@
-//! The weight gradient of ConvNet-3's 3 x 3 convolutions at full size (one class's 256 real images,
-//! 128 -> 128 channels, on 16 x 16 and 8 x 8 maps): Winograd's F(3 x 3, 2 x 2) against im2col's
-//! patches times the output gradient, the path it replaced. `cargo bench -p gradmatch-models`.
+//! ConvNet-3's 3 x 3 convolutions at full size (one class's 256 real images, 128 -> 128 channels, on
+//! 16 x 16 and 8 x 8 maps): the forward by Winograd's F(2 x 2, 3 x 3) (the input gradient is the
+//! same kernel, flipped), and the weight gradient by F(3 x 3, 2 x 2) against im2col's patches times
+//! the output gradient, the path it replaced. `cargo bench -p gradmatch-models`.
 
 use candle_core::{Device, Tensor};
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -30,5 +31,19 @@ fn weight_gradient(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, weight_gradient);
+fn forward(c: &mut Criterion) {
+    let (images, channels) = (256, 128);
+    let mut group = c.benchmark_group("conv forward, 256 images, 128 -> 128");
+    group.sample_size(10);
+    let (weight, bias) = (filled(&[channels, channels, 3, 3], 0.3), filled(&[1, channels], 0.4));
+    for side in [16, 8] {
+        let x = filled(&[images, side, side, channels], 0.1);
+        group.bench_function(format!("{side}x{side} winograd"), |b| {
+            b.iter(|| fused::winograd_conv(&x, &weight, Some(&bias), 1, false).unwrap())
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, forward, weight_gradient);
 criterion_main!(benches);

@@ -4,21 +4,36 @@
 
 use candle_core::WithDType;
 
-/// `dst = lhs x rhs` for row-major `lhs (m, k)`, `rhs (k, n)` and `dst (m, n)`, on every core
-/// (rayon's pool, as candle's matmul); `dst` is only written.
-pub(crate) fn product<T: WithDType>((m, k, n): (usize, usize, usize), lhs: &[T], rhs: &[T], dst: &mut [T]) {
+/// Where a product runs: on every core (rayon's pool, as candle's matmul), or on the calling
+/// thread alone (a kernel whose own work items already keep every core busy).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Cores {
+    All,
+    This,
+}
+
+/// `dst = lhs x rhs` for row-major `lhs (m, k)`, `rhs (k, n)` and `dst (m, n)`; `dst` is only
+/// written.
+pub(crate) fn product<T: WithDType>((m, k, n): (usize, usize, usize), lhs: &[T], rhs: &[T], dst: &mut [T], cores: Cores) {
     assert!(lhs.len() == m * k && rhs.len() == k * n && dst.len() == m * n, "product: slices of ({m}, {k}) x ({k}, {n})");
     // SAFETY: three row-major buffers of exactly the sizes the strides describe (asserted above).
-    unsafe { Product { shape: (m, k, n), lhs, lhs_strides: (k as isize, 1), rhs }.into(dst, false) }
+    unsafe { Product { shape: (m, k, n), lhs, lhs_strides: (k as isize, 1), rhs, cores }.into(dst, false) }
 }
 
 /// `dst (+)= lhs_tᵀ x rhs` for row-major `lhs_t (k, m)` (the left side stored transposed: a sum
 /// over k of outer products, as a weight gradient), `rhs (k, n)` and `dst (m, n)`; `accumulate`
 /// adds to what `dst` holds, else `dst` is only written.
-pub(crate) fn transposed_product<T: WithDType>((m, k, n): (usize, usize, usize), lhs_t: &[T], rhs: &[T], dst: &mut [T], accumulate: bool) {
+pub(crate) fn transposed_product<T: WithDType>(
+    (m, k, n): (usize, usize, usize),
+    lhs_t: &[T],
+    rhs: &[T],
+    dst: &mut [T],
+    accumulate: bool,
+    cores: Cores,
+) {
     assert!(lhs_t.len() == m * k && rhs.len() == k * n && dst.len() == m * n, "transposed_product: slices of ({k}, {m})ᵀ x ({k}, {n})");
     // SAFETY: as in `product`; the left side's row stride is 1 and its column stride m.
-    unsafe { Product { shape: (m, k, n), lhs: lhs_t, lhs_strides: (1, m as isize), rhs }.into(dst, accumulate) }
+    unsafe { Product { shape: (m, k, n), lhs: lhs_t, lhs_strides: (1, m as isize), rhs, cores }.into(dst, accumulate) }
 }
 
 /// A product `(m, k) x (k, n)` whose left side has strides `(row, column)` and whose right side is
@@ -28,6 +43,7 @@ struct Product<'a, T> {
     lhs: &'a [T],
     lhs_strides: (isize, isize),
     rhs: &'a [T],
+    cores: Cores,
 }
 
 impl<T: WithDType> Product<'_, T> {
@@ -39,7 +55,10 @@ impl<T: WithDType> Product<'_, T> {
     unsafe fn into(self, dst: &mut [T], accumulate: bool) {
         let (m, k, n) = self.shape;
         let (row, column) = self.lhs_strides;
-        let threads = rayon::current_num_threads();
+        let threads = match self.cores {
+            Cores::All => rayon::current_num_threads(),
+            Cores::This => 1,
+        };
         let parallelism = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
         let n_stride = n as isize;
         // dst = alpha dst + beta lhs rhs, dst read only when `accumulate`.
@@ -74,11 +93,11 @@ pub fn peak_gflops(side: usize, repeats: usize) -> f64 {
     let b: Vec<f32> = (0..side * side).map(|i| ((i % 5) as f32 - 2.0) * 0.5).collect();
     let mut c = vec![0f32; side * side];
     let shape = (side, side, side);
-    product(shape, &a, &b, &mut c);
+    product(shape, &a, &b, &mut c, Cores::All);
     let best = (0..repeats.max(1))
         .map(|_| {
             let started = std::time::Instant::now();
-            product(shape, &a, &b, &mut c);
+            product(shape, &a, &b, &mut c, Cores::All);
             started.elapsed().as_secs_f64()
         })
         .fold(f64::INFINITY, f64::min);
@@ -94,16 +113,16 @@ mod tests {
         // The timed path is a real product: rectangular, dst overwritten whatever it held.
         let (a, b) = ([1f32, 2.0, 3.0, 4.0, 5.0, 6.0], [7f32, 8.0, 9.0, 10.0, 11.0, 12.0]);
         let mut c = [f32::NAN; 4];
-        product((2, 3, 2), &a, &b, &mut c);
+        product((2, 3, 2), &a, &b, &mut c, Cores::All);
         assert_eq!(c, [58.0, 64.0, 139.0, 154.0]);
         let mut d = [0f64; 2];
-        product((1, 2, 2), &[1.0, 2.0], &[3.0, 4.0, 5.0, 6.0], &mut d);
+        product((1, 2, 2), &[1.0, 2.0], &[3.0, 4.0, 5.0, 6.0], &mut d, Cores::This);
         assert_eq!(d, [13.0, 16.0]);
         // lhs_t (3, 2) is a's transpose stored row-major: the same product, then added once more.
         let a_t = [1f32, 4.0, 2.0, 5.0, 3.0, 6.0];
-        transposed_product((2, 3, 2), &a_t, &b, &mut c, false);
+        transposed_product((2, 3, 2), &a_t, &b, &mut c, false, Cores::This);
         assert_eq!(c, [58.0, 64.0, 139.0, 154.0]);
-        transposed_product((2, 3, 2), &a_t, &b, &mut c, true);
+        transposed_product((2, 3, 2), &a_t, &b, &mut c, true, Cores::All);
         assert_eq!(c, [116.0, 128.0, 278.0, 308.0]);
         assert!(peak_gflops(64, 1) > 0.0);
     }

@@ -10,6 +10,7 @@
 //! the tiles, and Gᵀ M G (the transposition principle swaps F(2, 3)'s A and G).
 
 use super::{apply, Float, Kernel};
+use crate::gemm::Cores;
 use candle_core::{Result, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -97,8 +98,8 @@ vectorised! {
         let (th, tw) = t.tiles();
         let c = t.c;
         let (sample_len, per_sample) = (t.h * t.w * c, t.tiles_per_sample() * c);
-        position_runs(v, images.len() / sample_len, per_sample).into_par_iter().zip(images.par_chunks(sample_len)).for_each(|(mut runs, image)| {
-            let (mut d, mut rows) = (vec![T::zero(); POSITIONS * c], vec![T::zero(); POSITIONS * c]);
+        let (mut d, mut rows) = (vec![T::zero(); POSITIONS * c], vec![T::zero(); POSITIONS * c]);
+        for (mut runs, image) in position_runs(v, images.len() / sample_len, per_sample).into_iter().zip(images.chunks(sample_len)) {
             for tile in 0..th * tw {
                 let (y0, x0) = (2 * (tile / tw) as isize - t.padding as isize, 2 * (tile % tw) as isize - t.padding as isize);
                 for (at, pixel) in d.chunks_exact_mut(c).enumerate() {
@@ -111,7 +112,7 @@ vectorised! {
                 }
                 input_tile(&d, &mut rows, c, &mut runs, tile * c);
             }
-        });
+        }
     }
 }
 
@@ -197,9 +198,8 @@ vectorised! {
         let (ho, wo) = t.out();
         let (th, tw) = t.tiles();
         let per_slab = m.len() / POSITIONS;
-        y.par_chunks_mut(ho * wo * out).enumerate().for_each(|(sample, image)| {
-            let mut rows = vec![T::zero(); 8 * out];
-            let mut sum = vec![T::zero(); out];
+        let (mut rows, mut sum) = (vec![T::zero(); 8 * out], vec![T::zero(); out]);
+        for (sample, image) in y.chunks_mut(ho * wo * out).enumerate() {
             for tile in 0..th * tw {
                 let at = (sample * th * tw + tile) * out;
                 let (ty, tx) = (tile / tw, tile % tw);
@@ -235,16 +235,53 @@ vectorised! {
                     }
                 }
             }
-        });
+        }
     }
 }
 
-/// Samples per chunk of the convolution: at most this many tiles, so that a chunk's transformed
-/// input and GEMM outputs (16 x 2,048 x 128 values each: 16 MB in f32) stay in the cache.
-const CHUNK_TILES: usize = 2048;
+/// Tiles per block: the unit of work of one core, which transforms a block's samples, multiplies
+/// them by the 16 transformed kernels and transforms the products back on its own (its transformed
+/// input and GEMM outputs, 2 x 16 x 256 x 128 values, 4 MB in f32, in its reused scratch), with
+/// no hand-off between the cores inside a convolution.
+const BLOCK_TILES: usize = 256;
+
+/// Whole samples of one member of an ensemble (or one group of a weight gradient).
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Block {
+    member: usize,
+    first: usize,
+    samples: usize,
+}
+
+impl Tiling {
+    /// Every member's samples in blocks of `per_block` (a member's last block fewer), in order.
+    fn blocks(&self, per_block: usize) -> Vec<Block> {
+        let per_member = self.n / self.members;
+        (0..self.members)
+            .flat_map(|member| {
+                (0..per_member).step_by(per_block).map(move |i| Block {
+                    member,
+                    first: member * per_member + i,
+                    samples: per_block.min(per_member - i),
+                })
+            })
+            .collect()
+    }
+}
+
+/// `values` split into the blocks' runs, `per_sample` values per sample (blocks in order).
+fn block_runs<'a, T>(mut values: &'a mut [T], blocks: &[Block], per_sample: usize) -> Vec<&'a mut [T]> {
+    let mut runs = Vec::with_capacity(blocks.len());
+    for block in blocks {
+        let (run, rest) = std::mem::take(&mut values).split_at_mut(block.samples * per_sample);
+        runs.push(run);
+        values = rest;
+    }
+    runs
+}
 
 /// The convolution: `x (n, h, w, c)`, the transformed weight `(members, 16, c, out)` and the bias
-/// `(members, out)` give `(n, ho, wo, out)`, chunk by chunk of samples (never across members).
+/// `(members, out)` give `(n, ho, wo, out)`, block by block of samples (never across members).
 struct Convolution {
     tiling: Tiling,
 }
@@ -254,28 +291,26 @@ vectorised! {
         let (c, out) = (t.c, bias.len() / t.members);
         let (ho, wo) = t.out();
         let (sample_in, sample_out, per_sample) = (t.h * t.w * c, ho * wo * out, t.tiles_per_sample());
+        // At least a block per core where the samples allow: every output is computed alone, so the
+        // blocking leaves the values unchanged.
         let per_member = t.n / t.members;
-        let chunk = (CHUNK_TILES / per_sample).clamp(1, per_member);
+        let per_block = (BLOCK_TILES / per_sample).min(per_member.div_ceil(rayon::current_num_threads())).max(1);
+        let blocks = t.blocks(per_block);
         let mut y = vec![T::zero(); t.n * sample_out];
-        let (v_len, m_len) = (POSITIONS * chunk * per_sample * c, POSITIONS * chunk * per_sample * out);
-        // Both fully written before they are read, chunk after chunk.
-        T::with_scratch(v_len + m_len, |scratch| {
-            let (v, m) = scratch.split_at_mut(v_len);
-            for member in 0..t.members {
-                for first in (member * per_member..(member + 1) * per_member).step_by(chunk) {
-                    let samples = chunk.min((member + 1) * per_member - first);
-                    let tiles = samples * per_sample;
-                    let (v, m) = (&mut v[..POSITIONS * tiles * c], &mut m[..POSITIONS * tiles * out]);
-                    transform_input(&x[first * sample_in..(first + samples) * sample_in], t, v);
-                    for pos in 0..POSITIONS {
-                        let rhs = &u[(member * POSITIONS + pos) * c * out..][..c * out];
-                        let (lhs, dst) = (&v[pos * tiles * c..][..tiles * c], &mut m[pos * tiles * out..][..tiles * out]);
-                        crate::gemm::product((tiles, c, out), lhs, rhs, dst);
-                    }
-                    let bias = &bias[member * out..(member + 1) * out];
-                    transform_output(m, bias, t, &mut y[first * sample_out..(first + samples) * sample_out]);
+        let outputs = block_runs(&mut y, &blocks, sample_out);
+        blocks.into_par_iter().zip(outputs).for_each(|(block, y)| {
+            let tiles = block.samples * per_sample;
+            // Both fully written before they are read.
+            T::with_scratch(POSITIONS * tiles * (c + out), |scratch| {
+                let (v, m) = scratch.split_at_mut(POSITIONS * tiles * c);
+                transform_input(&x[block.first * sample_in..][..block.samples * sample_in], t, v);
+                for pos in 0..POSITIONS {
+                    let rhs = &u[(block.member * POSITIONS + pos) * c * out..][..c * out];
+                    let (lhs, dst) = (&v[pos * tiles * c..][..tiles * c], &mut m[pos * tiles * out..][..tiles * out]);
+                    crate::gemm::product((tiles, c, out), lhs, rhs, dst, Cores::This);
                 }
-            }
+                transform_output(m, &bias[block.member * out..][..out], t, y);
+            });
         });
         y
     }
@@ -344,8 +379,8 @@ vectorised! {
         let (th, tw) = t.tiles();
         let (ho, wo) = t.out();
         let (sample_len, per_sample) = (ho * wo * c, t.tiles_per_sample() * c);
-        position_runs(v, grads.len() / sample_len, per_sample).into_par_iter().zip(grads.par_chunks(sample_len)).for_each(|(mut runs, grad)| {
-            let (mut g, mut rows) = (vec![T::zero(); 4 * c], vec![T::zero(); 8 * c]);
+        let (mut g, mut rows) = (vec![T::zero(); 4 * c], vec![T::zero(); 8 * c]);
+        for (mut runs, grad) in position_runs(v, grads.len() / sample_len, per_sample).into_iter().zip(grads.chunks(sample_len)) {
             for tile in 0..th * tw {
                 let (y0, x0) = (2 * (tile / tw), 2 * (tile % tw));
                 for (at, pixel) in g.chunks_exact_mut(c).enumerate() {
@@ -358,7 +393,7 @@ vectorised! {
                 }
                 gradient_tile(&g, &mut rows, c, &mut runs, tile * c);
             }
-        });
+        }
     }
 }
 
@@ -390,38 +425,47 @@ struct WeightGradient {
     tiling: Tiling,
 }
 
+/// Partial sums per weight gradient, shared among its groups: the work items of the transposed
+/// products when a gradient has fewer groups than cores. Fixed, never the number of cores, so that
+/// the order of the sums, and the gradient's bits, do not depend on the machine.
+const PARTS: usize = 8;
+
 vectorised! {
     fn weight_gradient_values<T: Float>(x: &[T], grads: &[T], t: Tiling, out: usize) -> Vec<T> {
         let (c, groups) = (t.c, t.members);
         let (ho, wo) = t.out();
         let (sample_in, sample_out, per_sample) = (t.h * t.w * c, ho * wo * out, t.tiles_per_sample());
-        let per_group = t.n / groups;
-        let chunk = (CHUNK_TILES / per_sample).clamp(1, per_group.max(1));
-        // Per group and position, the sum over its tiles of (transformed input)ᵀ (transformed gradient).
-        let mut sums = vec![T::zero(); groups * POSITIONS * c * out];
-        let (v_len, g_len) = (POSITIONS * chunk * per_sample * c, POSITIONS * chunk * per_sample * out);
-        T::with_scratch(v_len + g_len, |scratch| {
-            let (v, gv) = scratch.split_at_mut(v_len);
-            for (group, sums) in sums.chunks_mut(POSITIONS * c * out).enumerate() {
-                for first in (group * per_group..(group + 1) * per_group).step_by(chunk) {
-                    let samples = chunk.min((group + 1) * per_group - first);
-                    let tiles = samples * per_sample;
-                    let (v, gv) = (&mut v[..POSITIONS * tiles * c], &mut gv[..POSITIONS * tiles * out]);
-                    transform_input(&x[first * sample_in..(first + samples) * sample_in], t, v);
-                    transform_gradient(&grads[first * sample_out..(first + samples) * sample_out], t, out, gv);
+        let blocks = t.blocks((BLOCK_TILES / per_sample).max(1));
+        let per_group = blocks.len() / groups;
+        let parts = (PARTS / groups).clamp(1, per_group);
+        // Per group, part and position, the sum over the part's tiles of (transformed input)ᵀ
+        // (transformed gradient); a part takes every `parts`-th block of its group.
+        let slab = POSITIONS * c * out;
+        let mut partials = vec![T::zero(); groups * parts * slab];
+        partials.par_chunks_mut(slab).enumerate().for_each(|(item, sums)| {
+            let (group, part) = (item / parts, item % parts);
+            for (k, block) in blocks[group * per_group..(group + 1) * per_group].iter().skip(part).step_by(parts).enumerate() {
+                let tiles = block.samples * per_sample;
+                T::with_scratch(POSITIONS * tiles * (c + out), |scratch| {
+                    let (v, gv) = scratch.split_at_mut(POSITIONS * tiles * c);
+                    transform_input(&x[block.first * sample_in..][..block.samples * sample_in], t, v);
+                    transform_gradient(&grads[block.first * sample_out..][..block.samples * sample_out], t, out, gv);
                     for (pos, sum) in sums.chunks_mut(c * out).enumerate() {
                         let (lhs, rhs) = (&v[pos * tiles * c..][..tiles * c], &gv[pos * tiles * out..][..tiles * out]);
-                        crate::gemm::transposed_product((c, tiles, out), lhs, rhs, sum, first > group * per_group);
+                        crate::gemm::transposed_product((c, tiles, out), lhs, rhs, sum, k > 0, Cores::This);
                     }
-                }
+                });
             }
         });
         let mut dw = vec![T::zero(); groups * out * c * 9];
         dw.par_chunks_mut(c * 9).enumerate().for_each(|(row, kernels)| {
             let (group, o) = (row / out, row % out);
-            let sums = &sums[group * POSITIONS * c * out..][..POSITIONS * c * out];
+            let parts = &partials[group * parts * slab..][..parts * slab];
             for (i, kernel) in kernels.chunks_exact_mut(9).enumerate() {
-                let m: [T; POSITIONS] = std::array::from_fn(|pos| sums[(pos * c + i) * out + o]);
+                let m: [T; POSITIONS] = std::array::from_fn(|pos| {
+                    let at = (pos * c + i) * out + o;
+                    parts.chunks_exact(slab).fold(T::zero(), |sum, part| sum + part[at])
+                });
                 kernel.copy_from_slice(&kernel_tile(&m));
             }
         });
@@ -490,6 +534,29 @@ mod tests {
             let dx = winograd_conv(&g, &weight, None, padding, true).unwrap();
             let err = max_difference(&dx, &direct(&g, &flipped, &zero, padding, members));
             assert!(err < 1e-13, "flipped: side {side} padding {padding} members {members}: {err:e}");
+        }
+    }
+
+    #[test]
+    fn the_bits_do_not_depend_on_the_number_of_cores() {
+        // The forward's blocks follow the cores, the weight gradient's partial sums never do: the
+        // same bits from 1, 2 and 3 threads (f32, where a changed order of sums shows).
+        let (n, side, c) = (24, 9, 20);
+        let x = random(&[n, side, side, c], 7).to_dtype(candle_core::DType::F32).unwrap();
+        let g = random(&[n, side, side, c], 8).to_dtype(candle_core::DType::F32).unwrap();
+        let weight = random(&[c, c, 3, 3], 9).to_dtype(candle_core::DType::F32).unwrap();
+        let on = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| {
+                let y = winograd_conv(&x, &weight, None, 1, false).unwrap();
+                let dw = winograd_weight_gradient(&x, &g, 1, 1).unwrap();
+                (y.flatten_all().unwrap().to_vec1::<f32>().unwrap(), dw.flatten_all().unwrap().to_vec1::<f32>().unwrap())
+            })
+        };
+        let one = on(1);
+        assert!(one.1.iter().any(|v| *v != 0.0));
+        for threads in [2, 3] {
+            assert!(on(threads) == one, "{threads} threads");
         }
     }
 
