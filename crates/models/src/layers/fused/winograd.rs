@@ -161,28 +161,23 @@ impl Kernel<1> for WeightTransform {
 }
 
 vectorised! {
-    /// [`WeightTransform`] of `w` `(members, out, in, 9)`: every kernel's 16 values by rows of the
-    /// weight (in parallel), then each position's slab of the GEMMs' right-hand sides (in parallel).
+    /// [`WeightTransform`] of `w` `(members, out, in, 9)`: each row of every position's slab (an
+    /// input channel, or an output channel flipped) made by one work item, from its kernels.
     fn weight_transform_values<T: Float>(w: &[T], (members, out, c_in): (usize, usize, usize), flip: bool) -> Vec<T> {
-        let mut tiles = vec![T::zero(); members * out * c_in * POSITIONS];
-        tiles.par_chunks_mut(c_in * POSITIONS).zip(w.par_chunks(c_in * 9)).for_each(|(tiles, kernels)| {
-            for (tile, kernel) in tiles.chunks_exact_mut(POSITIONS).zip(kernels.chunks_exact(9)) {
+        let (rows, cols) = if flip { (out, c_in) } else { (c_in, out) };
+        let mut u = vec![T::zero(); members * POSITIONS * rows * cols];
+        let runs: Vec<Vec<&mut [T]>> = u.chunks_mut(POSITIONS * rows * cols).flat_map(|member| position_runs(member, rows, cols)).collect();
+        runs.into_par_iter().enumerate().for_each(|(item, mut runs)| {
+            let (member, row) = (item / rows, item % rows);
+            for col in 0..cols {
+                let (o, i) = if flip { (row, col) } else { (col, row) };
+                let kernel = &w[((member * out + o) * c_in + i) * 9..][..9];
                 let mut g: [T; 9] = std::array::from_fn(|q| kernel[q]);
                 if flip {
                     g.reverse();
                 }
-                tile.copy_from_slice(&weight_tile(&g));
-            }
-        });
-        // Slab (member, position): `(in, out)`, or `(out, in)` flipped.
-        let mut u = vec![T::zero(); members * POSITIONS * c_in * out];
-        u.par_chunks_mut(c_in * out).enumerate().for_each(|(slab, u)| {
-            let (member, pos) = (slab / POSITIONS, slab % POSITIONS);
-            let tiles = &tiles[member * out * c_in * POSITIONS..][..out * c_in * POSITIONS];
-            for o in 0..out {
-                for i in 0..c_in {
-                    let at = if flip { o * c_in + i } else { i * out + o };
-                    u[at] = tiles[(o * c_in + i) * POSITIONS + pos];
+                for (run, value) in runs.iter_mut().zip(weight_tile(&g)) {
+                    run[col] = value;
                 }
             }
         });
@@ -457,16 +452,24 @@ vectorised! {
                 });
             }
         });
+        // Per group and position, the parts' sums (in part order) transposed to `(out, c)`: the
+        // rows the kernels' transform reads.
+        let mut m = vec![T::zero(); groups * slab];
+        m.par_chunks_mut(c * out).enumerate().for_each(|(item, m)| {
+            let (group, pos) = (item / POSITIONS, item % POSITIONS);
+            let parts: Vec<&[T]> = (0..parts).map(|p| &partials[((group * parts + p) * POSITIONS + pos) * c * out..][..c * out]).collect();
+            for i in 0..c {
+                for o in 0..out {
+                    m[o * c + i] = parts.iter().fold(T::zero(), |sum, part| sum + part[i * out + o]);
+                }
+            }
+        });
         let mut dw = vec![T::zero(); groups * out * c * 9];
         dw.par_chunks_mut(c * 9).enumerate().for_each(|(row, kernels)| {
             let (group, o) = (row / out, row % out);
-            let parts = &partials[group * parts * slab..][..parts * slab];
+            let rows: [&[T]; POSITIONS] = std::array::from_fn(|pos| &m[((group * POSITIONS + pos) * out + o) * c..][..c]);
             for (i, kernel) in kernels.chunks_exact_mut(9).enumerate() {
-                let m: [T; POSITIONS] = std::array::from_fn(|pos| {
-                    let at = (pos * c + i) * out + o;
-                    parts.chunks_exact(slab).fold(T::zero(), |sum, part| sum + part[at])
-                });
-                kernel.copy_from_slice(&kernel_tile(&m));
+                kernel.copy_from_slice(&kernel_tile(&std::array::from_fn(|pos| rows[pos][i])));
             }
         });
         dw
