@@ -6,16 +6,20 @@
 mod affine;
 mod color;
 mod crop;
+mod cutmix;
 mod cutout;
 mod dc;
 mod dsa;
 mod flip;
 mod identity;
+#[cfg(test)]
+mod recipes_fixture;
 mod transform;
 
 pub use affine::{resample, resample_each, Affine};
 pub use color::{brightness, contrast, saturation};
 pub use crop::translate;
+pub use cutmix::{CutBox, CutMix, Mix};
 pub use cutout::{cutout, Square};
 pub use dc::DcAugmentation;
 pub use dsa::{Dsa, DsaOptions};

@@ -145,7 +145,16 @@ impl EvalConfig {
         s.at_least("batch_size", self.batch_size, 1, "the training batch")?;
         s.positive("lr", self.lr)?;
         s.momentum("momentum", self.momentum)?;
-        s.non_negative("weight_decay", self.weight_decay)
+        s.non_negative("weight_decay", self.weight_decay)?;
+        match self.cutmix {
+            Some(cutmix) if !(0.0..=1.0).contains(&cutmix.p) => {
+                s.fail("cutmix.p", cutmix.p, "must be in [0, 1] (the probability of mixing a batch; IDC's 0.5)")
+            }
+            Some(cutmix) if !(cutmix.beta.is_finite() && cutmix.beta > 0.0) => {
+                s.fail("cutmix.beta", cutmix.beta, "must be a positive number (Beta's parameter; IDC's 1.0)")
+            }
+            _ => Ok(()),
+        }
     }
 }
 
@@ -208,6 +217,8 @@ mod tests {
             (EvalConfig { epochs: Some(0), ..d() }, "`epochs` = 0 (or --epochs)"),
             (EvalConfig { test_limit: Some(0), ..d() }, "`test_limit` = 0"),
             (EvalConfig { networks_at_once: Some(0), ..d() }, "`networks_at_once` = 0 (or --networks-at-once)"),
+            (EvalConfig { cutmix: Some(gradmatch_augment::CutMix { p: 1.5, beta: 1.0 }), ..d() }, "`cutmix.p` = 1.5"),
+            (EvalConfig { cutmix: Some(gradmatch_augment::CutMix { p: 0.5, beta: 0.0 }), ..d() }, "`cutmix.beta` = 0"),
             (EvalConfig { lr: 0.0, ..d() }, "`lr` = 0"),
             (EvalConfig { weight_decay: -1.0, ..d() }, "`weight_decay` = -1"),
             (EvalConfig { momentum: 1.0, ..d() }, "`momentum` = 1"),

@@ -183,10 +183,27 @@ impl<'t, 'a> Training<'t, 'a> {
         }
         // One augmentation for every network's batch (the tasks share it: see `can_share`).
         let images = self.tasks[0].augment.augment_groups(&Tensor::cat(&images, 0)?, &seeds)?.detach();
-        let (losses, grads) = self.net.member_losses_and_grads(&images, &Tensor::cat(&targets, 0)?, Mode::Train)?;
+        let (images, targets) = self.mix(images, Tensor::cat(&targets, 0)?, batch)?;
+        let (losses, grads) = self.net.member_losses_and_grads(&images, &targets, Mode::Train)?;
         self.opt.step_all(&grads)?;
         self.last = Some(losses);
         Ok(())
+    }
+
+    /// Each network's block of the batch mixed by the recipe's CutMix with its own draws, as it
+    /// would be alone.
+    fn mix(&self, images: Tensor, targets: Tensor, batch: u64) -> Result<(Tensor, Tensor)> {
+        if self.recipe.cutmix.is_none() {
+            return Ok((images, targets));
+        }
+        let per = images.dim(0)? / self.tasks.len();
+        let mut blocks = (Vec::with_capacity(self.tasks.len()), Vec::with_capacity(self.tasks.len()));
+        for (k, task) in self.tasks.iter().enumerate() {
+            let (x, t) = self.recipe.mix(images.narrow(0, k * per, per)?, targets.narrow(0, k * per, per)?, task.seed, batch)?;
+            blocks.0.push(x);
+            blocks.1.push(t);
+        }
+        Ok((Tensor::cat(&blocks.0, 0)?, Tensor::cat(&blocks.1, 0)?))
     }
 
     /// Marks the networks whose last loss is not finite, with the message their own evaluation gives.

@@ -119,6 +119,7 @@ fn train_watching(task: &EvalTask, cfg: &EvalConfig, recipe: &Recipe, mut counte
         for (b, chunk) in order.chunks(cfg.batch_size).enumerate() {
             let idx = order_on_device.narrow(0, b * cfg.batch_size, chunk.len())?;
             let x = augment.augment_each(&images.index_select(&idx, 0)?, derive_seed(seed, stream::EVAL_AUGMENT, batches))?.detach();
+            let (x, batch_targets) = recipe.mix(x, targets.index_select(&idx, 0)?, seed, batches)?;
             batches += 1;
             if let Some(counter) = counter.as_deref_mut() {
                 let predicted = host::vec1::<u32>(&net.forward(&x, Mode::Train)?.argmax(1)?)?;
@@ -126,7 +127,7 @@ fn train_watching(task: &EvalTask, cfg: &EvalConfig, recipe: &Recipe, mut counte
                     counter.visit(image as usize, guess == labels[image as usize]);
                 }
             }
-            let (loss, grads) = net.loss_and_grads(&x, &targets.index_select(&idx, 0)?, Mode::Train, 1)?;
+            let (loss, grads) = net.loss_and_grads(&x, &batch_targets, Mode::Train, 1)?;
             opt.step_all(&grads)?;
             last_loss = loss;
         }

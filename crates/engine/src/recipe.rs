@@ -3,9 +3,13 @@
 //! every accuracy is recorded with.
 
 use crate::optim::Sgd;
-use gradmatch_augment::DcAugmentation;
+use crate::seed::{derive_seed, stream};
+use candle_core::Tensor;
+use gradmatch_augment::{CutMix, DcAugmentation};
 use gradmatch_data::DatasetName;
 use gradmatch_models::{Arch, ModelSpec, NormKind};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 /// A named evaluation recipe. Numbers from different recipes cannot be compared, so every
@@ -55,6 +59,7 @@ impl Protocol {
             // (ablation ids) then differ from those made before.
             schedule: (self == Protocol::Dsa).then_some(Schedule::Restart),
             test_limit: None,
+            cutmix: None,
             networks_at_once: None,
             num_eval: match self {
                 Protocol::Dc => 20,
@@ -169,6 +174,9 @@ pub struct Recipe {
     pub schedule: Schedule,
     #[serde(default = "default_lr")]
     pub lr: f64,
+    /// CutMix on every training batch (after its augmentation), as IDC trains; absent: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cutmix: Option<CutMix>,
     /// [`Recipe::REVISION`] for recipes resolved as the reference tools resolve them; 1 (absent)
     /// for records made before (`dc`: 300 epochs and no augmentation on every dataset; `dsa`:
     /// 1000 epochs with the multistep schedule).
@@ -186,6 +194,19 @@ fn first_revision() -> u32 {
 
 impl Recipe {
     pub const REVISION: u32 = 2;
+
+    /// The batch a network trains on after its augmentation: `images (n, c, h, w)` and their
+    /// `targets (n, classes)` mixed by CutMix when the recipe has it (its draws from `seed`'s
+    /// stream for training batch `batch`), else as they are.
+    pub fn mix(&self, images: Tensor, targets: Tensor, seed: u64, batch: u64) -> candle_core::Result<(Tensor, Tensor)> {
+        let Some(cutmix) = self.cutmix else { return Ok((images, targets)) };
+        let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(seed, stream::EVAL_MIX, batch));
+        let (n, _, h, w) = images.dims4()?;
+        match cutmix.draw(&mut rng, n, (h, w))? {
+            Some(mix) => CutMix::apply(&images, &targets, &mix),
+            None => Ok((images, targets)),
+        }
+    }
 }
 
 impl std::fmt::Display for Recipe {
@@ -195,6 +216,9 @@ impl std::fmt::Display for Recipe {
         write!(f, "protocol {}{revision}: {total} epochs, augment {}, lr {}", self.protocol, self.augment, self.lr)?;
         if drop_at < total {
             write!(f, " x0.1 from epoch {drop_at}{}", if fresh_momentum { " with a fresh optimiser" } else { "" })?;
+        }
+        if let Some(CutMix { p, beta }) = self.cutmix {
+            write!(f, ", cutmix p {p} beta {beta}")?;
         }
         Ok(())
     }
@@ -222,6 +246,11 @@ pub struct EvalConfig {
     pub schedule: Option<Schedule>,
     /// Test on the first `n` test images only (for quick checks; `None` = the full test set).
     pub test_limit: Option<usize>,
+    /// CutMix on every training batch after its augmentation (`[evaluation.cutmix]` with `p` and
+    /// `beta`, IDC's 0.5 and 1.0 for small images); `None`: none. Left out of the serialised config
+    /// when absent, so that configs written before it keep their ids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cutmix: Option<CutMix>,
     /// Networks trained per set (each with its own seed).
     pub num_eval: usize,
     /// Architectures to evaluate on (cross-architecture tables); empty = the condensing model.
@@ -260,6 +289,7 @@ impl EvalConfig {
             augment,
             schedule: self.schedule.unwrap_or(self.protocol.schedule()),
             lr: self.lr,
+            cutmix: self.cutmix,
             revision: Recipe::REVISION,
         }
     }
@@ -291,6 +321,7 @@ struct EvalFile {
     augment: Option<AugmentField>,
     schedule: Option<Schedule>,
     test_limit: Option<usize>,
+    cutmix: Option<CutMix>,
     num_eval: Option<usize>,
     models: Option<Vec<ModelSpec>>,
     networks_at_once: Option<usize>,
@@ -321,6 +352,7 @@ impl From<EvalFile> for EvalConfig {
             }),
             schedule: f.schedule.or(r.schedule),
             test_limit: f.test_limit.or(r.test_limit),
+            cutmix: f.cutmix.or(r.cutmix),
             num_eval: f.num_eval.unwrap_or(r.num_eval),
             models: f.models.unwrap_or(r.models),
             networks_at_once: f.networks_at_once,

@@ -57,6 +57,8 @@ pub mod stream {
     pub const AUGMENT: u64 = 5;
     /// The augmentation of training batch `b` (counted over every epoch) of an evaluation.
     pub const EVAL_AUGMENT: u64 = 6;
+    /// The CutMix draws of training batch `b` (counted over every epoch) of an evaluation.
+    pub const EVAL_MIX: u64 = 7;
     /// Evaluation network `n` of an image set, the same in every command of the runner.
     pub const SET_EVALUATION: u64 = 100;
     /// Which real images random-baseline subset `e` takes.
@@ -86,7 +88,8 @@ mod tests {
 
     #[test]
     fn streams_are_distinct() {
-        let all = [ITERATION, NETWORK, EVALUATION, INIT, AUGMENT, EVAL_AUGMENT, SET_EVALUATION, BASELINE_SUBSET, BASELINE_EVALUATION];
+        let all =
+            [ITERATION, NETWORK, EVALUATION, INIT, AUGMENT, EVAL_AUGMENT, EVAL_MIX, SET_EVALUATION, BASELINE_SUBSET, BASELINE_EVALUATION];
         for (i, s) in all.iter().enumerate() {
             assert!(!all[..i].contains(s), "stream {s} is used twice");
         }

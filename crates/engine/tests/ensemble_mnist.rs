@@ -5,8 +5,8 @@
 //! reads the device at most once per epoch.
 
 use candle_core::{DType, Device, Tensor};
-use gradmatch_augment::DcAugmentation;
 use gradmatch_augment::NoAugmentation;
+use gradmatch_augment::{CutMix, DcAugmentation};
 use gradmatch_data::{Dataset, DatasetName};
 use gradmatch_engine::{evaluate, evaluate_all, DeviceData, EvalConfig, EvalTask, Protocol, Schedule};
 use gradmatch_models::ModelSpec;
@@ -47,9 +47,13 @@ fn an_ensemble_equals_its_networks_one_by_one() {
     let protocols = [
         ("dc, augmented", dc.clone(), &crop as &dyn gradmatch_core::Augmentation),
         ("dc, plain", EvalConfig { augment: Some("none".into()), ..dc.clone() }, &none),
+        // IDC's CutMix after the augmentation, each network with its own draws.
+        ("dc, plain, cutmix", EvalConfig { augment: Some("none".into()), cutmix: Some(CutMix { p: 0.5, beta: 1.0 }), ..dc.clone() }, &none),
+        ("dc, augmented, cutmix", EvalConfig { cutmix: Some(CutMix { p: 1.0, beta: 1.0 }), ..dc.clone() }, &crop),
         ("dsa", EvalConfig { epochs: Some(6), batch_size: 4, test_limit: Some(300), ..dc.with_protocol(Protocol::Dsa) }, dsa.as_ref()),
     ];
     let mut schedules = std::collections::HashSet::new();
+    let mut first_losses = std::collections::HashMap::new();
     for (name, cfg, augment) in protocols {
         let recipe = cfg.resolve(DatasetName::Mnist, &SMALL);
         schedules.insert(format!("{:?}", recipe.schedule));
@@ -77,8 +81,12 @@ fn an_ensemble_equals_its_networks_one_by_one() {
             );
             assert_eq!(outcome.accuracy, alone.accuracy, "{name}, network {k}");
             assert!(alone.final_train_loss > 0.0 && alone.accuracy > 0.1, "{name}: the networks learn something");
+            if k == 0 {
+                first_losses.insert(name, alone.final_train_loss);
+            }
         }
     }
+    assert_ne!(first_losses["dc, plain"], first_losses["dc, plain, cutmix"], "CutMix changes what the network trains on");
     assert!(schedules.contains(&format!("{:?}", Schedule::MultiStep)) && schedules.contains(&format!("{:?}", Schedule::Restart)));
 }
 

@@ -1,7 +1,9 @@
 use super::*;
 use serde::Deserialize;
 
-/// What `tests/fixtures/recipes/make.py` (at the top of the workspace) recorded from PyTorch and scipy.
+use crate::recipes_fixture::image;
+
+/// The DC transforms' section of the recipes fixture.
 #[derive(Deserialize)]
 struct Fixture {
     transforms: Vec<Case>,
@@ -16,18 +18,7 @@ struct Case {
 }
 
 fn fixture() -> Fixture {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/recipes/recipes.json");
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-/// `image(c, h, w)` of make.py.
-fn image((c, h, w): (usize, usize, usize)) -> Vec<f32> {
-    (0..c * h * w)
-        .map(|i| {
-            let i = i as f64;
-            ((i * 0.37).sin() + 0.5 * (i * 0.011).cos() + (i % 7.0) * 0.1) as f32
-        })
-        .collect()
+    crate::recipes_fixture::read()
 }
 
 #[test]

@@ -48,6 +48,7 @@ fn configs_round_trip_and_unknown_fields_and_protocols_are_named() {
         r#"{"protocol": "dsa"}"#,
         r#"{"protocol": "dsa", "epochs": 500, "augment": "none"}"#,
         r#"{"augment": "crop_noise", "models": ["MLP"]}"#,
+        r#"{"augment": "dsa", "cutmix": {"p": 0.5, "beta": 1.0}}"#,
     ] {
         let cfg = parse(json);
         assert_eq!(parse(&serde_json::to_string(&cfg).unwrap()), cfg, "{json}");
@@ -58,6 +59,14 @@ fn configs_round_trip_and_unknown_fields_and_protocols_are_named() {
     let capped = EvalConfig { networks_at_once: Some(4), ..EvalConfig::default() };
     assert_eq!(serde_json::to_string(&capped).unwrap(), serde_json::to_string(&EvalConfig::default()).unwrap());
     assert_eq!(parse(r#"{"protocol": "dsa"}"#), Protocol::Dsa.recipe());
+    // CutMix, when given, is part of the config and of every recipe line; absent, configs written
+    // before it keep their ids.
+    assert!(!serde_json::to_string(&EvalConfig::default()).unwrap().contains("cutmix"));
+    let mixed = parse(r#"{"augment": "dsa", "cutmix": {"p": 0.5, "beta": 1.0}}"#).resolve(DatasetName::Mnist, &ModelSpec::CONVNET);
+    assert_eq!(mixed.cutmix, Some(gradmatch_augment::CutMix { p: 0.5, beta: 1.0 }));
+    assert!(mixed.to_string().ends_with(", cutmix p 0.5 beta 1"), "{mixed}");
+    let err = serde_json::from_str::<EvalConfig>(r#"{"cutmix": {"p": 0.5, "alpha": 1.0}}"#).unwrap_err().to_string();
+    assert!(err.contains("alpha") && err.contains("beta"), "{err}");
     let err = serde_json::from_str::<EvalConfig>(r#"{"epoch": 3}"#).unwrap_err().to_string();
     assert!(err.contains("epoch") && err.contains("epochs"), "{err}");
     let err = serde_json::from_str::<EvalConfig>(r#"{"protocol": "mtt"}"#).unwrap_err().to_string();
