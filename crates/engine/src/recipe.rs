@@ -122,24 +122,29 @@ pub enum Schedule {
     /// DC's own repository's (DC, DSA, DM), MTT's and DC-BENCH's: `epochs + 1` epochs; after epoch `epochs // 2 + 1` a new
     /// SGD optimiser at lr x0.1 (the momentum starts from zero again).
     Restart,
+    /// IDC's `train.py`: `epochs` epochs, `MultiStepLR(milestones=[2 * epochs // 3, 5 * epochs // 6],
+    /// gamma=0.2)` stepped after every epoch, one optimiser throughout.
+    Idc,
 }
 
 /// The epochs a schedule trains and where its learning rate drops.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Phases {
     /// Epochs trained in all.
     pub total: usize,
-    /// The first epoch at lr x0.1 (`>= total`: none is).
-    pub drop_at: usize,
+    /// The epochs from which the learning rate is multiplied by `factor`, in order (one at or past
+    /// `total` never comes; an epoch given twice multiplies twice, as PyTorch's `MultiStepLR`).
+    pub drops: Vec<usize>,
+    pub factor: f64,
     /// Whether the momentum buffers are cleared where the learning rate drops.
     pub fresh_momentum: bool,
 }
 
 impl Phases {
-    /// Sets `opt` up for `epoch`: lr x0.1 from `drop_at` on (momentum cleared there if fresh).
+    /// Sets `opt` up for `epoch`: lr x`factor` at each drop (momentum cleared there if fresh).
     pub fn before_epoch(&self, epoch: usize, opt: &mut Sgd) {
-        if epoch == self.drop_at {
-            opt.lr *= 0.1;
+        for _ in self.drops.iter().filter(|&&d| d == epoch) {
+            opt.lr *= self.factor;
             if self.fresh_momentum {
                 opt.clear_momentum();
             }
@@ -150,8 +155,9 @@ impl Phases {
 impl Schedule {
     pub fn phases(self, epochs: usize) -> Phases {
         match self {
-            Schedule::MultiStep => Phases { total: epochs, drop_at: epochs / 2, fresh_momentum: false },
-            Schedule::Restart => Phases { total: epochs + 1, drop_at: epochs / 2 + 2, fresh_momentum: true },
+            Schedule::MultiStep => Phases { total: epochs, drops: vec![epochs / 2], factor: 0.1, fresh_momentum: false },
+            Schedule::Restart => Phases { total: epochs + 1, drops: vec![epochs / 2 + 2], factor: 0.1, fresh_momentum: true },
+            Schedule::Idc => Phases { total: epochs, drops: vec![2 * epochs / 3, 5 * epochs / 6], factor: 0.2, fresh_momentum: false },
         }
     }
 
@@ -211,11 +217,16 @@ impl Recipe {
 
 impl std::fmt::Display for Recipe {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let Phases { total, drop_at, fresh_momentum } = self.schedule.phases(self.epochs);
+        let Phases { total, drops, factor, fresh_momentum } = self.schedule.phases(self.epochs);
         let revision = if self.revision < Recipe::REVISION { format!(" (gradmatch's recipe v{})", self.revision) } else { String::new() };
         write!(f, "protocol {}{revision}: {total} epochs, augment {}, lr {}", self.protocol, self.augment, self.lr)?;
-        if drop_at < total {
-            write!(f, " x0.1 from epoch {drop_at}{}", if fresh_momentum { " with a fresh optimiser" } else { "" })?;
+        let drops: Vec<String> = drops.iter().filter(|&&d| d < total).map(usize::to_string).collect();
+        if !drops.is_empty() {
+            let at = match drops.len() {
+                1 => format!("epoch {}", drops[0]),
+                _ => format!("epochs {}", drops.join(", ")),
+            };
+            write!(f, " x{factor} from {at}{}", if fresh_momentum { " with a fresh optimiser" } else { "" })?;
         }
         if let Some(CutMix { p, beta }) = self.cutmix {
             write!(f, ", cutmix p {p} beta {beta}")?;

@@ -65,6 +65,8 @@ fn configs_round_trip_and_unknown_fields_and_protocols_are_named() {
     let mixed = parse(r#"{"augment": "dsa", "cutmix": {"p": 0.5, "beta": 1.0}}"#).resolve(DatasetName::Mnist, &ModelSpec::CONVNET);
     assert_eq!(mixed.cutmix, Some(gradmatch_augment::CutMix { p: 0.5, beta: 1.0 }));
     assert!(mixed.to_string().ends_with(", cutmix p 0.5 beta 1"), "{mixed}");
+    let idc = parse(r#"{"schedule": "idc", "epochs": 1000, "augment": "dsa"}"#).resolve(DatasetName::Mnist, &ModelSpec::CONVNET);
+    assert!(idc.to_string().ends_with("lr 0.01 x0.2 from epochs 666, 833"), "{idc}");
     let err = serde_json::from_str::<EvalConfig>(r#"{"cutmix": {"p": 0.5, "alpha": 1.0}}"#).unwrap_err().to_string();
     assert!(err.contains("alpha") && err.contains("beta"), "{err}");
     let err = serde_json::from_str::<EvalConfig>(r#"{"epoch": 3}"#).unwrap_err().to_string();

@@ -58,8 +58,9 @@ pub struct RecipeArgs {
     /// augmentation such as `dsa`.
     #[arg(long)]
     eval_augment: Option<String>,
-    /// How the learning rate drops: `multistep` (Jiang et al.'s: x0.1 at epochs/2, momentum kept) or
-    /// `restart` (DC's, DSA's, DM's and MTT's code: epochs + 1 epochs, a fresh optimiser at x0.1 after epoch epochs/2 + 1).
+    /// How the learning rate drops: `multistep` (Jiang et al.'s: x0.1 at epochs/2, momentum kept),
+    /// `restart` (DC's, DSA's, DM's and MTT's code: epochs + 1 epochs, a fresh optimiser at x0.1 after epoch epochs/2 + 1)
+    /// or `idc` (IDC's: x0.2 at 2 epochs/3 and again at 5 epochs/6, momentum kept).
     #[arg(long, value_parser = one_of::<Schedule>(), ignore_case = true)]
     schedule: Option<Schedule>,
     /// Networks trained per set.
