@@ -61,9 +61,6 @@ pub struct Mix {
 }
 
 impl CutMix {
-    /// IDC's defaults for MNIST and FashionMNIST (and SVHN, CIFAR): p 0.5, beta 1.0.
-    pub const IDC_SMALL_IMAGES: CutMix = CutMix { p: 0.5, beta: 1.0 };
-
     /// The draws of one batch of `n` images of `(h, w)`, in IDC's order (whether to mix, lam, the
     /// partners, the centre); `None` when the batch is left as it is.
     pub fn draw(&self, rng: &mut dyn RngCore, n: usize, (h, w): (usize, usize)) -> Result<Option<Mix>> {
@@ -132,7 +129,7 @@ mod tests {
 
     #[test]
     fn draws_are_seeded_and_follow_p() {
-        let cutmix = CutMix::IDC_SMALL_IMAGES;
+        let cutmix = CutMix { p: 0.5, beta: 1.0 };
         let draws = |seed| {
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
             (0..200).map(|_| cutmix.draw(&mut rng, 8, (28, 28)).unwrap()).collect::<Vec<_>>()
