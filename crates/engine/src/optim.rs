@@ -123,25 +123,31 @@ pub struct SgdUpdate {
 }
 
 vectorised! {
-    /// The new parameter and momentum buffer in one pass, each operation as candle's composition
-    /// computes it (`t * s` is `t * s + 0`), so both give the same values.
-    fn sgd_values<T: Float>(param: &[T], grad: &[T], buffer: &[T], u: SgdUpdate) -> Vec<Vec<T>> {
+    /// One run of [`sgd_values`]: `param`, `grad` and `buffer` the run's inputs, `next` and
+    /// `buffers` its outputs.
+    fn sgd_run<T: Float>([param, grad, buffer]: [&[T]; 3], (next, buffers): (&mut [T], &mut [T]), u: SgdUpdate) {
         let (lr, momentum, decay) = (T::of(u.lr), T::of(u.momentum), T::of(u.weight_decay));
-        let mut next = vec![T::zero(); param.len()];
-        let mut buffers = vec![T::zero(); param.len()];
-        let chunk = 1 << 14;
-        next.par_chunks_mut(chunk).zip(buffers.par_chunks_mut(chunk)).enumerate().for_each(|(i, (p_out, b_out))| {
-            let start = i * chunk;
-            for (k, (p_new, b_new)) in p_out.iter_mut().zip(b_out).enumerate() {
-                let (p, g) = (param[start + k], grad[start + k]);
-                let d = if u.weight_decay != 0.0 { g + (p * decay + T::zero()) } else { g };
-                let d = if u.momentum == 0.0 || u.first { d } else { (buffer[start + k] * momentum + T::zero()) + d };
-                *b_new = d;
-                *p_new = p - (d * lr + T::zero());
-            }
-        });
-        vec![next, buffers]
+        for (k, (p_new, b_new)) in next.iter_mut().zip(buffers).enumerate() {
+            let (p, g) = (param[k], grad[k]);
+            let d = if u.weight_decay != 0.0 { g + (p * decay + T::zero()) } else { g };
+            let d = if u.momentum == 0.0 || u.first { d } else { (buffer[k] * momentum + T::zero()) + d };
+            *b_new = d;
+            *p_new = p - (d * lr + T::zero());
+        }
     }
+}
+
+/// The new parameter and momentum buffer in one pass, each operation as candle's composition
+/// computes it (`t * s` is `t * s + 0`), so both give the same values.
+fn sgd_values<T: Float>(param: &[T], grad: &[T], buffer: &[T], u: SgdUpdate) -> Vec<Vec<T>> {
+    let mut next = vec![T::zero(); param.len()];
+    let mut buffers = vec![T::zero(); param.len()];
+    let chunk = 1 << 14;
+    next.par_chunks_mut(chunk).zip(buffers.par_chunks_mut(chunk)).enumerate().for_each(|(i, outputs)| {
+        let run = i * chunk..(i * chunk + outputs.0.len());
+        sgd_run([&param[run.clone()], &grad[run.clone()], &buffer[run]], outputs, u);
+    });
+    vec![next, buffers]
 }
 
 impl Kernel<3> for SgdUpdate {

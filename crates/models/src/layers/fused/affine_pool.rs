@@ -6,19 +6,23 @@ use super::*;
 struct ScaleShift;
 
 vectorised! {
-    fn scale_shift_values<T: Float>(x: &[T], w: &[T], b: &[T]) -> Vec<T> {
+    /// [`ScaleShift`] of whole rows `x` into `o`.
+    fn scale_shift_rows<T: Float>(o: &mut [T], x: &[T], w: &[T], b: &[T]) {
         let c = w.len();
-        let mut out = vec![T::zero(); x.len()];
-        let rows = (1 << 14) / c.max(1) + 1;
-        out.par_chunks_mut(rows * c).zip(x.par_chunks(rows * c)).for_each(|(o, xs)| {
-            for (orow, xrow) in o.chunks_exact_mut(c).zip(xs.chunks_exact(c)) {
-                for k in 0..c {
-                    orow[k] = xrow[k] * w[k] + b[k];
-                }
+        for (orow, xrow) in o.chunks_exact_mut(c).zip(x.chunks_exact(c)) {
+            for k in 0..c {
+                orow[k] = xrow[k] * w[k] + b[k];
             }
-        });
-        out
+        }
     }
+}
+
+fn scale_shift_values<T: Float>(x: &[T], w: &[T], b: &[T]) -> Vec<T> {
+    let c = w.len();
+    let mut out = vec![T::zero(); x.len()];
+    let rows = (1 << 14) / c.max(1) + 1;
+    out.par_chunks_mut(rows * c).zip(x.par_chunks(rows * c)).for_each(|(o, x)| scale_shift_rows(o, x, w, b));
+    out
 }
 
 impl Kernel<3> for ScaleShift {
@@ -40,24 +44,29 @@ struct AffineGrads {
 }
 
 vectorised! {
-    fn affine_grads_values<T: Float>(g: &[T], x: &[T], groups: usize, c: usize) -> Vec<T> {
-        let per_group = g.len() / groups;
-        let mut out = vec![T::zero(); groups * 2 * c];
-        out.par_chunks_mut(2 * c).zip(g.par_chunks(per_group).zip(x.par_chunks(per_group))).for_each(|(o, (gs, xs))| {
-            let (mut sum_gx, mut sum_g) = (vec![0f64; c], vec![0f64; c]);
-            for (grow, xrow) in gs.chunks_exact(c).zip(xs.chunks_exact(c)) {
-                for k in 0..c {
-                    sum_gx[k] += (grow[k] * xrow[k]).to();
-                    sum_g[k] += grow[k].to();
-                }
-            }
+    /// One group's sums into `o` `(2, c)`: of `g * x`, then of `g`, over its rows.
+    fn group_affine_sums<T: Float>(o: &mut [T], g: &[T], x: &[T], c: usize) {
+        let (mut sum_gx, mut sum_g) = (vec![0f64; c], vec![0f64; c]);
+        for (grow, xrow) in g.chunks_exact(c).zip(x.chunks_exact(c)) {
             for k in 0..c {
-                o[k] = T::of(sum_gx[k]);
-                o[c + k] = T::of(sum_g[k]);
+                sum_gx[k] += (grow[k] * xrow[k]).to();
+                sum_g[k] += grow[k].to();
             }
-        });
-        out
+        }
+        for k in 0..c {
+            o[k] = T::of(sum_gx[k]);
+            o[c + k] = T::of(sum_g[k]);
+        }
     }
+}
+
+fn affine_grads_values<T: Float>(g: &[T], x: &[T], groups: usize, c: usize) -> Vec<T> {
+    let per_group = g.len() / groups;
+    let mut out = vec![T::zero(); groups * 2 * c];
+    out.par_chunks_mut(2 * c)
+        .zip(g.par_chunks(per_group).zip(x.par_chunks(per_group)))
+        .for_each(|(o, (g, x))| group_affine_sums(o, g, x, c));
+    out
 }
 
 impl Kernel<2> for AffineGrads {
@@ -80,25 +89,31 @@ struct AvgPoolBackward {
 }
 
 vectorised! {
-    fn avg_pool_backward_values<T: Float>(grad: &[T], k: usize, (n, h, w, c): (usize, usize, usize, usize)) -> Vec<T> {
-        let (ho, wo) = (h / k, w / k);
-        let scale = T::of(1.0 / (k * k) as f64);
-        let mut out = vec![T::zero(); n * h * w * c];
-        out.par_chunks_mut(w * c).enumerate().for_each(|(r, row)| {
-            let (b, y) = (r / h, r % h);
-            if y / k >= ho {
-                return;
+    /// One input row of [`AvgPoolBackward`] (`w` pixels of `c` channels) from its row of output
+    /// gradients `src` (`wo` pixels): each value times `scale`, spread over its window's k columns.
+    fn spread_row<T: Float>(row: &mut [T], src: &[T], (k, c): (usize, usize), scale: T) {
+        let wo = src.len() / c;
+        for x in 0..wo * k {
+            let s = &src[(x / k) * c..(x / k + 1) * c];
+            for (d, &v) in row[x * c..(x + 1) * c].iter_mut().zip(s) {
+                *d = v * scale;
             }
-            let src = &grad[((b * ho + y / k) * wo) * c..((b * ho + y / k) * wo + wo) * c];
-            for x in 0..wo * k {
-                let s = &src[(x / k) * c..(x / k + 1) * c];
-                for (d, &v) in row[x * c..(x + 1) * c].iter_mut().zip(s) {
-                    *d = v * scale;
-                }
-            }
-        });
-        out
+        }
     }
+}
+
+fn avg_pool_backward_values<T: Float>(grad: &[T], k: usize, (n, h, w, c): (usize, usize, usize, usize)) -> Vec<T> {
+    let (ho, wo) = (h / k, w / k);
+    let scale = T::of(1.0 / (k * k) as f64);
+    let mut out = vec![T::zero(); n * h * w * c];
+    out.par_chunks_mut(w * c).enumerate().for_each(|(r, row)| {
+        let (b, y) = (r / h, r % h);
+        // A dropped trailing row keeps its zeros.
+        if y / k < ho {
+            spread_row(row, &grad[((b * ho + y / k) * wo) * c..][..wo * c], (k, c), scale);
+        }
+    });
+    out
 }
 
 impl Kernel<1> for AvgPoolBackward {

@@ -46,41 +46,42 @@ struct NormReluPool {
     record: bool,
 }
 
-/// One sample of [`NormReluPool`]: `saved` receives `xhat` and `y` (recording), else a row is reused.
-#[inline(always)]
-pub(super) fn norm_relu_pool_sample<T: Float>(
-    x: &[T],
-    stats: &[T],
-    affine: &[T],
-    b: Block,
-    pooled: &mut [T],
-    mut saved: Option<(&mut [T], &mut [T])>,
-) {
-    let c = b.c;
-    let ((mean, rstd), (weight, bias)) = (stats.split_at(c), affine.split_at(c));
-    let mut scratch = vec![T::zero(); if saved.is_some() { 0 } else { 2 * c }];
-    for row in 0..b.h {
-        for col in 0..b.w {
-            let at = (row * b.w + col) * c;
-            let (xhat, y) = match saved.as_mut() {
-                Some((xhat, y)) => (&mut xhat[at..at + c], &mut y[at..at + c]),
-                None => scratch.split_at_mut(c),
-            };
-            // Zipped slices of length c: no bounds check per channel, so the loop vectorises.
-            let channels = xhat.iter_mut().zip(y.iter_mut()).zip(&x[at..at + c]).zip(mean.iter().zip(rstd)).zip(weight.iter().zip(bias));
-            for ((((xh, yv), &xv), (&mu, &r)), (&w, &b)) in channels {
-                *xh = (xv - mu) * r;
-                *yv = relu(*xh * w + b);
-            }
-            match b.window(row, col) {
-                Some((q, true)) => pooled[q..q + c].copy_from_slice(y),
-                Some((q, false)) => pooled[q..q + c].iter_mut().zip(y.iter()).for_each(|(p, &v)| *p += v),
-                None => {}
+vectorised! {
+    /// One sample of [`NormReluPool`]: `saved` receives `xhat` and `y` (recording), else a row is reused.
+    pub(super) fn norm_relu_pool_sample<T: Float>(
+        x: &[T],
+        stats: &[T],
+        affine: &[T],
+        b: Block,
+        pooled: &mut [T],
+        mut saved: Option<(&mut [T], &mut [T])>,
+    ) {
+        let c = b.c;
+        let ((mean, rstd), (weight, bias)) = (stats.split_at(c), affine.split_at(c));
+        let mut scratch = vec![T::zero(); if saved.is_some() { 0 } else { 2 * c }];
+        for row in 0..b.h {
+            for col in 0..b.w {
+                let at = (row * b.w + col) * c;
+                let (xhat, y) = match saved.as_mut() {
+                    Some((xhat, y)) => (&mut xhat[at..at + c], &mut y[at..at + c]),
+                    None => scratch.split_at_mut(c),
+                };
+                // Zipped slices of length c: no bounds check per channel, so the loop vectorises.
+                let channels = xhat.iter_mut().zip(y.iter_mut()).zip(&x[at..at + c]).zip(mean.iter().zip(rstd)).zip(weight.iter().zip(bias));
+                for ((((xh, yv), &xv), (&mu, &r)), (&w, &b)) in channels {
+                    *xh = (xv - mu) * r;
+                    *yv = relu(*xh * w + b);
+                }
+                match b.window(row, col) {
+                    Some((q, true)) => pooled[q..q + c].copy_from_slice(y),
+                    Some((q, false)) => pooled[q..q + c].iter_mut().zip(y.iter()).for_each(|(p, &v)| *p += v),
+                    None => {}
+                }
             }
         }
+        let scale = T::of(1.0 / (b.k * b.k) as f64);
+        pooled.iter_mut().for_each(|p| *p *= scale);
     }
-    let scale = T::of(1.0 / (b.k * b.k) as f64);
-    pooled.iter_mut().for_each(|p| *p *= scale);
 }
 
 /// Sample `s`'s slice of a per-channel parameter of `per_member` values per network, for a batch
@@ -92,22 +93,20 @@ pub(super) fn member_slice<T>(param: &[T], per_member: usize, s: usize, n: usize
     &param[member * per_member..(member + 1) * per_member]
 }
 
-vectorised! {
-    fn norm_relu_pool_values<T: Float>(x: &[T], stats: &[T], affine: &[T], b: Block, record: bool) -> Vec<Vec<T>> {
-        let (m, mp) = b.sizes();
-        let mut pooled = vec![T::zero(); b.n * mp];
-        let samples = pooled.par_chunks_mut(mp).zip(x.par_chunks(m)).zip(stats.par_chunks(2 * b.c)).enumerate();
-        let affine_of = |s: usize| member_slice(affine, 2 * b.c, s, b.n);
-        if !record {
-            samples.for_each(|(s, ((p, x), st))| norm_relu_pool_sample(x, st, affine_of(s), b, p, None));
-            return vec![pooled];
-        }
-        let (mut xhat, mut y) = (vec![T::zero(); b.n * m], vec![T::zero(); b.n * m]);
-        samples.zip(xhat.par_chunks_mut(m).zip(y.par_chunks_mut(m))).for_each(|((s, ((p, x), st)), (xhat, y))| {
-            norm_relu_pool_sample(x, st, affine_of(s), b, p, Some((xhat, y)))
-        });
-        vec![pooled, xhat, y]
+fn norm_relu_pool_values<T: Float>(x: &[T], stats: &[T], affine: &[T], b: Block, record: bool) -> Vec<Vec<T>> {
+    let (m, mp) = b.sizes();
+    let mut pooled = vec![T::zero(); b.n * mp];
+    let samples = pooled.par_chunks_mut(mp).zip(x.par_chunks(m)).zip(stats.par_chunks(2 * b.c)).enumerate();
+    let affine_of = |s: usize| member_slice(affine, 2 * b.c, s, b.n);
+    if !record {
+        samples.for_each(|(s, ((p, x), st))| norm_relu_pool_sample(x, st, affine_of(s), b, p, None));
+        return vec![pooled];
     }
+    let (mut xhat, mut y) = (vec![T::zero(); b.n * m], vec![T::zero(); b.n * m]);
+    samples
+        .zip(xhat.par_chunks_mut(m).zip(y.par_chunks_mut(m)))
+        .for_each(|((s, ((p, x), st)), (xhat, y))| norm_relu_pool_sample(x, st, affine_of(s), b, p, Some((xhat, y))));
+    vec![pooled, xhat, y]
 }
 
 impl Kernel<3> for NormReluPool {
@@ -173,72 +172,71 @@ fn relu_input_grad<T: Float>(gp: &[T], y: &[T], window: Option<(usize, bool)>, s
     }
 }
 
-/// One sample of [`NormReluPoolBackward`]: writes `dx` and the sample's affine sums
-/// (`sum gz * xhat`, `sum gz`, in f64).
-#[inline(always)]
-fn norm_relu_pool_backward_sample<T: Float>([y, gp, xhat, rstd, weight]: [&[T]; 5], b: Block, dx: &mut [T], sums: &mut [f64]) {
-    let c = b.c;
-    let scale = T::of(1.0 / (b.k * b.k) as f64);
-    let mut gz = vec![T::zero(); c];
-    let (affine_gx, affine_g) = sums.split_at_mut(c);
-    let (mut sum_g, mut sum_gx) = (vec![0f64; c], vec![0f64; c]);
-    for row in 0..b.h {
-        for col in 0..b.w {
-            let at = (row * b.w + col) * c;
-            relu_input_grad(gp, &y[at..at + c], b.window(row, col), scale, &mut gz);
-            let inputs = gz.iter().zip(&xhat[at..at + c]).zip(weight);
-            let sums = affine_gx.iter_mut().zip(affine_g.iter_mut()).zip(sum_g.iter_mut().zip(sum_gx.iter_mut()));
-            for (((&g, &xh), &w), ((agx, ag), (sg, sgx))) in inputs.zip(sums) {
-                // Instance norm's backward sees the affine's input gradient g * weight.
-                let gxhat = g * w;
-                *agx += (g * xh).to();
-                *ag += g.to();
-                *sg += gxhat.to();
-                *sgx += (gxhat * xh).to();
+vectorised! {
+    /// One sample of [`NormReluPoolBackward`]: writes `dx` and the sample's affine sums
+    /// (`sum gz * xhat`, `sum gz`, in f64).
+    fn norm_relu_pool_backward_sample<T: Float>([y, gp, xhat, rstd, weight]: [&[T]; 5], b: Block, dx: &mut [T], sums: &mut [f64]) {
+        let c = b.c;
+        let scale = T::of(1.0 / (b.k * b.k) as f64);
+        let mut gz = vec![T::zero(); c];
+        let (affine_gx, affine_g) = sums.split_at_mut(c);
+        let (mut sum_g, mut sum_gx) = (vec![0f64; c], vec![0f64; c]);
+        for row in 0..b.h {
+            for col in 0..b.w {
+                let at = (row * b.w + col) * c;
+                relu_input_grad(gp, &y[at..at + c], b.window(row, col), scale, &mut gz);
+                let inputs = gz.iter().zip(&xhat[at..at + c]).zip(weight);
+                let sums = affine_gx.iter_mut().zip(affine_g.iter_mut()).zip(sum_g.iter_mut().zip(sum_gx.iter_mut()));
+                for (((&g, &xh), &w), ((agx, ag), (sg, sgx))) in inputs.zip(sums) {
+                    // Instance norm's backward sees the affine's input gradient g * weight.
+                    let gxhat = g * w;
+                    *agx += (g * xh).to();
+                    *ag += g.to();
+                    *sg += gxhat.to();
+                    *sgx += (gxhat * xh).to();
+                }
             }
         }
-    }
-    let pixels = (b.h * b.w) as f64;
-    let mean_g: Vec<T> = sum_g.iter().map(|s| T::of(s / pixels)).collect();
-    let mean_gx: Vec<T> = sum_gx.iter().map(|s| T::of(s / pixels)).collect();
-    for row in 0..b.h {
-        for col in 0..b.w {
-            let at = (row * b.w + col) * c;
-            relu_input_grad(gp, &y[at..at + c], b.window(row, col), scale, &mut gz);
-            let inputs = gz.iter().zip(weight).zip(&xhat[at..at + c]).zip(mean_g.iter().zip(&mean_gx)).zip(rstd);
-            for (d, ((((&g, &w), &xh), (&mg, &mgx)), &r)) in dx[at..at + c].iter_mut().zip(inputs) {
-                *d = (g * w - mg - xh * mgx) * r;
+        let pixels = (b.h * b.w) as f64;
+        let mean_g: Vec<T> = sum_g.iter().map(|s| T::of(s / pixels)).collect();
+        let mean_gx: Vec<T> = sum_gx.iter().map(|s| T::of(s / pixels)).collect();
+        for row in 0..b.h {
+            for col in 0..b.w {
+                let at = (row * b.w + col) * c;
+                relu_input_grad(gp, &y[at..at + c], b.window(row, col), scale, &mut gz);
+                let inputs = gz.iter().zip(weight).zip(&xhat[at..at + c]).zip(mean_g.iter().zip(&mean_gx)).zip(rstd);
+                for (d, ((((&g, &w), &xh), (&mg, &mgx)), &r)) in dx[at..at + c].iter_mut().zip(inputs) {
+                    *d = (g * w - mg - xh * mgx) * r;
+                }
             }
         }
     }
 }
 
-vectorised! {
-    fn norm_relu_pool_backward_values<T: Float>(inputs: [&[T]; 5], b: Block, groups: usize) -> Vec<Vec<T>> {
-        let [y, gp, xhat, rstd, weight] = inputs;
-        let (m, mp) = b.sizes();
-        let c = b.c;
-        let mut dx = vec![T::zero(); b.n * m];
-        let mut sums = vec![0f64; b.n * 2 * c];
-        dx.par_chunks_mut(m).zip(sums.par_chunks_mut(2 * c)).enumerate().for_each(|(s, (dx, sums))| {
-            let weight = member_slice(weight, c, s, b.n);
-            let sample = [&y[s * m..(s + 1) * m], &gp[s * mp..(s + 1) * mp], &xhat[s * m..(s + 1) * m], &rstd[s * c..(s + 1) * c], weight];
-            norm_relu_pool_backward_sample(sample, b, dx, sums);
-        });
-        // Each group's sums over its samples, in f64, then rounded once.
-        let per_group = 2 * c * (b.n / groups);
-        let grads = sums
-            .chunks_exact(per_group)
-            .flat_map(|group| {
-                let mut total = vec![0f64; 2 * c];
-                for sample in group.chunks_exact(2 * c) {
-                    total.iter_mut().zip(sample).for_each(|(t, s)| *t += s);
-                }
-                total.into_iter().map(T::of)
-            })
-            .collect();
-        vec![dx, grads]
-    }
+fn norm_relu_pool_backward_values<T: Float>(inputs: [&[T]; 5], b: Block, groups: usize) -> Vec<Vec<T>> {
+    let [y, gp, xhat, rstd, weight] = inputs;
+    let (m, mp) = b.sizes();
+    let c = b.c;
+    let mut dx = vec![T::zero(); b.n * m];
+    let mut sums = vec![0f64; b.n * 2 * c];
+    dx.par_chunks_mut(m).zip(sums.par_chunks_mut(2 * c)).enumerate().for_each(|(s, (dx, sums))| {
+        let weight = member_slice(weight, c, s, b.n);
+        let sample = [&y[s * m..(s + 1) * m], &gp[s * mp..(s + 1) * mp], &xhat[s * m..(s + 1) * m], &rstd[s * c..(s + 1) * c], weight];
+        norm_relu_pool_backward_sample(sample, b, dx, sums);
+    });
+    // Each group's sums over its samples, in f64, then rounded once.
+    let per_group = 2 * c * (b.n / groups);
+    let grads = sums
+        .chunks_exact(per_group)
+        .flat_map(|group| {
+            let mut total = vec![0f64; 2 * c];
+            for sample in group.chunks_exact(2 * c) {
+                total.iter_mut().zip(sample).for_each(|(t, s)| *t += s);
+            }
+            total.into_iter().map(T::of)
+        })
+        .collect();
+    vec![dx, grads]
 }
 
 impl Kernel<5> for NormReluPoolBackward {

@@ -30,29 +30,29 @@ impl FirstBlock {
     }
 }
 
-vectorised! {
-    fn first_block_values<T: Float>(x: &[T], weight: &[T], bias: &[T], affine: &[T], (g, b): (Geometry, Block), record: bool) -> Vec<Vec<T>> {
-        let (n, out) = (b.n, b.c);
-        let (m, mp) = b.sizes();
-        let members = bias.len() / out;
-        let (mut pooled, mut stats) = (vec![T::zero(); n * mp], vec![T::zero(); n * 2 * out]);
-        let (mut xhat, mut y) = if record { (vec![T::zero(); n * m], vec![T::zero(); n * m]) } else { (vec![], vec![]) };
-        let saved: Vec<Option<(&mut [T], &mut [T])>> =
-            if record { xhat.chunks_mut(m).zip(y.chunks_mut(m)).map(Some).collect() } else { (0..n).map(|_| None).collect() };
-        let samples = x.par_chunks(g.sample_len()).zip(pooled.par_chunks_mut(mp)).zip(stats.par_chunks_mut(2 * out));
-        samples.zip(saved).enumerate().for_each(|(s, (((image, pooled), st), saved))| {
-            let member = s / (n / members);
-            let mut z = vec![T::zero(); m];
-            short_conv_sample(image, &weight[member * g.patch() * out..][..g.patch() * out], &bias[member * out..][..out], g, &mut z);
-            sample_stats(&z, (g.ho * g.wo, out), st);
-            norm_relu_pool_sample(&z, st, member_slice(affine, 2 * out, s, n), b, pooled, saved);
+fn first_block_values<T: Float>(x: &[T], weight: &[T], bias: &[T], affine: &[T], (g, b): (Geometry, Block), record: bool) -> Vec<Vec<T>> {
+    let (n, out) = (b.n, b.c);
+    let (m, mp) = b.sizes();
+    let members = bias.len() / out;
+    let (mut pooled, mut stats) = (vec![T::zero(); n * mp], vec![T::zero(); n * 2 * out]);
+    let (mut xhat, mut y) = if record { (vec![T::zero(); n * m], vec![T::zero(); n * m]) } else { (vec![], vec![]) };
+    let saved: Vec<Option<(&mut [T], &mut [T])>> =
+        if record { xhat.chunks_mut(m).zip(y.chunks_mut(m)).map(Some).collect() } else { (0..n).map(|_| None).collect() };
+    let samples = x.par_chunks(g.sample_len()).zip(pooled.par_chunks_mut(mp)).zip(stats.par_chunks_mut(2 * out));
+    samples.zip(saved).enumerate().for_each(|(s, (((image, pooled), st), saved))| {
+        let member = s / (n / members);
+        // The convolution's map, fully written before it is read.
+        T::with_scratch(m, |z| {
+            short_conv_sample(image, &weight[member * g.patch() * out..][..g.patch() * out], &bias[member * out..][..out], g, z);
+            sample_stats(z, (g.ho * g.wo, out), st);
+            norm_relu_pool_sample(z, st, member_slice(affine, 2 * out, s, n), b, pooled, saved);
         });
-        let mut outputs = vec![pooled, stats];
-        if record {
-            outputs.extend([xhat, y]);
-        }
-        outputs
+    });
+    let mut outputs = vec![pooled, stats];
+    if record {
+        outputs.extend([xhat, y]);
     }
+    outputs
 }
 
 impl Kernel<4> for FirstBlock {

@@ -21,9 +21,11 @@ use std::cell::Cell;
 const EPS: f64 = 1e-5;
 
 /// Marks a kernel function: compiled for AVX-512, AVX2 + FMA and the baseline, picked at run time.
-/// The closures inside (rayon's work items) inherit the target's features. Exported for the kernels
-/// that live beside their callers (the SGD update, in the engine's optimiser); a crate using it
-/// depends on `multiversion`.
+/// Only the function's own loops (and what is inlined into them) get the features: a closure handed
+/// to rayon is called through a generic shim compiled for the baseline, so its body runs as SSE2
+/// code. Hence the rule of every kernel here: the parallel driver is a plain function, and each of
+/// its work items calls a `vectorised!` function. Exported for the kernels that live beside their
+/// callers (the SGD update, in the engine's optimiser); a crate using it depends on `multiversion`.
 #[macro_export]
 macro_rules! vectorised {
     ($item:item) => {

@@ -5,23 +5,22 @@ use super::*;
 /// Instance-norm statistics of `x (n, m, c)`: `(n, 2, c)` holding the mean and 1/sqrt(var + eps).
 struct Stats;
 
-/// One sample's statistics (`m` rows of `c` channels) into `o`: the means, then 1/sqrt(var + eps).
-#[inline(always)]
-pub(super) fn sample_stats<T: Float>(sample: &[T], (m, c): (usize, usize), o: &mut [T]) {
-    let mean: Vec<f64> = channel_sums(sample, c, |_, v| v.to()).into_iter().map(|s| s / m as f64).collect();
-    let var = channel_sums(sample, c, |k, v| (v.to() - mean[k]).powi(2));
-    for k in 0..c {
-        o[k] = T::of(mean[k]);
-        o[c + k] = T::of(1.0 / (var[k] / m as f64 + EPS).sqrt());
+vectorised! {
+    /// One sample's statistics (`m` rows of `c` channels) into `o`: the means, then 1/sqrt(var + eps).
+    pub(super) fn sample_stats<T: Float>(sample: &[T], (m, c): (usize, usize), o: &mut [T]) {
+        let mean: Vec<f64> = channel_sums(sample, c, |_, v| v.to()).into_iter().map(|s| s / m as f64).collect();
+        let var = channel_sums(sample, c, |k, v| (v.to() - mean[k]).powi(2));
+        for k in 0..c {
+            o[k] = T::of(mean[k]);
+            o[c + k] = T::of(1.0 / (var[k] / m as f64 + EPS).sqrt());
+        }
     }
 }
 
-vectorised! {
-    fn stats<T: Float>(x: &[T], (n, m, c): (usize, usize, usize)) -> Vec<T> {
-        let mut out = vec![T::zero(); n * 2 * c];
-        out.par_chunks_mut(2 * c).zip(x.par_chunks(m * c)).for_each(|(o, sample)| sample_stats(sample, (m, c), o));
-        out
-    }
+fn stats<T: Float>(x: &[T], (n, m, c): (usize, usize, usize)) -> Vec<T> {
+    let mut out = vec![T::zero(); n * 2 * c];
+    out.par_chunks_mut(2 * c).zip(x.par_chunks(m * c)).for_each(|(o, sample)| sample_stats(sample, (m, c), o));
+    out
 }
 
 impl Kernel<1> for Stats {
@@ -40,18 +39,24 @@ impl Kernel<1> for Stats {
 struct Normalise;
 
 vectorised! {
-    fn normalise_values<T: Float>(x: &[T], stats: &[T], (m, c): (usize, usize)) -> Vec<T> {
-        let mut out = vec![T::zero(); x.len()];
-        out.par_chunks_mut(m * c).zip(x.par_chunks(m * c)).zip(stats.par_chunks(2 * c)).for_each(|((o, sample), st)| {
-            let (mean, rstd) = st.split_at(c);
-            for (orow, xrow) in o.chunks_exact_mut(c).zip(sample.chunks_exact(c)) {
-                for k in 0..c {
-                    orow[k] = (xrow[k] - mean[k]) * rstd[k];
-                }
+    /// One sample of [`Normalise`] into `o`, from its statistics `st` `(2, c)`.
+    fn normalise_sample<T: Float>(o: &mut [T], sample: &[T], st: &[T], c: usize) {
+        let (mean, rstd) = st.split_at(c);
+        for (orow, xrow) in o.chunks_exact_mut(c).zip(sample.chunks_exact(c)) {
+            for k in 0..c {
+                orow[k] = (xrow[k] - mean[k]) * rstd[k];
             }
-        });
-        out
+        }
     }
+}
+
+fn normalise_values<T: Float>(x: &[T], stats: &[T], (m, c): (usize, usize)) -> Vec<T> {
+    let mut out = vec![T::zero(); x.len()];
+    out.par_chunks_mut(m * c)
+        .zip(x.par_chunks(m * c))
+        .zip(stats.par_chunks(2 * c))
+        .for_each(|((o, sample), st)| normalise_sample(o, sample, st, c));
+    out
 }
 
 impl Kernel<2> for Normalise {
@@ -71,29 +76,32 @@ impl Kernel<2> for Normalise {
 struct NormBackward;
 
 vectorised! {
-    fn norm_backward_values<T: Float>(g: &[T], xhat: &[T], rstd: &[T], (m, c): (usize, usize)) -> Vec<T> {
-        let mut out = vec![T::zero(); g.len()];
-        out.par_chunks_mut(m * c).zip(g.par_chunks(m * c).zip(xhat.par_chunks(m * c))).zip(rstd.par_chunks(c)).for_each(
-            |((o, (gs, xs)), rstd)| {
-                let mut sum_g = vec![0f64; c];
-                let mut sum_gx = vec![0f64; c];
-                for (grow, xrow) in gs.chunks_exact(c).zip(xs.chunks_exact(c)) {
-                    for k in 0..c {
-                        sum_g[k] += grow[k].to();
-                        sum_gx[k] += (grow[k] * xrow[k]).to();
-                    }
-                }
-                let mean_g: Vec<T> = sum_g.iter().map(|s| T::of(s / m as f64)).collect();
-                let mean_gx: Vec<T> = sum_gx.iter().map(|s| T::of(s / m as f64)).collect();
-                for ((orow, grow), xrow) in o.chunks_exact_mut(c).zip(gs.chunks_exact(c)).zip(xs.chunks_exact(c)) {
-                    for k in 0..c {
-                        orow[k] = (grow[k] - mean_g[k] - xrow[k] * mean_gx[k]) * rstd[k];
-                    }
-                }
-            },
-        );
-        out
+    /// One sample of [`NormBackward`] into `o`: `g` and `xhat` `(m, c)`, `rstd` `(c)`.
+    fn norm_backward_sample<T: Float>(o: &mut [T], (g, xhat, rstd): (&[T], &[T], &[T]), c: usize) {
+        let m = g.len() / c;
+        let mut sum_g = vec![0f64; c];
+        let mut sum_gx = vec![0f64; c];
+        for (grow, xrow) in g.chunks_exact(c).zip(xhat.chunks_exact(c)) {
+            for k in 0..c {
+                sum_g[k] += grow[k].to();
+                sum_gx[k] += (grow[k] * xrow[k]).to();
+            }
+        }
+        let mean_g: Vec<T> = sum_g.iter().map(|s| T::of(s / m as f64)).collect();
+        let mean_gx: Vec<T> = sum_gx.iter().map(|s| T::of(s / m as f64)).collect();
+        for ((orow, grow), xrow) in o.chunks_exact_mut(c).zip(g.chunks_exact(c)).zip(xhat.chunks_exact(c)) {
+            for k in 0..c {
+                orow[k] = (grow[k] - mean_g[k] - xrow[k] * mean_gx[k]) * rstd[k];
+            }
+        }
     }
+}
+
+fn norm_backward_values<T: Float>(g: &[T], xhat: &[T], rstd: &[T], (m, c): (usize, usize)) -> Vec<T> {
+    let mut out = vec![T::zero(); g.len()];
+    let samples = g.par_chunks(m * c).zip(xhat.par_chunks(m * c)).zip(rstd.par_chunks(c));
+    out.par_chunks_mut(m * c).zip(samples).for_each(|(o, ((g, xhat), rstd))| norm_backward_sample(o, (g, xhat, rstd), c));
+    out
 }
 
 impl Kernel<3> for NormBackward {
@@ -112,16 +120,19 @@ impl Kernel<3> for NormBackward {
 struct ReluBackward;
 
 vectorised! {
-    fn relu_backward_values<T: Float>(g: &[T], y: &[T]) -> Vec<T> {
-        let mut out = vec![T::zero(); g.len()];
-        const CHUNK: usize = 1 << 14;
-        out.par_chunks_mut(CHUNK).zip(g.par_chunks(CHUNK).zip(y.par_chunks(CHUNK))).for_each(|(o, (gs, ys))| {
-            for ((o, &g), &y) in o.iter_mut().zip(gs).zip(ys) {
-                *o = if y > T::zero() { g } else { T::zero() };
-            }
-        });
-        out
+    /// [`ReluBackward`] of one run of values into `o`.
+    fn relu_backward_run<T: Float>(o: &mut [T], g: &[T], y: &[T]) {
+        for ((o, &g), &y) in o.iter_mut().zip(g).zip(y) {
+            *o = if y > T::zero() { g } else { T::zero() };
+        }
     }
+}
+
+fn relu_backward_values<T: Float>(g: &[T], y: &[T]) -> Vec<T> {
+    let mut out = vec![T::zero(); g.len()];
+    const CHUNK: usize = 1 << 14;
+    out.par_chunks_mut(CHUNK).zip(g.par_chunks(CHUNK).zip(y.par_chunks(CHUNK))).for_each(|(o, (g, y))| relu_backward_run(o, g, y));
+    out
 }
 
 impl Kernel<2> for ReluBackward {

@@ -22,32 +22,37 @@ impl Im2col {
     fn row(&self, c: usize) -> usize {
         self.kernel * self.kernel * c + self.ones as usize
     }
+
+    /// Calls `f(tap, pixel)` for every tap of output pixel `q` that falls inside an `(h, w)` image:
+    /// the tap's index (kernel row, kernel column) and its pixel's index in the image.
+    #[inline(always)]
+    fn taps(&self, q: usize, (h, w): (usize, usize), mut f: impl FnMut(usize, usize)) {
+        let (k, wo) = (self.kernel, self.out_side(w));
+        let (oy, ox) = (q / wo, q % wo);
+        for i in 0..k {
+            let Some(y) = (oy * self.stride + i).checked_sub(self.padding).filter(|&y| y < h) else { continue };
+            for j in 0..k {
+                let Some(x) = (ox * self.stride + j).checked_sub(self.padding).filter(|&x| x < w) else { continue };
+                f(i * k + j, y * w + x);
+            }
+        }
+    }
 }
 
-vectorised! {
-    fn im2col_values<T: Float>(x: &[T], patches: Im2col, (n, h, w, c): (usize, usize, usize, usize)) -> Vec<T> {
-        let Im2col { kernel: k, stride: s, padding: p, ones } = patches;
-        let (ho, wo) = (patches.out_side(h), patches.out_side(w));
-        let row = patches.row(c);
-        let mut out = vec![T::zero(); n * ho * wo * row];
-        out.par_chunks_mut(ho * wo * row).zip(x.par_chunks(h * w * c)).for_each(|(o, image)| {
-            for (q, patch) in o.chunks_exact_mut(row).enumerate() {
-                let (oy, ox) = (q / wo, q % wo);
-                for i in 0..k {
-                    let Some(y) = (oy * s + i).checked_sub(p).filter(|&y| y < h) else { continue };
-                    for j in 0..k {
-                        let Some(xx) = (ox * s + j).checked_sub(p).filter(|&xx| xx < w) else { continue };
-                        let src = (y * w + xx) * c;
-                        patch[(i * k + j) * c..(i * k + j + 1) * c].copy_from_slice(&image[src..src + c]);
-                    }
-                }
-                if ones {
-                    patch[row - 1] = T::one();
-                }
+// Copies only (memcpy): no arithmetic to vectorise.
+fn im2col_values<T: Float>(x: &[T], patches: Im2col, (n, h, w, c): (usize, usize, usize, usize)) -> Vec<T> {
+    let (ho, wo) = (patches.out_side(h), patches.out_side(w));
+    let row = patches.row(c);
+    let mut out = vec![T::zero(); n * ho * wo * row];
+    out.par_chunks_mut(ho * wo * row).zip(x.par_chunks(h * w * c)).for_each(|(o, image)| {
+        for (q, patch) in o.chunks_exact_mut(row).enumerate() {
+            patches.taps(q, (h, w), |tap, pixel| patch[tap * c..][..c].copy_from_slice(&image[pixel * c..][..c]));
+            if patches.ones {
+                patch[row - 1] = T::one();
             }
-        });
-        out
-    }
+        }
+    });
+    out
 }
 
 impl Kernel<1> for Im2col {
@@ -102,29 +107,25 @@ struct Col2im {
 }
 
 vectorised! {
-    fn col2im_values<T: Float>(cols: &[T], op: Col2im) -> Vec<T> {
-        let Im2col { kernel: k, stride: s, padding: p, .. } = op.patches;
-        let (n, h, w, c) = op.input;
-        let (ho, wo) = (op.patches.out_side(h), op.patches.out_side(w));
-        let row = k * k * c;
-        let mut out = vec![T::zero(); n * h * w * c];
-        out.par_chunks_mut(h * w * c).zip(cols.par_chunks(ho * wo * row)).for_each(|(image, patches)| {
-            for (q, patch) in patches.chunks_exact(row).enumerate() {
-                let (oy, ox) = (q / wo, q % wo);
-                for i in 0..k {
-                    let Some(y) = (oy * s + i).checked_sub(p).filter(|&y| y < h) else { continue };
-                    for j in 0..k {
-                        let Some(xx) = (ox * s + j).checked_sub(p).filter(|&xx| xx < w) else { continue };
-                        let dst = &mut image[(y * w + xx) * c..(y * w + xx + 1) * c];
-                        for (d, &v) in dst.iter_mut().zip(&patch[(i * k + j) * c..(i * k + j + 1) * c]) {
-                            *d += v;
-                        }
-                    }
-                }
-            }
-        });
-        out
+    /// One image's patch gradients `(ho * wo, k * k * c)` added into its gradient `(h, w, c)`.
+    fn add_patches<T: Float>(image: &mut [T], patches: &[T], op: Col2im) {
+        let (_, h, w, c) = op.input;
+        let k = op.patches.kernel;
+        for (q, patch) in patches.chunks_exact(k * k * c).enumerate() {
+            op.patches.taps(q, (h, w), |tap, pixel| {
+                image[pixel * c..][..c].iter_mut().zip(&patch[tap * c..][..c]).for_each(|(d, &v)| *d += v);
+            });
+        }
     }
+}
+
+fn col2im_values<T: Float>(cols: &[T], op: Col2im) -> Vec<T> {
+    let Im2col { kernel: k, .. } = op.patches;
+    let (n, h, w, c) = op.input;
+    let (ho, wo) = (op.patches.out_side(h), op.patches.out_side(w));
+    let mut out = vec![T::zero(); n * h * w * c];
+    out.par_chunks_mut(h * w * c).zip(cols.par_chunks(ho * wo * k * k * c)).for_each(|(image, patches)| add_patches(image, patches, op));
+    out
 }
 
 impl Kernel<1> for Col2im {

@@ -73,26 +73,26 @@ struct ShortConv {
     out: usize,
 }
 
-vectorised! {
-    fn short_conv_values<T: Float>(x: &[T], weight: &[T], bias: &[T], g: Geometry, (n, out): (usize, usize)) -> Vec<T> {
-        let (members, patch, pixels) = (bias.len() / out, g.patch(), g.ho * g.wo);
-        let mut y = vec![T::zero(); n * pixels * out];
-        y.par_chunks_mut(pixels * out).zip(x.par_chunks(g.sample_len())).enumerate().for_each(|(s, (ys, image))| {
-            let member = s / (n / members);
-            short_conv_sample(image, &weight[member * patch * out..][..patch * out], &bias[member * out..][..out], g, ys);
-        });
-        y
-    }
+fn short_conv_values<T: Float>(x: &[T], weight: &[T], bias: &[T], g: Geometry, (n, out): (usize, usize)) -> Vec<T> {
+    let (members, patch, pixels) = (bias.len() / out, g.patch(), g.ho * g.wo);
+    let mut y = vec![T::zero(); n * pixels * out];
+    y.par_chunks_mut(pixels * out).zip(x.par_chunks(g.sample_len())).enumerate().for_each(|(s, (ys, image))| {
+        let member = s / (n / members);
+        short_conv_sample(image, &weight[member * patch * out..][..patch * out], &bias[member * out..][..out], g, ys);
+    });
+    y
 }
 
-/// One sample of [`ShortConv`] into `ys` (zeros on entry): `(pixels, out)`.
-#[inline(always)]
-pub(super) fn short_conv_sample<T: Float>(image: &[T], weight: &[T], bias: &[T], g: Geometry, ys: &mut [T]) {
-    let out = bias.len();
-    for (q, row) in ys.chunks_exact_mut(out).enumerate() {
-        g.taps(q, |tap, at| add_scaled(row, image[at], &weight[tap * out..][..out]));
-        // Last, as the GEMM's column of ones adds it.
-        row.iter_mut().zip(bias).for_each(|(r, &b)| *r += b);
+vectorised! {
+    /// One sample of [`ShortConv`] into `ys`: `(pixels, out)`.
+    pub(super) fn short_conv_sample<T: Float>(image: &[T], weight: &[T], bias: &[T], g: Geometry, ys: &mut [T]) {
+        let out = bias.len();
+        for (q, row) in ys.chunks_exact_mut(out).enumerate() {
+            row.fill(T::zero());
+            g.taps(q, |tap, at| add_scaled(row, image[at], &weight[tap * out..][..out]));
+            // Last, as the GEMM's column of ones adds it.
+            row.iter_mut().zip(bias).for_each(|(r, &b)| *r += b);
+        }
     }
 }
 
@@ -118,6 +118,21 @@ pub fn short_conv(x: &Tensor, weight: &Tensor, bias: &Tensor, k: usize, stride: 
     apply(&ShortConv { k, stride, padding, out }, [x, weight, bias]).map(|mut t| t.remove(0))
 }
 
+vectorised! {
+    /// One sample's weight-matrix gradient `(patch, out)` followed by its bias gradient `(out)`,
+    /// from the sample's image and output gradient `(pixels, out)`.
+    fn sample_grads<T: Float>(image: &[T], grad: &[T], g: Geometry, out: usize) -> Vec<T> {
+        let patch = g.patch();
+        let mut sums = vec![T::zero(); (patch + 1) * out];
+        let (weight, bias) = sums.split_at_mut(patch * out);
+        for (q, row) in grad.chunks_exact(out).enumerate() {
+            g.taps(q, |tap, at| add_scaled(&mut weight[tap * out..][..out], image[at], row));
+            bias.iter_mut().zip(row).for_each(|(b, &r)| *b += r);
+        }
+        sums
+    }
+}
+
 /// The weight gradients: `x (n, h, w, c)` and the output gradient `(n * ho * wo, out)` give, per
 /// group of samples, the weight matrix's gradient `(groups, patch, out)` and the bias's
 /// `(groups, out)`.
@@ -128,35 +143,22 @@ struct ShortConvGrads {
     groups: usize,
 }
 
-vectorised! {
-    fn short_conv_grads_values<T: Float>(x: &[T], grad: &[T], g: Geometry, (n, groups): (usize, usize)) -> Vec<Vec<T>> {
-        let pixels = g.ho * g.wo;
-        let out = grad.len() / (n * pixels);
-        let patch = g.patch();
-        // Per sample: the weight matrix's gradient and, in its last row, the bias's.
-        let per_sample: Vec<Vec<T>> = x
-            .par_chunks(g.sample_len())
-            .zip(grad.par_chunks(pixels * out))
-            .map(|(image, grad)| {
-                let mut sums = vec![T::zero(); (patch + 1) * out];
-                let (weight, bias) = sums.split_at_mut(patch * out);
-                for (q, row) in grad.chunks_exact(out).enumerate() {
-                    g.taps(q, |tap, at| add_scaled(&mut weight[tap * out..][..out], image[at], row));
-                    bias.iter_mut().zip(row).for_each(|(b, &r)| *b += r);
-                }
-                sums
-            })
-            .collect();
-        let (mut weight, mut bias) = (vec![T::zero(); groups * patch * out], vec![T::zero(); groups * out]);
-        let per_group = n / groups;
-        for (s, sums) in per_sample.iter().enumerate() {
-            let group = s / per_group;
-            let (w, b) = sums.split_at(patch * out);
-            weight[group * patch * out..][..patch * out].iter_mut().zip(w).for_each(|(a, &v)| *a += v);
-            bias[group * out..][..out].iter_mut().zip(b).for_each(|(a, &v)| *a += v);
-        }
-        vec![weight, bias]
+fn short_conv_grads_values<T: Float>(x: &[T], grad: &[T], g: Geometry, (n, groups): (usize, usize)) -> Vec<Vec<T>> {
+    let pixels = g.ho * g.wo;
+    let out = grad.len() / (n * pixels);
+    let patch = g.patch();
+    // Per sample: the weight matrix's gradient and, in its last row, the bias's.
+    let per_sample: Vec<Vec<T>> =
+        x.par_chunks(g.sample_len()).zip(grad.par_chunks(pixels * out)).map(|(image, grad)| sample_grads(image, grad, g, out)).collect();
+    let (mut weight, mut bias) = (vec![T::zero(); groups * patch * out], vec![T::zero(); groups * out]);
+    let per_group = n / groups;
+    for (s, sums) in per_sample.iter().enumerate() {
+        let group = s / per_group;
+        let (w, b) = sums.split_at(patch * out);
+        weight[group * patch * out..][..patch * out].iter_mut().zip(w).for_each(|(a, &v)| *a += v);
+        bias[group * out..][..out].iter_mut().zip(b).for_each(|(a, &v)| *a += v);
     }
+    vec![weight, bias]
 }
 
 impl Kernel<2> for ShortConvGrads {

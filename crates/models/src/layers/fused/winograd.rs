@@ -161,28 +161,34 @@ impl Kernel<1> for WeightTransform {
 }
 
 vectorised! {
-    /// [`WeightTransform`] of `w` `(members, out, in, 9)`: each row of every position's slab (an
-    /// input channel, or an output channel flipped) made by one work item, from its kernels.
-    fn weight_transform_values<T: Float>(w: &[T], (members, out, c_in): (usize, usize, usize), flip: bool) -> Vec<T> {
-        let (rows, cols) = if flip { (out, c_in) } else { (c_in, out) };
-        let mut u = vec![T::zero(); members * POSITIONS * rows * cols];
-        let runs: Vec<Vec<&mut [T]>> = u.chunks_mut(POSITIONS * rows * cols).flat_map(|member| position_runs(member, rows, cols)).collect();
-        runs.into_par_iter().enumerate().for_each(|(item, mut runs)| {
-            let (member, row) = (item / rows, item % rows);
-            for col in 0..cols {
-                let (o, i) = if flip { (row, col) } else { (col, row) };
-                let kernel = &w[((member * out + o) * c_in + i) * 9..][..9];
-                let mut g: [T; 9] = std::array::from_fn(|q| kernel[q]);
-                if flip {
-                    g.reverse();
-                }
-                for (run, value) in runs.iter_mut().zip(weight_tile(&g)) {
-                    run[col] = value;
-                }
+    /// Row `row` of every position's slab of member `member`'s [`WeightTransform`] into `runs`: an
+    /// input channel's kernels to every output (or, flipped, an output channel's from every input).
+    fn weight_transform_row<T: Float>(runs: &mut [&mut [T]], w: &[T], (member, row): (usize, usize), (out, c_in): (usize, usize), flip: bool) {
+        let cols = if flip { c_in } else { out };
+        for col in 0..cols {
+            let (o, i) = if flip { (row, col) } else { (col, row) };
+            let kernel = &w[((member * out + o) * c_in + i) * 9..][..9];
+            let mut g: [T; 9] = std::array::from_fn(|q| kernel[q]);
+            if flip {
+                g.reverse();
             }
-        });
-        u
+            for (run, value) in runs.iter_mut().zip(weight_tile(&g)) {
+                run[col] = value;
+            }
+        }
     }
+}
+
+/// [`WeightTransform`] of `w` `(members, out, in, 9)`: each row of every position's slab (an input
+/// channel, or an output channel flipped) made by one work item, from its kernels.
+fn weight_transform_values<T: Float>(w: &[T], (members, out, c_in): (usize, usize, usize), flip: bool) -> Vec<T> {
+    let (rows, cols) = if flip { (out, c_in) } else { (c_in, out) };
+    let mut u = vec![T::zero(); members * POSITIONS * rows * cols];
+    let runs: Vec<Vec<&mut [T]>> = u.chunks_mut(POSITIONS * rows * cols).flat_map(|member| position_runs(member, rows, cols)).collect();
+    runs.into_par_iter()
+        .enumerate()
+        .for_each(|(item, mut runs)| weight_transform_row(&mut runs, w, (item / rows, item % rows), (out, c_in), flip));
+    u
 }
 
 vectorised! {
@@ -281,34 +287,32 @@ struct Convolution {
     tiling: Tiling,
 }
 
-vectorised! {
-    fn convolution_values<T: Float>(x: &[T], u: &[T], bias: &[T], t: Tiling) -> Vec<T> {
-        let (c, out) = (t.c, bias.len() / t.members);
-        let (ho, wo) = t.out();
-        let (sample_in, sample_out, per_sample) = (t.h * t.w * c, ho * wo * out, t.tiles_per_sample());
-        // At least a block per core where the samples allow: every output is computed alone, so the
-        // blocking leaves the values unchanged.
-        let per_member = t.n / t.members;
-        let per_block = (BLOCK_TILES / per_sample).min(per_member.div_ceil(rayon::current_num_threads())).max(1);
-        let blocks = t.blocks(per_block);
-        let mut y = vec![T::zero(); t.n * sample_out];
-        let outputs = block_runs(&mut y, &blocks, sample_out);
-        blocks.into_par_iter().zip(outputs).for_each(|(block, y)| {
-            let tiles = block.samples * per_sample;
-            // Both fully written before they are read.
-            T::with_scratch(POSITIONS * tiles * (c + out), |scratch| {
-                let (v, m) = scratch.split_at_mut(POSITIONS * tiles * c);
-                transform_input(&x[block.first * sample_in..][..block.samples * sample_in], t, v);
-                for pos in 0..POSITIONS {
-                    let rhs = &u[(block.member * POSITIONS + pos) * c * out..][..c * out];
-                    let (lhs, dst) = (&v[pos * tiles * c..][..tiles * c], &mut m[pos * tiles * out..][..tiles * out]);
-                    crate::gemm::product((tiles, c, out), lhs, rhs, dst, Cores::This);
-                }
-                transform_output(m, &bias[block.member * out..][..out], t, y);
-            });
+fn convolution_values<T: Float>(x: &[T], u: &[T], bias: &[T], t: Tiling) -> Vec<T> {
+    let (c, out) = (t.c, bias.len() / t.members);
+    let (ho, wo) = t.out();
+    let (sample_in, sample_out, per_sample) = (t.h * t.w * c, ho * wo * out, t.tiles_per_sample());
+    // At least a block per core where the samples allow: every output is computed alone, so the
+    // blocking leaves the values unchanged.
+    let per_member = t.n / t.members;
+    let per_block = (BLOCK_TILES / per_sample).min(per_member.div_ceil(rayon::current_num_threads())).max(1);
+    let blocks = t.blocks(per_block);
+    let mut y = vec![T::zero(); t.n * sample_out];
+    let outputs = block_runs(&mut y, &blocks, sample_out);
+    blocks.into_par_iter().zip(outputs).for_each(|(block, y)| {
+        let tiles = block.samples * per_sample;
+        // Both fully written before they are read.
+        T::with_scratch(POSITIONS * tiles * (c + out), |scratch| {
+            let (v, m) = scratch.split_at_mut(POSITIONS * tiles * c);
+            transform_input(&x[block.first * sample_in..][..block.samples * sample_in], t, v);
+            for pos in 0..POSITIONS {
+                let rhs = &u[(block.member * POSITIONS + pos) * c * out..][..c * out];
+                let (lhs, dst) = (&v[pos * tiles * c..][..tiles * c], &mut m[pos * tiles * out..][..tiles * out]);
+                crate::gemm::product((tiles, c, out), lhs, rhs, dst, Cores::This);
+            }
+            transform_output(m, &bias[block.member * out..][..out], t, y);
         });
-        y
-    }
+    });
+    y
 }
 
 impl Kernel<3> for Convolution {
@@ -425,54 +429,66 @@ struct WeightGradient {
 /// the order of the sums, and the gradient's bits, do not depend on the machine.
 const PARTS: usize = 8;
 
-vectorised! {
-    fn weight_gradient_values<T: Float>(x: &[T], grads: &[T], t: Tiling, out: usize) -> Vec<T> {
-        let (c, groups) = (t.c, t.members);
-        let (ho, wo) = t.out();
-        let (sample_in, sample_out, per_sample) = (t.h * t.w * c, ho * wo * out, t.tiles_per_sample());
-        let blocks = t.blocks((BLOCK_TILES / per_sample).max(1));
-        let per_group = blocks.len() / groups;
-        let parts = (PARTS / groups).clamp(1, per_group);
-        // Per group, part and position, the sum over the part's tiles of (transformed input)ᵀ
-        // (transformed gradient); a part takes every `parts`-th block of its group.
-        let slab = POSITIONS * c * out;
-        let mut partials = vec![T::zero(); groups * parts * slab];
-        partials.par_chunks_mut(slab).enumerate().for_each(|(item, sums)| {
-            let (group, part) = (item / parts, item % parts);
-            for (k, block) in blocks[group * per_group..(group + 1) * per_group].iter().skip(part).step_by(parts).enumerate() {
-                let tiles = block.samples * per_sample;
-                T::with_scratch(POSITIONS * tiles * (c + out), |scratch| {
-                    let (v, gv) = scratch.split_at_mut(POSITIONS * tiles * c);
-                    transform_input(&x[block.first * sample_in..][..block.samples * sample_in], t, v);
-                    transform_gradient(&grads[block.first * sample_out..][..block.samples * sample_out], t, out, gv);
-                    for (pos, sum) in sums.chunks_mut(c * out).enumerate() {
-                        let (lhs, rhs) = (&v[pos * tiles * c..][..tiles * c], &gv[pos * tiles * out..][..tiles * out]);
-                        crate::gemm::transposed_product((c, tiles, out), lhs, rhs, sum, k > 0, Cores::This);
-                    }
-                });
-            }
-        });
-        // Per group and position, the parts' sums (in part order) transposed to `(out, c)`: the
-        // rows the kernels' transform reads.
-        let mut m = vec![T::zero(); groups * slab];
-        m.par_chunks_mut(c * out).enumerate().for_each(|(item, m)| {
-            let (group, pos) = (item / POSITIONS, item % POSITIONS);
-            let parts: Vec<&[T]> = (0..parts).map(|p| &partials[((group * parts + p) * POSITIONS + pos) * c * out..][..c * out]).collect();
-            for i in 0..c {
-                for o in 0..out {
-                    m[o * c + i] = parts.iter().fold(T::zero(), |sum, part| sum + part[i * out + o]);
+fn weight_gradient_values<T: Float>(x: &[T], grads: &[T], t: Tiling, out: usize) -> Vec<T> {
+    let (c, groups) = (t.c, t.members);
+    let (ho, wo) = t.out();
+    let (sample_in, sample_out, per_sample) = (t.h * t.w * c, ho * wo * out, t.tiles_per_sample());
+    let blocks = t.blocks((BLOCK_TILES / per_sample).max(1));
+    let per_group = blocks.len() / groups;
+    let parts = (PARTS / groups).clamp(1, per_group);
+    // Per group, part and position, the sum over the part's tiles of (transformed input)ᵀ
+    // (transformed gradient); a part takes every `parts`-th block of its group.
+    let slab = POSITIONS * c * out;
+    let mut partials = vec![T::zero(); groups * parts * slab];
+    partials.par_chunks_mut(slab).enumerate().for_each(|(item, sums)| {
+        let (group, part) = (item / parts, item % parts);
+        for (k, block) in blocks[group * per_group..(group + 1) * per_group].iter().skip(part).step_by(parts).enumerate() {
+            let tiles = block.samples * per_sample;
+            T::with_scratch(POSITIONS * tiles * (c + out), |scratch| {
+                let (v, gv) = scratch.split_at_mut(POSITIONS * tiles * c);
+                transform_input(&x[block.first * sample_in..][..block.samples * sample_in], t, v);
+                transform_gradient(&grads[block.first * sample_out..][..block.samples * sample_out], t, out, gv);
+                for (pos, sum) in sums.chunks_mut(c * out).enumerate() {
+                    let (lhs, rhs) = (&v[pos * tiles * c..][..tiles * c], &gv[pos * tiles * out..][..tiles * out]);
+                    crate::gemm::transposed_product((c, tiles, out), lhs, rhs, sum, k > 0, Cores::This);
                 }
+            });
+        }
+    });
+    // Per group and position, the parts' sums (in part order) transposed to `(out, c)`: the
+    // rows the kernels' transform reads.
+    let mut m = vec![T::zero(); groups * slab];
+    m.par_chunks_mut(c * out).enumerate().for_each(|(item, m)| {
+        let (group, pos) = (item / POSITIONS, item % POSITIONS);
+        let parts: Vec<&[T]> = (0..parts).map(|p| &partials[((group * parts + p) * POSITIONS + pos) * c * out..][..c * out]).collect();
+        sum_transposed(m, &parts, (c, out));
+    });
+    let mut dw = vec![T::zero(); groups * out * c * 9];
+    dw.par_chunks_mut(c * 9).enumerate().for_each(|(row, kernels)| {
+        let (group, o) = (row / out, row % out);
+        kernel_gradients(kernels, &std::array::from_fn(|pos| &m[((group * POSITIONS + pos) * out + o) * c..][..c]));
+    });
+    dw
+}
+
+vectorised! {
+    /// The sum of `parts` `(c, out)` (in their order), transposed into `m` `(out, c)`.
+    fn sum_transposed<T: Float>(m: &mut [T], parts: &[&[T]], (c, out): (usize, usize)) {
+        for i in 0..c {
+            for o in 0..out {
+                m[o * c + i] = parts.iter().fold(T::zero(), |sum, part| sum + part[i * out + o]);
             }
-        });
-        let mut dw = vec![T::zero(); groups * out * c * 9];
-        dw.par_chunks_mut(c * 9).enumerate().for_each(|(row, kernels)| {
-            let (group, o) = (row / out, row % out);
-            let rows: [&[T]; POSITIONS] = std::array::from_fn(|pos| &m[((group * POSITIONS + pos) * out + o) * c..][..c]);
-            for (i, kernel) in kernels.chunks_exact_mut(9).enumerate() {
-                kernel.copy_from_slice(&kernel_tile(&std::array::from_fn(|pos| rows[pos][i])));
-            }
-        });
-        dw
+        }
+    }
+}
+
+vectorised! {
+    /// One output channel's 3 x 3 kernel gradients `(c, 9)` into `kernels`, from its row of each
+    /// position's summed products `rows[pos]` `(c)`.
+    fn kernel_gradients<T: Float>(kernels: &mut [T], rows: &[&[T]; POSITIONS]) {
+        for (i, kernel) in kernels.chunks_exact_mut(9).enumerate() {
+            kernel.copy_from_slice(&kernel_tile(&std::array::from_fn(|pos| rows[pos][i])));
+        }
     }
 }
 
