@@ -45,34 +45,44 @@ impl NormReluPool {
 }
 
 /// A block of the paper's ConvNet: a convolution and the tail above. On graph-free CPU tensors a
-/// convolution with a short patch (the first block on one-channel images) and the tail run as one
-/// kernel, the convolution's map never written out; elsewhere the two layers run in turn. Either
+/// convolution with a short patch (the first block on one-channel images) or by Winograd (the 3 x 3
+/// ones after it) and the tail run as one kernel, the convolution's map never written out;
+/// elsewhere the two layers run in turn. Either
 /// way the tape holds both layers' entries, so the backward is theirs in turn.
 pub struct ConvBlock {
     pub conv: Conv2d,
     pub tail: NormReluPool,
 }
 
-impl Layer for ConvBlock {
-    fn forward(&self, x: &Tensor, ctx: &mut Forward) -> Result<Tensor> {
-        let Some((weight, bias)) = self.conv.short_patch_operands(x, ctx)? else {
-            let z = self.conv.forward(x, ctx)?;
-            return self.tail.forward(&z, ctx);
-        };
+impl ConvBlock {
+    /// The block as one fused kernel when the convolution takes one (a short patch, or Winograd's
+    /// 3 x 3), its tape entries saved; `None`, nothing done, when it does not.
+    fn fused_forward(&self, x: &Tensor, ctx: &mut Forward) -> Result<Option<Tensor>> {
         let affine = (ctx.param(&self.tail.affine.weight), ctx.param(&self.tail.affine.bias));
-        let record = ctx.tape.is_some();
-        let out = fused::short_conv_norm_relu_pool(
-            x,
-            (&weight, &bias),
-            self.conv.geometry(),
-            (&affine.0, &affine.1),
-            self.tail.pool.kernel,
-            record,
-        )?;
+        let (pool, record) = (self.tail.pool.kernel, ctx.tape.is_some());
+        let out = if let Some((weight, bias)) = self.conv.short_patch_operands(x, ctx)? {
+            fused::short_conv_norm_relu_pool(x, (&weight, &bias), self.conv.geometry(), (&affine.0, &affine.1), pool, record)?
+        } else if let Some((weight, bias, padding)) = self.conv.winograd_operands(x, ctx)? {
+            fused::winograd_norm_relu_pool(x, (&weight, &bias), padding, (&affine.0, &affine.1), pool, record)?
+        } else {
+            return Ok(None);
+        };
         // The convolution's map, whose dims the tape needs, exists only when recorded (as xhat).
         let dims = out.saved.as_ref().map(|(xhat, _)| xhat.dims().to_vec()).unwrap_or_default();
         self.tail.save_fused(ctx, &dims, &out.stats, out.saved)?;
-        Ok(out.pooled)
+        Ok(Some(out.pooled))
+    }
+}
+
+impl Layer for ConvBlock {
+    fn forward(&self, x: &Tensor, ctx: &mut Forward) -> Result<Tensor> {
+        match self.fused_forward(x, ctx)? {
+            Some(pooled) => Ok(pooled),
+            None => {
+                let z = self.conv.forward(x, ctx)?;
+                self.tail.forward(&z, ctx)
+            }
+        }
     }
 
     fn backward(&self, grad: &Tensor, ctx: &mut Backward, need_input: bool) -> Result<Option<Tensor>> {

@@ -167,6 +167,21 @@ impl Conv2d {
         Ok(Some(operands))
     }
 
+    /// For a fused forward of this convolution and what follows it by Winograd: when `x` is
+    /// graph-free on the CPU and the convolution takes Winograd's kernels, the weight (PyTorch's
+    /// layout, stacked per member) and the bias `(members, out)` with the padding, the forward's
+    /// FLOPs counted and its tape entry saved; else `None` and nothing done.
+    pub(super) fn winograd_operands(&self, x: &Tensor, ctx: &mut Forward) -> Result<Option<(Tensor, Tensor, usize)>> {
+        let applies = fused::eligible(x) && !ctx.autodiff && fused::winograd_applies(self.kernel, self.stride, self.c_in);
+        let Some(bias) = self.bias.as_ref().filter(|_| applies && !self.short_patch()) else {
+            return Ok(None);
+        };
+        self.count_forward(x)?;
+        let operands = (ctx.param(&self.weight), stacked(&ctx.param(bias), ctx.members)?, self.padding);
+        ctx.save(Saved::Input(x.clone()));
+        Ok(Some(operands))
+    }
+
     /// Counts the forward's FLOPs (at the direct convolution's size) on `x (n, h, w, c)`.
     fn count_forward(&self, x: &Tensor) -> Result<()> {
         let (n, h, w, _) = x.dims4()?;

@@ -84,6 +84,73 @@ vectorised! {
     }
 }
 
+/// A fused block's outputs (a convolution and the tail in one kernel) while they are written: the
+/// pooled map, the statistics `(n, 2, c)` and, recorded, `xhat` and `y` `(n, h, w, c)`.
+pub(super) struct BlockBuffers<T> {
+    pooled: Vec<T>,
+    stats: Vec<T>,
+    saved: Option<(Vec<T>, Vec<T>)>,
+}
+
+/// Consecutive samples' share of [`BlockBuffers`].
+pub(super) struct BlockRun<'a, T> {
+    pooled: &'a mut [T],
+    stats: &'a mut [T],
+    saved: Option<(&'a mut [T], &'a mut [T])>,
+}
+
+impl Block {
+    /// The shapes of [`BlockBuffers`]' outputs.
+    pub(super) fn fused_shapes(&self, record: bool) -> Vec<Shape> {
+        let mut shapes = vec![self.pooled_shape(), Shape::from((self.n, 2, self.c))];
+        if record {
+            shapes.extend([Shape::from((self.n, self.h, self.w, self.c)), Shape::from((self.n, self.h, self.w, self.c))]);
+        }
+        shapes
+    }
+}
+
+impl<T: Float> BlockBuffers<T> {
+    pub(super) fn new(b: Block, record: bool) -> Self {
+        let (m, mp) = b.sizes();
+        let saved = record.then(|| (vec![T::zero(); b.n * m], vec![T::zero(); b.n * m]));
+        BlockBuffers { pooled: vec![T::zero(); b.n * mp], stats: vec![T::zero(); b.n * 2 * b.c], saved }
+    }
+
+    /// The buffers split into runs of `samples` samples each, in order.
+    pub(super) fn runs(&mut self, b: Block, samples: impl Iterator<Item = usize>) -> Vec<BlockRun<'_, T>> {
+        let (m, mp) = b.sizes();
+        let (mut pooled, mut stats) = (&mut self.pooled[..], &mut self.stats[..]);
+        let mut saved = self.saved.as_mut().map(|(xhat, y)| (&mut xhat[..], &mut y[..]));
+        samples
+            .map(|k| BlockRun {
+                pooled: take(&mut pooled, k * mp),
+                stats: take(&mut stats, k * 2 * b.c),
+                saved: saved.as_mut().map(|(xhat, y)| (take(xhat, k * m), take(y, k * m))),
+            })
+            .collect()
+    }
+
+    /// The outputs, in [`Block::fused_shapes`]' order.
+    pub(super) fn into_outputs(self) -> Vec<Vec<T>> {
+        let mut outputs = vec![self.pooled, self.stats];
+        outputs.extend(self.saved.map(|(xhat, y)| [xhat, y]).into_iter().flatten());
+        outputs
+    }
+}
+
+impl<T: Float> BlockRun<'_, T> {
+    /// The tail of the run's sample `i` from its convolution's map `z`: the statistics, then the
+    /// norm, affine (`[weight; bias]` of the sample's network), ReLU and pooling.
+    pub(super) fn tail(&mut self, i: usize, z: &[T], affine: &[T], b: Block) {
+        let (m, mp) = b.sizes();
+        let stats = &mut self.stats[i * 2 * b.c..][..2 * b.c];
+        super::norm::sample_stats(z, (b.h * b.w, b.c), stats);
+        let saved = self.saved.as_mut().map(|(xhat, y)| (&mut xhat[i * m..][..m], &mut y[i * m..][..m]));
+        norm_relu_pool_sample(z, stats, affine, b, &mut self.pooled[i * mp..][..mp], saved);
+    }
+}
+
 /// Sample `s`'s slice of a per-channel parameter of `per_member` values per network, for a batch
 /// of `n` samples in equal, contiguous blocks, one per network (one network: the whole parameter).
 #[inline(always)]

@@ -4,8 +4,7 @@
 //! instead of a map of the whole batch written once and read three times (134 MB for 256 images).
 //! The same per-sample arithmetic as the separate kernels, so the same values bit for bit.
 
-use super::block::{member_slice, norm_relu_pool_sample, Block};
-use super::norm::sample_stats;
+use super::block::{member_slice, Block, BlockBuffers};
 use super::short_conv::{short_conv_sample, Geometry};
 use super::{apply, Float, Kernel};
 use candle_core::{Result, Shape, Tensor};
@@ -32,39 +31,25 @@ impl FirstBlock {
 
 fn first_block_values<T: Float>(x: &[T], weight: &[T], bias: &[T], affine: &[T], (g, b): (Geometry, Block), record: bool) -> Vec<Vec<T>> {
     let (n, out) = (b.n, b.c);
-    let (m, mp) = b.sizes();
     let members = bias.len() / out;
-    let (mut pooled, mut stats) = (vec![T::zero(); n * mp], vec![T::zero(); n * 2 * out]);
-    let (mut xhat, mut y) = if record { (vec![T::zero(); n * m], vec![T::zero(); n * m]) } else { (vec![], vec![]) };
-    let saved: Vec<Option<(&mut [T], &mut [T])>> =
-        if record { xhat.chunks_mut(m).zip(y.chunks_mut(m)).map(Some).collect() } else { (0..n).map(|_| None).collect() };
-    let samples = x.par_chunks(g.sample_len()).zip(pooled.par_chunks_mut(mp)).zip(stats.par_chunks_mut(2 * out));
-    samples.zip(saved).enumerate().for_each(|(s, (((image, pooled), st), saved))| {
+    let mut buffers = BlockBuffers::new(b, record);
+    let samples = x.par_chunks(g.sample_len()).zip(buffers.runs(b, std::iter::repeat_n(1, n)));
+    samples.enumerate().for_each(|(s, (image, mut run))| {
         let member = s / (n / members);
         // The convolution's map, fully written before it is read.
-        T::with_scratch(m, |z| {
+        T::with_scratch(b.sizes().0, |z| {
             short_conv_sample(image, &weight[member * g.patch() * out..][..g.patch() * out], &bias[member * out..][..out], g, z);
-            sample_stats(z, (g.ho * g.wo, out), st);
-            norm_relu_pool_sample(z, st, member_slice(affine, 2 * out, s, n), b, pooled, saved);
+            run.tail(0, z, member_slice(affine, 2 * out, s, n), b);
         });
     });
-    let mut outputs = vec![pooled, stats];
-    if record {
-        outputs.extend([xhat, y]);
-    }
-    outputs
+    buffers.into_outputs()
 }
 
 impl Kernel<4> for FirstBlock {
     const NAME: &'static str = "first-block";
 
     fn shapes(&self, [x, _, _, _]: [&[usize]; 4]) -> Vec<Shape> {
-        let (g, b) = self.shapes_of(x);
-        let mut shapes = vec![b.pooled_shape(), Shape::from((x[0], 2, self.out))];
-        if self.record {
-            shapes.extend([Shape::from((x[0], g.ho, g.wo, self.out)), Shape::from((x[0], g.ho, g.wo, self.out))]);
-        }
-        shapes
+        self.shapes_of(x).1.fused_shapes(self.record)
     }
 
     fn run<T: Float>(&self, [x, weight, bias, affine]: [&[T]; 4], dims: &[usize]) -> Vec<Vec<T>> {
@@ -72,8 +57,8 @@ impl Kernel<4> for FirstBlock {
     }
 }
 
-/// What [`short_conv_norm_relu_pool`] computed.
-pub struct FirstBlockOutput {
+/// What a fused block ([`short_conv_norm_relu_pool`], [`super::winograd_norm_relu_pool`]) computed.
+pub struct BlockOutput {
     pub pooled: Tensor,
     /// `(n, 2, out)`: each sample's channel means and 1/sqrt(var + eps).
     pub stats: Tensor,
@@ -92,11 +77,11 @@ pub fn short_conv_norm_relu_pool(
     affine: (&Tensor, &Tensor),
     pool: usize,
     record: bool,
-) -> Result<FirstBlockOutput> {
+) -> Result<BlockOutput> {
     let out = bias.dim(candle_core::D::Minus1)?;
     let affine = Tensor::cat(&[affine.0, affine.1], affine.0.rank() - 1)?;
     let kernel = FirstBlock { k, stride, padding, pool, out, record };
     let mut outputs = apply(&kernel, [x, weight, bias, &affine])?.into_iter();
     let (pooled, stats) = (outputs.next().expect("the pooled map"), outputs.next().expect("the statistics"));
-    Ok(FirstBlockOutput { pooled, stats, saved: outputs.next().zip(outputs.next()) })
+    Ok(BlockOutput { pooled, stats, saved: outputs.next().zip(outputs.next()) })
 }

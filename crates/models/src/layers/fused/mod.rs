@@ -2,7 +2,9 @@
 //! backward, and the tail of a ConvNet block (instance norm, affine, ReLU, average pooling) forward
 //! in one pass and backward in two, where the candle composition takes a pass per operation; the
 //! convolutions with short patches computed directly ([`short_conv`]) and the 3 x 3 ones by
-//! Winograd's transforms ([`winograd_conv`]).
+//! Winograd's transforms ([`winograd_conv`]); and whole ConvNet blocks, either convolution with the
+//! tail, in one kernel per sample or block of samples ([`short_conv_norm_relu_pool`],
+//! [`winograd_norm_relu_pool`]).
 //!
 //! Layers use them on the CPU for f32/f64 tensors outside any autodiff graph and use the candle
 //! composition everywhere else (CUDA, the synthetic side's graph); im2col and col2im are also graph
@@ -43,13 +45,15 @@ mod short_conv;
 #[cfg(test)]
 mod testing;
 mod winograd;
+mod winograd_block;
 pub use affine_pool::{affine_grads, avg_pool_backward, scale_shift};
 pub use block::{norm_relu_pool, norm_relu_pool_backward, NormReluPoolGrads, NormReluPoolOutput};
-pub use first_block::short_conv_norm_relu_pool;
+pub use first_block::{short_conv_norm_relu_pool, BlockOutput};
 pub use norm::{instance_norm_backward, instance_stats, normalise, relu_backward};
 pub use patches::{col2im, im2col, im2col_with_ones};
 pub use short_conv::{short_conv, short_conv_grads, SHORT_PATCH};
 pub use winograd::{winograd_applies, winograd_conv, winograd_weight_gradient};
+pub use winograd_block::winograd_norm_relu_pool;
 
 thread_local! {
     static COMPOSITIONS_ONLY: Cell<bool> = const { Cell::new(false) };
@@ -218,6 +222,14 @@ fn tensor(values: CpuStorage, shape: Shape) -> Result<Tensor> {
 /// [`apply`] for a kernel of one output.
 fn apply_one<K: Kernel<N>, const N: usize>(kernel: &K, inputs: [&Tensor; N]) -> Result<Tensor> {
     Ok(apply(kernel, inputs)?.remove(0))
+}
+
+/// The first `len` values of `values`, which keeps the rest: a buffer cut into the runs of
+/// parallel work items.
+fn take<'a, T>(values: &mut &'a mut [T], len: usize) -> &'a mut [T] {
+    let (run, rest) = std::mem::take(values).split_at_mut(len);
+    *values = rest;
+    run
 }
 
 /// Per-channel sums over the rows of a `(m, c)` slice, in f64.

@@ -26,17 +26,17 @@ pub fn winograd_applies(kernel: usize, stride: usize, c_in: usize) -> bool {
 /// A stride-1 3 x 3 convolution's tiling of a channels-last input `(n, h, w, c)`, for `members`
 /// networks whose samples are equal, contiguous blocks.
 #[derive(Clone, Copy)]
-struct Tiling {
-    n: usize,
-    h: usize,
-    w: usize,
-    c: usize,
-    padding: usize,
-    members: usize,
+pub(super) struct Tiling {
+    pub(super) n: usize,
+    pub(super) h: usize,
+    pub(super) w: usize,
+    pub(super) c: usize,
+    pub(super) padding: usize,
+    pub(super) members: usize,
 }
 
 impl Tiling {
-    fn out(&self) -> (usize, usize) {
+    pub(super) fn out(&self) -> (usize, usize) {
         (self.h + 2 * self.padding - 2, self.w + 2 * self.padding - 2)
     }
 
@@ -248,10 +248,10 @@ const BLOCK_TILES: usize = 256;
 
 /// Whole samples of one member of an ensemble (or one group of a weight gradient).
 #[derive(Clone, Copy, Debug, PartialEq)]
-struct Block {
-    member: usize,
+pub(super) struct Block {
+    pub(super) member: usize,
     first: usize,
-    samples: usize,
+    pub(super) samples: usize,
 }
 
 impl Tiling {
@@ -270,15 +270,24 @@ impl Tiling {
     }
 }
 
+impl Tiling {
+    /// The forward's blocks: at most [`BLOCK_TILES`] tiles, and at least a block per core where the
+    /// samples allow (every output is computed alone, so the blocking leaves the values unchanged).
+    pub(super) fn forward_blocks(&self) -> Vec<Block> {
+        let per_member = self.n / self.members;
+        let per_block = (BLOCK_TILES / self.tiles_per_sample()).min(per_member.div_ceil(rayon::current_num_threads())).max(1);
+        self.blocks(per_block)
+    }
+
+    /// The scratch values [`convolve_block`] takes for `samples` samples and `out` channels.
+    pub(super) fn block_scratch(&self, samples: usize, out: usize) -> usize {
+        POSITIONS * samples * self.tiles_per_sample() * (self.c + out)
+    }
+}
+
 /// `values` split into the blocks' runs, `per_sample` values per sample (blocks in order).
 fn block_runs<'a, T>(mut values: &'a mut [T], blocks: &[Block], per_sample: usize) -> Vec<&'a mut [T]> {
-    let mut runs = Vec::with_capacity(blocks.len());
-    for block in blocks {
-        let (run, rest) = std::mem::take(&mut values).split_at_mut(block.samples * per_sample);
-        runs.push(run);
-        values = rest;
-    }
-    runs
+    blocks.iter().map(|block| super::take(&mut values, block.samples * per_sample)).collect()
 }
 
 /// The convolution: `x (n, h, w, c)`, the transformed weight `(members, 16, c, out)` and the bias
@@ -287,30 +296,31 @@ struct Convolution {
     tiling: Tiling,
 }
 
-fn convolution_values<T: Float>(x: &[T], u: &[T], bias: &[T], t: Tiling) -> Vec<T> {
+/// One block's convolution into `y` (its samples' outputs, `(samples, ho, wo, out)`): the input
+/// transform, the 16 GEMMs on this core alone, the output transform, with the transformed weight
+/// `u` and the bias of every member. `scratch` holds [`Tiling::block_scratch`] values, fully
+/// written before they are read.
+pub(super) fn convolve_block<T: Float>(x: &[T], (u, bias): (&[T], &[T]), t: Tiling, block: Block, scratch: &mut [T], y: &mut [T]) {
     let (c, out) = (t.c, bias.len() / t.members);
+    let tiles = block.samples * t.tiles_per_sample();
+    let (v, m) = scratch.split_at_mut(POSITIONS * tiles * c);
+    transform_input(&x[block.first * t.h * t.w * c..][..block.samples * t.h * t.w * c], t, v);
+    for pos in 0..POSITIONS {
+        let rhs = &u[(block.member * POSITIONS + pos) * c * out..][..c * out];
+        let (lhs, dst) = (&v[pos * tiles * c..][..tiles * c], &mut m[pos * tiles * out..][..tiles * out]);
+        crate::gemm::product((tiles, c, out), lhs, rhs, dst, Cores::This);
+    }
+    transform_output(&m[..POSITIONS * tiles * out], &bias[block.member * out..][..out], t, y);
+}
+
+fn convolution_values<T: Float>(x: &[T], u: &[T], bias: &[T], t: Tiling) -> Vec<T> {
+    let out = bias.len() / t.members;
     let (ho, wo) = t.out();
-    let (sample_in, sample_out, per_sample) = (t.h * t.w * c, ho * wo * out, t.tiles_per_sample());
-    // At least a block per core where the samples allow: every output is computed alone, so the
-    // blocking leaves the values unchanged.
-    let per_member = t.n / t.members;
-    let per_block = (BLOCK_TILES / per_sample).min(per_member.div_ceil(rayon::current_num_threads())).max(1);
-    let blocks = t.blocks(per_block);
-    let mut y = vec![T::zero(); t.n * sample_out];
-    let outputs = block_runs(&mut y, &blocks, sample_out);
+    let blocks = t.forward_blocks();
+    let mut y = vec![T::zero(); t.n * ho * wo * out];
+    let outputs = block_runs(&mut y, &blocks, ho * wo * out);
     blocks.into_par_iter().zip(outputs).for_each(|(block, y)| {
-        let tiles = block.samples * per_sample;
-        // Both fully written before they are read.
-        T::with_scratch(POSITIONS * tiles * (c + out), |scratch| {
-            let (v, m) = scratch.split_at_mut(POSITIONS * tiles * c);
-            transform_input(&x[block.first * sample_in..][..block.samples * sample_in], t, v);
-            for pos in 0..POSITIONS {
-                let rhs = &u[(block.member * POSITIONS + pos) * c * out..][..c * out];
-                let (lhs, dst) = (&v[pos * tiles * c..][..tiles * c], &mut m[pos * tiles * out..][..tiles * out]);
-                crate::gemm::product((tiles, c, out), lhs, rhs, dst, Cores::This);
-            }
-            transform_output(m, &bias[block.member * out..][..out], t, y);
-        });
+        T::with_scratch(t.block_scratch(block.samples, out), |scratch| convolve_block(x, (u, bias), t, block, scratch, y));
     });
     y
 }
@@ -333,20 +343,35 @@ impl Kernel<3> for Convolution {
 /// `bias` (`(members, out)`; `None`: no bias): `(n, ho, wo, out)`. With `flip`, the convolution
 /// with the flipped kernel, from `out` channels to `in` (a convolution's input gradient).
 pub fn winograd_conv(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, padding: usize, flip: bool) -> Result<Tensor> {
-    let weight = if weight.rank() == 4 { weight.unsqueeze(0)? } else { weight.clone() };
-    let (members, out, c_in, _, _) = weight.dims5()?;
-    let (n, h, w, c) = x.dims4()?;
-    let produced = if flip { c_in } else { out };
-    if c != if flip { out } else { c_in } || n % members != 0 {
-        candle_core::bail!("winograd: {n} samples of {c} channels for {members} members of weight {:?}", weight.dims())
+    let operands = Operands::new(x, weight, bias, padding, flip)?;
+    apply(&Convolution { tiling: operands.tiling }, [x, &operands.u, &operands.bias]).map(|mut t| t.remove(0))
+}
+
+/// A Winograd convolution's operands: the tiling of its input, the transformed weight
+/// `(members, 16, c, produced)` and the bias `(members, produced)`.
+pub(super) struct Operands {
+    pub(super) tiling: Tiling,
+    pub(super) u: Tensor,
+    pub(super) bias: Tensor,
+}
+
+impl Operands {
+    /// For [`winograd_conv`]'s arguments, checked against each other.
+    pub(super) fn new(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, padding: usize, flip: bool) -> Result<Operands> {
+        let weight = if weight.rank() == 4 { weight.unsqueeze(0)? } else { weight.clone() };
+        let (members, out, c_in, _, _) = weight.dims5()?;
+        let (n, h, w, c) = x.dims4()?;
+        let produced = if flip { c_in } else { out };
+        if c != if flip { out } else { c_in } || n % members != 0 {
+            candle_core::bail!("winograd: {n} samples of {c} channels for {members} members of weight {:?}", weight.dims())
+        }
+        let u = apply(&WeightTransform { flip }, [&weight.flatten_from(3)?])?.remove(0);
+        let bias = match bias {
+            Some(b) => b.reshape((members, produced))?,
+            None => Tensor::zeros((members, produced), x.dtype(), x.device())?,
+        };
+        Ok(Operands { tiling: Tiling { n, h, w, c, padding, members }, u, bias })
     }
-    let u = apply(&WeightTransform { flip }, [&weight.flatten_from(3)?])?.remove(0);
-    let bias = match bias {
-        Some(b) => b.reshape((members, produced))?,
-        None => Tensor::zeros((members, produced), x.dtype(), x.device())?,
-    };
-    let tiling = Tiling { n, h, w, c, padding, members };
-    apply(&Convolution { tiling }, [x, &u, &bias]).map(|mut t| t.remove(0))
 }
 
 /// A g Aᵀ of one 2 x 2 output-gradient tile, `g` holding its 4 pixels' channel rows (row-major,
