@@ -95,13 +95,7 @@ impl Augmentation for Dsa {
     fn augment_each(&self, x: &Tensor, seed: u64) -> Result<Tensor> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let transform = self.pick(&mut rng);
-        let n = x.dim(0)?;
-        if matches!(transform, Transform::Scale | Transform::Rotate) {
-            let maps: Vec<Affine> = (0..n).map(|_| self.affine(transform, &mut rng)).collect();
-            return resample_each(x, &maps);
-        }
-        let images = (0..n).map(|i| self.apply(transform, &x.narrow(0, i, 1)?, &mut rng)).collect::<Result<Vec<_>>>()?;
-        Tensor::cat(&images, 0)
+        self.apply_each(transform, x, &mut rng)
     }
 }
 
@@ -116,8 +110,24 @@ impl Dsa {
         self.transforms[rng.random_range(0..self.transforms.len())]
     }
 
+    /// `transform` on every image of `x` with parameters of its own, drawn from `rng` in image order.
+    pub(crate) fn apply_each(&self, transform: Transform, x: &Tensor, rng: &mut ChaCha8Rng) -> Result<Tensor> {
+        let n = x.dim(0)?;
+        if matches!(transform, Transform::Scale | Transform::Rotate) {
+            let maps: Vec<Affine> = (0..n).map(|_| self.affine(transform, rng)).collect();
+            return resample_each(x, &maps);
+        }
+        let images = (0..n).map(|i| self.apply(transform, &x.narrow(0, i, 1)?, rng)).collect::<Result<Vec<_>>>()?;
+        Tensor::cat(&images, 0)
+    }
+
+    /// The strategy's transforms, in its order.
+    pub(crate) fn transforms(&self) -> &[Transform] {
+        &self.transforms
+    }
+
     /// `transform` with its parameters drawn from `rng`, by DSA's formulas.
-    fn apply(&self, transform: Transform, x: &Tensor, rng: &mut ChaCha8Rng) -> Result<Tensor> {
+    pub(crate) fn apply(&self, transform: Transform, x: &Tensor, rng: &mut ChaCha8Rng) -> Result<Tensor> {
         let o = &self.options;
         let (h, w) = (x.dim(2)?, x.dim(3)?);
         match transform {

@@ -1,6 +1,7 @@
-//! The augmentations of gradmatch: `none` (the identity, DC's default) and `dsa`, the Differentiable
+//! The augmentations of gradmatch: `none` (the identity, DC's default), `dsa`, the Differentiable
 //! Siamese Augmentation of Zhao & Bilen (ICML 2021): one random transform per batch, the same for
-//! the real and the synthetic images of a match, differentiable with respect to the images.
+//! the real and the synthetic images of a match, differentiable with respect to the images; and
+//! `idc`, IDC's arrangement of DSA's transforms (flip and colour always, one other, cutout).
 #![cfg_attr(test, allow(clippy::disallowed_methods))] // tests read values to check them
 
 mod affine;
@@ -11,6 +12,7 @@ mod cutout;
 mod dc;
 mod dsa;
 mod flip;
+mod idc;
 mod identity;
 #[cfg(test)]
 mod recipes_fixture;
@@ -24,5 +26,6 @@ pub use cutout::{cutout, Square};
 pub use dc::DcAugmentation;
 pub use dsa::{Dsa, DsaOptions};
 pub use flip::flip_horizontal;
+pub use idc::Idc;
 pub use identity::NoAugmentation;
 pub use transform::Transform;

@@ -44,6 +44,9 @@ fn an_ensemble_equals_its_networks_one_by_one() {
     let crop = DcAugmentation::parse(DcAugmentation::MNIST).unwrap();
     let none = NoAugmentation;
     let dc = EvalConfig { epochs: Some(6), batch_size: 4, test_limit: Some(300), ..EvalConfig::default() };
+    // IDC's recipe as it resolves for MNIST: its DiffAug without the flip, per image, then CutMix.
+    let idc_cfg = EvalConfig { epochs: Some(6), batch_size: 4, test_limit: Some(300), ..dc.with_protocol(Protocol::Idc) };
+    let idc = plugins.evaluation_augmentation(&idc_cfg.resolve(DatasetName::Mnist, &SMALL).augment).unwrap();
     let protocols = [
         ("dc, augmented", dc.clone(), &crop as &dyn gradmatch_core::Augmentation),
         ("dc, plain", EvalConfig { augment: Some("none".into()), ..dc.clone() }, &none),
@@ -51,6 +54,7 @@ fn an_ensemble_equals_its_networks_one_by_one() {
         ("dc, plain, cutmix", EvalConfig { augment: Some("none".into()), cutmix: Some(CutMix { p: 0.5, beta: 1.0 }), ..dc.clone() }, &none),
         ("dc, augmented, cutmix", EvalConfig { cutmix: Some(CutMix { p: 1.0, beta: 1.0 }), ..dc.clone() }, &crop),
         ("dsa", EvalConfig { epochs: Some(6), batch_size: 4, test_limit: Some(300), ..dc.with_protocol(Protocol::Dsa) }, dsa.as_ref()),
+        ("idc", idc_cfg, idc.as_ref()),
     ];
     let mut schedules = std::collections::HashSet::new();
     let mut first_losses = std::collections::HashMap::new();
@@ -87,7 +91,9 @@ fn an_ensemble_equals_its_networks_one_by_one() {
         }
     }
     assert_ne!(first_losses["dc, plain"], first_losses["dc, plain, cutmix"], "CutMix changes what the network trains on");
-    assert!(schedules.contains(&format!("{:?}", Schedule::MultiStep)) && schedules.contains(&format!("{:?}", Schedule::Restart)));
+    for schedule in [Schedule::MultiStep, Schedule::Restart, Schedule::Idc] {
+        assert!(schedules.contains(&format!("{schedule:?}")), "{schedule:?}");
+    }
 }
 
 #[test]

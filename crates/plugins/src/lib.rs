@@ -165,6 +165,7 @@ impl Plugins {
 
         p.method.augment.register::<gradmatch_augment::NoAugmentation>();
         p.method.augment.register::<gradmatch_augment::Dsa>();
+        p.method.augment.register::<gradmatch_augment::Idc>();
 
         p.method.parameterisation.register::<gradmatch_parameterisations::Pixels>();
         p.method.parameterisation.register::<gradmatch_parameterisations::MultiFormation>();
@@ -181,10 +182,17 @@ impl Plugins {
 
     /// The augmentation of an evaluation recipe's `augment`: one of DC's strategies (`crop_scale_rotate`,
     /// ...: evaluation only, not differentiable, so not in [`Plugins::augmentations`]) or a registered
-    /// augmentation with its default options (`none`, `dsa`, ...).
+    /// augmentation with its default options (`none`, `dsa`, ...), or with its `strategy` after a
+    /// colon (`idc:color_crop_scale_rotate`, as IDC's recipe resolves for MNIST).
     pub fn evaluation_augmentation(&self, name: &str) -> Result<Box<dyn Augmentation>, PluginError> {
-        match DcAugmentation::parse(name) {
-            Some(strategy) => Ok(Box::new(strategy)),
+        if let Some(strategy) = DcAugmentation::parse(name) {
+            return Ok(Box::new(strategy));
+        }
+        match name.split_once(':') {
+            Some((plugin, strategy)) => {
+                let options = OptionTable::from_iter([("strategy".to_string(), toml::Value::String(strategy.into()))]);
+                self.method.augment.build(plugin, &options)
+            }
             None => self.method.augment.build(name, &OptionTable::new()),
         }
     }

@@ -29,6 +29,35 @@ fn dc_resolves_per_dataset_and_model_as_get_daparam() {
 }
 
 #[test]
+fn idc_resolves_per_dataset_as_its_argument_py() {
+    // 1000 epochs for any ipc outside ImageNet, batch 64, MultiStepLR x0.2 at 2E//3 and 5E//6, CutMix
+    // p 0.5 beta 1 (so `remove_aug(.., 'cutout')`), no flip on MNIST and SVHN.
+    let idc = Protocol::Idc.recipe();
+    assert_eq!((idc.batch_size, idc.lr, idc.momentum, idc.weight_decay, idc.num_eval), (64, 0.01, 0.9, 5e-4, 3));
+    use DatasetName::*;
+    for (dataset, augment) in [
+        (Mnist, "idc:color_crop_scale_rotate"),
+        (Svhn, "idc:color_crop_scale_rotate"),
+        (FashionMnist, "idc:color_crop_flip_scale_rotate"),
+        (Cifar10, "idc:color_crop_flip_scale_rotate"),
+        (Cifar100, "idc:color_crop_flip_scale_rotate"),
+    ] {
+        let r = idc.resolve(dataset, &ModelSpec::CONVNET);
+        assert_eq!(
+            (r.epochs, r.augment.as_str(), r.schedule, r.cutmix),
+            (1000, augment, Schedule::Idc, Some(CutMix { p: 0.5, beta: 1.0 }))
+        );
+    }
+    let line = idc.resolve(Mnist, &ModelSpec::CONVNET).to_string();
+    assert_eq!(
+        line,
+        "protocol idc: 1000 epochs, augment idc:color_crop_scale_rotate, lr 0.01 x0.2 from epochs 666, 833, cutmix p 0.5 beta 1"
+    );
+    assert_eq!(parse(r#"{"protocol": "idc"}"#), idc);
+    assert_eq!(idc.as_first_revision(), idc, "no record was made under a first revision of it");
+}
+
+#[test]
 fn given_fields_override_the_resolution_and_augmentation_sets_dc_epochs() {
     let mnist = |json: &str| parse(json).resolve(DatasetName::Mnist, &ModelSpec::CONVNET);
     let r = mnist(r#"{"augment": "none"}"#);

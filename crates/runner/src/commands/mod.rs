@@ -45,9 +45,10 @@ where
 pub struct RecipeArgs {
     /// Evaluation protocol, as the reference tools run it: `dc` (Jiang et al.'s: per dataset
     /// and model as `get_daparam` chooses, MNIST 1000 epochs of `crop_scale_rotate`, ConvNetBN 1000
-    /// of `crop_noise`, otherwise 300 without augmentation; 20 networks) or `dsa` (DSA's, DM's, MTT's:
-    /// 1000 + 1 epochs of DSA, a fresh optimiser at lr x0.1 after epoch 501; 5 networks); the flags
-    /// below override its fields.
+    /// of `crop_noise`, otherwise 300 without augmentation; 20 networks), `dsa` (DSA's, DM's, MTT's:
+    /// 1000 + 1 epochs of DSA, a fresh optimiser at lr x0.1 after epoch 501; 5 networks) or `idc`
+    /// (IDC's and DREAM's: 1000 epochs of batch 64, IDC's DiffAug per image then CutMix p 0.5, lr
+    /// x0.2 at epochs 666 and 833; 3 networks); the flags below override its fields.
     #[arg(long, value_parser = one_of::<Protocol>(), ignore_case = true)]
     protocol: Option<Protocol>,
     /// Training epochs of each evaluation network (the learning rate drops x0.1 at half of them).
@@ -55,7 +56,8 @@ pub struct RecipeArgs {
     epochs: Option<usize>,
     /// Augmentation of every training batch: `none`, a DC strategy (`crop_scale_rotate` = `mnist`,
     /// `crop_noise`, any `_`-joined subset of crop, scale, rotate, noise) or a registered
-    /// augmentation such as `dsa`.
+    /// augmentation such as `dsa`, with its strategy after a colon if not the default
+    /// (`idc:color_crop_scale_rotate`).
     #[arg(long)]
     eval_augment: Option<String>,
     /// How the learning rate drops: `multistep` (Jiang et al.'s: x0.1 at epochs/2, momentum kept),
