@@ -268,9 +268,7 @@ impl Tiling {
             })
             .collect()
     }
-}
 
-impl Tiling {
     /// The forward's blocks: at most [`BLOCK_TILES`] tiles, and at least a block per core where the
     /// samples allow (every output is computed alone, so the blocking leaves the values unchanged).
     pub(super) fn forward_blocks(&self) -> Vec<Block> {
@@ -279,7 +277,8 @@ impl Tiling {
         self.blocks(per_block)
     }
 
-    /// The scratch values [`convolve_block`] takes for `samples` samples and `out` channels.
+    /// The scratch values one block of `samples` samples takes with `out` output (or gradient)
+    /// channels: its transformed input and its 16 products (or transformed gradient).
     pub(super) fn block_scratch(&self, samples: usize, out: usize) -> usize {
         POSITIONS * samples * self.tiles_per_sample() * (self.c + out)
     }
@@ -469,7 +468,7 @@ fn weight_gradient_values<T: Float>(x: &[T], grads: &[T], t: Tiling, out: usize)
         let (group, part) = (item / parts, item % parts);
         for (k, block) in blocks[group * per_group..(group + 1) * per_group].iter().skip(part).step_by(parts).enumerate() {
             let tiles = block.samples * per_sample;
-            T::with_scratch(POSITIONS * tiles * (c + out), |scratch| {
+            T::with_scratch(t.block_scratch(block.samples, out), |scratch| {
                 let (v, gv) = scratch.split_at_mut(POSITIONS * tiles * c);
                 transform_input(&x[block.first * sample_in..][..block.samples * sample_in], t, v);
                 transform_gradient(&grads[block.first * sample_out..][..block.samples * sample_out], t, out, gv);
